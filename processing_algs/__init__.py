@@ -1,0 +1,1 @@
+"""QGIS Processing algorithms: thin adapters from QGIS parameters to the core."""

@@ -1,0 +1,76 @@
+"""What every satplugin algorithm shares: groups, icon, help, and the bridge to the core.
+
+The bridge turns ``QgsProcessingFeedback`` into the core's progress, cancel and log
+callbacks, and core errors into ``QgsProcessingException`` with the same message.
+"""
+from pathlib import Path
+
+from qgis.core import QgsCoordinateReferenceSystem, QgsProcessingAlgorithm, QgsProcessingException
+from qgis.PyQt.QtGui import QIcon
+
+from ..qgis_satplugin.core.errors import Canceled, SatPluginError
+
+ICON = Path(__file__).resolve().parent.parent / "qgis_satplugin" / "resources" / "icon.svg"
+
+# One group per step of the workflow, numbered so the toolbox lists them in order.
+GROUPS = {
+    "search": "1 · Search",
+    "download": "2 · Download",
+    "groundtruth": "3 · Ground truth",
+    "export": "4 · Export",
+    "superresolution": "5 · Super-resolution",
+}
+
+
+class SatPluginAlgorithm(QgsProcessingAlgorithm):
+    """Base class: subclasses set NAME, DISPLAY_NAME, GROUP and HELP."""
+
+    NAME = ""
+    DISPLAY_NAME = ""
+    GROUP = ""
+    HELP = ""
+
+    def name(self):
+        return self.NAME
+
+    def displayName(self):  # noqa: N802 (QGIS API)
+        return self.DISPLAY_NAME
+
+    def group(self):
+        return GROUPS[self.GROUP]
+
+    def groupId(self):  # noqa: N802 (QGIS API)
+        return self.GROUP
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API)
+        return self.HELP
+
+    def icon(self):
+        return QIcon(str(ICON))
+
+    def createInstance(self):  # noqa: N802 (QGIS API)
+        return type(self)()
+
+    def run_core(self, function, feedback, **kwargs):
+        """Call a core function with feedback callbacks; map its errors for QGIS."""
+        try:
+            return function(
+                progress=lambda fraction: feedback.setProgress(100.0 * fraction),
+                is_canceled=feedback.isCanceled,
+                log=feedback.pushInfo,
+                **kwargs,
+            )
+        except Canceled as exc:
+            raise QgsProcessingException(str(exc)) from exc
+        except SatPluginError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+
+
+def crs_string(crs: QgsCoordinateReferenceSystem) -> str:
+    """A CRS for pyproj: the authority id when there is one, else WKT2."""
+    if not crs.isValid():
+        raise QgsProcessingException("The layer has no valid CRS; set one in its properties.")
+    authid = crs.authid()
+    if authid and not authid.upper().startswith("USER:"):
+        return authid
+    return crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED)

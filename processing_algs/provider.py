@@ -1,0 +1,36 @@
+"""The ``satplugin`` Processing provider."""
+from pathlib import Path
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .rasterize_ground_truth import RasterizeGroundTruth
+
+ICON = Path(__file__).resolve().parent.parent / "qgis_satplugin" / "resources" / "icon.svg"
+
+
+class SatPluginProvider(QgsProcessingProvider):
+    ID = "satplugin"
+
+    def id(self):
+        return self.ID
+
+    def name(self):
+        return "Sentinel-2 ML datasets"
+
+    def longName(self):  # noqa: N802 (QGIS API)
+        return "Sentinel-2 ML datasets (search, download, ground truth, export, super-resolution)"
+
+    def icon(self):
+        return QIcon(str(ICON))
+
+    def svgIconPath(self):  # noqa: N802 (QGIS API)
+        return str(ICON)
+
+    def loadAlgorithms(self):  # noqa: N802 (QGIS API)
+        for algorithm in (RasterizeGroundTruth(),):
+            self.addAlgorithm(algorithm)
+
+    def supportedOutputRasterLayerExtensions(self):  # noqa: N802 (QGIS API)
+        # Every raster this provider writes is a GeoTIFF.
+        return ["tif"]

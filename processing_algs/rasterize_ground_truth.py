@@ -1,0 +1,250 @@
+"""satplugin:rasterizegroundtruth — polygons to class, id, coverage, conflict and distance rasters."""
+from qgis.core import (
+    NULL,
+    QgsExpression,
+    QgsFeatureRequest,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingFeatureSource,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterCrs,
+    QgsProcessingParameterExpression,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsRectangle,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from ..qgis_satplugin.core.errors import SatPluginError
+from ..qgis_satplugin.core.grid import PixelGrid, snapped_grid, utm_grid_for_bounds
+from ..qgis_satplugin.core.ground_truth import OutputPaths, rasterize_ground_truth
+from .base import SatPluginAlgorithm, crs_string
+
+INTEGER_TYPES = (QVariant.Int, QVariant.UInt, QVariant.LongLong, QVariant.ULongLong)
+
+HELP = """<p>Burns ground-truth polygons onto a pixel grid with <b>exact</b> per-pixel coverage.</p>
+<p>Each pixel goes to the polygon that covers the largest share of it (ties: lowest parcel id,
+then lowest class), and is labelled when that share is at least MIN_COVERAGE. Holes and
+multipolygons are honoured, invalid geometries are repaired (and counted in the log), polygons in
+another CRS are reprojected, and polygons crossing the grid edge are clipped.</p>
+<p><b>Grid</b>: REFERENCE raster if given (its CRS, transform and size exactly); else EXTENT +
+TARGET_CRS + PIXEL_SIZE; else the polygons' extent in their UTM zone. Without a reference the
+origin snaps to the Sentinel-2 60 m grid, so 10, 20 and 60 m bands align. PIXEL_SIZE may be 10, 5,
+2.5 or any value.</p>
+<p><b>Classes</b>: an integer CLASS_FIELD keeps its values; a text field maps to 1..K in sorted
+order. 0 is background. CLASS_NAME_FIELD optionally names the classes in the class table.</p>
+<p><b>Outputs</b> (each optional; skipped ones cost nothing): OUTPUT_CLASS (class id, 0 background),
+OUTPUT_ID (parcel id, nodata -1), OUTPUT_COVERAGE (share of the pixel covered by the labelling
+polygon), OUTPUT_CONFLICT (1: partly covered by polygons of different classes; 2: inside one polygon
+and also covered by another), OUTPUT_DISTANCE (metres from the pixel centre to the parcel edge,
+measured on the label raster; a parcel cut by the grid edge ends there; capped at 128 pixels), OUTPUT_CLASS_TABLE (.csv or .json: class id,
+value, name, pixel and parcel counts).</p>
+<p><b>Example</b> (command line):<br/>
+<code>qgis_process run satplugin:rasterizegroundtruth -- INPUT=fields.gpkg CLASS_FIELD=crop
+PIXEL_SIZE=10 MIN_COVERAGE=0.5 OUTPUT_CLASS=class.tif OUTPUT_COVERAGE=coverage.tif
+OUTPUT_CONFLICT=conflict.tif OUTPUT_CLASS_TABLE=classes.csv</code></p>"""
+
+
+class RasterizeGroundTruth(SatPluginAlgorithm):
+    NAME = "rasterizegroundtruth"
+    DISPLAY_NAME = "Rasterize ground truth"
+    GROUP = "groundtruth"
+    HELP = HELP
+
+    RASTER_OUTPUTS = {
+        "OUTPUT_CLASS": ("class_raster", "Class raster", True),
+        "OUTPUT_ID": ("id_raster", "Parcel id raster", False),
+        "OUTPUT_COVERAGE": ("coverage_raster", "Coverage fraction raster", False),
+        "OUTPUT_CONFLICT": ("conflict_raster", "Conflict mask raster", False),
+        "OUTPUT_DISTANCE": ("distance_raster", "Distance to parcel edge raster (m)", False),
+    }
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
+        self.addParameter(
+            QgsProcessingParameterFeatureSource("INPUT", "Ground-truth polygons", [QgsProcessing.TypeVectorPolygon])
+        )
+        self.addParameter(QgsProcessingParameterField("CLASS_FIELD", "Class field (integer or text)", parentLayerParameterName="INPUT"))
+        self.addParameter(
+            QgsProcessingParameterField(
+                "ID_FIELD",
+                "Parcel id field (integer; default: feature id)",
+                parentLayerParameterName="INPUT",
+                type=QgsProcessingParameterField.Numeric,
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterField(
+                "CLASS_NAME_FIELD", "Class name field (for the class table)", parentLayerParameterName="INPUT", optional=True
+            )
+        )
+        self.addParameter(QgsProcessingParameterExpression("FILTER", "Filter expression", parentLayerParameterName="INPUT", optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer("REFERENCE", "Reference raster (grid taken as-is)", optional=True))
+        self.addParameter(QgsProcessingParameterExtent("EXTENT", "Grid extent", optional=True))
+        self.addParameter(QgsProcessingParameterCrs("TARGET_CRS", "Grid CRS (default: UTM zone of the extent)", optional=True))
+        self.addParameter(
+            QgsProcessingParameterNumber("PIXEL_SIZE", "Pixel size (grid units)", QgsProcessingParameterNumber.Double, 10.0, minValue=0.0001)
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "MIN_COVERAGE", "Minimum share of a pixel to label it", QgsProcessingParameterNumber.Double, 0.5, minValue=0.0, maxValue=1.0
+            )
+        )
+        for name, (_, label, by_default) in self.RASTER_OUTPUTS.items():
+            self.addParameter(QgsProcessingParameterRasterDestination(name, label, optional=True, createByDefault=by_default))
+        self.addParameter(
+            QgsProcessingParameterFileDestination(
+                "OUTPUT_CLASS_TABLE", "Class table", "CSV files (*.csv);;JSON files (*.json)", optional=True, createByDefault=False
+            )
+        )
+        for name, label in (
+            ("LABELLED_PIXELS", "Labelled pixels"),
+            ("RASTERIZED_FEATURES", "Polygons on the grid"),
+            ("REPAIRED_GEOMETRIES", "Repaired geometries"),
+            ("CONFLICT_PIXELS", "Pixels with a conflict"),
+        ):
+            self.addOutput(QgsProcessingOutputNumber(name, label))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
+        source = self.parameterAsSource(parameters, "INPUT", context)
+        if source is None:
+            raise QgsProcessingException("INPUT is not a readable vector layer.")
+        if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.PolygonGeometry:
+            raise QgsProcessingException("INPUT must be a polygon layer.")
+        fields = source.fields()
+        class_field = self.parameterAsString(parameters, "CLASS_FIELD", context)
+        id_field = self.parameterAsString(parameters, "ID_FIELD", context)
+        name_field = self.parameterAsString(parameters, "CLASS_NAME_FIELD", context)
+        for label, field_name in (("CLASS_FIELD", class_field), ("ID_FIELD", id_field), ("CLASS_NAME_FIELD", name_field)):
+            if field_name and fields.lookupField(field_name) < 0:
+                raise QgsProcessingException(f"{label}: the layer has no field named '{field_name}'.")
+        if id_field and fields.field(id_field).type() not in INTEGER_TYPES:
+            raise QgsProcessingException(f"ID_FIELD: '{id_field}' is not an integer field.")
+
+        geometries, classes, ids, names, extent = self._read_features(
+            source, parameters, context, feedback, class_field, id_field, name_field
+        )
+        grid = self._grid(parameters, context, source, extent)
+        feedback.pushInfo(f"Grid: {grid.width} x {grid.height} pixels of {grid.pixel_width:g} x {grid.pixel_height:g} in {grid.crs}.")
+        outputs = OutputPaths(
+            **{
+                attr: (self.parameterAsOutputLayer(parameters, name, context) or None)
+                for name, (attr, _, _) in self.RASTER_OUTPUTS.items()
+            },
+            class_table=self.parameterAsFileOutput(parameters, "OUTPUT_CLASS_TABLE", context) or None,
+        )
+        result = self.run_core(
+            rasterize_ground_truth,
+            feedback,
+            geometries=geometries,
+            class_values=classes,
+            source_crs=crs_string(source.sourceCrs()),
+            grid=grid,
+            outputs=outputs,
+            parcel_ids=ids,
+            class_names=names,
+            min_coverage=self.parameterAsDouble(parameters, "MIN_COVERAGE", context),
+        )
+        results = {name: getattr(outputs, attr) for name, (attr, _, _) in self.RASTER_OUTPUTS.items() if getattr(outputs, attr)}
+        if outputs.class_table:
+            results["OUTPUT_CLASS_TABLE"] = outputs.class_table
+        results.update(
+            LABELLED_PIXELS=result.labelled_pixels,
+            RASTERIZED_FEATURES=result.n_rasterized,
+            REPAIRED_GEOMETRIES=result.n_repaired,
+            CONFLICT_PIXELS=sum(result.conflict_pixels.values()),
+        )
+        return results
+
+    def _read_features(self, source, parameters, context, feedback, class_field, id_field, name_field):
+        """Geometries (WKB), class values, ids and names of the features to burn."""
+        request = QgsFeatureRequest()
+        # parameterAsExpression returns '' for an expression that does not parse, which
+        # would silently burn every feature: take the raw text and check it here.
+        expression = self.parameterAsString(parameters, "FILTER", context)
+        if expression:
+            parsed = QgsExpression(expression)
+            if parsed.hasParserError():
+                raise QgsProcessingException(f"FILTER is not a valid expression: {parsed.parserErrorString()}")
+            request.setFilterExpression(expression)
+            request.setExpressionContext(self.createExpressionContext(parameters, context, source))
+        wanted = [f for f in (class_field, id_field, name_field) if f]
+        request.setSubsetOfAttributes(wanted, source.fields())
+        geometries, classes, ids, names = [], [], [], []
+        extent = QgsRectangle()
+        extent.setMinimal()
+        total = max(source.featureCount(), 1)
+        # Invalid geometries are repaired by the core, so QGIS must not drop them first.
+        features = source.getFeatures(request, QgsProcessingFeatureSource.FlagSkipGeometryValidityChecks)
+        for index, feature in enumerate(features):
+            if feedback.isCanceled():
+                raise QgsProcessingException("Canceled by the user; no output was written.")
+            geometry = feature.geometry()
+            if geometry.isNull() or geometry.isEmpty():
+                geometries.append(None)
+            else:
+                geometries.append(bytes(geometry.asWkb()))
+                extent.combineExtentWith(geometry.boundingBox())
+            classes.append(_plain(feature[class_field]))
+            ids.append(_plain(feature[id_field]) if id_field else feature.id())
+            names.append(_plain(feature[name_field]) if name_field else None)
+            if index % 5000 == 0:
+                feedback.setProgressText(f"Reading polygons ({index} of {total})")
+        if not geometries:
+            raise QgsProcessingException(
+                "There are no polygons to rasterize: the layer, the selection or the filter is empty."
+            )
+        if any(i is None for i in ids):
+            raise QgsProcessingException(f"ID_FIELD: some features have no value in '{id_field}'.")
+        return geometries, classes, ids, (names if name_field else None), extent
+
+    def _grid(self, parameters, context, source, extent) -> PixelGrid:
+        reference = self.parameterAsRasterLayer(parameters, "REFERENCE", context)
+        pixel_size = self.parameterAsDouble(parameters, "PIXEL_SIZE", context)
+        try:
+            if reference is not None:
+                ref_extent = reference.extent()
+                return PixelGrid(
+                    crs_string(reference.crs()),
+                    ref_extent.xMinimum(),
+                    ref_extent.yMaximum(),
+                    ref_extent.width() / reference.width(),
+                    ref_extent.height() / reference.height(),
+                    reference.width(),
+                    reference.height(),
+                )
+            target_crs = self.parameterAsCrs(parameters, "TARGET_CRS", context)
+            if parameters.get("EXTENT"):
+                if target_crs.isValid():
+                    rect = self.parameterAsExtent(parameters, "EXTENT", context, target_crs)
+                    return snapped_grid(_bounds(rect), crs_string(target_crs), pixel_size)
+                rect = self.parameterAsExtent(parameters, "EXTENT", context)
+                rect_crs = self.parameterAsExtentCrs(parameters, "EXTENT", context)
+                if not rect_crs.isValid():
+                    rect_crs = context.project().crs() if context.project() else source.sourceCrs()
+                return utm_grid_for_bounds(_bounds(rect), crs_string(rect_crs), pixel_size)
+            if extent.isEmpty() or extent.isNull():
+                raise QgsProcessingException("The polygons have no extent; all geometries are empty.")
+            if target_crs.isValid():
+                from ..qgis_satplugin.core.grid import transform_bounds
+
+                bounds = transform_bounds(_bounds(extent), crs_string(source.sourceCrs()), crs_string(target_crs))
+                return snapped_grid(bounds, crs_string(target_crs), pixel_size)
+            return utm_grid_for_bounds(_bounds(extent), crs_string(source.sourceCrs()), pixel_size)
+        except SatPluginError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+
+
+def _bounds(rect: QgsRectangle):
+    return (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+
+
+def _plain(value):
+    """QGIS NULL becomes None; everything else is already a plain Python value."""
+    return None if value == NULL or value is None else value

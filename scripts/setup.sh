@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Idempotent set-up on Debian/Ubuntu: QGIS from the distribution, a .venv on QGIS's
+# Python, pinned requirements, and a project-local QGIS profile with the plugin enabled.
+# Each step is skipped when already done, so `make setup` is cheap to call again.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+QGIS_PY=/usr/bin/python3
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# pyproj must be the distribution's build (same PROJ library as QGIS); proj-bin lets it
+# find PROJ's data from inside a venv.
+APT_PACKAGES="qgis python3-qgis qgis-providers python3-venv python3-pip gdal-bin python3-pyproj proj-bin"
+have_qgis() {
+  [ -x /usr/bin/qgis_process.bin ] && command -v gdal_rasterize >/dev/null && command -v proj >/dev/null &&
+    "$QGIS_PY" -c "import qgis.core, pyproj" >/dev/null 2>&1
+}
+if ! have_qgis; then
+  echo "setup: installing QGIS from the distribution's packages (about a minute)"
+  $SUDO apt-get update -qq
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $APT_PACKAGES >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv on QGIS's Python ($QGIS_PY) with system site packages"
+  "$QGIS_PY" -m venv --system-site-packages .venv
+fi
+STAMP=.venv/.requirements.sha
+WANT=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+  echo "setup: installing pinned requirements into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+  echo "$WANT" > "$STAMP"
+fi
+
+# A project-local QGIS profile: the plugin folder is linked in and enabled there, so
+# tests and `scripts/qgis-process` never touch the user's own QGIS settings.
+PROFILE="$ROOT/.qgis-profile"
+PLUGINS="$PROFILE/profiles/default/python/plugins"
+mkdir -p "$PLUGINS"
+ln -sfn "$ROOT" "$PLUGINS/satplugin"
+if ! grep -qs '^satplugin=true' "$PROFILE/profiles/default/QGIS/QGIS3.ini"; then
+  echo "setup: enabling the plugin in $PROFILE"
+  "$ROOT/scripts/qgis-process" plugins enable satplugin >/dev/null
+fi
+echo "setup: ready"

@@ -1,0 +1,62 @@
+"""Shared fixtures: the plugin as an importable package, real data, qgis_process runs."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The repository root is the plugin folder; QGIS imports it as the package `satplugin`.
+# Tests import it the same way, through a link in a temporary plugin folder.
+_PLUGIN_PARENT = Path(tempfile.mkdtemp(prefix="satplugin-path-"))
+(_PLUGIN_PARENT / "satplugin").symlink_to(ROOT, target_is_directory=True)
+sys.path.insert(0, str(_PLUGIN_PARENT))
+
+if not os.environ.get("XDG_RUNTIME_DIR") or not os.access(os.environ["XDG_RUNTIME_DIR"], os.W_OK):
+    runtime = Path(tempfile.mkdtemp(prefix="satplugin-xdg-"))
+    runtime.chmod(0o700)
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+
+
+def real_data_dir() -> Path:
+    return Path(os.environ.get("SATPLUGIN_REAL_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def real_data():
+    """The shared folder of real Sentinel-2 scenes and parcels; skips when absent."""
+    folder = real_data_dir()
+    if not folder.is_dir():
+        pytest.skip(f"real data folder {folder} is absent (set SATPLUGIN_REAL_DATA)")
+    return folder
+
+
+@pytest.fixture
+def satplugin_provider(qgis_processing):
+    """The plugin's provider registered in this QGIS session, as QGIS Desktop does it."""
+    from qgis.core import QgsApplication
+
+    import satplugin
+
+    registry = QgsApplication.processingRegistry()
+    if registry.providerById("satplugin") is None:
+        plugin = satplugin.classFactory(None)
+        plugin.initProcessing()
+        # Keep the plugin (and so the provider) alive for the whole session.
+        satplugin_provider.plugin = plugin
+    return registry.providerById("satplugin")
+
+
+def run_qgis_process(*args, expect_success=True, timeout=300):
+    """Run scripts/qgis-process as a real subprocess; parse --json output when present."""
+    cmd = [str(ROOT / "scripts" / "qgis-process"), *map(str, args)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if expect_success and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed with {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    if "--json" in args and proc.returncode == 0:
+        return proc, json.loads(proc.stdout)
+    return proc, None

@@ -1,0 +1,224 @@
+"""satplugin:rasterizegroundtruth through QGIS Processing (pytest-qgis, processing.run)."""
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsFeature,
+    QgsGeometry,
+    QgsProcessingException,
+    QgsProcessingFeatureSourceDefinition,
+    QgsProject,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
+
+X0, Y0 = 500040.0, 5000040.0  # a corner on the 60 m lattice
+
+
+def polygon_layer(rows, crs="EPSG:32633", fields="crop:string&field=pid:integer&field=year:integer"):
+    """A memory layer of (wkt, crop, pid, year) rows, added to the project."""
+    layer = QgsVectorLayer(f"Polygon?crs={crs}&field={fields}", "fields", "memory")
+    features = []
+    for wkt, *attrs in rows:
+        feature = QgsFeature(layer.fields())
+        feature.setGeometry(QgsGeometry.fromWkt(wkt))
+        feature.setAttributes(list(attrs))
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    QgsProject.instance().addMapLayer(layer)
+    return layer
+
+
+def square(col, row, size, x0=X0, y0=Y0, pixel=10.0):
+    x, y = x0 + col * pixel, y0 - row * pixel
+    s = size * pixel
+    return f"POLYGON(({x} {y}, {x + s} {y}, {x + s} {y - s}, {x} {y - s}, {x} {y}))"
+
+
+@pytest.fixture
+def fields_layer():
+    return polygon_layer(
+        [
+            (square(0, 0, 3), "wheat", 7, 2022),
+            (square(4, 0, 2), "barley", 8, 2023),
+            (square(0, 4, 2), "maize", 9, 2023),
+        ]
+    )
+
+
+def run(params):
+    import processing
+
+    return processing.run("satplugin:rasterizegroundtruth", params)
+
+
+def read(path):
+    with rasterio.open(path) as ds:
+        return ds.read(1), ds
+
+
+def test_provider_loads_with_icon_groups_and_help(satplugin_provider):
+    alg = satplugin_provider.algorithm("rasterizegroundtruth")
+    assert satplugin_provider.id() == "satplugin"
+    assert not satplugin_provider.icon().isNull()
+    assert alg.group() == "3 · Ground truth" and alg.groupId() == "groundtruth"
+    assert "qgis_process run satplugin:rasterizegroundtruth" in alg.shortHelpString()
+    names = [p.name() for p in alg.parameterDefinitions()]
+    for name in ("INPUT", "CLASS_FIELD", "ID_FIELD", "FILTER", "REFERENCE", "EXTENT", "TARGET_CRS", "PIXEL_SIZE",
+                 "MIN_COVERAGE", "OUTPUT_CLASS", "OUTPUT_ID", "OUTPUT_COVERAGE", "OUTPUT_CONFLICT",
+                 "OUTPUT_DISTANCE", "OUTPUT_CLASS_TABLE"):
+        assert name in names
+
+
+def test_text_classes_filter_and_id_field(satplugin_provider, fields_layer, tmp_path):
+    result = run(
+        {
+            "INPUT": fields_layer,
+            "CLASS_FIELD": "crop",
+            "ID_FIELD": "pid",
+            "FILTER": '"year" = 2023',
+            "PIXEL_SIZE": 10,
+            "OUTPUT_CLASS": str(tmp_path / "class.tif"),
+            "OUTPUT_ID": str(tmp_path / "id.tif"),
+            "OUTPUT_CLASS_TABLE": str(tmp_path / "classes.json"),
+        }
+    )
+    assert result["RASTERIZED_FEATURES"] == 2 and result["LABELLED_PIXELS"] == 8
+    classes, ds = read(result["OUTPUT_CLASS"])
+    ids, _ = read(result["OUTPUT_ID"])
+    # Grid: the filtered polygons' extent in UTM 33N, snapped to 60 m.
+    assert ds.crs.to_epsg() == 32633 and ds.transform.c % 60 == 0 and ds.transform.f % 60 == 0
+    table = {row["value"]: row for row in json.loads((tmp_path / "classes.json").read_text())}
+    assert set(table) == {0, "barley", "maize"}  # wheat (2022) was filtered out
+    assert table["barley"]["class_id"] == 1 and table["maize"]["class_id"] == 2
+    assert table["barley"]["pixel_count"] == 4 and table["maize"]["pixel_count"] == 4
+    assert sorted(np.unique(ids).tolist()) == [-1, 8, 9]
+    assert (classes == 1).sum() == 4 and set(ids[classes == 1].tolist()) == {8}
+
+
+def test_selected_features_only(satplugin_provider, fields_layer, tmp_path):
+    fields_layer.selectByExpression('"crop" = \'wheat\'')
+    result = run(
+        {
+            "INPUT": QgsProcessingFeatureSourceDefinition(fields_layer.id(), selectedFeaturesOnly=True),
+            "CLASS_FIELD": "crop",
+            "OUTPUT_CLASS": str(tmp_path / "class.tif"),
+        }
+    )
+    classes, ds = read(result["OUTPUT_CLASS"])
+    assert result["RASTERIZED_FEATURES"] == 1
+    assert (classes == 1).sum() == 9 and (ds.width, ds.height) == (3, 3)
+
+
+def test_reference_grid_is_taken_exactly(satplugin_provider, fields_layer, tmp_path):
+    reference = tmp_path / "reference.tif"
+    transform = rasterio.transform.Affine(5.0, 0, X0 - 7.5, 0, -5.0, Y0 + 2.5)
+    with rasterio.open(reference, "w", driver="GTiff", width=13, height=11, count=1, dtype="uint16",
+                       crs="EPSG:32633", transform=transform) as ds:
+        ds.write(np.zeros((1, 11, 13), dtype="uint16"))
+    result = run(
+        {
+            "INPUT": fields_layer,
+            "CLASS_FIELD": "crop",
+            "REFERENCE": str(reference),
+            "MIN_COVERAGE": 0,
+            "OUTPUT_COVERAGE": str(tmp_path / "coverage.tif"),
+        }
+    )
+    coverage, ds = read(result["OUTPUT_COVERAGE"])
+    assert ds.transform.almost_equals(transform) and (ds.width, ds.height) == (13, 11)
+    # The wheat square starts 1.5 pixels right and half a pixel down of the grid corner.
+    assert coverage[0, 1] == pytest.approx(0.25) and coverage[1, 1] == pytest.approx(0.5) and coverage[2, 2] == 1.0
+    # Inside the grid: wheat 30 x 30 m, barley cut to 17.5 x 20 m, maize cut to 20 x 12.5 m.
+    assert coverage.sum() * 25.0 == pytest.approx(900 + 350 + 250, rel=1e-6)
+
+
+def test_extent_target_crs_and_fine_pixels(satplugin_provider, fields_layer, tmp_path):
+    result = run(
+        {
+            "INPUT": fields_layer,
+            "CLASS_FIELD": "crop",
+            "EXTENT": f"{X0},{X0 + 60},{Y0 - 60},{Y0} [EPSG:32633]",
+            "TARGET_CRS": "EPSG:32633",
+            "PIXEL_SIZE": 2.5,
+            "OUTPUT_CLASS": str(tmp_path / "class.tif"),
+        }
+    )
+    classes, ds = read(result["OUTPUT_CLASS"])
+    assert (ds.width, ds.height) == (24, 24) and ds.res == (2.5, 2.5)
+    assert (ds.transform.c, ds.transform.f) == (X0, Y0)
+    assert (classes == 3).sum() == 144  # wheat: 30 m x 30 m = 144 pixels of 2.5 m
+    layer = QgsRasterLayer(result["OUTPUT_CLASS"], "class")
+    assert layer.isValid() and layer.crs().authid() == "EPSG:32633"
+
+
+def test_polygons_in_another_crs_are_reprojected(satplugin_provider, tmp_path):
+    layer = polygon_layer([("POLYGON((15.0 45.0, 15.002 45.0, 15.002 45.002, 15.0 45.002, 15.0 45.0))", "a", 1, 1)],
+                          crs="EPSG:4326")
+    result = run({"INPUT": layer, "CLASS_FIELD": "crop", "PIXEL_SIZE": 10, "OUTPUT_CLASS": str(tmp_path / "c.tif")})
+    classes, ds = read(result["OUTPUT_CLASS"])
+    assert ds.crs.to_epsg() == 32633  # 15° E lies in UTM zone 33
+    # About 158 m x 222 m: between 300 and 400 pixels of 100 m2.
+    assert 300 < (classes == 1).sum() < 400
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"FILTER": '"year" = 1999'}, "no polygons to rasterize"),
+        ({"CLASS_FIELD": "nope"}, "no field named 'nope'"),
+        ({"ID_FIELD": "crop"}, "not an integer field"),
+        ({"FILTER": '"year" = = 2'}, "FILTER is not a valid expression"),
+        ({"EXTENT": "0,10,0,10 [EPSG:32633]", "TARGET_CRS": "EPSG:32633"}, "None of the 3 polygons overlaps the grid"),
+    ],
+)
+def test_bad_input_is_one_clear_error(satplugin_provider, fields_layer, tmp_path, params, message):
+    base = {"INPUT": fields_layer, "CLASS_FIELD": "crop", "OUTPUT_CLASS": str(tmp_path / "c.tif")}
+    with pytest.raises(QgsProcessingException, match=message):
+        run({**base, **params})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_line_layer_is_refused(satplugin_provider, tmp_path):
+    lines = QgsVectorLayer("LineString?crs=EPSG:32633&field=crop:string", "lines", "memory")
+    feature = QgsFeature(lines.fields())
+    feature.setGeometry(QgsGeometry.fromWkt(f"LINESTRING({X0} {Y0}, {X0 + 50} {Y0 - 50})"))
+    feature.setAttributes(["a"])
+    lines.dataProvider().addFeatures([feature])
+    with pytest.raises(QgsProcessingException):
+        run({"INPUT": lines, "CLASS_FIELD": "crop", "OUTPUT_CLASS": str(tmp_path / "c.tif")})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_real_lulc_through_processing_matches_core(satplugin_provider, real_data, tmp_path):
+    """The same burn through QGIS (any provider: here OGR) as through the core."""
+    from satplugin.qgis_satplugin.core.grid import PixelGrid
+    from satplugin.qgis_satplugin.core.ground_truth import OutputPaths, rasterize_ground_truth
+    import geopandas as gpd
+
+    gpkg = real_data / "slovenia_s2_l1c" / "lulc_polygons.gpkg"
+    scene = real_data / "slovenia_s2_l1c" / "scene_0.tif"
+    result = run(
+        {
+            "INPUT": str(gpkg),
+            "CLASS_FIELD": "LULC_ID",
+            "CLASS_NAME_FIELD": "LULC_NAME",
+            "REFERENCE": str(scene),
+            "OUTPUT_CLASS": str(tmp_path / "class.tif"),
+            "OUTPUT_CLASS_TABLE": str(tmp_path / "classes.csv"),
+        }
+    )
+    via_qgis, ds = read(result["OUTPUT_CLASS"])
+    with rasterio.open(scene) as ref:
+        assert ds.transform.almost_equals(ref.transform) and ds.shape == ref.shape
+        grid = PixelGrid.from_transform(ref.crs.to_wkt(), ref.transform, ref.width, ref.height)
+    layer = gpd.read_file(gpkg)
+    rasterize_ground_truth(np.asarray(layer.geometry), layer["LULC_ID"].tolist(), "EPSG:32633", grid,
+                           OutputPaths(class_raster=tmp_path / "core.tif"), parcel_ids=list(range(1, len(layer) + 1)))
+    via_core, _ = read(tmp_path / "core.tif")
+    # Feature ids from OGR are 1-based rows, the same ids the core run used: identical rasters.
+    np.testing.assert_array_equal(via_qgis, via_core)
+    assert "forest" in (tmp_path / "classes.csv").read_text()
