@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Build the plugin zip for plugins.qgis.org: dist/satplugin-<version>.zip.
+
+The zip holds one top folder, ``satplugin/`` (the name QGIS installs the plugin under),
+with the files git knows about: tracked files plus untracked files that .gitignore does
+not exclude (``git ls-files --cached --others --exclude-standard``), so virtual
+environments, caches and build outputs never get in. Development-only files (tests,
+benchmarks, CI, scripts, build and test configuration) and hidden files are left out.
+The version comes from metadata.txt. The zip is written to a temporary file first and
+then renamed, so an interrupted build never leaves a half-written zip behind.
+
+Usage:  .venv/bin/python scripts/package.py [--output-dir DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import configparser
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN_DIR = "satplugin"
+
+# Top-level folders and files that stay in the repository only.
+EXCLUDED_DIRS = {"tests", "benchmarks", ".ci", "scripts", "dist", "build-demo"}
+EXCLUDED_FILES = {".gitignore", "pytest.ini", "Makefile", "requirements-dev.txt", "pb_tool.cfg"}
+REQUIRED = ["LICENSE", "metadata.txt", "__init__.py", "README.md", "requirements.txt"]
+REQUIRED_DIRS = ["qgis_satplugin", "processing_algs"]
+
+
+def plugin_version(root: Path = ROOT) -> str:
+    meta = configparser.ConfigParser(interpolation=None)
+    meta.read(root / "metadata.txt", encoding="utf-8")
+    try:
+        version = meta["general"]["version"].strip()
+    except KeyError:
+        sys.exit(f"package: {root / 'metadata.txt'} has no [general] version")
+    if not version:
+        sys.exit("package: the version in metadata.txt is empty")
+    return version
+
+
+def candidate_files(root: Path = ROOT) -> list[str]:
+    """Repository-relative POSIX paths of tracked and untracked-but-not-ignored files."""
+    proc = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=root,
+        capture_output=True,
+        check=True,
+    )
+    names = {name for name in proc.stdout.decode("utf-8").split("\0") if name}
+    return sorted(names)
+
+
+def is_packaged(name: str) -> bool:
+    path = PurePosixPath(name)
+    parts = path.parts
+    if parts[0] in EXCLUDED_DIRS or (len(parts) == 1 and parts[0] in EXCLUDED_FILES):
+        return False
+    if "__pycache__" in parts or path.suffix in (".pyc", ".pyo"):
+        return False
+    # Hidden files and folders (.gitignore, .qgis-settings/, .ci/ ...) are never plugin content.
+    if any(part.startswith(".") for part in parts):
+        return False
+    return True
+
+
+def package_files(root: Path = ROOT) -> list[str]:
+    files = [name for name in candidate_files(root) if is_packaged(name) and (root / name).is_file()]
+    missing = [name for name in REQUIRED if name not in files]
+    missing += [d + "/" for d in REQUIRED_DIRS if not any(f.startswith(d + "/") for f in files)]
+    if missing:
+        sys.exit(f"package: required plugin files are missing: {', '.join(missing)}")
+    return files
+
+
+def build(output_dir: Path, root: Path = ROOT) -> tuple[Path, int]:
+    version = plugin_version(root)
+    files = package_files(root)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    target = output_dir / f"{PLUGIN_DIR}-{version}.zip"
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=output_dir)
+    try:
+        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name in files:
+                zf.write(root / name, f"{PLUGIN_DIR}/{name}")
+        # mkstemp creates the file 0600; give the zip the usual permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o666 & ~umask)
+        os.replace(tmp_name, target)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    return target, len(files)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--output-dir", type=Path, default=ROOT / "dist", help="where to write the zip (default: dist/)")
+    args = parser.parse_args(argv)
+    target, count = build(args.output_dir.resolve())
+    print(f"{target} ({count} files)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

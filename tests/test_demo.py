@@ -1,0 +1,30 @@
+"""`make demo` (scripts/demo.py) runs end to end through qgis_process and is repeatable."""
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_demo_report_figures_and_repeatability(tmp_path):
+    outputs = []
+    for run in ("first", "second"):
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "demo.py"), "--output", str(tmp_path / run)],
+            capture_output=True, text=True, timeout=600,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "pixels per class" in proc.stdout
+        outputs.append(json.loads((tmp_path / run / "report.json").read_text()))
+    first, second = outputs
+    step = first["steps"]["ground_truth_10m"]
+    fine = first["steps"]["ground_truth_2.5m"]
+    assert step["polygons_rasterized"] == fine["polygons_rasterized"] == 320  # year 2023 only
+    assert step["geometries_repaired"] == 1  # the bow-tie
+    assert step["grid"]["crs"] == "EPSG:32633" and step["grid"]["origin"][0] % 60 == 0
+    assert step["labelled_pixels"] == sum(v for k, v in step["pixels_per_class"].items() if k != "background")
+    # x4 labels: 16 times as many pixels of a sixteenth of the area, to within the edges.
+    assert abs(fine["labelled_pixels"] / 16 - step["labelled_pixels"]) / step["labelled_pixels"] < 0.02
+    assert step["conflict_pixels"]["overlaps"] > 0
+    for name in first["steps"]:
+        assert first["steps"][name]["checksums"] == second["steps"][name]["checksums"]

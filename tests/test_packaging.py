@@ -1,0 +1,168 @@
+"""Packaging: metadata, pb_tool.cfg, the release zip, a QGIS-free core, the benchmark script."""
+import configparser
+import json
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_PY = ROOT / ".venv" / "bin" / "python"
+PYTHON = str(VENV_PY if VENV_PY.exists() else Path(sys.executable))
+
+# Fields plugins.qgis.org refuses an upload without.
+REQUIRED_METADATA = ("name", "qgisMinimumVersion", "description", "about", "version", "author", "email", "repository")
+
+
+def _metadata():
+    meta = configparser.ConfigParser(interpolation=None)
+    meta.optionxform = str  # keep camelCase keys as written (qgisMinimumVersion)
+    assert meta.read(ROOT / "metadata.txt", encoding="utf-8"), "metadata.txt is missing"
+    return meta["general"]
+
+
+def _pb_tool_cfg():
+    cfg = configparser.ConfigParser()
+    assert cfg.read(ROOT / "pb_tool.cfg", encoding="utf-8"), "pb_tool.cfg is missing"
+    return cfg
+
+
+def test_metadata_has_every_field_the_plugin_repository_requires():
+    general = _metadata()
+    missing = [key for key in REQUIRED_METADATA if not general.get(key, "").strip()]
+    assert missing == []
+    assert general["hasProcessingProvider"].strip() == "yes"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", general["version"].strip()), general["version"]
+    assert re.fullmatch(r"3\.\d+", general["qgisMinimumVersion"].strip())
+    assert "@" in general["email"]
+    assert general["repository"].startswith("https://")
+    icon = general.get("icon", "").strip()
+    assert icon, "metadata.txt has no icon"
+    assert (ROOT / icon).is_file(), f"icon {icon} does not exist"
+
+
+def test_pb_tool_cfg_is_valid_and_lists_existing_paths():
+    cfg = _pb_tool_cfg()
+    # The options `pb_tool validate` requires (empty values are allowed).
+    for section, option in [
+        ("plugin", "name"),
+        ("files", "python_files"),
+        ("files", "main_dialog"),
+        ("files", "resource_files"),
+        ("files", "extras"),
+        ("help", "dir"),
+        ("help", "target"),
+    ]:
+        assert cfg.has_option(section, option), f"[{section}] {option} is missing"
+    assert cfg.get("plugin", "name") == "satplugin"
+
+    files = []
+    for option in ("python_files", "main_dialog", "compiled_ui_files", "resource_files", "extras"):
+        files += cfg.get("files", option, fallback="").split()
+    dirs = cfg.get("files", "extra_dirs", fallback="").split()
+    if cfg.get("help", "dir", fallback="").strip():
+        dirs.append(cfg.get("help", "dir").strip())
+    assert {"__init__.py", "metadata.txt", "LICENSE"} <= set(files)
+    assert {"qgis_satplugin", "processing_algs"} <= set(dirs)
+    assert [f for f in files if not (ROOT / f).is_file()] == []
+    assert [d for d in dirs if not (ROOT / d).is_dir()] == []
+
+
+def test_license_is_gpl2_or_later():
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert "either version 2 of the License, or\n(at your option) any later version" in text
+    assert "GNU GENERAL PUBLIC LICENSE" in text and "Version 2, June 1991" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+
+
+def test_package_builds_a_clean_plugin_zip(tmp_path):
+    proc = subprocess.run(
+        [PYTHON, str(ROOT / "scripts" / "package.py"), "--output-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    version = _metadata()["version"].strip()
+    zips = list(tmp_path.glob("*.zip"))
+    assert [z.name for z in zips] == [f"satplugin-{version}.zip"]
+    assert str(zips[0]) in proc.stdout
+    assert not [p for p in tmp_path.iterdir() if p.suffix != ".zip"], "a temporary file was left behind"
+
+    with zipfile.ZipFile(zips[0]) as zf:
+        names = zf.namelist()
+        assert zf.testzip() is None
+        zipped_metadata = zf.read("satplugin/metadata.txt").decode("utf-8")
+    assert re.search(rf"\({len(names)} files\)", proc.stdout), proc.stdout
+    assert [n for n in names if not n.startswith("satplugin/")] == []
+    for required in (
+        "satplugin/LICENSE",
+        "satplugin/metadata.txt",
+        "satplugin/__init__.py",
+        "satplugin/processing_algs/rasterize_ground_truth.py",
+        "satplugin/qgis_satplugin/core/ground_truth.py",
+    ):
+        assert required in names
+    assert f"satplugin/{_metadata()['icon'].strip()}" in names
+    assert f"\nversion={version}\n" in zipped_metadata
+    unwanted = [
+        n
+        for n in names
+        if "__pycache__" in n
+        or n.endswith((".pyc", ".pyo"))
+        or n.startswith(("satplugin/tests/", "satplugin/benchmarks/", "satplugin/scripts/", "satplugin/.venv/"))
+        or any(part.startswith(".") for part in n.split("/"))
+        or n in ("satplugin/Makefile", "satplugin/pytest.ini")
+    ]
+    assert unwanted == []
+
+
+_IMPORT_CORE = r"""
+import importlib, json, sys
+from pathlib import Path
+root = Path(sys.argv[1])
+sys.path.insert(0, str(root))
+names = []
+for path in sorted((root / "qgis_satplugin" / "core").rglob("*.py")):
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    names.append(".".join(parts))
+for name in names:
+    importlib.import_module(name)
+qgis = sorted(m for m in sys.modules if m == "qgis" or m.startswith("qgis."))
+print(json.dumps({"imported": names, "qgis": qgis}))
+"""
+
+
+def test_core_imports_no_qgis():
+    proc = subprocess.run(
+        [PYTHON, "-c", _IMPORT_CORE, str(ROOT)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "qgis_satplugin.core.ground_truth" in result["imported"]
+    assert len(result["imported"]) == len(list((ROOT / "qgis_satplugin" / "core").rglob("*.py")))
+    assert result["qgis"] == []
+
+
+@pytest.mark.slow
+def test_benchmark_runs_at_small_size():
+    proc = subprocess.run(
+        [PYTHON, str(ROOT / "benchmarks" / "bench_rasterize.py"), "--parcels", "300", "--size", "400", "--sample", "5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ratio_lines = [
+        line for line in proc.stdout.splitlines() if "gdal_rasterize" in line and re.search(r"\|\s*\d[\d,]*\.\d+x\s*\|", line)
+    ]
+    assert ratio_lines, proc.stdout
+    assert re.search(r"\| Parcels \| 300 \|", proc.stdout)
+    assert re.search(r"\| Grid \| 400 x 400 px", proc.stdout)
