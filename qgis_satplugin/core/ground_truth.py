@@ -8,6 +8,7 @@ broken by parcel id then class, so the result does not depend on feature order.
 from __future__ import annotations
 
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -270,6 +271,53 @@ class _DistanceWindow:
         return row0, dist[len(above) : len(above) + len(ids)]
 
 
+class _StripWriter:
+    """Writes finished strips on one background thread.
+
+    Compression and the distance transform release the GIL, so they overlap the next
+    strip's coverage computation. At most one strip is in flight, which keeps memory at
+    two strips.
+    """
+
+    def __init__(self, datasets, pixel_size):
+        self.datasets = datasets
+        self.distance = _DistanceWindow(pixel_size) if "distance" in datasets else None
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="satplugin-writer")
+        self.pending = None
+
+    def submit(self, row0, layers):
+        self._wait()
+        self.pending = self.pool.submit(self._write, row0, layers)
+
+    def _write(self, row0, layers):
+        for name, values in layers.items():
+            if name in self.datasets:
+                _write_rows(self.datasets[name], row0, values)
+        if self.distance is not None:
+            done = self.distance.push(row0, layers["id"])
+            if done:
+                _write_rows(self.datasets["distance"], *done)
+
+    def _wait(self):
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()  # re-raises a write error (a full disk) in the caller
+
+    def finish(self):
+        self._wait()
+        if self.distance is not None:
+            _write_rows(self.datasets["distance"], *self.distance.finish())
+
+    def close(self):
+        """Stop and close everything, after success or failure alike."""
+        if self.pending is not None:
+            self.pending.exception()  # wait; the first error is already propagating
+            self.pending = None
+        self.pool.shutdown(wait=True)
+        for dataset in self.datasets.values():
+            dataset.close()
+
+
 def _open_rasters(temp_paths, grid, table: ClassTable):
     import rasterio
 
@@ -300,7 +348,7 @@ def _open_rasters(temp_paths, grid, table: ClassTable):
             # ZSTD level 1 writes 4x faster than DEFLATE here, and smaller; QGIS's GDAL reads it.
             compress="zstd",
             zstd_level=1,
-            num_threads="all_cpus",
+            num_threads=1,
             BIGTIFF="IF_SAFER",
         )
         ds.set_band_description(1, description)
@@ -369,44 +417,31 @@ def rasterize_ground_truth(
     pixel_counts = np.zeros(int(table.max_id) + 1, dtype=np.int64)
     conflict_counts = np.zeros(3, dtype=np.int64)
     strip_rows = max(int(strip_rows), DISTANCE_HALO)
-    distance = _DistanceWindow(min(grid.pixel_width, grid.pixel_height)) if "distance" in raster_paths else None
     seg_y_lo, seg_y_hi = seg.y_lo, seg.y_hi
     with AtomicOutputs(list(raster_paths.values()) + ([outputs.class_table] if outputs.class_table else [])) as temp:
         datasets = _open_rasters({k: temp[p] for k, p in raster_paths.items()}, grid, table)
+        writer = _StripWriter(datasets, min(grid.pixel_width, grid.pixel_height))
         try:
             n_strips = -(-grid.height // strip_rows)
             for index, row0 in enumerate(range(0, grid.height, strip_rows)):
                 if is_canceled():
                     raise Canceled()
                 row1 = min(row0 + strip_rows, grid.height)
-                rows = row1 - row0
                 near = (seg_y_hi > row0) & (seg_y_lo < row1)
                 cov = strip_coverage(seg.subset(near), row0, row1, grid.width)
-                strip = _resolve_strip(cov, row0, rows, grid.width, rank, class_of, min_coverage)
+                strip = _resolve_strip(cov, row0, row1 - row0, grid.width, rank, class_of, min_coverage)
                 # A leading sentinel maps "no winner" (-1) to background and nodata.
                 strip_class = np.r_[0, class_by_rank].astype(table.dtype)[strip.winner + 1]
                 pixel_counts += np.bincount(strip_class.ravel(), minlength=pixel_counts.size)
                 conflict_counts += np.bincount(strip.conflict.ravel(), minlength=3)
                 strip_ids = np.r_[ID_NODATA, id_by_rank].astype(np.int32)[strip.winner + 1]
-                window = ((row0, row1), (0, grid.width))
-                if "class" in datasets:
-                    datasets["class"].write(strip_class, 1, window=window)
-                if "id" in datasets:
-                    datasets["id"].write(strip_ids, 1, window=window)
-                if "coverage" in datasets:
-                    datasets["coverage"].write(strip.coverage, 1, window=window)
-                if "conflict" in datasets:
-                    datasets["conflict"].write(strip.conflict, 1, window=window)
-                if distance is not None:
-                    done = distance.push(row0, strip_ids)
-                    if done:
-                        _write_rows(datasets["distance"], *done)
+                writer.submit(
+                    row0, {"class": strip_class, "id": strip_ids, "coverage": strip.coverage, "conflict": strip.conflict}
+                )
                 progress((index + 1) / n_strips)
-            if distance is not None:
-                _write_rows(datasets["distance"], *distance.finish())
+            writer.finish()
         finally:
-            for ds in datasets.values():
-                ds.close()
+            writer.close()
         for cid, count in enumerate(pixel_counts):
             if count or cid in table.names or cid in table.ids.values():
                 table.pixel_count[cid] = int(count)
