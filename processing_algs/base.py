@@ -51,11 +51,14 @@ class SatPluginAlgorithm(QgsProcessingAlgorithm):
     def createInstance(self):  # noqa: N802 (QGIS API)
         return type(self)()
 
-    def run_core(self, function, feedback, **kwargs):
-        """Call a core function with feedback callbacks; map its errors for QGIS."""
+    def run_core(self, function, feedback, progress_full=1.0, **kwargs):
+        """Call a core function with feedback callbacks; map its errors for QGIS.
+
+        ``progress_full`` is the value the function reports when done (1 or 100).
+        """
         try:
             return function(
-                progress=lambda fraction: feedback.setProgress(100.0 * fraction),
+                progress=lambda value: feedback.setProgress(100.0 * value / progress_full),
                 is_canceled=feedback.isCanceled,
                 log=feedback.pushInfo,
                 **kwargs,

@@ -5,6 +5,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .rasterize_ground_truth import RasterizeGroundTruth
+from .search_products import SearchProducts
 
 ICON = Path(__file__).resolve().parent.parent / "qgis_satplugin" / "resources" / "icon.svg"
 
@@ -28,9 +29,13 @@ class SatPluginProvider(QgsProcessingProvider):
         return str(ICON)
 
     def loadAlgorithms(self):  # noqa: N802 (QGIS API)
-        for algorithm in (RasterizeGroundTruth(),):
+        for algorithm in (SearchProducts(), RasterizeGroundTruth()):
             self.addAlgorithm(algorithm)
 
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802 (QGIS API)
         # Every raster this provider writes is a GeoTIFF.
         return ["tif"]
+
+    def supportedOutputVectorLayerExtensions(self):  # noqa: N802 (QGIS API)
+        # Every vector this provider writes is a GeoPackage.
+        return ["gpkg"]

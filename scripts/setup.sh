@@ -10,10 +10,13 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 # pyproj must be the distribution's build (same PROJ library as QGIS); proj-bin lets it
-# find PROJ's data from inside a venv.
-APT_PACKAGES="qgis python3-qgis qgis-providers python3-venv python3-pip gdal-bin python3-pyproj proj-bin"
+# find PROJ's data from inside a venv. rasterio, shapely and pyogrio are compiled against
+# the same GDAL and GEOS as QGIS, hence the -dev packages (see requirements.txt).
+APT_PACKAGES="qgis python3-qgis qgis-providers python3-venv python3-pip python3-dev build-essential
+  gdal-bin libgdal-dev libgeos-dev python3-pyproj proj-bin"
 have_qgis() {
   [ -x /usr/bin/qgis_process.bin ] && command -v gdal_rasterize >/dev/null && command -v proj >/dev/null &&
+    command -v gdal-config >/dev/null && command -v geos-config >/dev/null &&
     "$QGIS_PY" -c "import qgis.core, pyproj" >/dev/null 2>&1
 }
 if ! have_qgis; then
@@ -30,7 +33,7 @@ fi
 STAMP=.venv/.requirements.sha
 WANT=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
-  echo "setup: installing pinned requirements into .venv"
+  echo "setup: installing pinned requirements into .venv (rasterio, shapely and pyogrio compile: about 3 minutes)"
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
   echo "$WANT" > "$STAMP"
 fi

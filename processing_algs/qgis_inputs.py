@@ -1,0 +1,77 @@
+"""QGIS-side inputs several algorithms share: the area of interest and the credentials.
+
+Secrets are read from the QGIS authentication database at run time and handed to the
+core in memory only; parameters (and so saved models) hold just the authcfg id.
+"""
+import json
+import math
+
+import shapely
+from qgis.core import (
+    QgsApplication,
+    QgsAuthMethodConfig,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsGeometry,
+    QgsProcessingException,
+)
+
+from ..qgis_satplugin.core.search import Credentials
+
+WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
+
+
+def aoi_geometry_4326(algorithm, parameters, context, extent_name="AOI", layer_name="AOI_LAYER"):
+    """The AOI as a shapely geometry in EPSG:4326.
+
+    A polygon layer wins over an extent; of a layer with a selection, only the selected
+    features count, as users expect from the map.
+    """
+    if parameters.get(layer_name):
+        layer = algorithm.parameterAsVectorLayer(parameters, layer_name, context)
+        if layer is not None and layer.selectedFeatureCount() > 0:
+            features, crs = layer.getSelectedFeatures(), layer.crs()
+        else:
+            source = algorithm.parameterAsSource(parameters, layer_name, context)
+            if source is None:
+                raise QgsProcessingException(f"{layer_name} is not a readable polygon layer.")
+            features, crs = source.getFeatures(), source.sourceCrs()
+        geometries = [f.geometry() for f in features if f.hasGeometry()]
+        if not geometries:
+            raise QgsProcessingException(f"{layer_name} has no polygon: the area of interest is empty.")
+        union = QgsGeometry.unaryUnion(geometries)
+        transform = QgsCoordinateTransform(crs, WGS84, context.transformContext())
+        union.transform(transform)
+    elif parameters.get(extent_name):
+        union = algorithm.parameterAsExtentGeometry(parameters, extent_name, context, WGS84)
+    else:
+        raise QgsProcessingException(f"Give the area of interest: {extent_name} (an extent) or {layer_name} (polygons).")
+    if union is None or union.isEmpty():
+        raise QgsProcessingException("The area of interest is empty.")
+    box = union.boundingBox()
+    if not all(math.isfinite(v) for v in (box.xMinimum(), box.yMinimum(), box.xMaximum(), box.yMaximum())):
+        raise QgsProcessingException("The area of interest has no valid coordinates (check its extent and CRS).")
+    return shapely.from_wkb(bytes(union.asWkb()))
+
+
+def credentials_from_authcfg(authcfg):
+    """Client id and secret from a QGIS authentication config (Basic or OAuth2), or None."""
+    if not authcfg:
+        return None
+    config = QgsAuthMethodConfig()
+    manager = QgsApplication.authManager()
+    if not manager.loadAuthenticationConfig(authcfg, config, True) or not config.isValid(True):
+        raise QgsProcessingException(
+            f"The authentication config '{authcfg}' could not be read: check that it exists in "
+            "Settings > Options > Authentication and that the master password was entered."
+        )
+    client_id, secret = config.config("username"), config.config("password")
+    if config.method() == "OAuth2":
+        oauth = json.loads(config.config("oauth2config") or "{}")
+        client_id, secret = oauth.get("clientId", ""), oauth.get("clientSecret", "")
+    if not client_id or not secret:
+        raise QgsProcessingException(
+            f"The authentication config '{authcfg}' has no client id and secret: use the Basic method "
+            "with the OAuth client id as user name and the client secret as password."
+        )
+    return Credentials(client_id, secret)

@@ -1,0 +1,147 @@
+"""satplugin:searchproducts — find and rank Sentinel-2 products for an area and season."""
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterAuthConfig,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDateTime,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+    QgsProcessingParameterVectorDestination,
+)
+
+from ..qgis_satplugin.core.search import W_CLOUD, W_COVER, W_TIME, search_products, write_footprints_gpkg
+from .base import SatPluginAlgorithm
+from .qgis_inputs import aoi_geometry_4326, credentials_from_authcfg
+from .styles import save_footprint_style
+
+# (key, label): the keys are what the core takes; the order is the public enum order.
+BACKENDS = [
+    ("cdse", "Copernicus Data Space Ecosystem (Sentinel Hub Catalog API, free account)"),
+    ("sentinelhub", "Sentinel Hub (commercial account)"),
+    ("earth_search", "STAC API (Earth Search v1 by default; no account)"),
+    ("local", "Local folder of products (SERVICE_URL = the folder)"),
+]
+COLLECTIONS = ["L2A", "L1C"]
+STRATEGIES = [
+    ("all", "Every product, ranked"),
+    ("even", "Best MAX_PRODUCTS spread evenly over the season"),
+]
+LAYER = "products"
+
+HELP = f"""<p>Searches Sentinel-2 L1C or L2A products over an area of interest and a season, and ranks
+them by how useful they are: cloud (over the scene, or over the AOI itself with AOI_CLOUD), the share
+of the AOI each one covers, and their spread in time. The output GeoPackage is what
+"Download products" reads.</p>
+<p><b>Backends</b>: Copernicus Data Space Ecosystem and Sentinel Hub (Catalog API; client id and
+secret in the QGIS authentication config AUTHCFG, Basic method: user name = client id, password =
+client secret; outside QGIS the environment variables SH_CLIENT_ID and SH_CLIENT_SECRET), a STAC
+API (Earth Search v1 by default, no account), or a local folder of .SAFE folders/zips and COG
+folders (the folder goes in SERVICE_URL). SERVICE_URL and TOKEN_URL override endpoints.</p>
+<p><b>AOI</b>: AOI_LAYER polygons (only the selected ones when the layer has a selection) or the AOI
+extent. The season may cross New Year (e.g. 2023-11-01 to 2024-02-28); END_DATE includes its day.</p>
+<p><b>Strategies</b>: <i>every product, ranked</i> (by AOI cloud when measured, else scene cloud, then
+AOI coverage, then date), or <i>spread evenly</i>: MAX_PRODUCTS target dates at the centres of equal
+bins of the season; each takes the unchosen product with the lowest cost
+= {W_TIME:g} × |days from target| / bin width + {W_CLOUD:g} × cloud % / 100 + {W_COVER:g} × (100 − AOI
+coverage %) / 100. Reprocessed duplicates of one acquisition collapse to the newest baseline.</p>
+<p>Per product: product id, datetime (UTC), platform, MGRS tile, relative orbit, processing baseline,
+collection, scene cloud %, AOI coverage %, AOI cloud %, rank, selected, backend, the download
+references (JSON) and acq_group (date_orbit: tiles of one overpass share it). Footprints are the
+data footprints clipped to the AOI, styled by cloud %. No product gives a valid empty layer.</p>
+<p><b>Example</b> (command line):<br/>
+<code>qgis_process run satplugin:searchproducts -- BACKEND=2 AOI="13.9,14.1,45.9,46.1 [EPSG:4326]"
+START_DATE=2023-04-01 END_DATE=2023-09-30 COLLECTION=0 MAX_CLOUD=40 MIN_AOI_COVERAGE=90 MAX_PRODUCTS=6
+STRATEGY=1 OUTPUT=products.gpkg</code></p>"""
+
+
+class SearchProducts(SatPluginAlgorithm):
+    NAME = "searchproducts"
+    DISPLAY_NAME = "Search products"
+    GROUP = "search"
+    HELP = HELP
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
+        self.addParameter(QgsProcessingParameterEnum("BACKEND", "Backend", [label for _, label in BACKENDS], defaultValue=2))
+        for name, label in (("SERVICE_URL", "Service URL (or the local folder)"), ("TOKEN_URL", "Token URL")):
+            parameter = QgsProcessingParameterString(name, label, optional=True)
+            if name == "TOKEN_URL":
+                parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(parameter)
+        self.addParameter(QgsProcessingParameterAuthConfig("AUTHCFG", "Credentials (authentication config)", optional=True))
+        self.addParameter(QgsProcessingParameterExtent("AOI", "Area of interest (extent)", optional=True))
+        self.addParameter(
+            QgsProcessingParameterFeatureSource("AOI_LAYER", "Area of interest (polygons)", [QgsProcessing.TypeVectorPolygon], optional=True)
+        )
+        self.addParameter(QgsProcessingParameterDateTime("START_DATE", "Start date", QgsProcessingParameterDateTime.Date))
+        self.addParameter(QgsProcessingParameterDateTime("END_DATE", "End date (inclusive)", QgsProcessingParameterDateTime.Date))
+        self.addParameter(QgsProcessingParameterEnum("COLLECTION", "Collection", COLLECTIONS, defaultValue=0))
+        self.addParameter(
+            QgsProcessingParameterNumber("MAX_CLOUD", "Maximum cloud (%)", QgsProcessingParameterNumber.Double, 100.0, minValue=0, maxValue=100)
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "MIN_AOI_COVERAGE", "Minimum AOI coverage (%)", QgsProcessingParameterNumber.Double, 0.0, minValue=0, maxValue=100
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber("MAX_PRODUCTS", "Products to select (0: all)", QgsProcessingParameterNumber.Integer, 10, minValue=0)
+        )
+        self.addParameter(QgsProcessingParameterEnum("STRATEGY", "Strategy", [label for _, label in STRATEGIES], defaultValue=0))
+        self.addParameter(QgsProcessingParameterBoolean("AOI_CLOUD", "Measure cloud over the AOI (from SCL)", defaultValue=False))
+        self.addParameter(
+            QgsProcessingParameterVectorDestination("OUTPUT", "Product footprints", QgsProcessing.TypeVectorPolygon)
+        )
+        self.addOutput(QgsProcessingOutputNumber("PRODUCT_COUNT", "Products found"))
+        self.addOutput(QgsProcessingOutputNumber("SELECTED_COUNT", "Products selected"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
+        backend = BACKENDS[self.parameterAsEnum(parameters, "BACKEND", context)][0]
+        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        if not output.lower().endswith(".gpkg"):
+            raise QgsProcessingException(f"OUTPUT must be a GeoPackage (.gpkg) file, got {output}.")
+        start = self.parameterAsDateTime(parameters, "START_DATE", context).date()
+        end = self.parameterAsDateTime(parameters, "END_DATE", context).date()
+        if not start.isValid() or not end.isValid():
+            raise QgsProcessingException("START_DATE and END_DATE must be dates (YYYY-MM-DD).")
+        service_url = self.parameterAsString(parameters, "SERVICE_URL", context) or None
+        if backend == "local" and not service_url:
+            raise QgsProcessingException("The local backend needs the folder of products in SERVICE_URL.")
+        products = self.run_core(
+            search_products,
+            feedback,
+            progress_full=100.0,
+            backend=backend,
+            aoi_geometry_4326=aoi_geometry_4326(self, parameters, context),
+            start=start.toPyDate(),
+            end=end.toPyDate(),
+            collection=COLLECTIONS[self.parameterAsEnum(parameters, "COLLECTION", context)],
+            max_cloud=self.parameterAsDouble(parameters, "MAX_CLOUD", context),
+            min_aoi_coverage=self.parameterAsDouble(parameters, "MIN_AOI_COVERAGE", context),
+            max_products=self.parameterAsInt(parameters, "MAX_PRODUCTS", context),
+            strategy=STRATEGIES[self.parameterAsEnum(parameters, "STRATEGY", context)][0],
+            service_url=service_url,
+            token_url=self.parameterAsString(parameters, "TOKEN_URL", context) or None,
+            credentials=credentials_from_authcfg(self.parameterAsString(parameters, "AUTHCFG", context)),
+            aoi_cloud=self.parameterAsBoolean(parameters, "AOI_CLOUD", context),
+        )
+        if not products:
+            feedback.reportError(
+                "No product matches: widen the dates, raise MAX_CLOUD or lower MIN_AOI_COVERAGE. "
+                "The output is a valid empty layer.",
+                False,
+            )
+        self.run_core(lambda progress, is_canceled, log: write_footprints_gpkg(products, output, LAYER), feedback)
+        problem = save_footprint_style(output, LAYER)
+        if problem:
+            feedback.pushWarning(f"The footprints were written but their style was not stored: {problem}")
+        return {
+            "OUTPUT": output,
+            "PRODUCT_COUNT": len(products),
+            "SELECTED_COUNT": sum(1 for p in products if p.selected),
+        }

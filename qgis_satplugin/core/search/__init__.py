@@ -1,0 +1,82 @@
+"""Search Sentinel-2 products over an AOI: pure Python, no ``qgis`` import.
+
+Backends: a STAC API (Earth Search by default), the Sentinel Hub Catalog API
+(Copernicus Data Space Ecosystem or commercial Sentinel Hub) and a local folder.
+``search_products`` runs one and returns ranked :class:`Product` objects;
+``write_footprints_gpkg`` turns them into a layer.
+"""
+
+from .aoi_cloud import CLOUD_CLASSES, aoi_cloud_percent
+from .catalog import (
+    CDSE_BASE_URL,
+    CDSE_TOKEN_URL,
+    SENTINELHUB_BASE_URL,
+    SENTINELHUB_TOKEN_URL,
+    CatalogBackend,
+    Credentials,
+    resolve_credentials,
+    sh_config,
+    sh_data_collection,
+)
+from .footprints_gpkg import FIELDS as GPKG_FIELDS
+from .footprints_gpkg import write_footprints_gpkg
+from .http import CredentialsRefused, HttpStatusError, JsonClient
+from .local import LocalBackend, scan_folder
+from .period import normalise_period, season_periods
+from .products import Product, canonical_band, parse_product_name
+from .ranking import (
+    STRATEGIES,
+    W_CLOUD,
+    W_COVER,
+    W_TIME,
+    annotate_coverage,
+    collapse_duplicates,
+    coverage_percent,
+    filter_products,
+    rank_products,
+    select_even,
+)
+from .search import BACKENDS, make_backend, search_products
+from .stac import EARTH_SEARCH_URL, StacBackend, product_from_stac_item
+
+__all__ = [
+    "BACKENDS",
+    "CDSE_BASE_URL",
+    "CDSE_TOKEN_URL",
+    "CLOUD_CLASSES",
+    "EARTH_SEARCH_URL",
+    "GPKG_FIELDS",
+    "SENTINELHUB_BASE_URL",
+    "SENTINELHUB_TOKEN_URL",
+    "STRATEGIES",
+    "W_CLOUD",
+    "W_COVER",
+    "W_TIME",
+    "CatalogBackend",
+    "Credentials",
+    "CredentialsRefused",
+    "HttpStatusError",
+    "JsonClient",
+    "LocalBackend",
+    "Product",
+    "StacBackend",
+    "annotate_coverage",
+    "aoi_cloud_percent",
+    "canonical_band",
+    "collapse_duplicates",
+    "coverage_percent",
+    "filter_products",
+    "make_backend",
+    "normalise_period",
+    "parse_product_name",
+    "product_from_stac_item",
+    "rank_products",
+    "resolve_credentials",
+    "scan_folder",
+    "search_products",
+    "season_periods",
+    "select_even",
+    "sh_config",
+    "sh_data_collection",
+    "write_footprints_gpkg",
+]

@@ -1,0 +1,80 @@
+"""The area of interest: checked once, sent to servers in a light form, measured in m².
+
+Areas are measured in a Lambert azimuthal equal-area projection centred on the AOI.
+Being equal-area, its area ratios are exact wherever the AOI is, and being centred
+there keeps shapes nearly true, which a single UTM zone cannot do for an AOI that
+crosses zones. Edges are densified in degrees first so that long footprint edges
+follow the same lines on the ground after projection.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+from pyproj import CRS, Transformer
+from shapely.geometry import mapping
+
+from ..errors import SatPluginError
+
+# Servers reject or slow down on huge request bodies; a hull is a safe superset
+# because coverage is measured locally against the exact AOI afterwards.
+MAX_QUERY_VERTICES = 500
+# Densify footprint and AOI edges to about 5 km before projecting.
+DENSIFY_DEG = 0.05
+
+
+def prepare_aoi(aoi):
+    """A valid, non-empty polygonal geometry in EPSG:4326, or a clear error."""
+    if aoi is None:
+        raise SatPluginError("The area of interest is missing.")
+    geom = shapely.make_valid(aoi) if not shapely.is_valid(aoi) else aoi
+    geom = polygonal_part(geom)
+    if geom is None or geom.is_empty or geom.area == 0:
+        raise SatPluginError("The area of interest has no area: give a polygon layer or extent.")
+    minx, miny, maxx, maxy = geom.bounds
+    if minx < -180.5 or maxx > 180.5 or miny < -90.5 or maxy > 90.5:
+        raise SatPluginError(
+            "The area of interest is not in longitude/latitude degrees (EPSG:4326); reproject it first."
+        )
+    return geom
+
+
+def polygonal_part(geom):
+    """Only the polygons of a geometry (an intersection may add lines or points)."""
+    if geom is None or geom.is_empty:
+        return None
+    if geom.geom_type in ("Polygon", "MultiPolygon"):
+        return geom
+    parts = [p for p in shapely.get_parts(geom) if p.geom_type in ("Polygon", "MultiPolygon")]
+    if not parts:
+        return None
+    return shapely.union_all(parts)
+
+
+def query_geometry(aoi) -> dict:
+    """GeoJSON for the ``intersects`` of a search, simplified to a hull when it is big."""
+    if shapely.get_num_coordinates(aoi) > MAX_QUERY_VERTICES:
+        aoi = aoi.convex_hull
+    return mapping(aoi)
+
+
+class EqualAreaFrame:
+    """Projects lon/lat geometries to an equal-area plane centred on the AOI."""
+
+    def __init__(self, aoi):
+        centre = aoi.centroid
+        self.crs = CRS.from_proj4(
+            f"+proj=laea +lat_0={centre.y:.6f} +lon_0={centre.x:.6f} +datum=WGS84 +units=m +no_defs"
+        )
+        self._to_plane = Transformer.from_crs(CRS.from_epsg(4326), self.crs, always_xy=True)
+
+    def project(self, geom):
+        dense = shapely.segmentize(geom, DENSIFY_DEG)
+        return shapely.transform(dense, self._transform_coords)
+
+    def area_m2(self, geom) -> float:
+        return float(self.project(geom).area) if geom is not None and not geom.is_empty else 0.0
+
+    def _transform_coords(self, xy):
+        x, y = self._to_plane.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([x, y])

@@ -1,0 +1,129 @@
+"""The search result as a GeoPackage layer: one feature per product, clipped to the AOI.
+
+The file is written under a temporary name in the target folder and then renamed over
+the target, so QGIS (or a model step reading it) never sees half a file, and a failed
+or canceled run leaves the previous result intact.
+
+pyogrio's raw writer is called directly rather than through a GeoDataFrame: it takes
+exact field types and NULL masks, so an unknown orbit stays NULL instead of becoming
+a float NaN or a 0, and the module does not depend on geopandas.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import shapely
+from pyogrio.raw import write as ogr_write
+from pyproj import CRS
+from shapely.geometry import MultiPolygon
+
+from ..errors import SatPluginError
+from .aoi import polygonal_part
+from .products import Product
+
+DEFAULT_LAYER = "products"
+
+# Field name -> numpy dtype of the column (object = text). Unknown values are written
+# as NULL through a mask, never as 0 or "".
+FIELDS = {
+    "product_id": object,
+    "datetime": object,  # ISO 8601 UTC text: sorts correctly and survives every format
+    "platform": object,
+    "mgrs_tile": object,
+    "rel_orbit": np.int32,
+    "baseline": object,
+    "collection": object,
+    "cloud": np.float64,  # scene cloud %
+    "aoi_cover": np.float64,  # % of the AOI inside the footprint
+    "aoi_cloud": np.float64,  # % cloud over the AOI, NULL when not measured
+    "rank": np.int32,
+    "selected": np.int32,  # 0/1: GeoPackage has no boolean that every reader agrees on
+    "backend": object,
+    "download": object,  # JSON text
+    "acq_group": object,  # date + relative orbit: tiles of one overpass
+}
+
+
+def _row(p: Product) -> dict:
+    return {
+        "product_id": p.product_id,
+        "datetime": p.datetime.isoformat().replace("+00:00", "Z"),
+        "platform": p.platform,
+        "mgrs_tile": p.mgrs_tile,
+        "rel_orbit": p.relative_orbit,
+        "baseline": p.processing_baseline,
+        "collection": p.collection,
+        "cloud": p.cloud_cover,
+        "aoi_cover": round(float(p.aoi_coverage), 4),
+        "aoi_cloud": None if p.aoi_cloud is None else round(float(p.aoi_cloud), 4),
+        "rank": p.rank,
+        "selected": int(bool(p.selected)),
+        "backend": p.backend,
+        "download": json.dumps(p.download, sort_keys=True),
+        "acq_group": p.acq_group,
+    }
+
+
+def _as_multipolygon(geom):
+    geom = polygonal_part(geom)
+    if geom is None:
+        return None
+    return geom if geom.geom_type == "MultiPolygon" else MultiPolygon([geom])
+
+
+def _columns(products: list[Product]):
+    """Field arrays and null masks in the layout ``pyogrio.raw.write`` takes."""
+    rows = [_row(p) for p in products]
+    data, masks = [], []
+    for name, dtype in FIELDS.items():
+        values = [r[name] for r in rows]
+        mask = np.array([v is None for v in values], dtype=bool)
+        if dtype is object:
+            column = np.array(["" if v is None else str(v) for v in values], dtype=object)
+        else:
+            fill = np.nan if dtype is np.float64 else 0
+            column = np.array([fill if v is None else v for v in values], dtype=dtype)
+        data.append(column)
+        masks.append(mask if mask.any() else None)
+    return data, masks
+
+
+def write_footprints_gpkg(products: list[Product], path, layer: str = DEFAULT_LAYER) -> str:
+    """Write the products to ``path`` (replacing it) and return the path.
+
+    An empty list still gives a valid layer with all fields, so a model that chains on
+    the result gets an empty layer instead of an error.
+    """
+    target = Path(path)
+    if target.suffix.lower() != ".gpkg":
+        raise SatPluginError(f"The footprint output must be a .gpkg file, got {target.name}.")
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise SatPluginError(f"The output folder {folder} does not exist.")
+    data, masks = _columns(products)
+    geoms = [_as_multipolygon(p.aoi_footprint if p.aoi_footprint is not None else p.footprint) for p in products]
+    wkb = np.array([None if g is None else shapely.to_wkb(g) for g in geoms], dtype=object)
+    tmp = folder / f".{target.stem}.{uuid.uuid4().hex[:8]}.tmp.gpkg"
+    try:
+        ogr_write(
+            str(tmp),
+            wkb,
+            data,
+            list(FIELDS),
+            field_mask=masks,
+            layer=layer,
+            driver="GPKG",
+            geometry_type="MultiPolygon",
+            crs=CRS.from_epsg(4326).to_wkt(),
+        )
+        os.replace(tmp, target)
+    finally:
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
+            if leftover.exists():
+                leftover.unlink()
+    return str(target)

@@ -1,0 +1,302 @@
+"""Local folder backend: products already on disk.
+
+Three layouts are recognised, anywhere below the folder:
+
+* ``<name>.SAFE`` folders, as ESA distributes them;
+* ``<name>.SAFE.zip`` / ``<name>.zip`` archives of those (read in place through
+  GDAL's ``/vsizip/``, never unpacked);
+* COG folders in the ``sentinel-s2-l2a-cogs`` layout: ``B02.tif``... next to the
+  product's STAC item JSON.
+
+For SAFE products the product metadata file (``MTD_MSIL2A.xml``/``MTD_MSIL1C.xml``)
+gives the scene cloud % and the data footprint (``EXT_POS_LIST``). When the footprint
+is missing, the bounds of a band raster stand in (the whole tile square, which may
+overstate coverage for a product at a swath edge); with neither, the product is skipped
+with a warning rather than guessed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import xml.etree.ElementTree as ET
+import zipfile
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+import shapely
+from shapely.geometry import Polygon, box
+
+from ..errors import Canceled, SatPluginError
+from .aoi import polygonal_part
+from .products import (
+    Product,
+    canonical_band,
+    format_baseline,
+    normalise_collection,
+    normalise_platform,
+    parse_datetime,
+    parse_product_name,
+)
+from .stac import product_from_stac_item
+
+# Deep enough for year/month sub-folders, shallow enough not to crawl a whole disk.
+MAX_DEPTH = 6
+# A STAC item is a few tens of kB; larger JSON files are something else.
+_MAX_ITEM_JSON_BYTES = 5_000_000
+_MTD_NAMES = ("MTD_MSIL2A.xml", "MTD_MSIL1C.xml")
+# Band image names inside a SAFE: T32TQM_20230612T101559_B02_10m.jp2 (L2A) or ..._B02.jp2 (L1C).
+_IMAGE_BAND = re.compile(r"_(B\d{2}|B8A|SCL)(?:_(\d{2})m)?$")
+
+
+class LocalBackend:
+    """Products found in a folder tree; filtering by date, AOI and cloud happens here too."""
+
+    def __init__(self, folder, *, name: str = "local", max_depth: int = MAX_DEPTH):
+        if not folder:
+            raise SatPluginError("Choose the folder that holds the downloaded products.")
+        self.folder = Path(folder)
+        self.name = name
+        self.max_depth = max_depth
+
+    def search(
+        self,
+        aoi,
+        start: datetime,
+        end: datetime,
+        collection: str,
+        max_cloud: float | None = None,
+        *,
+        progress: Callable[[float], None] | None = None,
+        is_canceled: Callable[[], bool] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> list[Product]:
+        if not self.folder.is_dir():
+            raise SatPluginError(f"The folder {self.folder} does not exist.")
+        level = normalise_collection(collection)
+        found = scan_folder(self.folder, max_depth=self.max_depth, log=log, is_canceled=is_canceled)
+        kept = []
+        for p in found:
+            p.backend = self.name
+            if p.collection != level or not (start <= p.datetime <= end):
+                continue
+            if max_cloud is not None and p.cloud_cover is not None and p.cloud_cover > max_cloud:
+                continue
+            if not p.footprint.intersects(aoi):
+                continue
+            kept.append(p)
+        if progress:
+            progress(100.0)
+        return kept
+
+
+def scan_folder(folder, *, max_depth: int = MAX_DEPTH, log=None, is_canceled=None) -> list[Product]:
+    """Every recognisable product below ``folder``, unfiltered."""
+    root = Path(folder)
+    products = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if is_canceled is not None and is_canceled():
+            raise Canceled()
+        here = Path(dirpath)
+        depth = len(here.relative_to(root).parts)
+        if depth >= max_depth:
+            dirnames[:] = []
+        for d in sorted(dirnames):
+            if d.upper().endswith(".SAFE"):
+                _add(products, read_safe, here / d, log)
+        # A product folder is read as a whole: do not look inside it again.
+        dirnames[:] = sorted(d for d in dirnames if not d.upper().endswith(".SAFE"))
+        for f in sorted(filenames):
+            if f.lower().endswith(".zip") and f.upper().startswith("S2"):
+                _add(products, read_safe_zip, here / f, log)
+        if _looks_like_cog_folder(filenames):
+            _add(products, read_cog_folder, here, log)
+    return products
+
+
+def _add(products, reader, path, log):
+    try:
+        product = reader(path, log=log)
+    except (OSError, ValueError, KeyError, ET.ParseError, zipfile.BadZipFile) as exc:
+        if log:
+            log(f"Skipped {path.name}: could not read it ({type(exc).__name__}: {exc}).")
+        return
+    if product is not None:
+        products.append(product)
+
+
+def _looks_like_cog_folder(filenames) -> bool:
+    names = {f.upper() for f in filenames}
+    return any(n.endswith(".JSON") for n in names) and any(
+        canonical_band(f) and f.lower().endswith((".tif", ".tiff")) for f in filenames
+    )
+
+
+# --- SAFE ---------------------------------------------------------------------------
+
+
+def read_safe(path, *, log=None) -> Product | None:
+    path = Path(path)
+    mtd = next((path / n for n in _MTD_NAMES if (path / n).is_file()), None)
+    if mtd is None:
+        if log:
+            log(f"Skipped {path.name}: no MTD_MSIL2A.xml or MTD_MSIL1C.xml inside.")
+        return None
+    meta = parse_product_metadata(mtd.read_bytes())
+    images = {band: str(path / rel) for band, rel in _band_images(meta["images"]).items()}
+    if not images:
+        images = _glob_safe_images(path)
+    return _safe_product(path.name, meta, images, str(path), log)
+
+
+def read_safe_zip(path, *, log=None) -> Product | None:
+    path = Path(path)
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        mtd = next((n for n in names if n.count("/") == 1 and n.rsplit("/", 1)[-1] in _MTD_NAMES), None)
+        if mtd is None:
+            if log:
+                log(f"Skipped {path.name}: no product metadata inside the archive.")
+            return None
+        meta = parse_product_metadata(zf.read(mtd))
+        safe_dir = mtd.split("/", 1)[0]
+        rel = _band_images(meta["images"])
+        if not rel:
+            rel = _band_images(n[len(safe_dir) + 1 :].rsplit(".", 1)[0] for n in names if n.endswith(".jp2"))
+    vsi = f"/vsizip/{path.resolve()}/{safe_dir}"
+    images = {band: f"{vsi}/{r}" for band, r in rel.items()}
+    return _safe_product(safe_dir, meta, images, str(path), log)
+
+
+def parse_product_metadata(xml_bytes: bytes) -> dict:
+    """The few fields of a SAFE product metadata file that a search needs."""
+    root = ET.fromstring(xml_bytes)
+    texts: dict = {}
+    images = []
+    for el in root.iter():
+        tag = el.tag.rsplit("}", 1)[-1]
+        if tag == "IMAGE_FILE" and el.text:
+            images.append(el.text.strip())
+        elif el.text and el.text.strip() and tag not in texts:
+            texts[tag] = el.text.strip()
+    return {"texts": texts, "images": images}
+
+
+def footprint_from_pos_list(text: str):
+    """``EXT_POS_LIST`` is "lat lon lat lon ..." (lat first); a polygon in lon/lat, or None."""
+    values = [float(v) for v in text.split()]
+    if len(values) < 8 or len(values) % 2:
+        return None
+    coords = [(values[i + 1], values[i]) for i in range(0, len(values), 2)]
+    poly = Polygon(coords)
+    if not poly.is_valid:
+        poly = shapely.make_valid(poly)
+    return polygonal_part(poly)
+
+
+def _band_images(relative_paths) -> dict:
+    """Band -> relative path without extension, keeping the finest resolution of each band."""
+    best: dict = {}
+    for rel in relative_paths:
+        m = _IMAGE_BAND.search(rel)
+        if not m:
+            continue
+        band, res = m.group(1), int(m.group(2) or 0)
+        if band not in best or res < best[band][0]:
+            best[band] = (res, rel)
+    return {band: rel + ".jp2" for band, (_, rel) in best.items()}
+
+
+def _glob_safe_images(path: Path) -> dict:
+    rels = [str(p.relative_to(path).with_suffix("")) for p in path.glob("GRANULE/*/IMG_DATA/**/*.jp2")]
+    return {band: str(path / rel) for band, rel in _band_images(rels).items()}
+
+
+def _safe_product(name: str, meta: dict, images: dict, product_path: str, log) -> Product | None:
+    texts = meta["texts"]
+    named = parse_product_name(name)
+    if not named.get("mgrs_tile"):
+        if log:
+            log(f"Skipped {name}: the name is not a Sentinel-2 product name.")
+        return None
+    footprint = footprint_from_pos_list(texts["EXT_POS_LIST"]) if texts.get("EXT_POS_LIST") else None
+    if footprint is None:
+        footprint = _raster_footprint(images.values())
+        if footprint is not None and log:
+            log(f"{name}: no footprint in the metadata; using the tile's extent.")
+    if footprint is None:
+        if log:
+            log(f"Skipped {name}: no footprint in the metadata and no readable band to take one from.")
+        return None
+    cloud = texts.get("Cloud_Coverage_Assessment")
+    orbit = texts.get("SENSING_ORBIT_NUMBER")
+    level = texts.get("PRODUCT_TYPE") or named.get("collection") or name
+    return Product(
+        product_id=name[:-5] if name.upper().endswith(".SAFE") else name,
+        datetime=parse_datetime(texts.get("PRODUCT_START_TIME")) or named["datetime"],
+        platform=normalise_platform(texts.get("SPACECRAFT_NAME")) or named.get("platform", ""),
+        mgrs_tile=named["mgrs_tile"],
+        relative_orbit=int(orbit) if orbit else named.get("relative_orbit"),
+        processing_baseline=format_baseline(texts.get("PROCESSING_BASELINE")) or named.get("processing_baseline"),
+        collection=normalise_collection(level),
+        cloud_cover=float(cloud) if cloud is not None else None,
+        footprint=footprint,
+        backend="local",
+        download={"kind": "local", "path": product_path, "assets": dict(sorted(images.items()))},
+        processing_time=parse_datetime(texts.get("GENERATION_TIME")) or named.get("processing_time"),
+    )
+
+
+def _raster_footprint(paths):
+    """The lon/lat outline of the first band raster that opens, or None."""
+    import rasterio
+    from rasterio.warp import transform_geom
+
+    for p in paths:
+        try:
+            with rasterio.open(p) as src:
+                if src.crs is None:
+                    continue
+                outline = box(*src.bounds)
+                geom = transform_geom(src.crs, "EPSG:4326", outline.__geo_interface__, antimeridian_cutting=True)
+                return polygonal_part(shapely.geometry.shape(geom))
+        except rasterio.errors.RasterioIOError:
+            continue
+    return None
+
+
+# --- COG folders --------------------------------------------------------------------
+
+
+def read_cog_folder(path, *, log=None) -> Product | None:
+    """A folder of band GeoTIFFs with the product's STAC item JSON beside them."""
+    path = Path(path)
+    item = None
+    for candidate in sorted(path.glob("*.json")):
+        if candidate.stat().st_size > _MAX_ITEM_JSON_BYTES:
+            continue
+        try:
+            data = json.loads(candidate.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if isinstance(data, dict) and data.get("type") == "Feature" and "properties" in data:
+            item = data
+            break
+    if item is None:
+        if log:
+            log(f"Skipped {path.name}: band files but no STAC item JSON to date them.")
+        return None
+    product = product_from_stac_item(item, backend="local")
+    if product is None:
+        if log:
+            log(f"Skipped {path.name}: its STAC item has no geometry or date.")
+        return None
+    assets = {}
+    for f in sorted(path.iterdir()):
+        band = canonical_band(f.name) if f.suffix.lower() in (".tif", ".tiff") else None
+        if band:
+            assets[band] = str(f)
+    product.download = {"kind": "local", "path": str(path), "item_id": item.get("id"), "assets": assets}
+    return product

@@ -1,0 +1,234 @@
+"""One Sentinel-2 product as every backend describes it, and the names that identify it.
+
+Backends disagree on naming (Earth Search says ``sentinel-2a`` and ``blue``, the SAFE
+format says ``S2A`` and ``B02``, Sentinel Hub ids are SAFE names). Everything is
+normalised here once, so ranking and output code can compare products from any backend.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+
+from ..errors import SatPluginError
+
+COLLECTIONS = ("L2A", "L1C")
+
+# Canonical band names are the SAFE ones; SCL only exists for L2A.
+BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12", "SCL")
+
+# Earth Search v1 names assets by common name; older catalogues and the
+# sentinel-s2-l2a-cogs layout use band ids. Both map to the canonical names.
+_COMMON_NAME_BANDS = {
+    "coastal": "B01",
+    "blue": "B02",
+    "green": "B03",
+    "red": "B04",
+    "rededge1": "B05",
+    "rededge2": "B06",
+    "rededge3": "B07",
+    "nir": "B08",
+    "nir08": "B8A",
+    "nir09": "B09",
+    "cirrus": "B10",
+    "swir16": "B11",
+    "swir22": "B12",
+    "scl": "SCL",
+}
+
+# A SAFE product name, e.g. S2B_MSIL2A_20230612T101559_N0509_R065_T32TQM_20230612T131420.
+# The trailing processing time is optional because some catalogues truncate it.
+_SAFE_NAME = re.compile(
+    r"^(?P<platform>S2[A-D])_MSI(?P<level>L1C|L2A)_(?P<sensing>\d{8}T\d{6})_N(?P<baseline>\d{4})"
+    r"_R(?P<orbit>\d{3})_T(?P<tile>\d{2}[A-Z]{3})(?:_(?P<processed>\d{8}T\d{6}))?",
+)
+# Pieces found in other Sentinel-2 ids (granule ids, Earth Search ids), used only as a fallback.
+_TILE = re.compile(r"(?:^|_)T?(\d{2}[C-X][A-Z]{2})(?:_|$)")
+_BASELINE = re.compile(r"_N(\d{2})\.?(\d{2})(?:_|$|\.)")
+_ORBIT = re.compile(r"_R(\d{3})(?:_|$)")
+_PLATFORM = re.compile(r"^S2([A-D])")
+
+
+@dataclass
+class Product:
+    """A Sentinel-2 product found by a search.
+
+    ``footprint`` is the data footprint in EPSG:4326 (not the tile square: a product at a
+    swath edge covers only part of its tile). ``download`` says where the data is and must
+    stay JSON-serialisable because it is written to the output layer as text. It always
+    has ``kind`` and ``assets`` (canonical band name -> href or path, e.g. ``"B02"``,
+    ``"B8A"``, ``"SCL"``; may be empty):
+
+    * ``kind="stac"``: ``item_id``, ``collection``, ``self`` (the item's own URL);
+    * ``kind="sentinelhub"``: ``item_id``, ``collection``, ``service_url``, ``datetime``
+      (what a Process API request needs; the Catalog lists no band files);
+    * ``kind="local"``: ``path`` (the .SAFE folder, .zip or COG folder); zipped bands are
+      ``/vsizip/`` paths that rasterio opens directly.
+
+    The fields after ``download`` are computed by ranking, not by the backends.
+    """
+
+    product_id: str
+    datetime: datetime
+    platform: str  # "S2A", "S2B", ...
+    mgrs_tile: str  # "29RKH", no leading T
+    relative_orbit: int | None
+    processing_baseline: str | None  # "04.00"
+    collection: str  # "L2A" or "L1C"
+    cloud_cover: float | None  # whole-scene %, as the provider reports it
+    footprint: Any  # shapely geometry, EPSG:4326
+    backend: str
+    download: dict = field(default_factory=dict)
+    processing_time: datetime | None = None
+
+    aoi_coverage: float = 0.0
+    aoi_cloud: float | None = None
+    rank: int | None = None
+    selected: bool = False
+    aoi_footprint: Any = None  # footprint clipped to the AOI, EPSG:4326
+
+    @property
+    def acq_group(self) -> str:
+        """Products that share a date and a relative orbit come from the same overpass.
+
+        Neighbouring tiles of one overpass can be mosaicked without a time gap, so the
+        output layer carries this key for users to group on.
+        """
+        orbit = f"R{self.relative_orbit:03d}" if self.relative_orbit is not None else "R???"
+        return f"{self.datetime.date().isoformat()}_{orbit}"
+
+    @property
+    def cloud_for_ranking(self) -> float:
+        """Cloud over the AOI when it was measured, else the scene's; unknown ranks last."""
+        if self.aoi_cloud is not None:
+            return float(self.aoi_cloud)
+        if self.cloud_cover is not None:
+            return float(self.cloud_cover)
+        return 100.0
+
+
+def canonical_band(name: str) -> str | None:
+    """``blue``, ``B02``, ``b2``, ``B02.tif`` or ``blue-jp2`` -> ``B02``; unknown -> None."""
+    key = name.strip()
+    for suffix in (".tif", ".tiff", ".jp2"):
+        if key.lower().endswith(suffix):
+            key = key[: -len(suffix)]
+    key = key.lower()
+    if key.endswith("-jp2"):
+        # Earth Search also lists JPEG 2000 copies; the caller decides whether it wants them.
+        key = key[:-4]
+    if key in _COMMON_NAME_BANDS:
+        return _COMMON_NAME_BANDS[key]
+    m = re.fullmatch(r"b(\d{1,2}|8a)", key)
+    if m:
+        num = m.group(1)
+        band = "B8A" if num == "8a" else f"B{int(num):02d}"
+        return band if band in BANDS else None
+    return None
+
+
+def normalise_platform(value: str | None) -> str | None:
+    """``sentinel-2a``, ``Sentinel-2A``, ``S2A`` -> ``S2A``."""
+    if not value:
+        return None
+    v = value.strip().upper().replace("SENTINEL-", "S")
+    m = re.fullmatch(r"S2([A-D])", v)
+    return f"S2{m.group(1)}" if m else value.strip()
+
+
+def normalise_collection(value: str) -> str:
+    """Accept ``L2A``, ``l1c``, ``sentinel-2-l2a``, ``S2MSI2A``... and return ``L2A``/``L1C``."""
+    v = (value or "").upper()
+    if "L1C" in v or "MSI1C" in v:
+        return "L1C"
+    if "L2A" in v or "MSI2A" in v:
+        return "L2A"
+    raise SatPluginError(f"Unknown Sentinel-2 collection {value!r}: use L2A or L1C.")
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """An ISO-8601 string, a ``20230612T101559`` stamp or a date/datetime -> aware UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime(value.year, value.month, value.day)
+    else:
+        text = str(value).strip()
+        if re.fullmatch(r"\d{8}T\d{6}", text):
+            dt = datetime.strptime(text, "%Y%m%dT%H%M%S")
+        else:
+            text = text.replace("Z", "+00:00").replace("z", "+00:00")
+            # Python 3.11 accepts any number of fractional digits only up to 6.
+            text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+            dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def format_baseline(value: Any) -> str | None:
+    """``N0214``, ``0214``, ``2.14``, ``02.14`` -> ``02.14``."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip().upper().lstrip("N")
+    m = re.fullmatch(r"(\d{1,2})\.(\d{1,2})", text)
+    if m:
+        return f"{int(m.group(1)):02d}.{int(m.group(2)):02d}"
+    if re.fullmatch(r"\d{4}", text):
+        return f"{text[:2]}.{text[2:]}"
+    return text
+
+
+def baseline_key(baseline: str | None) -> tuple[int, int]:
+    """Sortable form of a processing baseline; unknown sorts oldest."""
+    if not baseline:
+        return (-1, -1)
+    try:
+        major, minor = baseline.split(".")
+        return (int(major), int(minor))
+    except ValueError:
+        return (-1, -1)
+
+
+def parse_product_name(name: str) -> dict:
+    """What a Sentinel-2 id says about its product, as far as it can be read.
+
+    SAFE names are read fully. For other ids (granule ids, Earth Search ids such as
+    ``S2A_29RKH_20200219_0_L2A``) the recognisable pieces are picked out one by one.
+    Keys that cannot be read are absent.
+    """
+    stem = name.strip()
+    for suffix in (".zip", ".SAFE"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+    m = _SAFE_NAME.match(stem)
+    if m:
+        out = {
+            "platform": m.group("platform"),
+            "collection": m.group("level"),
+            "datetime": parse_datetime(m.group("sensing")),
+            "processing_baseline": format_baseline(m.group("baseline")),
+            "relative_orbit": int(m.group("orbit")),
+            "mgrs_tile": m.group("tile"),
+        }
+        if m.group("processed"):
+            out["processing_time"] = parse_datetime(m.group("processed"))
+        return out
+    out: dict = {}
+    if pm := _PLATFORM.match(stem):
+        out["platform"] = f"S2{pm.group(1)}"
+    if tm := _TILE.search(stem):
+        out["mgrs_tile"] = tm.group(1)
+    if bm := _BASELINE.search(stem):
+        out["processing_baseline"] = f"{bm.group(1)}.{bm.group(2)}"
+    if om := _ORBIT.search(stem):
+        out["relative_orbit"] = int(om.group(1))
+    if "L1C" in stem.upper():
+        out["collection"] = "L1C"
+    elif "L2A" in stem.upper():
+        out["collection"] = "L2A"
+    return out

@@ -1,0 +1,152 @@
+"""A threaded loopback HTTP server with a request log and scripted failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict
+    headers: dict
+    body: bytes
+
+    @property
+    def json(self):
+        return json.loads(self.body) if self.body else None
+
+    @property
+    def form(self) -> dict:
+        return {k: v[0] for k, v in parse_qs(self.body.decode()).items()}
+
+
+@dataclass
+class Scripted:
+    """A canned answer for the next request whose path starts with ``path``."""
+
+    status: int
+    headers: dict = field(default_factory=dict)
+    body: bytes = b""
+    path: str = ""
+    delay_s: float = 0.0
+    skip: int = 0  # let this many matching requests through first
+
+
+class LoopbackServer:
+    """Subclasses implement ``handle(request) -> (status, headers, body_bytes)``."""
+
+    def __init__(self):
+        self.requests: list[Request] = []
+        self._script: list[Scripted] = []
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ---------------------------------------------------------------
+    def start(self):
+        _bypass_proxies_for_loopback()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def _serve(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                parts = urlsplit(self.path)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                req = Request(self.command, parts.path, parse_qs(parts.query), headers, body)
+                status, headers, payload = server._dispatch(req)
+                try:
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    if "Content-Length" not in headers:
+                        self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test)
+
+            do_GET = do_POST = do_HEAD = _serve
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        host, port = self._httpd.server_address[:2]
+        self._url = f"http://{host}:{port}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    # --- scripting ---------------------------------------------------------------
+    def script(self, status: int, *, headers=None, body=b"", path: str = "", delay_s: float = 0.0, skip: int = 0):
+        """Answer the next request under ``path`` (after ``skip`` others) with this, then resume."""
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            headers = {"Content-Type": "application/json", **(headers or {})}
+        with self._lock:
+            self._script.append(Scripted(status, dict(headers or {}), body, path, delay_s, skip))
+
+    def requests_to(self, path: str) -> list[Request]:
+        return [r for r in self.requests if r.path == path]
+
+    def _dispatch(self, req: Request):
+        with self._lock:
+            self.requests.append(req)
+            canned = next((s for s in self._script if req.path.startswith(s.path)), None)
+            if canned is not None and canned.skip > 0:
+                canned.skip -= 1
+                canned = None
+            elif canned is not None:
+                self._script.remove(canned)
+        if canned is not None:
+            if canned.delay_s:
+                time.sleep(canned.delay_s)
+            return canned.status, canned.headers, canned.body
+        try:
+            return self.handle(req)
+        except Exception as exc:  # an emulator bug should read as a 500, not a hang
+            return 500, {"Content-Type": "text/plain"}, f"emulator error: {exc!r}".encode()
+
+    def handle(self, req: Request):
+        return 404, {}, b""
+
+
+def _bypass_proxies_for_loopback():
+    """requests and GDAL's curl honour *_proxy variables; loopback must never go through one."""
+    for var in ("NO_PROXY", "no_proxy"):
+        current = os.environ.get(var, "")
+        if "127.0.0.1" not in current.split(","):
+            os.environ[var] = ",".join(filter(None, [current, "127.0.0.1", "localhost"]))
+
+
+def json_answer(status: int, obj, headers=None):
+    return status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(obj).encode()
