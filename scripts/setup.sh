@@ -34,7 +34,9 @@ STAMP=.venv/.requirements.sha
 WANT=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "setup: installing pinned requirements into .venv (rasterio, shapely and pyogrio compile: about 3 minutes)"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+  # The machine's pip config lists local indexes that warn for every package: keep errors only.
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 |
+    { grep -v "^WARNING: Location .* is ignored" || true; }
   echo "$WANT" > "$STAMP"
 fi
 

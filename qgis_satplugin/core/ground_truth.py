@@ -1,7 +1,7 @@
 """Rasterize ground-truth polygons: classes, parcel ids, exact coverage, conflicts, distance.
 
-The grid is processed in strips of rows, so memory is bounded by one strip whatever the
-number of parcels or the grid size. Within a strip every (polygon, pixel) share is
+The grid is processed in strips of rows, so memory is bounded by two strips (one being
+computed, one being written) whatever the number of parcels or the grid size. Within a strip every (polygon, pixel) share is
 exact (see ``coverage``); each pixel goes to the polygon with the largest share, ties
 broken by parcel id then class, so the result does not depend on feature order.
 """
@@ -21,6 +21,7 @@ from .atomic import AtomicOutputs
 from .class_table import ClassTable, build_class_table
 from .coverage import expand_ranges, polygon_segments, strip_coverage
 from .errors import Canceled, SatPluginError
+from .geometry import polygonal_part
 from .grid import PixelGrid
 
 # Rows per strip: memory is about 60 bytes per pixel of a strip (~650 MB for a strip of a
@@ -83,16 +84,6 @@ def _as_geometries(geometries) -> np.ndarray:
     return geoms
 
 
-def _polygonal(geom):
-    """The polygonal part of a repaired geometry (make_valid can add lines or points)."""
-    if geom is None or geom.is_empty:
-        return None
-    if geom.geom_type in ("Polygon", "MultiPolygon"):
-        return geom
-    parts = [p for p in shapely.get_parts(geom) if p.geom_type in ("Polygon", "MultiPolygon")]
-    return shapely.union_all(parts) if parts else None
-
-
 def prepare_polygons(geometries, source_crs, grid: PixelGrid, log: Callable[[str], None]):
     """Repaired polygons in the grid's CRS. Returns (geoms, n_repaired, n_empty)."""
     geoms = _as_geometries(geometries)
@@ -105,7 +96,7 @@ def prepare_polygons(geometries, source_crs, grid: PixelGrid, log: Callable[[str
     invalid = ~missing & ~shapely.is_valid(geoms)
     n_repaired = int(invalid.sum())
     if n_repaired:
-        geoms[invalid] = [_polygonal(g) for g in shapely.make_valid(geoms[invalid])]
+        geoms[invalid] = [polygonal_part(g) for g in shapely.make_valid(geoms[invalid])]
         log(f"Repaired {n_repaired} invalid geometries (self-intersections, bad rings).")
     geoms[missing] = None
     n_empty = int(missing.sum())

@@ -15,6 +15,7 @@ from pyproj import CRS, Transformer
 from shapely.geometry import mapping
 
 from ..errors import SatPluginError
+from ..geometry import polygonal_part
 
 # Servers reject or slow down on huge request bodies; a hull is a safe superset
 # because coverage is measured locally against the exact AOI afterwards.
@@ -37,18 +38,6 @@ def prepare_aoi(aoi):
             "The area of interest is not in longitude/latitude degrees (EPSG:4326); reproject it first."
         )
     return geom
-
-
-def polygonal_part(geom):
-    """Only the polygons of a geometry (an intersection may add lines or points)."""
-    if geom is None or geom.is_empty:
-        return None
-    if geom.geom_type in ("Polygon", "MultiPolygon"):
-        return geom
-    parts = [p for p in shapely.get_parts(geom) if p.geom_type in ("Polygon", "MultiPolygon")]
-    if not parts:
-        return None
-    return shapely.union_all(parts)
 
 
 def query_geometry(aoi) -> dict:

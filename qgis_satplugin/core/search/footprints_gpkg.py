@@ -23,7 +23,7 @@ from pyproj import CRS
 from shapely.geometry import MultiPolygon
 
 from ..errors import SatPluginError
-from .aoi import polygonal_part
+from ..geometry import polygonal_part
 from .products import Product
 
 DEFAULT_LAYER = "products"

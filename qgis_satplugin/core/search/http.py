@@ -64,6 +64,17 @@ class HttpStatusError(SatPluginError):
         self.error_code = error_code
 
 
+class BadAnswer(Exception):
+    """A 2xx answer whose body cannot be used (truncated, corrupt, wrong size): worth another try."""
+
+
+def _read_json(response: requests.Response, where: str):
+    try:
+        return response.json()
+    except ValueError:
+        raise SatPluginError(f"{where} answered HTTP {response.status_code} but not with JSON.") from None
+
+
 def safe_url(url: str) -> str:
     """The URL without query string or user info, fit for logs and messages."""
     parts = urlsplit(url)
@@ -147,13 +158,34 @@ class JsonClient:
 
     def request(self, method: str, url: str, *, json=None, data=None, params=None, headers=None) -> dict:
         """Send until a 2xx JSON answer, a non-retryable error or the last attempt."""
+        return self.send(method, url, read=_read_json, json=json, data=data, params=params, headers=headers)
+
+    def send(
+        self, method: str, url: str, *, read, json=None, data=None, params=None, headers=None, stream: bool = False
+    ):
+        """The retry loop of :meth:`request` for any kind of answer.
+
+        ``read(response, where)`` turns a 2xx answer into the result. Binary downloads
+        pass ``stream=True`` and read the body themselves, so they can check the cancel
+        flag between chunks and compare the body with ``Content-Length``. ``read`` may
+        raise :class:`BadAnswer` (a truncated or corrupt body): that attempt is retried
+        like a dropped connection, and so are connection errors and timeouts raised
+        while the body is being read.
+        """
         where = safe_url(url)
         last_problem = "no answer"
         for attempt in range(1, self.max_attempts + 1):
             self._check_canceled()
             try:
                 response = self.session.request(
-                    method, url, json=json, data=data, params=params, headers=headers, timeout=self.timeout
+                    method,
+                    url,
+                    json=json,
+                    data=data,
+                    params=params,
+                    headers=headers,
+                    timeout=self.timeout,
+                    **({"stream": True} if stream else {}),
                 )
             except requests.exceptions.SSLError:
                 # A certificate problem does not go away by waiting.
@@ -192,9 +224,15 @@ class JsonClient:
                     f"{where} answered HTTP {status}: {_error_excerpt(response)}", status, _error_code(response)
                 )
             try:
-                return response.json()
-            except ValueError:
-                raise SatPluginError(f"{where} answered HTTP {status} but not with JSON.") from None
+                return read(response, where)
+            except (*_TRANSIENT_ERRORS, BadAnswer) as exc:
+                last_problem = str(exc) if isinstance(exc, BadAnswer) else type(exc).__name__
+                if attempt < self.max_attempts:
+                    self._retry_later(where, last_problem, self._backoff(attempt), attempt)
+                continue
+            finally:
+                if stream:
+                    response.close()
         raise SatPluginError(
             f"Gave up on {where} after {self.max_attempts} attempts (last problem: {last_problem}). "
             "The service may be down; try again later."

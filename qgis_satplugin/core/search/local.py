@@ -30,7 +30,7 @@ import shapely
 from shapely.geometry import Polygon, box
 
 from ..errors import Canceled, SatPluginError
-from .aoi import polygonal_part
+from ..geometry import polygonal_part
 from .products import (
     Product,
     canonical_band,

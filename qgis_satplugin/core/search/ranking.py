@@ -28,7 +28,8 @@ from __future__ import annotations
 import shapely
 
 from ..errors import SatPluginError
-from .aoi import EqualAreaFrame, polygonal_part
+from ..geometry import polygonal_part
+from .aoi import EqualAreaFrame
 from .period import days_between
 from .products import Product, baseline_key
 

@@ -21,7 +21,8 @@ import shapely
 from shapely.geometry import box, shape
 
 from ..errors import SatPluginError
-from .aoi import polygonal_part, query_geometry
+from ..geometry import polygonal_part
+from .aoi import query_geometry
 from .http import JsonClient
 from .period import stac_interval
 from .products import (
