@@ -36,7 +36,8 @@ def aoi_geometry_4326(algorithm, parameters, context, extent_name="AOI", layer_n
             if source is None:
                 raise QgsProcessingException(f"{layer_name} is not a readable polygon layer.")
             features, crs = source.getFeatures(), source.sourceCrs()
-        geometries = [f.geometry() for f in features if f.hasGeometry()]
+        # One invalid polygon (a bow-tie) would make the whole union empty: repair first.
+        geometries = [f.geometry().makeValid() for f in features if f.hasGeometry()]
         if not geometries:
             raise QgsProcessingException(f"{layer_name} has no polygon: the area of interest is empty.")
         union = QgsGeometry.unaryUnion(geometries)

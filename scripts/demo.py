@@ -16,7 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from qgis_satplugin.core.grid import PixelGrid  # noqa: E402
 from qgis_satplugin.core.synthetic import synthetic_parcels  # noqa: E402
+from qgis_satplugin.core.synthetic_scenes import write_product  # noqa: E402
 
 CROPS = ["", "wheat", "barley", "maize", "rapeseed", "sugar beet", "potato", "grassland", "orchard"]
 # Sample fields: 3 km x 3 km in UTM 33N, near Ljubljana.
@@ -46,6 +48,70 @@ def make_sample_parcels(folder: Path) -> Path:
     path.unlink(missing_ok=True)
     frame.to_file(path, driver="GPKG")
     return path
+
+
+# Sample acquisitions over the season: (date, cloud %). Clear and cloudy ones alternate
+# so that the search has something to choose between.
+ACQUISITIONS = [
+    ("2023-04-12", 5), ("2023-05-02", 62), ("2023-05-22", 9), ("2023-06-11", 34),
+    ("2023-07-06", 2), ("2023-07-31", 81), ("2023-08-20", 14), ("2023-09-14", 44),
+]
+
+
+def make_sample_products(folder: Path, parcels: Path) -> Path:
+    """A local collection of synthetic L2A products over the sample fields."""
+    import shutil
+    from datetime import datetime, timezone
+
+    import geopandas as gpd
+    from rasterio.features import rasterize
+
+    library = folder / "products"
+    shutil.rmtree(library, ignore_errors=True)
+    grid = PixelGrid.square("EPSG:32633", AREA[0], AREA[3], 10.0, 300, 300)
+    frame = gpd.read_file(parcels)
+    crop_ids = {name: i + 1 for i, name in enumerate(sorted(set(frame["crop"])))}
+    class_map = rasterize(
+        ((geom, crop_ids[crop]) for geom, crop in zip(frame.geometry, frame["crop"]) if geom.is_valid),
+        out_shape=(grid.height, grid.width), transform=grid.transform, fill=0, dtype="uint8",
+    )
+    for index, (day, cloud) in enumerate(ACQUISITIONS):
+        when = datetime.fromisoformat(day).replace(hour=10, minute=0, second=31, tzinfo=timezone.utc)
+        write_product(library, grid, class_map, when, cloud, seed=index)
+    return library
+
+
+def search_step(library: Path, parcels: Path, out: Path) -> dict:
+    results = qgis_process(
+        "satplugin:searchproducts",
+        BACKEND=3,
+        SERVICE_URL=library,
+        AOI_LAYER=parcels,
+        START_DATE="2023-04-01",
+        END_DATE="2023-09-30",
+        COLLECTION=0,
+        MAX_CLOUD=50,
+        MIN_AOI_COVERAGE=90,
+        MAX_PRODUCTS=4,
+        STRATEGY=1,
+        AOI_CLOUD="true",
+        OUTPUT=out / "products.gpkg",
+    )
+    import geopandas as gpd
+
+    found = gpd.read_file(results["OUTPUT"], layer="products").sort_values("datetime")
+    chosen = found[found["selected"] == 1]
+    return {
+        "products_found": int(results["PRODUCT_COUNT"]),
+        "products_selected": int(results["SELECTED_COUNT"]),
+        "chosen": [
+            {"date": row.datetime[:10], "scene_cloud": row.cloud, "aoi_cloud": row.aoi_cloud,
+             "aoi_coverage": row.aoi_cover, "rank": int(row.rank)}
+            for row in chosen.itertuples()
+        ],
+        "outputs": {"OUTPUT": str(results["OUTPUT"])},
+        "checksums": {},
+    }
 
 
 def qgis_process(algorithm: str, **params) -> dict:
@@ -107,14 +173,27 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
 
     parcels = make_sample_parcels(out)
-    report = {"sample_parcels": str(parcels), "steps": {}}
+    library = make_sample_products(out, parcels)
+    report = {"sample_parcels": str(parcels), "sample_products": str(library), "steps": {}}
+    report["steps"]["search"] = search_step(library, parcels, out)
     report["steps"]["ground_truth_10m"] = rasterize_step(parcels, out, 10.0, "10m")
     report["steps"]["ground_truth_2.5m"] = rasterize_step(parcels, out, 2.5, "2.5m")
     report_path = out / "report.json"
     report_path.write_text(json.dumps(report, indent=2) + "\n")
 
     print(f"Sample parcels: {parcels} (400 fields, 2023 ones burned; one bow-tie to repair)")
+    search = report["steps"]["search"]
+    print(f"Sample products: {library} ({len(ACQUISITIONS)} synthetic L2A acquisitions, April to September 2023)")
+    print(f"\n== search (local folder, 4 dates spread over the season, cloud over the fields <= 50 %): "
+          f"{search['products_found']} products pass the filters, {search['products_selected']} chosen")
+    for row in search["chosen"]:
+        print(f"   {row['date']}  rank {row['rank']}  AOI cloud {row['aoi_cloud']:.1f} %  "
+              f"(scene {row['scene_cloud']:.1f} %)  AOI coverage {row['aoi_coverage']:.0f} %")
+    print("   why: each of 4 target dates (bin centres) takes the product with the lowest cost of "
+          "days off target, cloud and missing coverage")
     for name, step in report["steps"].items():
+        if name == "search":
+            continue
         g = step["grid"]
         print(f"\n== {name}: {g['width']} x {g['height']} px of {g['pixel_size']} m, {g['crs']}, origin {g['origin']}")
         print(f"   polygons rasterized {step['polygons_rasterized']}, repaired {step['geometries_repaired']}, "

@@ -17,6 +17,12 @@ def test_demo_report_figures_and_repeatability(tmp_path):
         assert "pixels per class" in proc.stdout
         outputs.append(json.loads((tmp_path / run / "report.json").read_text()))
     first, second = outputs
+    search = first["steps"]["search"]
+    # Eight synthetic acquisitions; four dates spread over April-September, clear over the fields.
+    assert search["products_selected"] == 4
+    assert [row["date"] for row in search["chosen"]] == ["2023-04-12", "2023-05-22", "2023-07-06", "2023-08-20"]
+    assert all(row["aoi_coverage"] == 100 and row["aoi_cloud"] <= 50 for row in search["chosen"])
+    assert search["chosen"] == second["steps"]["search"]["chosen"]
     step = first["steps"]["ground_truth_10m"]
     fine = first["steps"]["ground_truth_2.5m"]
     assert step["polygons_rasterized"] == fine["polygons_rasterized"] == 320  # year 2023 only
