@@ -195,3 +195,17 @@ def test_local_folder_through_qgis_process(tmp_path):
 def test_missing_aoi_is_a_clear_error(satplugin_provider, tmp_path):
     with pytest.raises(QgsProcessingException, match="Give the area of interest"):
         run({"BACKEND": 2, "START_DATE": "2023-04-01", "END_DATE": "2023-04-30", "OUTPUT": str(tmp_path / "x.gpkg")})
+
+
+def test_stac_backend_through_qgis_process(stac_server, tmp_path):
+    """The qgis_process subprocess reaches the test's loopback STAC API like a real one."""
+    _, answer = run_qgis_process(
+        "--json", "run", "satplugin:searchproducts", "--", "BACKEND=2", f"SERVICE_URL={stac_server.url}",
+        f"AOI={TILE_AOI}", "START_DATE=2023-04-01", "END_DATE=2023-06-30", "MAX_CLOUD=50", "MAX_PRODUCTS=2",
+        f"OUTPUT={tmp_path / 'stac.gpkg'}",
+    )
+    results = answer["results"]
+    assert results["PRODUCT_COUNT"] == sum(1 for i in range(12) if (i * 37) % 90 <= 50)
+    assert results["SELECTED_COUNT"] == 2
+    selected = sorted(f["cloud"] for f in load(results["OUTPUT"]).getFeatures() if f["selected"])
+    assert selected == [0, 5]
