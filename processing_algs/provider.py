@@ -4,6 +4,7 @@ from pathlib import Path
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .download_products import DownloadProducts
 from .rasterize_ground_truth import RasterizeGroundTruth
 from .search_products import SearchProducts
 
@@ -29,7 +30,7 @@ class SatPluginProvider(QgsProcessingProvider):
         return str(ICON)
 
     def loadAlgorithms(self):  # noqa: N802 (QGIS API)
-        for algorithm in (SearchProducts(), RasterizeGroundTruth()):
+        for algorithm in (SearchProducts(), DownloadProducts(), RasterizeGroundTruth()):
             self.addAlgorithm(algorithm)
 
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802 (QGIS API)

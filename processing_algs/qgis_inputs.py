@@ -16,6 +16,8 @@ from qgis.core import (
     QgsProcessingException,
 )
 
+from ..qgis_satplugin.core.errors import SatPluginError
+from ..qgis_satplugin.core.grid import PixelGrid
 from ..qgis_satplugin.core.search import Credentials
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
@@ -76,3 +78,22 @@ def credentials_from_authcfg(authcfg):
             "with the OAuth client id as user name and the client secret as password."
         )
     return Credentials(client_id, secret)
+
+
+def grid_of_raster_layer(layer) -> PixelGrid:
+    """A raster layer's grid exactly: its CRS, origin, pixel size and shape."""
+    from .base import crs_string
+
+    extent = layer.extent()
+    try:
+        return PixelGrid(
+            crs_string(layer.crs()),
+            extent.xMinimum(),
+            extent.yMaximum(),
+            extent.width() / layer.width(),
+            extent.height() / layer.height(),
+            layer.width(),
+            layer.height(),
+        )
+    except SatPluginError as exc:
+        raise QgsProcessingException(str(exc)) from exc

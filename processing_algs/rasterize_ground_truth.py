@@ -22,9 +22,10 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..qgis_satplugin.core.errors import SatPluginError
-from ..qgis_satplugin.core.grid import PixelGrid, snapped_grid, utm_grid_for_bounds
+from ..qgis_satplugin.core.grid import PixelGrid, snapped_grid, transform_bounds, utm_grid_for_bounds
 from ..qgis_satplugin.core.ground_truth import OutputPaths, rasterize_ground_truth
 from .base import SatPluginAlgorithm, crs_string
+from .qgis_inputs import grid_of_raster_layer
 
 INTEGER_TYPES = (QVariant.Int, QVariant.UInt, QVariant.LongLong, QVariant.ULongLong)
 
@@ -209,16 +210,7 @@ class RasterizeGroundTruth(SatPluginAlgorithm):
         pixel_size = self.parameterAsDouble(parameters, "PIXEL_SIZE", context)
         try:
             if reference is not None:
-                ref_extent = reference.extent()
-                return PixelGrid(
-                    crs_string(reference.crs()),
-                    ref_extent.xMinimum(),
-                    ref_extent.yMaximum(),
-                    ref_extent.width() / reference.width(),
-                    ref_extent.height() / reference.height(),
-                    reference.width(),
-                    reference.height(),
-                )
+                return grid_of_raster_layer(reference)
             target_crs = self.parameterAsCrs(parameters, "TARGET_CRS", context)
             if parameters.get("EXTENT"):
                 if target_crs.isValid():
@@ -232,8 +224,6 @@ class RasterizeGroundTruth(SatPluginAlgorithm):
             if extent.isEmpty() or extent.isNull():
                 raise QgsProcessingException("The polygons have no extent; all geometries are empty.")
             if target_crs.isValid():
-                from ..qgis_satplugin.core.grid import transform_bounds
-
                 bounds = transform_bounds(_bounds(extent), crs_string(source.sourceCrs()), crs_string(target_crs))
                 return snapped_grid(bounds, crs_string(target_crs), pixel_size)
             return utm_grid_for_bounds(_bounds(extent), crs_string(source.sourceCrs()), pixel_size)

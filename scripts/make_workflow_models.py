@@ -64,6 +64,85 @@ def build_ground_truth_model():
     return model
 
 
+def build_search_download_model():
+    """Search products, then download the selected ones onto one grid."""
+    from qgis.core import (
+        QgsProcessing,
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelChildParameterSource as Source,
+        QgsProcessingModelOutput,
+        QgsProcessingModelParameter,
+        QgsProcessingParameterDateTime,
+        QgsProcessingParameterEnum,
+        QgsProcessingParameterFeatureSource,
+        QgsProcessingParameterNumber,
+        QgsProcessingParameterString,
+    )
+
+    from satplugin.processing_algs.search_products import BACKENDS
+
+    model = QgsProcessingModelAlgorithm("Search and download", "satplugin", "satplugin")
+    model.setHelpContent(
+        {
+            "ALG_DESC": "Searches Sentinel-2 L2A products over the AOI polygons and the season, keeps the best "
+            "MAX_PRODUCTS spread evenly in time, and downloads them (10 m RGBN + SCL) onto one grid.",
+            "ALG_CREATOR": "satplugin",
+        }
+    )
+    for parameter in (
+        QgsProcessingParameterEnum("backend", "Backend", [label for _, label in BACKENDS], defaultValue=2),
+        QgsProcessingParameterString("service_url", "Service URL (or the local folder)", optional=True),
+        QgsProcessingParameterFeatureSource("aoi", "Area of interest (polygons)", [QgsProcessing.TypeVectorPolygon]),
+        QgsProcessingParameterDateTime("start_date", "Start date", QgsProcessingParameterDateTime.Date),
+        QgsProcessingParameterDateTime("end_date", "End date", QgsProcessingParameterDateTime.Date),
+        QgsProcessingParameterNumber("max_products", "Dates to keep", QgsProcessingParameterNumber.Integer, 6, minValue=1),
+        QgsProcessingParameterNumber("max_cloud", "Maximum cloud (%)", QgsProcessingParameterNumber.Double, 50.0),
+    ):
+        model.addModelParameter(parameter, QgsProcessingModelParameter(parameter.name()))
+
+    search = QgsProcessingModelChildAlgorithm("satplugin:searchproducts")
+    search.setChildId("search")
+    search.setDescription("Search products")
+    for name, source in (
+        ("BACKEND", Source.fromModelParameter("backend")),
+        ("SERVICE_URL", Source.fromModelParameter("service_url")),
+        ("AOI_LAYER", Source.fromModelParameter("aoi")),
+        ("START_DATE", Source.fromModelParameter("start_date")),
+        ("END_DATE", Source.fromModelParameter("end_date")),
+        ("MAX_PRODUCTS", Source.fromModelParameter("max_products")),
+        ("MAX_CLOUD", Source.fromModelParameter("max_cloud")),
+        ("STRATEGY", Source.fromStaticValue(1)),
+        ("COLLECTION", Source.fromStaticValue(0)),
+    ):
+        search.addParameterSources(name, [source])
+    products = QgsProcessingModelOutput("products", "Product footprints")
+    products.setChildId("search")
+    products.setChildOutputName("OUTPUT")
+    search.setModelOutputs({"products": products})
+    model.addChildAlgorithm(search)
+
+    download = QgsProcessingModelChildAlgorithm("satplugin:downloadproducts")
+    download.setChildId("download")
+    download.setDescription("Download products")
+    for name, source in (
+        ("PRODUCTS", Source.fromChildOutput("search", "OUTPUT")),
+        ("AOI_LAYER", Source.fromModelParameter("aoi")),
+        ("SERVICE_URL", Source.fromModelParameter("service_url")),
+        ("BANDS", Source.fromStaticValue([0])),
+        ("INCLUDE_MASKS", Source.fromStaticValue(True)),
+        ("HARMONIZE", Source.fromStaticValue(True)),
+    ):
+        download.addParameterSources(name, [source])
+    series = QgsProcessingModelOutput("series", "Downloaded time series (folder)")
+    series.setChildId("download")
+    series.setChildOutputName("OUTPUT_FOLDER")
+    download.setModelOutputs({"series": series})
+    download.setDependencies([])
+    model.addChildAlgorithm(download)
+    return model
+
+
 def main():
     from qgis.core import QgsApplication
 
@@ -76,12 +155,13 @@ def main():
 
     plugin = satplugin.classFactory(None)
     plugin.initProcessing()
-    target = ROOT / "models" / "workflows" / "ground_truth.model3"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    model = build_ground_truth_model()
-    if not model.toFile(str(target)):
-        sys.exit(f"could not write {target}")
-    print(f"wrote {target}")
+    folder = ROOT / "models" / "workflows"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, build in (("ground_truth", build_ground_truth_model), ("search_download", build_search_download_model)):
+        target = folder / f"{name}.model3"
+        if not build().toFile(str(target)):
+            sys.exit(f"could not write {target}")
+        print(f"wrote {target}")
     plugin.unload()
     app.exitQgis()
 

@@ -18,7 +18,9 @@ def test_desktop_initgui_registers_the_provider_and_unload_removes_it(qgis_iface
     plugin.initGui()
     provider = registry.providerById("satplugin")
     assert provider is not None
-    assert sorted(a.id() for a in provider.algorithms()) == ["satplugin:rasterizegroundtruth", "satplugin:searchproducts"]
+    assert sorted(a.id() for a in provider.algorithms()) == [
+        "satplugin:downloadproducts", "satplugin:rasterizegroundtruth", "satplugin:searchproducts"
+    ]
     plugin.initGui()  # a second start must not re-add (and so delete) the provider
     assert registry.providerById("satplugin") is provider
     plugin.unload()

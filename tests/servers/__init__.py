@@ -3,6 +3,7 @@
 Each server binds 127.0.0.1 on a free port, runs in a daemon thread, and is stopped by
 the test that started it (use it as a context manager). They speak the real wire
 formats: a STAC API item search, an OAuth2 client-credentials token endpoint, the
-Sentinel Hub Catalog API, and a static file server with HTTP range requests (what GDAL's
-/vsicurl needs to read a COG).
+Sentinel Hub Catalog API, the Sentinel Hub Process API (``process_api``, answering from the
+synthetic world of ``s2_world``), and a static file server with HTTP range requests (what
+a COG reader needs). ``LoopbackServer.script``/``fault`` make them fail on purpose.
 """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,12 +41,34 @@ class Scripted:
     skip: int = 0  # let this many matching requests through first
 
 
+@dataclass
+class Fault:
+    """A fault applied to the real answer of the next request under ``path``.
+
+    ``delay_s`` holds the answer back (a slow server: the client times out);
+    ``drop_after`` sends the headers and only that many body bytes, then closes the
+    connection; ``corrupt`` garbles the body but keeps its length.
+    """
+
+    path: str = ""
+    delay_s: float = 0.0
+    drop_after: int | None = None
+    corrupt: bool = False
+    skip: int = 0
+
+
+def corrupted(payload: bytes) -> bytes:
+    """Same length, different bytes after the first four (a TIFF stays recognisably broken)."""
+    return payload[:4] + bytes(b ^ 0x5A for b in payload[4:])
+
+
 class LoopbackServer:
     """Subclasses implement ``handle(request) -> (status, headers, body_bytes)``."""
 
     def __init__(self):
         self.requests: list[Request] = []
         self._script: list[Scripted] = []
+        self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -67,7 +90,12 @@ class LoopbackServer:
                 parts = urlsplit(self.path)
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 req = Request(self.command, parts.path, parse_qs(parts.query), headers, body)
+                fault = server._take_fault(req)
+                if fault is not None and fault.delay_s:
+                    time.sleep(fault.delay_s)
                 status, headers, payload = server._dispatch(req)
+                if fault is not None and fault.corrupt:
+                    payload = corrupted(payload)
                 try:
                     self.send_response(status)
                     for k, v in headers.items():
@@ -76,13 +104,19 @@ class LoopbackServer:
                         self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     if self.command != "HEAD":
+                        if fault is not None and fault.drop_after is not None:
+                            self.wfile.write(payload[: fault.drop_after])
+                            self.wfile.flush()
+                            self.close_connection = True
+                            self.connection.shutdown(socket.SHUT_RDWR)
+                            return
                         self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
+                except (BrokenPipeError, ConnectionResetError, OSError):
                     pass  # the client gave up (a timeout test)
 
             do_GET = do_POST = do_HEAD = _serve
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _QuietHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         host, port = self._httpd.server_address[:2]
         self._url = f"http://{host}:{port}"
@@ -115,6 +149,22 @@ class LoopbackServer:
         with self._lock:
             self._script.append(Scripted(status, dict(headers or {}), body, path, delay_s, skip))
 
+    def fault(self, path: str = "", *, delay_s: float = 0.0, drop_after: int | None = None, corrupt: bool = False, skip: int = 0):
+        """Disturb the real answer to the next request under ``path`` (after ``skip`` others), once."""
+        with self._lock:
+            self._faults.append(Fault(path, delay_s, drop_after, corrupt, skip))
+
+    def _take_fault(self, req: Request) -> Fault | None:
+        with self._lock:
+            fault = next((f for f in self._faults if req.path.startswith(f.path)), None)
+            if fault is None:
+                return None
+            if fault.skip > 0:
+                fault.skip -= 1
+                return None
+            self._faults.remove(fault)
+            return fault
+
     def requests_to(self, path: str) -> list[Request]:
         return [r for r in self.requests if r.path == path]
 
@@ -138,6 +188,17 @@ class LoopbackServer:
 
     def handle(self, req: Request):
         return 404, {}, b""
+
+
+class _QuietHTTPServer(ThreadingHTTPServer):
+    """A client that hangs up (a canceled or timed-out download) is normal here, not an error to print."""
+
+    def handle_error(self, request, client_address):
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 def _bypass_proxies_for_loopback():

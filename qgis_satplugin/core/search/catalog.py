@@ -263,6 +263,15 @@ class CatalogBackend:
         token = self._access_token(client, credentials)
         return client.post(self.search_url, json=body, headers=_bearer(token))
 
+    def access_token(self, client: JsonClient, *, renew: bool = False) -> str:
+        """A bearer token for this service, cached until it expires.
+
+        ``renew`` drops the cached one first: the Process API answered 401 with it.
+        """
+        if renew:
+            self._token = None
+        return self._access_token(client, as_credentials(self._credentials))
+
     def _access_token(self, client: JsonClient, credentials: Credentials) -> str:
         if self._token is not None and self._clock() < self._token_expires:
             return self._token

@@ -208,6 +208,8 @@ class JsonClient:
                 )
             if status == 429 or status >= 500:
                 last_problem = f"HTTP {status}"
+                if stream:
+                    response.close()  # an unread streamed body would hold its connection
                 if attempt < self.max_attempts:
                     delay = parse_retry_after(response.headers.get("Retry-After"), self.retry_after_unit, self._now())
                     if delay is None:

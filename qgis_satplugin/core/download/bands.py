@@ -1,0 +1,71 @@
+"""Band names, presets and native resolutions, checked once before anything is fetched.
+
+A wrong band name found after ten dates have been downloaded wastes the user's quota,
+so the list is validated against the collections of the products up front.
+"""
+
+from __future__ import annotations
+
+from ..errors import SatPluginError
+from ..search.products import canonical_band
+
+# Metres per pixel of each band in the products as ESA distributes them.
+NATIVE_RESOLUTION_M = {
+    "B01": 60,
+    "B02": 10,
+    "B03": 10,
+    "B04": 10,
+    "B05": 20,
+    "B06": 20,
+    "B07": 20,
+    "B08": 10,
+    "B8A": 20,
+    "B09": 60,
+    "B10": 60,
+    "B11": 20,
+    "B12": 20,
+    "SCL": 20,
+}
+L1C_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+# B10 (cirrus) is used by the atmospheric correction and is not part of L2A products.
+L2A_BANDS = tuple(b for b in L1C_BANDS if b != "B10")
+
+BAND_PRESETS = {
+    "rgbn_10m": ["B02", "B03", "B04", "B08"],
+    "l2a_all": list(L2A_BANDS),
+    "l1c_all": list(L1C_BANDS),
+}
+
+# The mask layer written beside each image, per collection and backend. Earth Search
+# and SAFE L1C products carry no ready-made cloud mask; Sentinel Hub computes CLM.
+FILE_MASKS = {"L2A": "SCL", "L1C": None}
+SENTINELHUB_MASKS = {"L2A": "SCL", "L1C": "CLM"}
+# SCL class 0 is "no data"; CLM uses 0 (clear) and 1 (cloud), so its no-data is 255.
+MASK_NODATA = {"SCL": 0, "CLM": 255}
+
+
+def resolve_bands(bands) -> list[str]:
+    """Canonical band names in the order given; a preset name expands to its list."""
+    if isinstance(bands, str):
+        bands = BAND_PRESETS.get(bands, [bands])
+    if not bands:
+        raise SatPluginError("Choose at least one band to download (e.g. B02, B03, B04, B08).")
+    out: list[str] = []
+    for name in bands:
+        if isinstance(name, str) and name in BAND_PRESETS:
+            out.extend(b for b in BAND_PRESETS[name] if b not in out)
+            continue
+        band = canonical_band(str(name))
+        if band is None:
+            raise SatPluginError(f"Unknown Sentinel-2 band {name!r}; use names like B02, B8A or B11.")
+        if band == "SCL":
+            raise SatPluginError("SCL is a mask, not a reflectance band: it is written beside each image when masks are on.")
+        if band not in out:
+            out.append(band)
+    return out
+
+
+def check_bands_for(bands: list[str], collections) -> None:
+    """Refuse bands that some of the products cannot have (B10 in L2A)."""
+    if "B10" in bands and "L2A" in set(collections):
+        raise SatPluginError("B10 (cirrus) exists only in L1C products; remove it or download L1C products.")

@@ -1,0 +1,127 @@
+"""STAC (Earth Search COGs over HTTP) and local (SAFE, zipped SAFE, COG folders) products.
+
+Both hand band files to :func:`warp_read.read_onto_grid`; they differ in where the
+files are and in how a product says whether its offset was already removed:
+
+* Earth Search v1 items carry ``earthsearch:boa_offset_applied``: when true the COGs
+  are already harmonized and nothing may be subtracted again. The flag lives in the
+  item (``download["self"]``), fetched once per acquisition that has work to do.
+* A local COG folder has its STAC item JSON beside the bands; SAFE products follow
+  the baseline rule.
+
+One task per (acquisition, band): the products of the acquisition (tiles of one
+overpass) are read in a fixed order, harmonized each by its own baseline, and merged,
+the first product with data winning per pixel, so the result does not depend on the
+order in which threads finish.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+from rasterio.enums import Resampling
+
+from ..errors import SatPluginError
+from ..search.http import BadAnswer, HttpStatusError
+from .bands import FILE_MASKS
+from .harmonize import Harmonization, apply_harmonization, plan_harmonization
+from .transfer import ClientPool
+from .warp_read import is_remote, read_onto_grid
+
+BOA_FLAG = "earthsearch:boa_offset_applied"
+
+
+class FileSources:
+    def __init__(self, pool: ClientPool, grid):
+        self.pool = pool
+        self.grid = grid
+        self._lock = threading.Lock()
+
+    def mask_name(self, acq) -> str | None:
+        name = FILE_MASKS.get(acq.collection)
+        if name and all(name in (p.download.get("assets") or {}) for p in acq.products):
+            return name
+        return None
+
+    def harmonization(self, acq, harmonize: bool) -> dict[str, Harmonization]:
+        """Per product id: what to subtract. Reads the provider's flag once per acquisition."""
+        with self._lock:
+            key = ("harmonization", harmonize)
+            if key not in acq.info:
+                acq.info[key] = {
+                    p.product_id: plan_harmonization(
+                        p.processing_baseline, p.datetime, harmonize, self._provider_removed_offset(p)
+                    )
+                    for p in acq.products
+                }
+            return acq.info[key]
+
+    def _provider_removed_offset(self, product) -> bool | None:
+        dl = product.download
+        item = None
+        if dl.get("kind") == "stac" and dl.get("self") and is_remote(dl["self"]):
+            try:
+                item = self.pool.client().get(dl["self"])
+            except HttpStatusError as exc:  # gone or refused: the baseline decides, and the log says so
+                if self.pool.log:
+                    self.pool.log(f"{product.product_id}: could not read its STAC item ({exc}); the baseline decides the offset.")
+                return None
+        elif dl.get("kind") == "local" and dl.get("path") and Path(dl["path"]).is_dir():
+            item = _local_item(Path(dl["path"]), dl.get("item_id"))
+        if isinstance(item, dict):
+            flag = (item.get("properties") or {}).get(BOA_FLAG)
+            if isinstance(flag, bool):
+                return flag
+        return None
+
+    def read_band(self, acq, band: str, *, mask: bool, harmonization: dict[str, Harmonization] | None) -> np.ndarray:
+        """One band of one acquisition on the grid, harmonized and mosaicked."""
+        dtype = np.uint8 if mask else np.uint16
+        resampling = Resampling.nearest if mask else Resampling.bilinear
+        merged = None
+        for p in acq.products:
+            href = (p.download.get("assets") or {}).get(band)
+            if not href:
+                have = ", ".join(sorted(p.download.get("assets") or {})) or "none"
+                raise SatPluginError(f"Product {p.product_id} has no {band} file (it has: {have}).")
+            data = self._read_with_retries(href, resampling, dtype)
+            if harmonization is not None:
+                data = apply_harmonization(data, harmonization[p.product_id].subtract_dn)
+            if merged is None:
+                merged = data
+            else:
+                empty = merged == 0
+                merged[empty] = data[empty]
+        return merged
+
+    def _read_with_retries(self, href: str, resampling, dtype) -> np.ndarray:
+        """A corrupt remote file is downloaded again; a corrupt local file is reported."""
+        if not is_remote(href):
+            try:
+                return read_onto_grid(href, self.grid, resampling, dtype, self.pool)
+            except BadAnswer as exc:
+                raise SatPluginError(f"Cannot read {href}: {exc}") from None
+        client = self.pool.client()
+        for attempt in range(1, client.max_attempts + 1):
+            self.pool.check_canceled()
+            try:
+                return read_onto_grid(href, self.grid, resampling, dtype, self.pool)
+            except BadAnswer as exc:
+                problem = str(exc)
+                if attempt < client.max_attempts:
+                    client._retry_later(href.rsplit("/", 1)[-1], problem, client._backoff(attempt), attempt)
+        raise SatPluginError(f"Gave up on {href.rsplit('/', 1)[-1]} after {client.max_attempts} attempts ({problem}).")
+
+
+def _local_item(folder: Path, item_id) -> dict | None:
+    for candidate in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("type") == "Feature" and (item_id is None or data.get("id") == item_id):
+            return data
+    return None

@@ -1,0 +1,81 @@
+"""One radiometric scale for every date: undo the +1000 DN offset of baseline 04.00.
+
+Since processing baseline 04.00 (January 2022) ESA adds 1000 to every digital number
+(``BOA_ADD_OFFSET`` / ``RADIO_ADD_OFFSET`` = -1000) so that negative reflectances survive
+in an unsigned integer. A time series mixing both baselines would show a jump of 0.1
+reflectance that a model learns as a season effect, so by default the offset is removed
+and every file holds DN = reflectance x 10000.
+
+A valid pixel never turns into no-data here: after the subtraction valid pixels clip
+at 1 DN (reflectance 0.0001), so 0 keeps meaning "no data" only, as in old baselines
+where valid numbers start at 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+
+from ..search.products import baseline_key
+
+OFFSET_BASELINE = (4, 0)
+BOA_OFFSET_DN = 1000
+# Every product processed from this day on uses baseline 04.00 or later; it decides for
+# products whose baseline is unknown.
+OFFSET_EPOCH = datetime(2022, 1, 25, tzinfo=timezone.utc)
+MIN_VALID_DN = 1
+REFLECTANCE_SCALE = 0.0001
+
+
+@dataclass(frozen=True)
+class Harmonization:
+    """What happens to one product's numbers: ``subtract_dn`` and why, for the metadata."""
+
+    subtract_dn: int
+    has_offset: bool  # the source numbers carry the +1000 offset
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"subtract_dn": self.subtract_dn, "source_offset_dn": BOA_OFFSET_DN if self.has_offset else 0, "reason": self.reason}
+
+    @property
+    def band_offset(self) -> float:
+        """The per-band offset in the output: scale * DN + offset = reflectance."""
+        left = (BOA_OFFSET_DN if self.has_offset else 0) - self.subtract_dn
+        return -left * REFLECTANCE_SCALE
+
+
+def product_has_offset(baseline: str | None, when: datetime | None, provider_removed: bool | None = None) -> tuple[bool, str]:
+    """Whether a product's numbers carry the offset, and the evidence."""
+    if provider_removed:
+        return False, "the provider already removed the offset (earthsearch:boa_offset_applied)"
+    key = baseline_key(baseline)
+    if key != (-1, -1):
+        if key >= OFFSET_BASELINE:
+            return True, f"baseline {baseline} >= 04.00 carries the +1000 DN offset"
+        return False, f"baseline {baseline} < 04.00 has no offset"
+    if when is not None and when >= OFFSET_EPOCH:
+        return True, "baseline unknown; acquired after 2022-01-25, so assumed >= 04.00"
+    return False, "baseline unknown; acquired before 2022-01-25, so assumed < 04.00"
+
+
+def plan_harmonization(baseline, when, harmonize: bool, provider_removed: bool | None = None) -> Harmonization:
+    has_offset, why = product_has_offset(baseline, when, provider_removed)
+    if not harmonize:
+        return Harmonization(0, has_offset, f"harmonization off; {why}")
+    if has_offset:
+        return Harmonization(BOA_OFFSET_DN, True, f"subtracted {BOA_OFFSET_DN} DN: {why}")
+    return Harmonization(0, False, f"nothing to subtract: {why}")
+
+
+def apply_harmonization(data: np.ndarray, subtract_dn: int) -> np.ndarray:
+    """``data - subtract_dn`` for valid (non-zero) pixels, clipped at 1; zeros stay zeros."""
+    if not subtract_dn:
+        return data
+    valid = data != 0
+    out = np.zeros_like(data)
+    shifted = data.astype(np.int32) - subtract_dn
+    out[valid] = np.clip(shifted[valid], MIN_VALID_DN, np.iinfo(data.dtype).max).astype(data.dtype)
+    return out

@@ -1,0 +1,388 @@
+"""``download_products``: plan the outputs, fetch pieces in parallel, publish complete files.
+
+The main thread owns every file: it plans, writes the pieces that worker threads
+fetch into staging files, publishes finished files and the manifest, reports progress
+and log lines, and polls the user's cancel flag (every :data:`POLL_S`). Workers only
+fetch and compute; they see cancellation through a shared event, and they never call
+the user's callbacks (QGIS feedback objects are meant for one thread).
+
+At most ``max_concurrent`` pieces are fetched at once (one request per worker at a
+time), and only a few acquisitions are open at a time, so memory and open files stay
+bounded whatever the number of dates.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import threading
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import shapely
+
+from ..atomic import _is_disk_full
+from ..errors import Canceled, SatPluginError
+from ..grid import PixelGrid, utm_grid_for_bounds
+from ..search.aoi import prepare_aoi
+from .acquisitions import Acquisition, file_stem, group_acquisitions
+from .bands import MASK_NODATA, check_bands_for, resolve_bands
+from .cog_writer import StagedRaster
+from .file_sources import FileSources
+from .harmonize import REFLECTANCE_SCALE, apply_harmonization
+from .manifest import file_entry, file_is_current, read_manifest, reusable_entries, write_manifest
+from .product_list import as_products
+from .sentinelhub import MAX_REQUEST_PX, ProcessApi
+from .transfer import ClientPool
+
+POLL_S = 0.2
+_LEFTOVER = re.compile(r"^\..+\.(staging|partial)-[0-9a-f]{8}\.tif$|^\.manifest\.json\.[0-9a-f]{8}\.tmp$")
+
+
+@dataclass
+class DownloadResult:
+    output_folder: Path
+    manifest_path: Path
+    grid: PixelGrid
+    bands: list[str]
+    files: list[dict]  # the manifest's file entries
+    written: list[str] = field(default_factory=list)  # relative paths written by this run
+    skipped: list[str] = field(default_factory=list)  # complete already (checksum matched)
+    transferred_bytes: int = 0
+    requests: int = 0
+
+    @property
+    def dates(self) -> list[str]:
+        return sorted({f["datetime"] for f in self.files})
+
+
+@dataclass
+class _Job:
+    """One output file of one acquisition."""
+
+    acq: Acquisition
+    entry: dict  # planned manifest entry (no size/checksum yet)
+    mask: str | None
+    tasks: list = field(default_factory=list)
+    remaining: int = 0
+    staged: StagedRaster | None = None
+    has_data: bool = False
+
+
+def download_products(
+    products,
+    aoi_geometry_4326,
+    output_folder,
+    bands,
+    pixel_size: float = 10.0,
+    reference_grid: PixelGrid | None = None,
+    include_masks: bool = True,
+    harmonize: bool = True,
+    max_concurrent: int = 4,
+    service_url: str | None = None,
+    token_url: str | None = None,
+    credentials=None,
+    progress: Callable[[float], None] | None = None,
+    is_canceled: Callable[[], bool] | None = None,
+    log: Callable[[str], None] | None = None,
+    client_options: dict | None = None,
+    *,
+    max_request_px: int = MAX_REQUEST_PX,
+) -> DownloadResult:
+    """Download ``bands`` of ``products`` onto one grid, one COG per date (+ mask), resumable.
+
+    See the package docstring for the rules; ``client_options`` go to every HTTP client
+    (``sleep``, ``max_attempts``, ``timeout``, ``backoff_base``... for tests).
+    """
+    user_canceled = is_canceled or (lambda: False)
+    if user_canceled():
+        raise Canceled()
+    products = as_products(products)
+    band_list = resolve_bands(bands)
+    check_bands_for(band_list, {p.collection for p in products})
+    grid = reference_grid if reference_grid is not None else grid_for_aoi(aoi_geometry_4326, pixel_size)
+    folder = prepare_folder(output_folder)
+    messages: queue.Queue = queue.Queue()
+    cancel_event = threading.Event()
+    pool = ClientPool(client_options, cancel_event.is_set, messages.put)
+    acqs = group_acquisitions(products, log)
+    file_sources = FileSources(pool, grid)
+    process_api = ProcessApi(
+        pool, grid, service_url=service_url, token_url=token_url, credentials=credentials, max_request_px=max_request_px
+    )
+
+    def backend(acq):
+        return process_api if acq.kind == "sentinelhub" else file_sources
+
+    jobs = _plan_jobs(acqs, band_list, include_masks, backend, log)
+    reusable = reusable_entries(read_manifest(folder), grid, harmonize)
+    entries: dict[str, dict] = {}
+    skipped = []
+    todo = []
+    for job in jobs:
+        if user_canceled():  # checksumming large files takes a moment each
+            raise Canceled()
+        old = reusable.get(job.entry["path"])
+        if file_is_current(folder, old, job.entry):
+            entries[job.entry["path"]] = old
+            skipped.append(job.entry["path"])
+        else:
+            todo.append(job)
+    if log:
+        for acq in acqs:
+            paths = [j.entry["path"] for j in jobs if j.acq is acq]
+            if paths and all(p in skipped for p in paths):
+                log(f"{acq.iso_datetime} {acq.stem}: already complete (checksums match); skipped.")
+
+    runner = _Runner(folder, grid, band_list, harmonize, pool, backend, entries, max_concurrent, progress, log, messages)
+    written = runner.run(todo, user_canceled, cancel_event)
+    manifest_path = write_manifest(folder, grid, band_list, harmonize, list(entries.values()), complete=True)
+    if progress:
+        progress(1.0)
+    return DownloadResult(
+        output_folder=folder,
+        manifest_path=manifest_path,
+        grid=grid,
+        bands=band_list,
+        files=sorted(entries.values(), key=lambda e: (e["datetime"], e["kind"] != "image", e["path"])),
+        written=written,
+        skipped=skipped,
+        transferred_bytes=pool.stats.bytes,
+        requests=pool.stats.requests,
+    )
+
+
+def grid_for_aoi(aoi, pixel_size: float) -> PixelGrid:
+    """The AOI's UTM zone, origin on the Sentinel-2 60 m lattice, at ``pixel_size``."""
+    if aoi is None:
+        raise SatPluginError("Give an area of interest or a reference grid.")
+    if isinstance(aoi, (bytes, bytearray, memoryview)):
+        aoi = shapely.from_wkb(bytes(aoi))
+    elif isinstance(aoi, str):
+        aoi = shapely.from_wkt(aoi)
+    elif isinstance(aoi, (tuple, list)) and len(aoi) == 4:
+        aoi = shapely.box(*aoi)
+    geom = prepare_aoi(aoi)
+    return utm_grid_for_bounds(geom.bounds, "EPSG:4326", float(pixel_size))
+
+
+def prepare_folder(path) -> Path:
+    if not path:
+        raise SatPluginError("Choose an output folder for the downloaded images.")
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise SatPluginError(f"The output folder {folder} is a file; choose a folder.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SatPluginError(f"Cannot create the output folder {folder}: {exc.strerror or exc}.") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SatPluginError(f"The output folder {folder} is not writable; choose another folder or change its permissions.")
+    for leftover in folder.iterdir():  # temp files of a run that was killed
+        if _LEFTOVER.match(leftover.name):
+            leftover.unlink(missing_ok=True)
+    return folder
+
+
+def _plan_jobs(acqs, band_list, include_masks, backend, log) -> list[_Job]:
+    jobs = []
+    for acq in acqs:
+        stem = file_stem(acq)
+        common = {
+            "datetime": acq.iso_datetime,
+            "product_id": acq.product_ids[0],
+            "product_ids": acq.product_ids,
+            "platform": acq.platform,
+            "tiles": acq.tiles,
+            "collection": acq.collection,
+            "processing_baseline": ",".join(acq.baselines) or None,
+        }
+        jobs.append(_Job(acq, {"path": f"{stem}.tif", "kind": "image", "bands": list(band_list), "mask": None, **common}, None))
+        if not include_masks:
+            continue
+        mask = backend(acq).mask_name(acq)
+        if mask is None:
+            if log:
+                log(f"{acq.stem}: no cloud mask available for these {acq.collection} products from this source; image only.")
+            continue
+        entry = {"path": f"{stem}_{mask}.tif", "kind": "mask", "bands": [mask], "mask": mask, **common}
+        jobs.append(_Job(acq, entry, mask))
+    return jobs
+
+
+class _Runner:
+    def __init__(self, folder, grid, band_list, harmonize, pool, backend, entries, max_concurrent, progress, log, messages):
+        self.folder = folder
+        self.grid = grid
+        self.band_list = band_list
+        self.harmonize = harmonize
+        self.pool = pool
+        self.backend = backend
+        self.entries = entries
+        self.max_concurrent = max(1, int(max_concurrent))
+        self.progress = progress
+        self.log = log
+        self.messages = messages
+        self.written: list[str] = []
+
+    def run(self, todo: list[_Job], user_canceled, cancel_event) -> list[str]:
+        if not todo:
+            return []
+        groups: dict[int, list[_Job]] = {}
+        for job in todo:
+            groups.setdefault(id(job.acq), []).append(job)
+        waiting = list(groups.values())  # acquisitions in time order
+        total_units = sum(self._task_count(job) + 1 for job in todo)
+        done_units = 0
+        max_open = max(2, self.max_concurrent)
+        open_jobs: list[_Job] = []
+        futures = {}
+        executor = ThreadPoolExecutor(max_workers=self.max_concurrent, thread_name_prefix="satplugin-download")
+        try:
+            while waiting or futures:
+                while waiting and len({id(j.acq) for j in open_jobs}) < max_open:
+                    for job in waiting.pop(0):
+                        self._open(job)
+                        open_jobs.append(job)
+                        for task in job.tasks:
+                            futures[executor.submit(task)] = job
+                done, _ = wait(list(futures), timeout=POLL_S, return_when=FIRST_COMPLETED)
+                self._drain_messages()
+                if user_canceled():
+                    raise Canceled()
+                for fut in done:
+                    job = futures.pop(fut)
+                    bands, window, data = fut.result()
+                    job.staged.write(data, bands, window=window)
+                    job.has_data = job.has_data or bool(data.any())
+                    job.remaining -= 1
+                    done_units += 1
+                    if job.remaining == 0:
+                        self._publish(job)
+                        open_jobs.remove(job)
+                        done_units += 1
+                        if not any(j.acq is job.acq for j in open_jobs):
+                            self._log_acquisition(job.acq)
+                    if self.progress:
+                        self.progress(min(0.99, done_units / total_units))
+                    if user_canceled():
+                        raise Canceled()
+            return self.written
+        except BaseException as exc:
+            cancel_event.set()  # stops the workers' transfers and retry waits at once
+            executor.shutdown(wait=False, cancel_futures=True)
+            for job in open_jobs:
+                if job.staged is not None:
+                    job.staged.discard()
+            self._drain_messages()
+            if isinstance(exc, Canceled) and self.written:
+                raise Canceled(
+                    f"Canceled by the user; {len(self.written)} complete file(s) were kept, and a rerun resumes from them."
+                ) from None
+            if isinstance(exc, (SatPluginError, Canceled)):
+                raise
+            if _is_disk_full(exc):
+                raise SatPluginError(f"The disk holding {self.folder} is full; free some space and run again.") from exc
+            if isinstance(exc, PermissionError) or "Permission denied" in str(exc):
+                raise SatPluginError(f"Permission denied while writing in {self.folder}: {exc}") from exc
+            raise
+        finally:
+            # Workers still waiting on a slow server finish on their own; they write nothing.
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    def _task_count(self, job: _Job) -> int:
+        source = self.backend(job.acq)
+        if isinstance(source, ProcessApi):
+            return len(source.windows())
+        return len(self.band_list) if job.mask is None else 1
+
+    def _open(self, job: _Job) -> None:
+        """Create the staging file and the fetch tasks of one output file."""
+        acq, source = job.acq, self.backend(job.acq)
+        if job.mask is None:
+            count, dtype, nodata = len(self.band_list), "uint16", 0
+        else:
+            count, dtype, nodata = 1, "uint8", MASK_NODATA.get(job.mask, 0)
+        if isinstance(source, ProcessApi):
+            bands = self.band_list if job.mask is None else [job.mask]
+            for window in source.windows():
+                job.tasks.append(_process_task(source, acq, window, bands, job.mask is not None, self.harmonize))
+        elif job.mask is None:
+            for i, band in enumerate(self.band_list, start=1):
+                job.tasks.append(_band_task(source, acq, band, i, False, self.harmonize))
+        else:
+            job.tasks.append(_band_task(source, acq, job.mask, 1, True, self.harmonize))
+        job.remaining = len(job.tasks)
+        job.staged = StagedRaster(self.folder / job.entry["path"], self.grid, count, dtype, nodata)
+
+    def _publish(self, job: _Job) -> None:
+        acq, entry = job.acq, job.entry
+        tags = {
+            "ACQUISITION_DATETIME": acq.iso_datetime,
+            "PRODUCT_ID": ",".join(acq.product_ids),
+            "PROCESSING_BASELINE": ",".join(acq.baselines) or "unknown",
+        }
+        if job.mask is None:
+            harmonization = self.backend(acq).harmonization(acq, self.harmonize)
+            harm = [{"product_id": pid, **h.as_dict()} for pid, h in harmonization.items()]
+            entry["harmonization"] = harm
+            first = next(iter(harmonization.values()))
+            tags.update(
+                HARMONIZED="true" if self.harmonize else "false",
+                HARMONIZATION="; ".join(f"{h['product_id']}: {h['reason']}" for h in harm),
+                REFLECTANCE="scale * DN + offset (per band)",
+            )
+            job.staged.finish(
+                descriptions=self.band_list,
+                tags=tags,
+                scales=[REFLECTANCE_SCALE] * len(self.band_list),
+                offsets=[first.band_offset] * len(self.band_list),
+                resampling="AVERAGE",
+            )
+        else:
+            tags["MASK"] = job.mask
+            job.staged.finish(descriptions=[job.mask], tags=tags, resampling="NEAREST")
+        job.staged = None
+        if job.mask is None and not job.has_data and self.log:
+            self.log(f"{entry['path']}: the products have no data over the area; the image is empty (all no-data).")
+        self.entries[entry["path"]] = file_entry(self.folder, entry)
+        self.written.append(entry["path"])
+        write_manifest(self.folder, self.grid, self.band_list, self.harmonize, list(self.entries.values()), complete=False)
+
+    def _log_acquisition(self, acq: Acquisition) -> None:
+        if not self.log:
+            return
+        names = [e["path"] for e in self.entries.values() if e["datetime"] == acq.iso_datetime and e["path"] in self.written]
+        self.log(f"{acq.iso_datetime} {acq.stem}: wrote {', '.join(sorted(names))}.")
+
+    def _drain_messages(self) -> None:
+        while True:
+            try:
+                line = self.messages.get_nowait()
+            except queue.Empty:
+                return
+            if self.log:
+                self.log(line)
+
+
+def _band_task(source: FileSources, acq, band: str, index: int, mask: bool, harmonize: bool):
+    def task():
+        source.pool.check_canceled()
+        harmonization = None if mask else source.harmonization(acq, harmonize)
+        return [index], None, source.read_band(acq, band, mask=mask, harmonization=harmonization)
+
+    return task
+
+
+def _process_task(api: ProcessApi, acq, window, bands, mask: bool, harmonize: bool):
+    def task():
+        api.pool.check_canceled()
+        data = api.fetch(acq, window, bands, mask=mask)
+        if not mask:
+            data = apply_harmonization(data, api.subtraction(acq, harmonize))
+        return list(range(1, len(bands) + 1)), window, data
+
+    return task

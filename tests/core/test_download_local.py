@@ -1,0 +1,108 @@
+"""Download from products on disk: SAFE folders and zips (JPEG 2000), COG folders; harmonization.
+
+Two L2A products with the same underlying reflectance, one of baseline 03.01 and one of
+05.09 (which stores DN + 1000), must give identical numbers once harmonized.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+import rasterio
+
+from satplugin.qgis_satplugin.core.download import download_products
+from satplugin.qgis_satplugin.core.errors import SatPluginError
+from satplugin.qgis_satplugin.core.search.local import scan_folder
+from tests.servers import s2_world
+from tests.servers.download_checks import assert_only_complete_files
+
+UTC = timezone.utc
+OLD = datetime(2021, 7, 3, 10, 20, 21, tzinfo=UTC)
+NEW = datetime(2023, 6, 12, 10, 15, 59, tzinfo=UTC)
+BANDS = ["B02", "B03", "B04", "B08"]
+
+
+@pytest.fixture(scope="module")
+def safes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("safe")
+    s2_world.make_safe_l2a(root, when=OLD, baseline="03.01")
+    s2_world.make_safe_l2a(root, when=NEW, baseline="05.09", zipped=True)  # read in place through /vsizip/
+    products = sorted(scan_folder(root), key=lambda p: p.datetime)
+    assert [p.processing_baseline for p in products] == ["03.01", "05.09"]
+    assert products[1].download["assets"]["B02"].startswith("/vsizip/")
+    return products
+
+
+def read_all(path):
+    with rasterio.open(path) as ds:
+        return ds.read(), ds.tags(), ds.offsets
+
+
+def test_both_sides_of_baseline_04_00_give_identical_numbers(safes, tmp_path):
+    result = download_products(safes, s2_world.aoi_4326(), tmp_path, BANDS)
+    images = [f for f in result.files if f["kind"] == "image"]
+    assert [f["path"] for f in images] == ["20210703T102021_S2A_T33TWM.tif", "20230612T101559_S2A_T33TWM.tif"]
+    (old, old_tags, _), (new, new_tags, new_offsets) = (read_all(tmp_path / f["path"]) for f in images)
+    np.testing.assert_array_equal(old, new)
+    for i, band in enumerate(BANDS):
+        np.testing.assert_array_equal(new[i], s2_world.expected_on_grid(band, result.grid))
+    assert (new == 0).any() and not ((new > 0) & (new < 100)).any()  # no-data stays 0, nothing wrapped
+    assert "subtracted 1000 DN" in new_tags["HARMONIZATION"] and "03.01 < 04.00" in old_tags["HARMONIZATION"]
+    assert new_offsets == (0.0,) * 4
+    assert [f["harmonization"][0]["subtract_dn"] for f in images] == [0, 1000]
+    masks = [f for f in result.files if f["kind"] == "mask"]
+    assert [f["path"] for f in masks] == ["20210703T102021_S2A_T33TWM_SCL.tif", "20230612T101559_S2A_T33TWM_SCL.tif"]
+    with rasterio.open(tmp_path / masks[1]["path"]) as scl:
+        np.testing.assert_array_equal(scl.read(1), s2_world.expected_on_grid("SCL", result.grid))
+    assert_only_complete_files(tmp_path)
+
+
+def test_without_harmonization_the_new_baseline_keeps_its_offset(safes, tmp_path):
+    result = download_products(safes, s2_world.aoi_4326(), tmp_path, ["B08"], harmonize=False, include_masks=False)
+    (old, _, old_offsets), (new, tags, offsets) = (read_all(tmp_path / f["path"]) for f in result.files)
+    assert tags["HARMONIZED"] == "false" and offsets == (pytest.approx(-0.1),) and old_offsets == (0.0,)
+    np.testing.assert_array_equal(new, np.where(old > 0, old + 1000, 0))
+
+
+def test_tiles_of_one_overpass_are_mosaicked(tmp_path):
+    """Two COG folders of one date and orbit, each with data on one half: one file, data everywhere."""
+    root = tmp_path / "src"
+    halves = []
+    for tile, keep_west in (("33TWM", True), ("33TWL", False)):
+        folder, _ = s2_world.make_cog_product(root, when=NEW, baseline="05.09", tile=tile, bands=("B04",))
+        path = folder / "B04.tif"
+        with rasterio.open(path) as src:
+            data, profile = src.read(1), src.profile
+        mid = data.shape[1] // 2 + 7
+        if keep_west:
+            data[:, mid:] = 0
+        else:
+            data[:, :mid] = 0
+        profile.update(driver="GTiff")
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(data, 1)
+        halves.append(folder)
+    products = scan_folder(root)
+    assert len(products) == 2 and {p.download["kind"] for p in products} == {"local"}
+    aoi = s2_world.aoi_4326((s2_world.X0 + 5000, 5095230.0, s2_world.X0 + 7000, 5096480.0))  # across the seam
+    lines = []
+    result = download_products(products, aoi, tmp_path / "out", ["B04"], log=lines.append)
+    assert [f["path"] for f in result.files] == ["20230612T101559_S2B_T33TWL-T33TWM.tif"]  # no SCL in these folders
+    assert any("no cloud mask" in line for line in lines)
+    assert len(result.files[0]["product_ids"]) == 2
+    with rasterio.open(tmp_path / "out" / result.files[0]["path"]) as ds:
+        np.testing.assert_array_equal(ds.read(1), s2_world.expected_on_grid("B04", result.grid))
+        assert "," in ds.tags()["PRODUCT_ID"]
+
+
+def test_a_missing_band_file_is_named(safes, tmp_path):
+    with pytest.raises(SatPluginError, match="has no B05 file"):
+        download_products(safes[:1], s2_world.aoi_4326(), tmp_path, ["B05"])
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_b10_is_refused_for_l2a(safes, tmp_path):
+    with pytest.raises(SatPluginError, match="B10 .* only in L1C"):
+        download_products(safes, s2_world.aoi_4326(), tmp_path, ["B10"])

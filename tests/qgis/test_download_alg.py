@@ -1,0 +1,123 @@
+"""satplugin:downloadproducts through processing.run, qgis_process and the search → download model."""
+import json
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+import rasterio
+from qgis.core import QgsProcessingException, QgsProject, QgsVectorLayer
+
+from satplugin.qgis_satplugin.core.grid import PixelGrid
+from satplugin.qgis_satplugin.core.synthetic_scenes import write_product
+from tests.conftest import ROOT, run_qgis_process
+
+# Products on a 1.2 km square; the AOI is a smaller square inside it.
+GRID = PixelGrid.square("EPSG:32633", 460020.0, 5100000.0, 10.0, 120, 120)
+AOI = "14.4871,14.4948,46.0444,46.0497 [EPSG:4326]"
+DATES = [("2023-05-02", 3), ("2023-06-11", 8), ("2023-07-21", 20)]
+BASELINES = ["03.01", "05.09", "05.09"]  # the first date predates the +1000 DN offset
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("library")
+    classes = (np.arange(120)[:, None] // 30 + np.arange(120)[None, :] // 30).astype(np.uint8) % 5
+    for index, ((day, cloud), baseline) in enumerate(zip(DATES, BASELINES)):
+        when = datetime.fromisoformat(day).replace(hour=10, minute=0, second=31, tzinfo=timezone.utc)
+        write_product(folder, GRID, classes, when, cloud, seed=index, baseline=baseline)
+    return folder
+
+
+@pytest.fixture
+def products_layer(satplugin_provider, library, tmp_path):
+    import processing
+
+    result = processing.run(
+        "satplugin:searchproducts",
+        {"BACKEND": 3, "SERVICE_URL": str(library), "AOI": AOI, "START_DATE": "2023-04-01",
+         "END_DATE": "2023-09-30", "MAX_PRODUCTS": 0, "OUTPUT": str(tmp_path / "products.gpkg")},
+    )
+    layer = QgsVectorLayer(f"{result['OUTPUT']}|layername=products", "products", "ogr")
+    assert layer.isValid() and layer.featureCount() == 3
+    QgsProject.instance().addMapLayer(layer)
+    return layer
+
+
+def run(params):
+    import processing
+
+    return processing.run("satplugin:downloadproducts", params)
+
+
+def source_band(library, day, band):
+    folder = next(library.glob(f"*_{day.replace('-', '')}_0_L2A"))
+    with rasterio.open(folder / f"{band}.tif") as ds:
+        return ds.read(1).astype(int), ds.transform
+
+
+def test_selection_aoi_grid_values_and_harmonization(products_layer, library, tmp_path):
+    products_layer.selectByExpression("\"datetime\" LIKE '2023-06-11%' OR \"datetime\" LIKE '2023-05-02%'")
+    result = run({"PRODUCTS": products_layer, "AOI": AOI, "BANDS": [0], "OUTPUT_FOLDER": str(tmp_path / "series")})
+    assert result["DATE_COUNT"] == 2 and result["FILES_WRITTEN"] == 4  # two images, two SCL masks
+    manifest = json.loads((tmp_path / "series" / "manifest.json").read_text())
+    assert manifest["bands"] == ["B02", "B03", "B04", "B08"]
+    images = sorted(f["path"] for f in manifest["files"] if f["kind"] == "image")
+    assert [p[:8] for p in images] == ["20230502", "20230611"]
+    for path, day, offset in ((images[0], "2023-05-02", 0), (images[1], "2023-06-11", 1000)):
+        with rasterio.open(tmp_path / "series" / path) as ds:
+            red = ds.read(3).astype(int)
+            assert ds.crs.to_epsg() == 32633 and ds.res == (10.0, 10.0)
+            assert ds.transform.c % 60 == 0 and ds.transform.f % 60 == 0
+            assert ds.descriptions == ("B02", "B03", "B04", "B08") and ds.scales[0] == 0.0001
+            assert ds.tags()["ACQUISITION_DATETIME"].startswith(day)
+            col = int(round((ds.transform.c - GRID.x_min) / 10))
+            row = int(round((GRID.y_max - ds.transform.f) / 10))
+        source, _ = source_band(library, day, "B04")
+        # Same 10 m lattice: identical pixels, less the +1000 DN of baseline 05.09 only.
+        np.testing.assert_array_equal(red, source[row : row + red.shape[0], col : col + red.shape[1]] - offset)
+
+
+def test_resume_skips_complete_files(products_layer, tmp_path):
+    params = {"PRODUCTS": products_layer, "AOI": AOI, "BANDS": [4, 6], "OUTPUT_FOLDER": str(tmp_path / "s")}
+    first = run(params)
+    assert first["FILES_WRITTEN"] == 6 and first["FILES_SKIPPED"] == 0
+    sums = {p.name: p.read_bytes() for p in (tmp_path / "s").glob("*.tif")}
+    second = run(params)
+    assert second["FILES_WRITTEN"] == 0 and second["FILES_SKIPPED"] == 6
+    assert {p.name: p.read_bytes() for p in (tmp_path / "s").glob("*.tif")} == sums
+
+
+def test_through_qgis_process_with_native_20m_band(products_layer, tmp_path):
+    _, answer = run_qgis_process(
+        "--json", "run", "satplugin:downloadproducts", "--", f"PRODUCTS={products_layer.source().split('|')[0]}",
+        f"AOI={AOI}", "BANDS=4,11", "INCLUDE_MASKS=false", "PIXEL_SIZE=20", f"OUTPUT_FOLDER={tmp_path / 'q'}",
+    )
+    results = answer["results"]
+    assert results["DATE_COUNT"] == 3 and results["FILES_WRITTEN"] == 3
+    manifest = json.loads((tmp_path / "q" / "manifest.json").read_text())
+    assert manifest["bands"] == ["B02", "B8A"] and manifest["grid"]["pixel_size"] == [20.0, 20.0]
+    assert not list((tmp_path / "q").glob("*_SCL.tif"))
+
+
+def test_search_download_model_through_qgis_process(library, tmp_path):
+    aoi = tmp_path / "aoi.geojson"
+    aoi.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
+        "geometry": {"type": "Polygon", "coordinates": [[[14.4871, 46.0444], [14.4948, 46.0444], [14.4948, 46.0497],
+                                                          [14.4871, 46.0497], [14.4871, 46.0444]]]}}]}))
+    run_qgis_process(
+        "run", str(ROOT / "models" / "workflows" / "search_download.model3"), "--", "backend=3",
+        f"service_url={library}", f"aoi={aoi}", "start_date=2023-04-01", "end_date=2023-09-30",
+        "max_products=2", "max_cloud=50", f"search:products={tmp_path / 'p.gpkg'}",
+        f"download:series={tmp_path / 'series'}",
+    )
+    manifest = json.loads((tmp_path / "series" / "manifest.json").read_text())
+    days = sorted(f["datetime"][:10] for f in manifest["files"] if f["kind"] == "image")
+    assert len(days) == 2 and days[0] < days[1]  # two dates spread over the season
+
+
+def test_a_layer_that_is_not_a_product_list_is_refused(satplugin_provider, tmp_path):
+    layer = QgsVectorLayer("Polygon?crs=EPSG:4326&field=name:string", "x", "memory")
+    QgsProject.instance().addMapLayer(layer)
+    with pytest.raises(QgsProcessingException, match="product_id/download"):
+        run({"PRODUCTS": layer, "AOI": AOI, "OUTPUT_FOLDER": str(tmp_path / "o")})
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
