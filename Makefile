@@ -16,6 +16,7 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/bench_rasterize.py
+	$(PY) benchmarks/bench_download.py
 
 package: setup
 	$(PY) scripts/package.py

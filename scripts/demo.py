@@ -127,15 +127,48 @@ def sha256(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def rasterize_step(parcels: Path, out: Path, pixel_size: float, tag: str) -> dict:
+def download_step(products: Path, parcels: Path, out: Path) -> dict:
+    import shutil
+
+    series = out / "series"
+    shutil.rmtree(series, ignore_errors=True)
+    results = qgis_process(
+        "satplugin:downloadproducts",
+        PRODUCTS=products,
+        AOI_LAYER=parcels,
+        BANDS="1",  # all L2A bands
+        PIXEL_SIZE=10,
+        INCLUDE_MASKS="true",
+        HARMONIZE="true",
+        OUTPUT_FOLDER=series,
+    )
+    manifest = json.loads(Path(results["MANIFEST"]).read_text())
+    images = [f for f in manifest["files"] if f["kind"] == "image"]
+    return {
+        "dates": manifest["dates"],
+        "bands": manifest["bands"],
+        "grid": {"width": manifest["grid"]["width"], "height": manifest["grid"]["height"],
+                 "crs": manifest["grid"]["crs"], "origin": manifest["grid"]["transform"][2::3][:2]},
+        "files": len(manifest["files"]),
+        "megabytes": round(sum(f["size"] for f in manifest["files"]) / 1e6, 1),
+        "first_image": str(series / images[0]["path"]),
+        "outputs": {"OUTPUT_FOLDER": str(series)},
+        "checksums": {f["path"]: f["sha256"][:16] for f in manifest["files"]},
+    }
+
+
+def rasterize_step(parcels: Path, out: Path, grid: dict, tag: str) -> dict:
+    """Labels on the imagery's grid (REFERENCE), or x4 finer on the same extent."""
+    where = {"REFERENCE": grid["reference"]} if "reference" in grid else {
+        "EXTENT": grid["extent"], "TARGET_CRS": grid["crs"], "PIXEL_SIZE": grid["pixel_size"]}
     results = qgis_process(
         "satplugin:rasterizegroundtruth",
         INPUT=parcels,
         CLASS_FIELD="crop",
         ID_FIELD="parcel_id",
         FILTER='"year" = 2023',
-        PIXEL_SIZE=pixel_size,
         MIN_COVERAGE=0.5,
+        **where,
         OUTPUT_CLASS=out / f"class_{tag}.tif",
         OUTPUT_ID=out / f"parcel_id_{tag}.tif",
         OUTPUT_COVERAGE=out / f"coverage_{tag}.tif",
@@ -176,8 +209,12 @@ def main(argv=None):
     library = make_sample_products(out, parcels)
     report = {"sample_parcels": str(parcels), "sample_products": str(library), "steps": {}}
     report["steps"]["search"] = search_step(library, parcels, out)
-    report["steps"]["ground_truth_10m"] = rasterize_step(parcels, out, 10.0, "10m")
-    report["steps"]["ground_truth_2.5m"] = rasterize_step(parcels, out, 2.5, "2.5m")
+    report["steps"]["download"] = download = download_step(Path(report["steps"]["search"]["outputs"]["OUTPUT"]), parcels, out)
+    report["steps"]["ground_truth_10m"] = rasterize_step(parcels, out, {"reference": download["first_image"]}, "10m")
+    x0, y1 = download["grid"]["origin"]
+    extent = f"{x0},{x0 + 10 * download['grid']['width']},{y1 - 10 * download['grid']['height']},{y1} [{download['grid']['crs']}]"
+    report["steps"]["ground_truth_2.5m"] = rasterize_step(
+        parcels, out, {"extent": extent, "crs": download["grid"]["crs"], "pixel_size": 2.5}, "2.5m")
     report_path = out / "report.json"
     report_path.write_text(json.dumps(report, indent=2) + "\n")
 
@@ -191,8 +228,12 @@ def main(argv=None):
               f"(scene {row['scene_cloud']:.1f} %)  AOI coverage {row['aoi_coverage']:.0f} %")
     print("   why: each of 4 target dates (bin centres) takes the product with the lowest cost of "
           "days off target, cloud and missing coverage")
+    download = report["steps"]["download"]
+    print(f"\n== download (clip, co-register, harmonize): {len(download['dates'])} dates x {len(download['bands'])} bands "
+          f"on {download['grid']['width']} x {download['grid']['height']} px, {download['grid']['crs']}; "
+          f"{download['files']} files, {download['megabytes']} MB in {download['outputs']['OUTPUT_FOLDER']}")
     for name, step in report["steps"].items():
-        if name == "search":
+        if name in ("search", "download"):
             continue
         g = step["grid"]
         print(f"\n== {name}: {g['width']} x {g['height']} px of {g['pixel_size']} m, {g['crs']}, origin {g['origin']}")

@@ -23,6 +23,14 @@ def test_demo_report_figures_and_repeatability(tmp_path):
     assert [row["date"] for row in search["chosen"]] == ["2023-04-12", "2023-05-22", "2023-07-06", "2023-08-20"]
     assert all(row["aoi_coverage"] == 100 and row["aoi_cloud"] <= 50 for row in search["chosen"])
     assert search["chosen"] == second["steps"]["search"]["chosen"]
+    download = first["steps"]["download"]
+    assert [d[:10] for d in download["dates"]] == [row["date"] for row in search["chosen"]]
+    assert len(download["bands"]) == 12 and download["files"] == 8  # an image and an SCL mask per date
+    # Labels on the imagery's grid at 10 m, and exactly x4 finer on the same origin at 2.5 m.
+    ten, fine = first["steps"]["ground_truth_10m"]["grid"], first["steps"]["ground_truth_2.5m"]["grid"]
+    assert (ten["width"], ten["height"]) == (download["grid"]["width"], download["grid"]["height"])
+    assert ten["origin"] == fine["origin"] == download["grid"]["origin"]
+    assert (fine["width"], fine["height"]) == (4 * ten["width"], 4 * ten["height"])
     step = first["steps"]["ground_truth_10m"]
     fine = first["steps"]["ground_truth_2.5m"]
     assert step["polygons_rasterized"] == fine["polygons_rasterized"] == 320  # year 2023 only
