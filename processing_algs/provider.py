@@ -5,6 +5,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .download_products import DownloadProducts
+from .export_patches import ExportPatches
 from .rasterize_ground_truth import RasterizeGroundTruth
 from .search_products import SearchProducts
 
@@ -30,7 +31,7 @@ class SatPluginProvider(QgsProcessingProvider):
         return str(ICON)
 
     def loadAlgorithms(self):  # noqa: N802 (QGIS API)
-        for algorithm in (SearchProducts(), DownloadProducts(), RasterizeGroundTruth()):
+        for algorithm in (SearchProducts(), DownloadProducts(), RasterizeGroundTruth(), ExportPatches()):
             self.addAlgorithm(algorithm)
 
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802 (QGIS API)

@@ -19,7 +19,8 @@ def test_desktop_initgui_registers_the_provider_and_unload_removes_it(qgis_iface
     provider = registry.providerById("satplugin")
     assert provider is not None
     assert sorted(a.id() for a in provider.algorithms()) == [
-        "satplugin:downloadproducts", "satplugin:rasterizegroundtruth", "satplugin:searchproducts"
+        "satplugin:downloadproducts", "satplugin:exportpatches", "satplugin:rasterizegroundtruth",
+        "satplugin:searchproducts",
     ]
     plugin.initGui()  # a second start must not re-add (and so delete) the provider
     assert registry.providerById("satplugin") is provider

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Benchmark: export throughput and peak memory against a plain ``np.save`` of the same bytes.
+
+A synthetic series (``core.export.synthetic_series``, seed 0: ``--size`` x ``--size`` px,
+4 bands, one date every 5 days, zstd-compressed 512 px tiles like the download step's COGs,
+an SCL mask per date) and a uint8 class raster are written once. Then, for each date count
+and format, one child process runs ``export_patches`` (patch ``--patch`` px, stride =
+patch, default filters) and, in the same process right after, ``np.save`` of arrays with
+the same shapes and bytes as the exported images and labels, one ``.npy`` per sample in
+the same folder tree: the floor for writing those bytes from Python. The same child then
+decodes every input raster once, whole ("read inputs"): with np.save, the floor for any
+exporter that has to read compressed inputs.
+
+The parent process imports only the standard library (the series is generated in a
+child too), so each child's ``ru_maxrss`` is its own.
+
+Both timed phases start after ``os.sync()``, so neither pays for flushing the other's (or an
+earlier run's) writes; each run's files are deleted afterwards. Each child's peak RSS comes from ``os.wait4`` (its own ``ru_maxrss``); "growth" subtracts
+the peak of a child that only imports the same modules. Prints a Markdown table; asserts
+nothing.
+
+Usage:  .venv/bin/python benchmarks/bench_export.py [--size 1024] [--dates 5,20,50] [--formats-at 20]
+        .venv/bin/python benchmarks/bench_export.py --tiny      # 256 px, 2 and 4 dates: a few seconds
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# qgis_satplugin only uses relative imports inside itself, so it imports as a top-level package.
+sys.path.insert(0, str(REPO_ROOT))
+
+BANDS = ("B02", "B03", "B04", "B08")
+
+
+def _prepare(folder: Path, size: int, n_dates: int) -> dict:
+    from datetime import datetime, timezone
+
+    import numpy as np
+    import rasterio
+
+    from qgis_satplugin.core.export.synthetic_series import date_series, write_download_folder
+    from qgis_satplugin.core.grid import PixelGrid
+
+    grid = PixelGrid.square("EPSG:32633", 499980.0, 5000040.0, 10.0, size, size)
+    dates = date_series(datetime(2023, 3, 1, 10, 0, tzinfo=timezone.utc), n_dates, every_days=5)
+    src = write_download_folder(folder / "series", grid, dates, bands=BANDS, seed=0, block=512)
+    classes = (np.add.outer(np.arange(size) // 40, np.arange(size) // 40) % 6).astype(np.uint8)
+    with rasterio.open(folder / "class.tif", "w", driver="GTiff", width=size, height=size, count=1, dtype="uint8",
+                       crs=grid.pyproj_crs().to_wkt(), transform=grid.transform, nodata=255, compress="zstd",
+                       tiled=True, blockxsize=512, blockysize=512) as ds:
+        ds.write(classes, 1)
+    images = sorted(str(p) for p in src.glob("*.tif") if not p.stem.endswith("_SCL"))
+    return {"images": images, "class": str(folder / "class.tif")}
+
+
+def _child(spec: dict) -> dict:
+    """Runs in the child process: one export, then np.save of the same bytes."""
+    if "prepare" in spec:
+        return _prepare(Path(spec["prepare"]), spec["size"], spec["dates"])
+    import numpy as np
+    import pyogrio.raw  # noqa: F401  (the index writer's import, paid once per QGIS session: before the clock)
+
+    from qgis_satplugin.core.export import export_patches
+
+    if spec.get("imports_only"):
+        return {}
+    out = Path(spec["out"])
+    os.sync()  # start each timed phase without earlier runs' dirty pages being flushed under it
+    t0 = time.perf_counter()
+    res = export_patches(spec["images"][: spec["dates"]], out, labels={"class": spec["class"]}, patch_size=spec["patch"],
+                         format=spec["format"])
+    export_s = time.perf_counter() - t0
+    import csv
+
+    with open(out / "samples.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    p, c = spec["patch"], len(BANDS)
+    payload = sum(int(r["n_dates"]) * c * p * p * 2 + p * p for r in rows)
+    # The same bytes through np.save: one image array and one label array per sample.
+    base = out.parent / (out.name + "-npsave")
+    buffers = {}
+    os.sync()
+    t0 = time.perf_counter()
+    for r in rows:
+        t = int(r["n_dates"])
+        if t not in buffers:
+            buffers[t] = np.ones((t, c, p, p), dtype=np.uint16)
+        folder = base / r["split"]
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / f"{r['sample_id']}.npy", buffers[t])
+        np.save(folder / f"{r['sample_id']}_label.npy", np.zeros((p, p), dtype=np.uint8))
+    npsave_s = time.perf_counter() - t0
+    shutil.rmtree(out)
+    shutil.rmtree(base)
+    # The input side's floor: every date's raster (and mask) decoded once, whole.
+    import rasterio
+
+    t0 = time.perf_counter()
+    for path in spec["images"][: spec["dates"]]:
+        for name in (path, path[: -len(".tif")] + "_SCL.tif"):
+            with rasterio.open(name) as ds:
+                ds.read()
+    read_s = time.perf_counter() - t0
+    return {"samples": res.n_samples, "payload": payload, "export_s": export_s, "npsave_s": npsave_s, "read_s": read_s}
+
+
+def _run_child(spec: dict) -> tuple[dict, float]:
+    """Run ``spec`` in a fresh interpreter; its result and its own peak RSS (MiB).
+
+    This parent imports nothing but the standard library, so a child's ``ru_maxrss``
+    (which counts pages inherited at fork) is the child's own.
+    """
+    proc = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)], stdout=subprocess.PIPE, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.stdout.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"child failed: {spec}")
+    return json.loads(out.strip().splitlines()[-1]), usage.ru_maxrss / 1024.0  # KiB -> MiB
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--patch", type=int, default=64)
+    parser.add_argument("--dates", default="5,20,50")
+    parser.add_argument("--formats-at", type=int, default=20, help="date count at which all four formats run")
+    parser.add_argument("--tiny", action="store_true", help="256 px, 2 and 4 dates")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_child(json.loads(args.child))))
+        return
+    if args.tiny:
+        args.size, args.dates, args.formats_at = 256, "2,4", 4
+    counts = [int(v) for v in args.dates.split(",")]
+    print(f"$ {' '.join([Path(sys.executable).name] + sys.argv)}")
+    print(f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}")
+    with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
+        tmp = Path(tmp)
+        t0 = time.perf_counter()
+        inputs, _ = _run_child({"prepare": str(tmp), "size": args.size, "dates": max(counts)})
+        print(f"synthetic series: {args.size} x {args.size} px, {len(BANDS)} bands, {max(counts)} dates "
+              f"(written in {time.perf_counter() - t0:.1f} s); patch {args.patch} px, stride {args.patch}\n")
+        _, base_rss = _run_child({"imports_only": True})
+        runs = [(n, "npz") for n in counts] + [(args.formats_at, f) for f in ("zarr", "geotiff", "deepsatdata")]
+        print("| dates | format | samples | payload MB | export s | samples/s | MB/s | np.save MB/s | export / np.save | "
+              "read inputs s | export / (read + np.save) | peak RSS MB | growth MB |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for n, fmt in runs:
+            spec = {**inputs, "dates": n, "format": fmt, "patch": args.patch, "out": str(tmp / f"out-{fmt}-{n}")}
+            r, rss = _run_child(spec)
+            mb = r["payload"] / 1e6
+            print(f"| {n} | {fmt} | {r['samples']} | {mb:.1f} | {r['export_s']:.2f} | {r['samples'] / r['export_s']:.0f} | "
+                  f"{mb / r['export_s']:.0f} | {mb / r['npsave_s']:.0f} | {r['export_s'] / r['npsave_s']:.1f} x | "
+                  f"{r['read_s']:.2f} | {r['export_s'] / (r['read_s'] + r['npsave_s']):.1f} x | "
+                  f"{rss:.0f} | {rss - base_rss:.0f} |", flush=True)
+        print(f"\nbaseline peak RSS of a child that only imports the modules: {base_rss:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""satplugin:exportpatches — patches and per-location time series, ready for ML code."""
+import shapely
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+
+from ..qgis_satplugin.core.export import export_patches, labels_by_kind, read_manifest
+from ..qgis_satplugin.core.errors import SatPluginError
+from .base import SatPluginAlgorithm
+
+FORMATS = [
+    ("npz", "npz: one file per sample, arrays [T, C, H, W] + dates + labels"),
+    ("zarr", "zarr: one chunked store for the whole dataset"),
+    ("geotiff", "GeoTIFF chips per date + label chips"),
+    ("deepsatdata", "DeepSatData pickles (band names, doy, year, labels, ids, masks, ratios, distances)"),
+]
+BAND_RESOLUTIONS = [("resample", "All bands on one grid"), ("native", "Native resolution per group (10/20/60 m)")]
+
+HELP = """<p>Cuts imagery and ground truth into a dataset that ML code loads without glue: fixed-size
+patches with their time series (images + labels + dates), spatially blocked train/val/test splits,
+an index GeoPackage and a dataset card.</p>
+<p><b>IMAGES</b>: a "Download products" folder (read through its manifest.json), or one raster per
+date (the date from the ACQUISITION_DATETIME tag or the file name, e.g. 20230612). Masks beside the
+images (..._SCL.tif) drive MAX_CLOUD. <b>LABELS</b>: any outputs of "Rasterize ground truth" (class,
+parcel id, coverage, conflict, distance), recognised by their band description; with LABEL_SCALE k
+they sit on a k times finer grid (2.5 m labels under 10 m images: k = 4).</p>
+<p>Patches of PATCH_SIZE pixels every STRIDE pixels (0: no overlap); edge windows are shifted inward,
+not dropped. MIN_LABELLED: the share of labelled pixels a patch needs. MAX_CLOUD: a cloudy date is
+dropped for that patch only. MIN_DATES/MAX_DATES (0: no maximum; above it, dates are subsampled
+evenly in time). SEASON_START/SEASON_END as MM-DD, may cross New Year.</p>
+<p><b>Splits</b>: the area is cut into blocks of SPLIT_BLOCK_SIZE pixels (0: 8 patches), blocks are
+assigned to train/val/test by SPLIT_RATIOS (class-balanced where possible, deterministic per SEED),
+and a patch that would straddle two splits is dropped, so no pixel is in two splits. Or the split
+comes from SPLIT_FIELD (values train/val/test) of the SPLIT_LAYER polygons.</p>
+<p>Every export also writes index.gpkg (one row per sample: footprint, split, path, dates, class
+histogram), dataset.json and dataset.md (sources and dates, bands, scale/offset, normalisation
+statistics from the train split, grid and CRS, counts per class and split, attribution).
+<code>qgis_satplugin.core.export.torch_dataset.PatchDataset</code> reads every format.</p>
+<p><b>Example</b> (command line):<br/>
+<code>qgis_process run satplugin:exportpatches -- IMAGES=series LABELS=class.tif LABELS=parcel_id.tif
+PATCH_SIZE=64 MAX_CLOUD=20 MIN_LABELLED=0.1 FORMAT=0 SPLIT_RATIOS=0.7,0.15,0.15 SEED=0
+OUTPUT_FOLDER=dataset</code></p>"""
+
+
+class ExportPatches(SatPluginAlgorithm):
+    NAME = "exportpatches"
+    DISPLAY_NAME = "Export patches"
+    GROUP = "export"
+    HELP = HELP
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
+        self.addParameter(
+            QgsProcessingParameterMultipleLayers(
+                "IMAGES", "Images: a download folder, or one raster per date", QgsProcessing.TypeFile
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterMultipleLayers(
+                "LABELS", "Labels (outputs of Rasterize ground truth)", QgsProcessing.TypeRaster, optional=True
+            )
+        )
+        integer = QgsProcessingParameterNumber.Integer
+        double = QgsProcessingParameterNumber.Double
+        for name, label, kind, default, low, high in (
+            ("PATCH_SIZE", "Patch size (pixels)", integer, 64, 2, None),
+            ("STRIDE", "Stride (pixels; 0: the patch size)", integer, 0, 0, None),
+            ("LABEL_SCALE", "Label scale (labels k times finer)", integer, 1, 1, 16),
+        ):
+            self.addParameter(_number(name, label, kind, default, low, high))
+        self.addParameter(QgsProcessingParameterString("BANDS", "Bands (comma-separated; empty: all)", optional=True))
+        self.addParameter(
+            QgsProcessingParameterEnum("BAND_RESOLUTION", "Band resolution", [label for _, label in BAND_RESOLUTIONS], defaultValue=0)
+        )
+        for name, label, kind, default, low, high in (
+            ("MIN_LABELLED", "Minimum share of labelled pixels", double, 0.0, 0.0, 1.0),
+            ("MAX_CLOUD", "Maximum cloud per patch and date (%)", double, 100.0, 0.0, 100.0),
+            ("MIN_DATES", "Minimum dates per sample", integer, 1, 1, None),
+            ("MAX_DATES", "Maximum dates per sample (0: no maximum)", integer, 0, 0, None),
+        ):
+            self.addParameter(_number(name, label, kind, default, low, high))
+        self.addParameter(QgsProcessingParameterString("SEASON_START", "Season start (MM-DD)", optional=True))
+        self.addParameter(QgsProcessingParameterString("SEASON_END", "Season end (MM-DD)", optional=True))
+        self.addParameter(QgsProcessingParameterEnum("FORMAT", "Format", [label for _, label in FORMATS], defaultValue=0))
+        self.addParameter(
+            QgsProcessingParameterNumber("SPLIT_BLOCK_SIZE", "Split block size (pixels; 0: 8 patches)", integer, 0, minValue=0)
+        )
+        self.addParameter(QgsProcessingParameterString("SPLIT_RATIOS", "Split ratios train,val,test", defaultValue="0.7,0.15,0.15"))
+        self.addParameter(QgsProcessingParameterNumber("SEED", "Seed", integer, 0))
+        self.addParameter(
+            QgsProcessingParameterFeatureSource(
+                "SPLIT_LAYER", "Split polygons (optional)", [QgsProcessing.TypeVectorPolygon], optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterField(
+                "SPLIT_FIELD", "Split field (train/val/test)", parentLayerParameterName="SPLIT_LAYER", optional=True
+            )
+        )
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Dataset folder"))
+        self.addOutput(QgsProcessingOutputNumber("SAMPLE_COUNT", "Samples written"))
+        self.addOutput(QgsProcessingOutputFile("INDEX", "Sample index (GeoPackage)"))
+        self.addOutput(QgsProcessingOutputFile("DATASET_CARD", "Dataset card (JSON)"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
+        images = self.parameterAsFileList(parameters, "IMAGES", context)
+        if not images:
+            raise QgsProcessingException("IMAGES is empty: give a download folder or one raster per date.")
+        if len(images) == 1 and not images[0].lower().endswith((".tif", ".tiff", ".vrt", ".jp2")):
+            images = images[0]  # a download folder
+        labels = [layer.source() for layer in self.parameterAsLayerList(parameters, "LABELS", context)]
+        try:
+            label_paths = labels_by_kind(labels) if labels else None
+        except SatPluginError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+        stride = self.parameterAsInt(parameters, "STRIDE", context)
+        max_dates = self.parameterAsInt(parameters, "MAX_DATES", context)
+        block = self.parameterAsInt(parameters, "SPLIT_BLOCK_SIZE", context)
+        result = self.run_core(
+            export_patches,
+            feedback,
+            images=images,
+            output_folder=self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
+            labels=label_paths,
+            patch_size=self.parameterAsInt(parameters, "PATCH_SIZE", context),
+            stride=stride or None,
+            label_scale=self.parameterAsInt(parameters, "LABEL_SCALE", context),
+            bands=[b.strip() for b in self.parameterAsString(parameters, "BANDS", context).split(",") if b.strip()] or None,
+            band_resolution=BAND_RESOLUTIONS[self.parameterAsEnum(parameters, "BAND_RESOLUTION", context)][0],
+            min_labelled=self.parameterAsDouble(parameters, "MIN_LABELLED", context),
+            max_cloud=self.parameterAsDouble(parameters, "MAX_CLOUD", context),
+            min_dates=self.parameterAsInt(parameters, "MIN_DATES", context),
+            max_dates=max_dates or None,
+            season_start=self.parameterAsString(parameters, "SEASON_START", context) or None,
+            season_end=self.parameterAsString(parameters, "SEASON_END", context) or None,
+            format=FORMATS[self.parameterAsEnum(parameters, "FORMAT", context)][0],
+            split_block_size=block or None,
+            split_ratios=_ratios(self.parameterAsString(parameters, "SPLIT_RATIOS", context)),
+            seed=self.parameterAsInt(parameters, "SEED", context),
+            split_polygons=self._split_polygons(parameters, context, images),
+        )
+        feedback.pushInfo(f"Samples per split: {result.samples_per_split}; dropped: {result.dropped}.")
+        return {
+            "OUTPUT_FOLDER": result.output_folder,
+            "SAMPLE_COUNT": result.n_samples,
+            "INDEX": result.files.get("index", ""),
+            "DATASET_CARD": result.files.get("card_json", ""),
+        }
+
+    def _split_polygons(self, parameters, context, images):
+        """[(geometry in the images' CRS, split)] from SPLIT_LAYER/SPLIT_FIELD, or None."""
+        if not parameters.get("SPLIT_LAYER"):
+            return None
+        field = self.parameterAsString(parameters, "SPLIT_FIELD", context)
+        if not field:
+            raise QgsProcessingException("SPLIT_LAYER needs SPLIT_FIELD: the field holding train, val or test.")
+        source = self.parameterAsSource(parameters, "SPLIT_LAYER", context)
+        target = QgsCoordinateReferenceSystem(_images_crs(images))
+        if not target.isValid():
+            target = QgsCoordinateReferenceSystem.fromWkt(_images_crs(images))
+        transform = QgsCoordinateTransform(source.sourceCrs(), target, context.transformContext())
+        polygons = []
+        for feature in source.getFeatures():
+            geometry = feature.geometry()
+            geometry.transform(transform)
+            polygons.append((shapely.from_wkb(bytes(geometry.asWkb())), str(feature[field]).strip().lower()))
+        return polygons
+
+
+def _number(name, label, kind, default, low, high=None):
+    bounds = {"minValue": low} if high is None else {"minValue": low, "maxValue": high}
+    return QgsProcessingParameterNumber(name, label, kind, default, **bounds)
+
+
+def _ratios(text):
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise QgsProcessingException(f"SPLIT_RATIOS must be three numbers like 0.7,0.15,0.15, got {text!r}.") from None
+    if len(values) != 3:
+        raise QgsProcessingException(f"SPLIT_RATIOS must be three numbers (train,val,test), got {text!r}.")
+    return values
+
+
+def _images_crs(images) -> str:
+    """The CRS (WKT) of the images, from the manifest or the first raster."""
+    if isinstance(images, str):
+        return str(read_manifest(images)["grid"].crs)
+    import rasterio
+
+    with rasterio.open(images[0]) as ds:
+        return ds.crs.to_wkt()

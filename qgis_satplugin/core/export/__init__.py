@@ -1,0 +1,41 @@
+"""Export patches: a Sentinel-2 time series (+ ground truth) -> an ML dataset on disk.
+
+``export_patches(images, output_folder, labels=None, patch_size=64, stride=None,
+label_scale=1, bands=None, band_resolution="resample", min_labelled=0.0, max_cloud=100.0,
+min_dates=1, max_dates=None, season_start=None, season_end=None, format="npz",
+split_block_size=None, split_ratios=(0.7, 0.15, 0.15), seed=0, split_polygons=None,
+progress=None, is_canceled=None, log=None) -> ExportResult``
+
+* ``images``: a download folder (read through ``manifest.json``, see
+  :func:`read_manifest`) or a list of rasters, one date each; a list's dates come from
+  the ``ACQUISITION_DATETIME`` tag or the file name (``20230612``, ``2023-06-12``,
+  ``20230612T101559``); a ``<name>_SCL.tif`` beside an image is its cloud mask. All
+  images must share one grid (the export does not resample).
+* ``labels``: {"class", "id", "coverage", "conflict", "distance"} -> rasters of the
+  rasterize step, any subset, on the image grid refined ``label_scale`` times.
+* ``patch_size``/``stride`` (image px): windows cover the raster; the last window of a
+  row or column is shifted inward to end at the edge.
+* ``band_resolution``: ``"resample"`` (all bands at P) or ``"native"`` (10/20/60 m bands
+  at P, P/2, P/6 by block averaging; see :mod:`band_layout`).
+* filters: ``min_labelled`` (share of labelled label pixels), ``max_cloud`` (% cloud or
+  no data per patch and date; a cloudy date is dropped for that patch only),
+  ``min_dates``/``max_dates`` (even subsampling in time), ``season_start``/``season_end``
+  ("MM-DD", may cross New Year).
+* splits: blocks of ``split_block_size`` px (default 8 patches; 1 patch with polygons)
+  assigned to train/val/test toward ``split_ratios``, class-balanced, seeded; or from
+  ``split_polygons`` [(shapely geometry in the image CRS, "train"|"val"|"test")].
+  Patches touching two splits are dropped, so no pixel is in two splits.
+* ``format``: ``npz``, ``zarr``, ``geotiff`` or ``deepsatdata`` (layouts in each
+  ``format_*`` module). Every export also writes ``index.gpkg``, ``samples.csv``,
+  ``dataset.json`` and ``dataset.md``.
+
+Bad input raises :class:`SatPluginError` and a cancel raises :class:`Canceled`; neither
+leaves anything at ``output_folder`` (see :mod:`staging`). :class:`ExportedDataset`
+reads any format back as numpy; ``torch_dataset.PatchDataset`` wraps it for PyTorch.
+"""
+from .exporter import FORMATS, ExportResult, export_patches
+from .image_series import read_manifest
+from .label_rasters import labels_by_kind
+from .reader import ExportedDataset
+
+__all__ = ["FORMATS", "ExportResult", "ExportedDataset", "export_patches", "labels_by_kind", "read_manifest"]

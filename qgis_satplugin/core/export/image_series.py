@@ -1,0 +1,308 @@
+"""The input time series: one raster per date (and its cloud mask), all on one grid.
+
+Images come either from a download folder, read through its ``manifest.json``, or from a
+list of raster paths. Everything the export needs from them (grid, band names, dates,
+per-band scale and offset, masks) is gathered and checked here once, before any output
+exists, so that a bad input gives one clear message and no partial dataset.
+
+The manifest schema belongs to the download step; :func:`read_manifest` is the only
+place that knows it, so a change there is a change here only.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+from affine import Affine
+from pyproj import CRS
+
+from ..errors import SatPluginError
+from ..grid import PixelGrid
+from .band_layout import canonical_band_name
+from .dates import DATE_TAG, date_from_name, iso_z, parse_iso_datetime
+
+MANIFEST_NAME = "manifest.json"
+MASK_SUFFIXES = ("_SCL", "_CLM")
+# Sentinel-2 L1C/L2A digital numbers are reflectance x 10000 when a file says nothing.
+DEFAULT_REFLECTANCE_SCALE = 0.0001
+RASTER_EXTENSIONS = (".tif", ".tiff", ".vrt", ".jp2", ".img")
+
+
+@dataclass(frozen=True)
+class DateImage:
+    """One acquisition: its raster, its datetime (UTC) and, when there is one, its mask."""
+
+    path: Path
+    when: datetime
+    mask_path: Optional[Path] = None
+    mask_kind: Optional[str] = None  # "SCL" or "CLM"
+    product_id: Optional[str] = None
+
+
+@dataclass
+class ImageSeries:
+    grid: PixelGrid
+    bands: list  # selected band names, in export order
+    band_index: list  # their 1-based indexes in the files
+    images: list  # DateImage, sorted by time
+    dtype: str
+    nodata: Optional[float]
+    scales: np.ndarray  # [T, C] of the selected bands: reflectance = scale * DN + offset
+    offsets: np.ndarray
+    block_rows: int  # height of the files' internal blocks, to size reads
+    source: str  # "manifest" or "files"
+
+    @property
+    def dates(self) -> list:
+        return [im.when for im in self.images]
+
+    def subset(self, keep: np.ndarray) -> "ImageSeries":
+        idx = np.flatnonzero(keep)
+        return ImageSeries(
+            self.grid, self.bands, self.band_index, [self.images[i] for i in idx], self.dtype, self.nodata,
+            self.scales[idx], self.offsets[idx], self.block_rows, self.source,
+        )
+
+
+def read_manifest(folder) -> dict:
+    """A download folder's manifest reduced to what the export needs.
+
+    Returns ``{"grid": PixelGrid, "bands": [...], "scale": float | None, "images": [{"path",
+    "datetime", "product_id", "mask_path", "mask_kind"}]}``. Masks pair with the image of
+    the same name plus ``_SCL`` (or ``_CLM``), else with the only mask of the same datetime.
+    """
+    folder = Path(folder)
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        raise SatPluginError(
+            f"{folder} holds no {MANIFEST_NAME}; give a download folder, or a list of image rasters."
+        )
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        if body.get("complete") is False:
+            raise SatPluginError(f"The download in {folder} is incomplete ({MANIFEST_NAME} says so); run the download again.")
+        g = body["grid"]
+        a, b, c, d, e, f = (float(v) for v in g["transform"])
+        grid = PixelGrid.from_transform(g["crs"], Affine(a, b, c, d, e, f), int(g["width"]), int(g["height"]))
+        entries = [e for e in body["files"] if isinstance(e, dict)]
+        masks = [e for e in entries if e.get("kind") == "mask" or Path(e["path"]).stem.upper().endswith(MASK_SUFFIXES)]
+        images = [e for e in entries if e.get("kind", "image") == "image" and e not in masks]
+        out = []
+        for entry in images:
+            image_path = folder / entry["path"]
+            when = entry.get("datetime")
+            mask = _pair_mask(image_path, when, masks)
+            pid = entry.get("product_id") or ",".join(entry.get("product_ids") or []) or None
+            out.append({
+                "path": image_path,
+                "datetime": when,
+                "product_id": pid,
+                "mask_path": folder / mask["path"] if mask else None,
+                "mask_kind": _mask_kind(mask) if mask else None,
+            })
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SatPluginError(f"{path} is not a download manifest this export understands ({exc!r}).") from exc
+    return {"grid": grid, "bands": list(body.get("bands") or []), "scale": body.get("reflectance_scale"), "images": out}
+
+
+def _pair_mask(image_path: Path, when, masks: list) -> Optional[dict]:
+    names = {image_path.stem + s for s in MASK_SUFFIXES}
+    for m in masks:
+        if Path(m["path"]).stem in names:
+            return m
+    same_time = [m for m in masks if when is not None and m.get("datetime") == when]
+    return same_time[0] if len(same_time) == 1 else None
+
+
+def _mask_kind(entry: dict) -> str:
+    declared = str(entry.get("mask") or "").upper()
+    if declared in ("SCL", "CLM"):
+        return declared
+    return "CLM" if Path(entry["path"]).stem.upper().endswith("_CLM") else "SCL"
+
+
+def _mask_beside(path: Path) -> tuple[Optional[Path], Optional[str]]:
+    for suffix in MASK_SUFFIXES:
+        candidate = path.with_name(path.stem + suffix + path.suffix)
+        if candidate.is_file():
+            return candidate, suffix[1:]
+    return None, None
+
+
+def _is_mask_name(path: Path) -> bool:
+    return path.stem.upper().endswith(MASK_SUFFIXES)
+
+
+def _describe_grid(crs, transform, width, height) -> str:
+    return f"{width} x {height} px, origin ({transform.c:.3f}, {transform.f:.3f}), pixel {transform.a:g} x {-transform.e:g}, {CRS.from_user_input(crs).to_string()}"
+
+
+def same_grid(grid: PixelGrid, crs, transform, width, height) -> bool:
+    if (width, height) != (grid.width, grid.height):
+        return False
+    if not CRS.from_user_input(crs).equals(grid.pyproj_crs()):
+        return False
+    ref = grid.transform
+    px = min(grid.pixel_width, grid.pixel_height)
+    return (
+        abs(transform.b) < 1e-12 and abs(transform.d) < 1e-12
+        and abs(transform.a - ref.a) <= 1e-9 * ref.a and abs(transform.e - ref.e) <= 1e-9 * abs(ref.e)
+        and abs(transform.c - ref.c) <= 1e-6 * px and abs(transform.f - ref.f) <= 1e-6 * px
+    )
+
+
+def _select_bands(names: list, bands) -> list:
+    """1-based indexes of the requested bands (names, or 1-based numbers)."""
+    if bands is None:
+        return list(range(1, len(names) + 1))
+    if isinstance(bands, (str, int)):
+        bands = [bands]
+    out = []
+    for b in bands:
+        if isinstance(b, (int, np.integer)) and not isinstance(b, bool):
+            if not 1 <= int(b) <= len(names):
+                raise SatPluginError(f"Band number {b} does not exist; the images have {len(names)} bands.")
+            idx = int(b)
+        else:
+            key = canonical_band_name(str(b)) or str(b)
+            if key not in names:
+                raise SatPluginError(f"Band {b!r} is not in the images; they have {', '.join(names)}.")
+            idx = names.index(key) + 1
+        if idx in out:
+            raise SatPluginError(f"Band {b!r} is listed twice.")
+        out.append(idx)
+    if not out:
+        raise SatPluginError("Choose at least one band.")
+    return out
+
+
+def open_image_series(images, bands=None, log: Callable[[str], None] = lambda m: None) -> ImageSeries:
+    """Check and describe the input series (see the module docstring)."""
+    import rasterio
+
+    manifest = None
+    if isinstance(images, (str, Path)) and Path(images).is_dir():
+        manifest = read_manifest(images)
+        entries = manifest["images"]
+        source = "manifest"
+    else:
+        paths = [Path(images)] if isinstance(images, (str, Path)) else [Path(p) for p in (images or [])]
+        if not paths:
+            raise SatPluginError("No images given: choose a download folder or at least one image raster.")
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise SatPluginError(f"These images do not exist: {', '.join(missing)}.")
+        listed_masks = {p.resolve() for p in paths if _is_mask_name(p)}
+        entries = []
+        for p in paths:
+            if p.resolve() in listed_masks:
+                continue
+            mask, kind = _mask_beside(p)
+            entries.append({"path": p, "datetime": None, "product_id": None, "mask_path": mask, "mask_kind": kind})
+        source = "files"
+    if not entries:
+        raise SatPluginError("The input holds no image rasters (only masks).")
+
+    grid = manifest["grid"] if manifest else None
+    first_name = None
+    names = None
+    dtype = nodata = None
+    block_rows = 1
+    records = []
+    scales, offsets = [], []
+    for entry in entries:
+        path = Path(entry["path"])
+        if not path.is_file():
+            raise SatPluginError(f"The image {path} listed in the manifest is missing.")
+        try:
+            ds = rasterio.open(path)
+        except Exception as exc:  # rasterio raises its own error types for unreadable files
+            raise SatPluginError(f"Cannot read {path} as a raster: {exc}") from exc
+        with ds:
+            if ds.crs is None:
+                raise SatPluginError(f"{path.name} has no coordinate reference system.")
+            if grid is None:
+                grid = PixelGrid.from_transform(ds.crs.to_wkt(), ds.transform, ds.width, ds.height)
+                first_name = path.name
+            elif not same_grid(grid, ds.crs.to_wkt(), ds.transform, ds.width, ds.height):
+                against = first_name or MANIFEST_NAME
+                raise SatPluginError(
+                    f"The images are on different grids: {path.name} is {_describe_grid(ds.crs.to_wkt(), ds.transform, ds.width, ds.height)}, "
+                    f"{against} is {_describe_grid(grid.crs, grid.transform, grid.width, grid.height)}. "
+                    "The export does not resample: put every date on one grid first (the download step does, "
+                    "or gdalwarp with the same -te, -tr and -t_srs)."
+                )
+            file_names = _band_names(ds, manifest)
+            if names is None:
+                names, dtype, nodata = file_names, ds.dtypes[0], ds.nodata
+                block_rows = int(ds.block_shapes[0][0])
+            elif file_names != names:
+                raise SatPluginError(f"{path.name} has bands {', '.join(file_names)}, the other images {', '.join(names)}.")
+            elif ds.dtypes[0] != dtype:
+                raise SatPluginError(f"{path.name} holds {ds.dtypes[0]}, the other images {dtype}.")
+            when = _when(entry, ds, path)
+            scales.append(np.asarray(ds.scales, dtype=np.float64))
+            offsets.append(np.asarray(ds.offsets, dtype=np.float64))
+        if entry["mask_path"] is not None:
+            _check_mask(Path(entry["mask_path"]), grid)
+        records.append(DateImage(path, when, entry["mask_path"], entry["mask_kind"], entry["product_id"]))
+
+    order = sorted(range(len(records)), key=lambda i: (records[i].when, str(records[i].path)))
+    records = [records[i] for i in order]
+    for a, b in zip(records, records[1:]):
+        if a.when == b.when:
+            raise SatPluginError(f"{a.path.name} and {b.path.name} have the same acquisition time {iso_z(a.when)}.")
+    band_index = _select_bands(names, bands)
+    sel = np.asarray(band_index) - 1
+    scale_arr = np.stack([scales[i] for i in order])[:, sel]
+    offset_arr = np.stack([offsets[i] for i in order])[:, sel]
+    if np.all(scale_arr == 1.0) and np.all(offset_arr == 0.0) and np.dtype(dtype).kind in "ui":
+        assumed = float((manifest or {}).get("scale") or DEFAULT_REFLECTANCE_SCALE)
+        scale_arr = np.full_like(scale_arr, assumed)
+        log(f"The images carry no scale/offset; assuming reflectance = {assumed:g} x DN (Sentinel-2 convention).")
+    n_masks = sum(r.mask_path is not None for r in records)
+    log(f"{len(records)} dates ({iso_z(records[0].when)} .. {iso_z(records[-1].when)}), {n_masks} with a cloud mask, "
+        f"{len(band_index)} bands, grid {grid.width} x {grid.height} px.")
+    return ImageSeries(grid, [names[i - 1] for i in band_index], band_index, records, dtype, nodata,
+                       scale_arr, offset_arr, block_rows, source)
+
+
+def _band_names(ds, manifest) -> list:
+    descriptions = list(ds.descriptions)
+    if all(descriptions):
+        return [canonical_band_name(d) or d for d in descriptions]
+    if manifest and len(manifest["bands"]) == ds.count:
+        return [canonical_band_name(b) or b for b in manifest["bands"]]
+    return [f"band_{i}" for i in range(1, ds.count + 1)]
+
+
+def _when(entry: dict, ds, path: Path) -> datetime:
+    if entry.get("datetime"):
+        return parse_iso_datetime(entry["datetime"])
+    tag = ds.tags().get(DATE_TAG)
+    if tag:
+        return parse_iso_datetime(tag)
+    when = date_from_name(path.name)
+    if when is None:
+        raise SatPluginError(
+            f"Cannot tell the acquisition date of {path.name}: it has no {DATE_TAG} tag and no date "
+            "(e.g. 20230612 or 2023-06-12) in its name."
+        )
+    return when
+
+
+def _check_mask(path: Path, grid: PixelGrid) -> None:
+    import rasterio
+
+    if not path.is_file():
+        raise SatPluginError(f"The cloud mask {path} is missing.")
+    with rasterio.open(path) as ds:
+        if not same_grid(grid, ds.crs.to_wkt() if ds.crs else grid.crs, ds.transform, ds.width, ds.height):
+            raise SatPluginError(
+                f"The cloud mask {path.name} is not on the images' grid ({_describe_grid(ds.crs.to_wkt(), ds.transform, ds.width, ds.height)}); "
+                "resample it (nearest neighbour) onto the image grid."
+            )

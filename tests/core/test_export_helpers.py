@@ -1,0 +1,66 @@
+"""Shared fixtures for the export tests: synthetic download folders and label rasters.
+
+(Named test_export_* to live beside the tests; it holds no tests itself.)
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import rasterio
+
+from satplugin.qgis_satplugin.core.grid import PixelGrid
+from satplugin.qgis_satplugin.core.export.synthetic_series import date_series, write_download_folder
+
+CRS = "EPSG:32633"
+X0, Y0 = 499980.0, 5000040.0  # on the 60 m Sentinel-2 lattice
+
+
+def utc(*args) -> datetime:
+    return datetime(*args, tzinfo=timezone.utc)
+
+
+def image_grid(width=200, height=150, pixel=10.0) -> PixelGrid:
+    return PixelGrid.square(CRS, X0, Y0, pixel, width, height)
+
+
+def make_folder(tmp_path: Path, width=200, height=150, n_dates=4, name="download", **kwargs):
+    grid = image_grid(width, height)
+    dates = kwargs.pop("dates", None) or date_series(utc(2023, 4, 1, 10, 15, 59), n_dates, every_days=10)
+    folder = write_download_folder(tmp_path / name, grid, dates, **kwargs)
+    return folder, grid, dates
+
+
+def write_label(path: Path, values: np.ndarray, grid: PixelGrid, scale: int = 1, nodata=None, x_shift_px: float = 0.0,
+                row_off: int = 0, col_off: int = 0) -> Path:
+    """A label raster on ``grid`` refined ``scale`` times, optionally offset by whole or fractional label pixels."""
+    from affine import Affine
+
+    lw, lh = grid.pixel_width / scale, grid.pixel_height / scale
+    transform = Affine(lw, 0, grid.x_min + (col_off + x_shift_px) * lw, 0, -lh, grid.y_max - row_off * lh)
+    with rasterio.open(path, "w", driver="GTiff", width=values.shape[1], height=values.shape[0], count=1,
+                       dtype=values.dtype.name, crs=CRS, transform=transform, nodata=nodata) as ds:
+        ds.write(values, 1)
+    return path
+
+
+def position_ids(grid: PixelGrid, scale: int) -> np.ndarray:
+    """int32 label raster whose value encodes its own label-pixel position: row * 100000 + col."""
+    rows = np.arange(grid.height * scale, dtype=np.int32)[:, None]
+    cols = np.arange(grid.width * scale, dtype=np.int32)[None, :]
+    return rows * 100000 + cols
+
+
+def read_window(path: Path, row: int, col: int, size: int, indexes=None) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read(indexes, window=((row, row + size), (col, col + size)))
+
+
+def image_paths(folder: Path) -> list:
+    return sorted(p for p in Path(folder).glob("*.tif") if not p.stem.endswith("_SCL"))
+
+
+def leftovers(parent: Path) -> list:
+    """Hidden staging folders left beside an output (there must be none)."""
+    return sorted(p.name for p in Path(parent).iterdir() if p.name.startswith(".") and ("partial" in p.name or ".old-" in p.name))
