@@ -19,6 +19,7 @@ from qgis.core import (
 from ..qgis_satplugin.core.export import export_patches, labels_by_kind, read_manifest
 from ..qgis_satplugin.core.errors import SatPluginError
 from .base import SatPluginAlgorithm
+from .qgis_inputs import image_series_input
 
 FORMATS = [
     ("npz", "npz: one file per sample, arrays [T, C, H, W] + dates + labels"),
@@ -114,11 +115,7 @@ class ExportPatches(SatPluginAlgorithm):
         self.addOutput(QgsProcessingOutputFile("DATASET_CARD", "Dataset card (JSON)"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
-        images = self.parameterAsFileList(parameters, "IMAGES", context)
-        if not images:
-            raise QgsProcessingException("IMAGES is empty: give a download folder or one raster per date.")
-        if len(images) == 1 and not images[0].lower().endswith((".tif", ".tiff", ".vrt", ".jp2")):
-            images = images[0]  # a download folder
+        images = image_series_input(self, parameters, "IMAGES", context)
         labels = [layer.source() for layer in self.parameterAsLayerList(parameters, "LABELS", context)]
         try:
             label_paths = labels_by_kind(labels) if labels else None

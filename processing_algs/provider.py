@@ -8,6 +8,7 @@ from .download_products import DownloadProducts
 from .export_patches import ExportPatches
 from .rasterize_ground_truth import RasterizeGroundTruth
 from .search_products import SearchProducts
+from .super_resolve import SuperResolve
 
 ICON = Path(__file__).resolve().parent.parent / "qgis_satplugin" / "resources" / "icon.svg"
 
@@ -31,7 +32,7 @@ class SatPluginProvider(QgsProcessingProvider):
         return str(ICON)
 
     def loadAlgorithms(self):  # noqa: N802 (QGIS API)
-        for algorithm in (SearchProducts(), DownloadProducts(), RasterizeGroundTruth(), ExportPatches()):
+        for algorithm in (SearchProducts(), DownloadProducts(), RasterizeGroundTruth(), ExportPatches(), SuperResolve()):
             self.addAlgorithm(algorithm)
 
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802 (QGIS API)

@@ -97,3 +97,20 @@ def grid_of_raster_layer(layer) -> PixelGrid:
         )
     except SatPluginError as exc:
         raise QgsProcessingException(str(exc)) from exc
+
+
+RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2")
+
+
+def image_series_input(algorithm, parameters, name, context):
+    """A "download folder, or one raster per date" parameter as the core takes it.
+
+    One entry that is not a raster file is the folder (read through its manifest);
+    anything else is the list of raster paths.
+    """
+    images = algorithm.parameterAsFileList(parameters, name, context)
+    if not images:
+        raise QgsProcessingException(f"{name} is empty: give a download folder or one raster per date.")
+    if len(images) == 1 and not images[0].lower().endswith(RASTER_SUFFIXES):
+        return images[0]
+    return images

@@ -115,8 +115,13 @@ def search_step(library: Path, parcels: Path, out: Path) -> dict:
 
 
 def qgis_process(algorithm: str, **params) -> dict:
+    return qgis_process_multi(algorithm, [], **params)
+
+
+def qgis_process_multi(algorithm: str, repeated, **params) -> dict:
+    """``repeated``: (name, value) pairs for parameters given several times (LABELS=a LABELS=b)."""
     cmd = [str(ROOT / "scripts" / "qgis-process"), "--json", "run", algorithm, "--"]
-    cmd += [f"{key}={value}" for key, value in params.items()]
+    cmd += [f"{key}={value}" for key, value in [*repeated, *params.items()]]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"demo: {algorithm} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
@@ -198,6 +203,34 @@ def rasterize_step(parcels: Path, out: Path, grid: dict, tag: str) -> dict:
     }
 
 
+def export_step(series: str, out: Path) -> dict:
+    import shutil
+
+    dataset = out / "dataset"
+    shutil.rmtree(dataset, ignore_errors=True)
+    labels = [out / f"{name}_10m.tif" for name in ("class", "parcel_id", "coverage", "conflict", "distance")]
+    results = qgis_process_multi(
+        "satplugin:exportpatches",
+        [("IMAGES", series)] + [("LABELS", path) for path in labels],
+        PATCH_SIZE=32,
+        MIN_LABELLED=0.05,
+        MAX_CLOUD=30,
+        MIN_DATES=2,
+        FORMAT=0,
+        SPLIT_RATIOS="0.7,0.15,0.15",
+        SEED=0,
+        OUTPUT_FOLDER=dataset,
+    )
+    card = json.loads(Path(results["DATASET_CARD"]).read_text())
+    return {
+        "samples": results["SAMPLE_COUNT"],
+        "samples_per_split": {name: split["samples"] for name, split in card["splits"].items()},
+        "dropped": card["dropped"],
+        "outputs": {"OUTPUT_FOLDER": str(dataset), "INDEX": results["INDEX"], "DATASET_CARD": results["DATASET_CARD"]},
+        "checksums": {},
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", type=Path, default=ROOT / "build-demo", help="folder for data and outputs")
@@ -215,6 +248,7 @@ def main(argv=None):
     extent = f"{x0},{x0 + 10 * download['grid']['width']},{y1 - 10 * download['grid']['height']},{y1} [{download['grid']['crs']}]"
     report["steps"]["ground_truth_2.5m"] = rasterize_step(
         parcels, out, {"extent": extent, "crs": download["grid"]["crs"], "pixel_size": 2.5}, "2.5m")
+    report["steps"]["export"] = export_step(download["outputs"]["OUTPUT_FOLDER"], out)
     report_path = out / "report.json"
     report_path.write_text(json.dumps(report, indent=2) + "\n")
 
@@ -233,7 +267,7 @@ def main(argv=None):
           f"on {download['grid']['width']} x {download['grid']['height']} px, {download['grid']['crs']}; "
           f"{download['files']} files, {download['megabytes']} MB in {download['outputs']['OUTPUT_FOLDER']}")
     for name, step in report["steps"].items():
-        if name in ("search", "download"):
+        if name in ("search", "download", "export"):
             continue
         g = step["grid"]
         print(f"\n== {name}: {g['width']} x {g['height']} px of {g['pixel_size']} m, {g['crs']}, origin {g['origin']}")
@@ -244,6 +278,11 @@ def main(argv=None):
               f"{step['conflict_pixels']['overlaps']} overlapped pixels")
         for key, path in step["outputs"].items():
             print(f"   {key:<20} {path}  sha256 {step['checksums'][Path(path).name]}")
+    export = report["steps"]["export"]
+    print(f"\n== export (patches 32 x 32 px, >= 5 % labelled, dates <= 30 % cloud per patch, >= 2 dates; npz): "
+          f"{export['samples']} samples, per split {export['samples_per_split']}, dropped {export['dropped']}")
+    print(f"   {export['outputs']['OUTPUT_FOLDER']} (index {Path(export['outputs']['INDEX']).name}, "
+          f"card {Path(export['outputs']['DATASET_CARD']).name})")
     print(f"\nReport: {report_path}")
 
 

@@ -31,6 +31,10 @@ def test_demo_report_figures_and_repeatability(tmp_path):
     assert (ten["width"], ten["height"]) == (download["grid"]["width"], download["grid"]["height"])
     assert ten["origin"] == fine["origin"] == download["grid"]["origin"]
     assert (fine["width"], fine["height"]) == (4 * ten["width"], 4 * ten["height"])
+    export = first["steps"]["export"]
+    assert export["samples"] == sum(export["samples_per_split"].values()) > 50
+    assert export["samples_per_split"]["train"] > export["samples_per_split"]["val"] > 0
+    assert export["samples_per_split"] == second["steps"]["export"]["samples_per_split"]
     step = first["steps"]["ground_truth_10m"]
     fine = first["steps"]["ground_truth_2.5m"]
     assert step["polygons_rasterized"] == fine["polygons_rasterized"] == 320  # year 2023 only

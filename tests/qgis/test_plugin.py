@@ -20,7 +20,7 @@ def test_desktop_initgui_registers_the_provider_and_unload_removes_it(qgis_iface
     assert provider is not None
     assert sorted(a.id() for a in provider.algorithms()) == [
         "satplugin:downloadproducts", "satplugin:exportpatches", "satplugin:rasterizegroundtruth",
-        "satplugin:searchproducts",
+        "satplugin:searchproducts", "satplugin:superresolve",
     ]
     plugin.initGui()  # a second start must not re-add (and so delete) the provider
     assert registry.providerById("satplugin") is provider

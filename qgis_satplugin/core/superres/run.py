@@ -1,0 +1,206 @@
+"""Super-resolve a revisit stack with an ONNX model, tile by tile, into a georeferenced raster.
+
+The flow, one row of tiles at a time (so memory holds one strip of input and one of
+output, whatever the raster's size):
+
+1. load the model and check its contract (:mod:`.session`, :mod:`.contract`);
+2. open the series (a download folder or rasters on one grid), match the model's bands,
+   and choose and order the revisits (:mod:`.revisits`);
+3. read a strip of the stack, padded by reflection at the raster's edges, while the
+   previous strip is being inferred (:mod:`.input_strips`);
+4. run its tiles in batches, blend them with windows that sum to 1 (:mod:`.tiling`),
+   and hand the finished rows to the writer (:mod:`.output_raster`).
+
+The output covers exactly the input's extent, in its CRS, at the input pixel size
+divided by the model's scale.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..errors import Canceled, SatPluginError
+from ..export.image_series import open_image_series
+from ..grid import PixelGrid
+from .contract import ModelContract
+from .input_strips import StripReader
+from .output_raster import OutputRaster
+from .revisits import choose_revisits, describe_revisits
+from .session import LoadedModel, load_model
+from .tiling import TileLayout
+
+ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_MODEL = ROOT / "models" / "superres" / "s2_sr_x2_rgbn.onnx"
+FLOAT_NODATA = float("nan")
+UINT16_NODATA = 0
+
+
+@dataclass
+class SuperResolveResult:
+    output: Path
+    provider: str
+    model: str
+    scale: int
+    width: int
+    height: int
+    revisits: list = field(default_factory=list)  # the stack fed, in order (dicts)
+    tiles: int = 0
+    seconds_inference: float = 0.0
+
+
+def output_grid(grid: PixelGrid, scale: int) -> PixelGrid:
+    """The input's extent and CRS at ``scale`` times finer pixels."""
+    return PixelGrid(grid.crs, grid.x_min, grid.y_max, grid.pixel_width / scale, grid.pixel_height / scale,
+                     grid.width * scale, grid.height * scale)
+
+
+def super_resolve(
+    inputs,
+    output,
+    *,
+    model=None,
+    provider: str = "auto",
+    tile_size: int = 256,
+    overlap: int = 32,
+    batch_size: int = 4,
+    max_cloud: float = 50.0,
+    threads: int = 0,
+    progress: Callable[[float], None] = lambda fraction: None,
+    is_canceled: Callable[[], bool] = lambda: False,
+    log: Callable[[str], None] = lambda message: None,
+) -> SuperResolveResult:
+    """Run the model over ``inputs`` (a download folder, or raster paths, one per revisit).
+
+    ``model`` is a ``.onnx`` path (default: the shipped model) or a :class:`LoadedModel`.
+    """
+    if batch_size < 1:
+        raise SatPluginError(f"BATCH_SIZE must be at least 1, got {batch_size}.")
+    if not 0.0 <= max_cloud <= 100.0:
+        raise SatPluginError(f"MAX_CLOUD must lie between 0 and 100 %, got {max_cloud}.")
+    output = Path(output)
+    if output.suffix.lower() not in (".tif", ".tiff"):
+        raise SatPluginError(f"The output must be a GeoTIFF (.tif), got {output.name}.")
+    loaded = model if isinstance(model, LoadedModel) else load_model(model or DEFAULT_MODEL, provider, log, threads)
+    contract = loaded.contract
+    series = open_image_series(inputs, log=log)
+    positions = contract.band_positions(series.bands, "The input")
+    chosen = choose_revisits(series, contract, max_cloud, log, is_canceled)
+    stack = describe_revisits(series, chosen)
+    log("Revisits fed, in order: " + "; ".join(
+        f"{r['datetime']} ({'?' if r['cloud_percent'] is None else r['cloud_percent']} % cloud)" for r in stack))
+    layout = TileLayout(series.grid.height, series.grid.width, tile_size, overlap, contract.scale)
+    if contract.receptive_field and contract.receptive_field > layout.margin:
+        log(f"Warning: the model sees {contract.receptive_field} px around each pixel but OVERLAP {overlap} gives "
+            f"{layout.margin} px of context (OVERLAP / 4): tiles may differ slightly where they meet. "
+            f"Use OVERLAP >= {4 * contract.receptive_field} for tile-exact results.")
+    grid = output_grid(series.grid, contract.scale)
+    dtype = contract.output_dtype
+    nodata = UINT16_NODATA if dtype == "uint16" else FLOAT_NODATA
+    reader = StripReader(series, chosen, positions, contract, layout.margin)
+    writer = OutputRaster(output, grid, len(contract.output_bands), dtype, nodata)
+    try:
+        seconds = _run_tiles(loaded, layout, reader, writer, contract, batch_size, progress, is_canceled)
+        tags = {
+            "SOURCE": "satplugin:superresolve",
+            "MODEL": contract.name or loaded.path.stem,
+            "MODEL_VERSION": contract.version,
+            "MODEL_FILE": loaded.path.name,
+            "SCALE": contract.scale,
+            "PROVIDER": loaded.provider_label,
+            "REVISITS": len(stack),
+            "REVISIT_DATES": ",".join(r["datetime"] for r in stack),
+            "LICENSE": contract.license,
+        }
+        band_tags = [{"UNITS": u} for u in contract.output_units]
+        scales = [contract.output_dn_scale] * len(contract.output_bands) if dtype == "uint16" else None
+        writer.finish(descriptions=contract.output_bands, units=contract.output_units, tags=tags,
+                      band_tags=band_tags, scales=scales)
+    except BaseException as exc:
+        if not writer.finished:
+            writer.abort(exc)
+        raise
+    finally:
+        reader.close()
+    log(f"Wrote {output.name}: {grid.width} x {grid.height} px of {grid.pixel_width:g} m, "
+        f"{len(contract.output_bands)} bands, {layout.count} tiles, provider {loaded.provider_label}.")
+    return SuperResolveResult(output, loaded.provider_label, loaded.path.name, contract.scale, grid.width, grid.height,
+                              stack, layout.count, seconds)
+
+
+def _run_tiles(loaded: LoadedModel, layout: TileLayout, reader: StripReader, writer: OutputRaster,
+               contract: ModelContract, batch_size: int, progress, is_canceled) -> float:
+    """Infer every tile and stream the blended rows to ``writer``; returns seconds in ONNX Runtime."""
+    import time
+
+    s, m = contract.scale, layout.margin
+    height, width = layout.height, layout.width
+    th, tw = layout.tile_h, layout.tile_w
+    row_starts, col_starts = layout.row_starts, layout.col_starts
+    wy, wx = layout.row_weights(), layout.col_weights()
+    bands_out = len(contract.output_bands)
+    padded_w = (width + 2 * m) * s
+    acc = np.zeros((bands_out, th * s, padded_w), dtype=np.float32)
+    valid_acc = np.zeros((th * s, padded_w), dtype=bool)
+    done, total = 0, layout.count
+    infer_seconds = 0.0
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="superres-read")
+    try:
+        pending = pool.submit(reader.read, int(row_starts[0]), th)
+        for k, r0 in enumerate(row_starts):
+            strip = pending.result()
+            if k + 1 < row_starts.size:
+                pending = pool.submit(reader.read, int(row_starts[k + 1]), th)
+            tiles = [strip.values[..., int(c0):int(c0) + tw] for c0 in col_starts]
+            for b0 in range(0, len(tiles), batch_size):
+                if is_canceled():
+                    raise Canceled()
+                batch = np.stack(tiles[b0:b0 + batch_size])
+                if not contract.multi_frame:
+                    batch = batch[:, 0]
+                t0 = time.perf_counter()
+                out = loaded.session.run(None, {loaded.input_name: batch})[0]
+                infer_seconds += time.perf_counter() - t0
+                _check_output(out, batch.shape[0], bands_out, th * s, tw * s)
+                for j, tile_out in enumerate(out, start=b0):
+                    c = int(col_starts[j]) * s
+                    acc[:, :, c:c + tw * s] += tile_out * wy[k][None, :, None] * wx[j][None, None, :]
+                done += batch.shape[0]
+                progress(done / total)
+            # Input validity, at output resolution, for the rows this strip covers.
+            valid_acc[:] = np.repeat(np.repeat(strip.valid, s, axis=0), s, axis=1)
+            last = k + 1 == row_starts.size
+            final = th * s if last else (int(row_starts[k + 1]) - int(r0)) * s
+            _emit(writer, contract, acc[:, :final], valid_acc[:final], int(r0) * s, m * s, height * s, width * s)
+            acc[:, : th * s - final] = acc[:, final:]
+            acc[:, th * s - final:] = 0.0
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return infer_seconds
+
+
+def _emit(writer: OutputRaster, contract: ModelContract, rows: np.ndarray, valid: np.ndarray, top: int,
+          margin: int, height: int, width: int) -> None:
+    """Crop the padding off finished rows (padded output coordinates from ``top``) and write them."""
+    a = max(top, margin)
+    b = min(top + rows.shape[1], margin + height)
+    if b <= a:
+        return
+    data = rows[:, a - top:b - top, margin:margin + width]
+    ok = valid[a - top:b - top, margin:margin + width][None]
+    if contract.output_dtype == "uint16":
+        # Valid pixels keep at least DN 1 so that they never read as no data (0).
+        dn = np.clip(np.rint(data / contract.output_dn_scale), 1, np.iinfo(np.uint16).max)
+        writer.append(np.where(ok, dn, UINT16_NODATA).astype(np.uint16))
+    else:
+        writer.append(np.where(ok, data, np.float32(FLOAT_NODATA)))
+
+
+def _check_output(out: np.ndarray, batch: int, bands: int, height: int, width: int) -> None:
+    if out.shape != (batch, bands, height, width):
+        raise SatPluginError(
+            f"The model returned an array of shape {tuple(out.shape)} for {batch} tiles; its contract "
+            f"promises ({batch}, {bands}, {height}, {width}) (scale and output_bands do not fit what it computes).")

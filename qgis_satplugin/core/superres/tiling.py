@@ -1,0 +1,129 @@
+"""Tiles over a raster and the windows that blend them back without seams.
+
+The raster is padded by ``margin`` pixels on every side (by reflection, see
+:mod:`.input_strips`) and covered by equal tiles that overlap by at least ``overlap``
+pixels; the last tile of a row or column is aligned to the end rather than shrunk, so
+every tile has one shape and batches stack.
+
+Blending weights form a partition of unity along each axis (so the 2-D weights, their
+products, do too, and no weight image is accumulated): where two tiles overlap, the
+later one's weight rises from 0 to 1 along a raised cosine and the earlier one's falls
+in step. The ramps start ``margin`` pixels inside the overlap and end ``margin`` pixels
+before its end: the outer ``margin`` pixels of every tile, where the network saw zero
+padding instead of real neighbours, get weight 0. With ``margin`` at least the
+model's receptive field, every pixel that contributes is exactly what the model gives
+on the whole raster at once, so the tiled result does not depend on the tile size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import SatPluginError
+
+
+def margin_for(overlap: int) -> int:
+    """The context margin (input pixels) an overlap allows: a quarter of it."""
+    return overlap // 4
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> np.ndarray:
+    """Start offsets of tiles of ``tile`` px covering ``length`` px, overlapping >= ``overlap``."""
+    if length <= tile:
+        return np.zeros(1, dtype=np.int64)
+    step = tile - overlap
+    starts = list(range(0, length - tile, step))
+    starts.append(length - tile)
+    return np.asarray(starts, dtype=np.int64)
+
+
+def _window(tile_out: int, margin_out: int, ramp_out: int, first: bool, last: bool) -> np.ndarray:
+    """One tile's raw window: 0 in the margins, raised-cosine ramps, 1 in the core.
+
+    The outer sides of the first and last tiles face the padded raster edge, which is
+    cropped away, so they get no ramp and no zero margin.
+    """
+    w = np.ones(tile_out, dtype=np.float64)
+    if ramp_out > 0:
+        t = (np.arange(ramp_out, dtype=np.float64) + 0.5) / ramp_out
+        rise = 0.5 - 0.5 * np.cos(np.pi * t)
+    else:
+        rise = np.zeros(0)
+    if not first:
+        w[:margin_out] = 0.0
+        w[margin_out:margin_out + ramp_out] = rise
+    if not last:
+        w[tile_out - margin_out:] = 0.0
+        w[tile_out - margin_out - ramp_out:tile_out - margin_out] = rise[::-1]
+    return w
+
+
+def axis_weights(starts: np.ndarray, tile: int, overlap: int, margin: int, scale: int) -> np.ndarray:
+    """[tiles, tile*scale] blending weights in output pixels along one axis, summing to 1.
+
+    Where two tiles overlap by exactly ``overlap`` their ramps share one interval and
+    add up to 1 already; where the end-aligned last tile overlaps more, or three tiles
+    meet, dividing by the sum keeps the partition of unity.
+    """
+    count = starts.size
+    tile_out, margin_out = tile * scale, margin * scale
+    ramp_out = max(0, (overlap - 2 * margin) * scale)
+    raw = np.stack([_window(tile_out, margin_out, ramp_out, k == 0, k == count - 1) for k in range(count)])
+    total = np.zeros(int(starts[-1]) * scale + tile_out, dtype=np.float64)
+    for k in range(count):
+        total[int(starts[k]) * scale:int(starts[k]) * scale + tile_out] += raw[k]
+    out = np.empty_like(raw, dtype=np.float32)
+    for k in range(count):
+        s = int(starts[k]) * scale
+        out[k] = raw[k] / total[s:s + tile_out]
+    return out
+
+
+@dataclass(frozen=True)
+class TileLayout:
+    """Tiles over a ``height`` x ``width`` raster padded by ``margin`` on every side."""
+
+    height: int
+    width: int
+    tile: int
+    overlap: int
+    scale: int
+
+    def __post_init__(self):
+        if self.tile < 8:
+            raise SatPluginError(f"TILE_SIZE must be at least 8 pixels, got {self.tile}.")
+        if not 0 <= self.overlap < self.tile // 2:
+            raise SatPluginError(
+                f"OVERLAP must be at least 0 and less than half of TILE_SIZE ({self.tile}), got {self.overlap}.")
+
+    @property
+    def margin(self) -> int:
+        return margin_for(self.overlap)
+
+    @property
+    def tile_h(self) -> int:
+        return min(self.tile, self.height + 2 * self.margin)
+
+    @property
+    def tile_w(self) -> int:
+        return min(self.tile, self.width + 2 * self.margin)
+
+    @property
+    def row_starts(self) -> np.ndarray:
+        """Tile rows in padded coordinates (padded row r is raster row r - margin)."""
+        return tile_starts(self.height + 2 * self.margin, self.tile_h, self.overlap)
+
+    @property
+    def col_starts(self) -> np.ndarray:
+        return tile_starts(self.width + 2 * self.margin, self.tile_w, self.overlap)
+
+    def row_weights(self) -> np.ndarray:
+        return axis_weights(self.row_starts, self.tile_h, self.overlap, self.margin, self.scale)
+
+    def col_weights(self) -> np.ndarray:
+        return axis_weights(self.col_starts, self.tile_w, self.overlap, self.margin, self.scale)
+
+    @property
+    def count(self) -> int:
+        return self.row_starts.size * self.col_starts.size
