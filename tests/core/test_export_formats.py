@@ -1,7 +1,10 @@
 """Every format round-trips through the reader with identical values; card, index and torch."""
 import json
+import os
 import pickle
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pyogrio
@@ -192,6 +195,27 @@ def test_torch_module_imports_without_torch():
     except ImportError:
         with pytest.raises(SatPluginError, match="needs PyTorch"):
             torch_dataset.PatchDataset
+
+
+def test_export_and_reader_work_without_torch(source, tmp_path):
+    """torch unimportable (even where it is installed): export and read; PatchDataset names what is missing."""
+    src, _, labels, _ = source
+    out = tmp_path / "out"
+    code = f"""import sys
+sys.modules["torch"] = None  # 'import torch' now raises ImportError
+from satplugin.qgis_satplugin.core.errors import SatPluginError
+from satplugin.qgis_satplugin.core.export import ExportedDataset, export_patches, torch_dataset
+res = export_patches({str(src)!r}, {str(out)!r}, labels={{"class": {str(labels["class"])!r}}}, label_scale={K}, patch_size=36)
+assert len(ExportedDataset({str(out)!r})) == res.n_samples > 0
+try:
+    torch_dataset.PatchDataset
+    raise SystemExit("PatchDataset was built without torch")
+except SatPluginError as exc:
+    assert "needs PyTorch" in str(exc), exc
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # 'satplugin' as conftest links it
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

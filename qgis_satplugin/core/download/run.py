@@ -39,6 +39,10 @@ from .sentinelhub import MAX_REQUEST_PX, ProcessApi
 from .transfer import ClientPool
 
 POLL_S = 0.2
+# After a failure or a cancel, how long to wait for workers still inside GDAL (a local
+# warp, or a read the cancel flag stops at its next chunk): returning while one runs lets
+# QGIS's exit tear GDAL down under it (a segfault, seen at pytest-qgis's teardown).
+JOIN_S = 1.5
 _LEFTOVER = re.compile(r"^\..+\.(staging|partial)-[0-9a-f]{8}\.tif$|^\.manifest\.json\.[0-9a-f]{8}\.tmp$")
 
 
@@ -274,6 +278,7 @@ class _Runner:
         except BaseException as exc:
             cancel_event.set()  # stops the workers' transfers and retry waits at once
             executor.shutdown(wait=False, cancel_futures=True)
+            wait([f for f in futures if not f.cancelled()], timeout=JOIN_S)
             for job in open_jobs:
                 if job.staged is not None:
                     job.staged.discard()
