@@ -17,6 +17,8 @@ demo: setup
 bench: setup
 	$(PY) benchmarks/bench_rasterize.py
 	$(PY) benchmarks/bench_download.py
+	$(PY) benchmarks/bench_export.py
+	$(PY) benchmarks/bench_superres.py
 
 package: setup
 	$(PY) scripts/package.py

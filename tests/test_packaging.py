@@ -166,3 +166,18 @@ def test_benchmark_runs_at_small_size():
     assert ratio_lines, proc.stdout
     assert re.search(r"\| Parcels \| 300 \|", proc.stdout)
     assert re.search(r"\| Grid \| 400 x 400 px", proc.stdout)
+
+
+@pytest.mark.slow
+def test_superres_benchmark_runs_at_small_size():
+    proc = subprocess.run(
+        [PYTHON, str(ROOT / "benchmarks" / "bench_superres.py"), "--tiny"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if re.match(r"\| (64 x 64|128 x 128) \|", line)]
+    assert len(rows) == 2, proc.stdout
+    for row in rows:  # ours s, MP/s, bare s and the overhead are numbers
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert float(cells[2]) > 0 and float(cells[3]) > 0 and float(cells[4]) > 0
+        assert re.fullmatch(r"[+-]\d+\.\d %", cells[5])

@@ -4,8 +4,9 @@ A strip is a band of raster rows, padded by reflection where it runs past the ra
 edge (so edge tiles see plausible context instead of the network's zero padding), with
 every revisit and band converted to the model's input: reflectance from the file's own
 scale and offset (the contract's ``dn_scale``/``dn_offset`` say what the model was trained
-on; the file says what its numbers mean), then ``(reflectance - mean) / std``. Values are read as float64 arithmetic on the 16-bit
-digital numbers, so the whole uint16 range goes through without truncation or wrap.
+on; the file says what its numbers mean), then ``(reflectance - mean) / std``. Values are computed from the 16-bit
+digital numbers in float32, which holds every uint16 value exactly: the whole 16-bit range
+goes through without truncation or wrap.
 
 Pixels a revisit cannot supply (no data, or cloud where it has a mask) are filled, per
 pixel, from the first revisit in the stack's order that can: a cloudy reference pixel
@@ -44,12 +45,12 @@ class StripReader:
         self.positions = band_positions
         self.margin = margin
         self.file_bands = [series.band_index[p] for p in band_positions]
-        self.mean = np.asarray(contract.mean, dtype=np.float64)[:, None, None]
-        self.std = np.asarray(contract.std, dtype=np.float64)[:, None, None]
+        self.mean = np.asarray(contract.mean, dtype=np.float32)[:, None, None]
+        self.std = np.asarray(contract.std, dtype=np.float32)[:, None, None]
         # Per date and band: reflectance = scale * DN + offset (the files' own tags, or the
         # Sentinel-2 convention, which ImageSeries assumes and logs for untagged integer files).
-        self.scales = series.scales[:, band_positions]
-        self.offsets = series.offsets[:, band_positions]
+        self.scales = series.scales[:, band_positions].astype(np.float32)
+        self.offsets = series.offsets[:, band_positions].astype(np.float32)
         unique = sorted(set(self.order))
         self._images = {i: rasterio.open(series.images[i].path) for i in unique}
         self._masks = {i: rasterio.open(series.images[i].mask_path) for i in unique
@@ -75,7 +76,7 @@ class StripReader:
                 kind = self.series.images[i].mask_kind or "SCL"
                 mask = self._masks[i].read(1, window=window)
                 clear = has_data & ~np.isin(mask, CLOUD_VALUES[kind]) & (mask != MASK_NODATA[kind])
-            refl = dn.astype(np.float64) * self.scales[i][:, None, None] + self.offsets[i][:, None, None]
+            refl = dn.astype(np.float32) * self.scales[i][:, None, None] + self.offsets[i][:, None, None]
             cache[i] = ((refl - self.mean) / self.std, has_data, clear)
         stack = np.stack([cache[i][0] for i in self.order])  # [N, C, h, w]
         has_data = np.stack([cache[i][1] for i in self.order])
@@ -83,7 +84,7 @@ class StripReader:
         filled, valid = _fill_from_stack(stack, clear, has_data)
         pad_rows = (a - top, top + rows - b)
         pad = ((0, 0), (0, 0), pad_rows, (self.margin, self.margin))
-        values = np.pad(filled.astype(np.float32), pad, mode=_pad_mode(min(b - a, width)))
+        values = np.pad(filled, pad, mode=_pad_mode(min(b - a, width)))
         valid = np.pad(valid, (pad_rows, (self.margin, self.margin)), mode=_pad_mode(min(b - a, width)))
         return Strip(values, valid)
 
