@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +48,12 @@ def export_onnx(module, example, path, metadata: dict, *, multi_frame: bool, dyn
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
     module = module.eval()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # Replicate padding traces to reversed slices, which the legacy exporter cannot fold;
+        # the graph is right all the same (ONNX Runtime parity is tested), so the notice is noise.
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
+        # dynamo=False: the TorchScript exporter; torch 2.13 still accepts it, and the dynamo
+        # exporter needs onnxscript, which the project does not install.
         torch.onnx.export(
             module,
             (example,),
@@ -58,13 +64,17 @@ def export_onnx(module, example, path, metadata: dict, *, multi_frame: bool, dyn
             opset_version=OPSET,
             dynamo=False,
         )
-    model = onnx.load(str(tmp))
-    del model.metadata_props[:]
-    for key, value in props.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    model.producer_name = "satplugin models/onnx_export.py"
-    onnx.checker.check_model(model)
-    onnx.save(model, str(tmp))
-    os.replace(tmp, path)
+    try:
+        model = onnx.load(str(tmp))
+        del model.metadata_props[:]
+        for key, value in props.items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+        model.producer_name = "satplugin models/onnx_export.py"
+        onnx.checker.check_model(model)
+        onnx.save(model, str(tmp))
+        os.replace(tmp, path)
+    finally:  # never leave a partial file behind
+        if tmp.exists():
+            tmp.unlink()
     return path
