@@ -98,7 +98,7 @@ def _child(spec: dict) -> dict:
     import rasterio  # noqa: F401  (imported before the clock, as in a QGIS session)
 
     from qgis_satplugin.core.superres import load_model, super_resolve
-    from qgis_satplugin.core.superres.tiling import TileLayout
+    from qgis_satplugin.core.superres.tiling import TileLayout, context_margin
 
     loaded = load_model(spec["model"], spec["provider"])
     if spec.get("load_only"):
@@ -112,7 +112,8 @@ def _child(spec: dict) -> dict:
     ours = time.perf_counter() - t0
     size_mb = out.stat().st_size / 1e6
     out.unlink()
-    layout = TileLayout(spec["size"], spec["size"], spec["tile"], spec["overlap"], loaded.contract.scale)
+    margin = context_margin(spec["overlap"], loaded.contract.receptive_field)
+    layout = TileLayout(spec["size"], spec["size"], spec["tile"], spec["overlap"], loaded.contract.scale, margin)
     bare = _bare_tiles(loaded, layout, spec["batch"]) if spec.get("bare", True) else None
     return {"ours_s": ours, "bare_s": bare, "inside_ort_s": res.seconds_inference, "tiles": res.tiles,
             "provider": res.provider, "revisits": len(res.revisits), "out_px": res.width * res.height,

@@ -30,9 +30,10 @@ shipped default, {DEFAULT_MODEL.name} (x2, B02 B03 B04 B08; see models/superres/
 <b>PROVIDER</b>: auto picks CUDA, DirectML or CoreML when one works here, else the CPU; a GPU
 provider that fails to load falls back to the CPU with a message. The log says which one ran.</p>
 <p><b>TILE_SIZE</b> and <b>OVERLAP</b> (input pixels): tiles are blended with raised-cosine
-windows that sum to one, and the outer OVERLAP/4 pixels of each tile are discarded, so with
-OVERLAP at least 4 x the model's receptive field the result does not depend on the tiling: no
-seams, and no dark borders at the raster edges (which are padded by reflection).
+windows that sum to one, and a margin of each tile as wide as the model's receptive field (from
+its metadata; OVERLAP/4 when it does not say) is discarded, so with OVERLAP above twice the
+receptive field the result does not depend on the tiling: no seams, and no dark borders at the
+raster edges (which are padded by reflection). The log warns when OVERLAP is too small.
 <b>BATCH_SIZE</b>: tiles per inference call. Memory holds one row of tiles, whatever the raster's
 size.</p>
 <p><b>Example</b> (command line):<br/>

@@ -31,7 +31,7 @@ from .input_strips import StripReader
 from .output_raster import OutputRaster
 from .revisits import choose_revisits, describe_revisits
 from .session import LoadedModel, load_model
-from .tiling import TileLayout
+from .tiling import TileLayout, context_margin
 
 ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_MODEL = ROOT / "models" / "superres" / "s2_sr_x2_rgbn.onnx"
@@ -92,11 +92,12 @@ def super_resolve(
     stack = describe_revisits(series, chosen)
     log("Revisits fed, in order: " + "; ".join(
         f"{r['datetime']} ({'?' if r['cloud_percent'] is None else r['cloud_percent']} % cloud)" for r in stack))
-    layout = TileLayout(series.grid.height, series.grid.width, tile_size, overlap, contract.scale)
-    if contract.receptive_field and contract.receptive_field > layout.margin:
-        log(f"Warning: the model sees {contract.receptive_field} px around each pixel but OVERLAP {overlap} gives "
-            f"{layout.margin} px of context (OVERLAP / 4): tiles may differ slightly where they meet. "
-            f"Use OVERLAP >= {4 * contract.receptive_field} for tile-exact results.")
+    margin = context_margin(overlap, contract.receptive_field)
+    layout = TileLayout(series.grid.height, series.grid.width, tile_size, overlap, contract.scale, margin)
+    if contract.receptive_field is not None and contract.receptive_field > margin:
+        log(f"Warning: the model sees {contract.receptive_field} px around each pixel but OVERLAP {overlap} leaves "
+            f"{margin} px of context at tile edges: tiles may differ slightly where they meet. "
+            f"Use OVERLAP >= {2 * contract.receptive_field + 1} for tile-exact results.")
     grid = output_grid(series.grid, contract.scale)
     dtype = contract.output_dtype
     nodata = UINT16_NODATA if dtype == "uint16" else FLOAT_NODATA

@@ -23,9 +23,13 @@ import numpy as np
 from ..errors import SatPluginError
 
 
-def margin_for(overlap: int) -> int:
-    """The context margin (input pixels) an overlap allows: a quarter of it."""
-    return overlap // 4
+def context_margin(overlap: int, receptive_field=None) -> int:
+    """Input pixels discarded at each tile edge: the model's receptive field when the overlap
+    has room for it on both sides, else as much as fits; a quarter of the overlap when the
+    model does not say."""
+    if receptive_field is None:
+        return overlap // 4
+    return min(int(receptive_field), overlap // 2)
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> np.ndarray:
@@ -89,6 +93,7 @@ class TileLayout:
     tile: int
     overlap: int
     scale: int
+    margin: int
 
     def __post_init__(self):
         if self.tile < 8:
@@ -96,10 +101,8 @@ class TileLayout:
         if not 0 <= self.overlap < self.tile // 2:
             raise SatPluginError(
                 f"OVERLAP must be at least 0 and less than half of TILE_SIZE ({self.tile}), got {self.overlap}.")
-
-    @property
-    def margin(self) -> int:
-        return margin_for(self.overlap)
+        if not 0 <= 2 * self.margin <= self.overlap:
+            raise ValueError(f"margin {self.margin} does not fit twice in the overlap {self.overlap}")
 
     @property
     def tile_h(self) -> int:
