@@ -258,3 +258,23 @@ def test_bad_parameters_give_clear_errors(tmp_path, box_model, random_series):
         super_resolve(random_series, tmp_path / "o.tif", model=tmp_path / "missing.onnx")
     with pytest.raises(SatPluginError, match="not writable|does not exist"):
         super_resolve(random_series, tmp_path / "no" / "o.tif", model=box_model)
+
+
+@pytest.mark.filterwarnings("ignore:Mean of empty slice")
+def test_overviews_are_the_means_of_the_level_below(tmp_path):
+    model = make_model(tmp_path / "bilinear.onnx", resize="linear")
+    rng = np.random.default_rng(1)
+    dn = rng.integers(500, 3000, (4, 300, 283))
+    dn[:, :3, :3] = 0  # no data: NaN at full resolution, ignored by the overview means
+    paths = dated_series(tmp_path, [dn])
+    super_resolve(paths, tmp_path / "out.tif", model=model, tile_size=64, overlap=8)
+    with rasterio.open(tmp_path / "out.tif") as ds:
+        assert ds.overviews(1) == [2, 4]
+        full = ds.read()
+        half = ds.read(out_shape=(4, 300, 283))  # GDAL reads the matching overview
+        quarter = ds.read(out_shape=(4, 150, 142))
+    expected = np.nanmean(full.reshape(4, 300, 2, 283, 2), axis=(2, 4))
+    np.testing.assert_allclose(half, expected, rtol=1e-6)
+    assert np.isnan(half[:, :3, :3]).all() and not np.isnan(half[:, 3:, 3:]).any()
+    padded = np.pad(half, ((0, 0), (0, 0), (0, 1)), constant_values=np.nan)
+    np.testing.assert_allclose(quarter, np.nanmean(padded.reshape(4, 150, 2, 142, 2), axis=(2, 4)), rtol=1e-6)

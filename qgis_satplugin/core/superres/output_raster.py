@@ -1,10 +1,13 @@
 """The super-resolved raster, written strip by strip under a temporary name.
 
-Finished rows arrive top to bottom; they are written in whole rows of the file's
-256-px blocks (so no compressed block is ever rewritten) on a background thread, which
-overlaps compression with inference. On success, internal overviews are added (so QGIS
-draws a large output at once) and the file is renamed onto its final name: a failure,
-a full disk or a cancel leaves no partial file and keeps a previous output.
+Finished rows arrive top to bottom. They are written in whole rows of the file's 256-px
+blocks, together with the matching rows of every overview level (2 x 2 means of the
+level below, so QGIS draws a large output at once), and flushed, all on a background
+thread: compression overlaps inference instead of piling up at close, and no
+compressed block is ever rewritten. GDAL's own bindings write the file because they
+can flush a dataset's cache (rasterio cannot); they are the same GDAL that rasterio and
+QGIS load. On success the file is renamed onto its final name: a failure, a full disk
+or a cancel leaves no partial file and keeps a previous output.
 """
 from __future__ import annotations
 
@@ -17,12 +20,41 @@ from ..atomic import AtomicOutputs
 from ..grid import PixelGrid
 
 BLOCK = 256
+MAX_LEVELS = 8  # 2**8 = BLOCK: each block row of the file gives whole rows at every level
+GDAL_TYPES = {"float32": 6, "uint16": 2}  # gdal.GDT_Float32, gdal.GDT_UInt16
+
+
+def overview_factors(width: int, height: int) -> list:
+    """2, 4, 8, ... while the overview is still larger than one block."""
+    factors = []
+    size = max(width, height)
+    while size > BLOCK and len(factors) < MAX_LEVELS:
+        factors.append(2 ** (len(factors) + 1))
+        size = (size + 1) // 2
+    return factors
+
+
+def halve(data: np.ndarray, nodata) -> np.ndarray:
+    """2 x 2 means of ``[bands, rows, cols]`` (odd edges padded), ignoring no data."""
+    bands, rows, cols = data.shape
+    pad = ((0, 0), (0, rows % 2), (0, cols % 2))
+    fill = np.nan if data.dtype.kind == "f" else nodata
+    x = np.pad(data, pad, constant_values=fill).reshape(bands, (rows + 1) // 2, 2, (cols + 1) // 2, 2)
+    valid = ~np.isnan(x) if data.dtype.kind == "f" else x != nodata
+    count = valid.sum(axis=(2, 4))
+    total = np.where(valid, x, 0).sum(axis=(2, 4), dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+    if data.dtype.kind == "f":
+        return np.where(count > 0, mean, np.nan).astype(data.dtype)
+    return np.where(count > 0, np.rint(np.nan_to_num(mean)), nodata).astype(data.dtype)
 
 
 class OutputRaster:
     def __init__(self, path, grid: PixelGrid, count: int, dtype: str, nodata):
-        import rasterio
+        from osgeo import gdal
 
+        gdal.UseExceptions()
         self.path = Path(path)
         self.grid = grid
         self._atomic = AtomicOutputs([self.path])
@@ -30,12 +62,25 @@ class OutputRaster:
         self.dtype = np.dtype(dtype)
         self.nodata = nodata
         predictor = 3 if self.dtype.kind == "f" else 2
-        self._ds = rasterio.open(
-            self._temp, "w", driver="GTiff", width=grid.width, height=grid.height, count=count,
-            dtype=self.dtype.name, nodata=nodata, crs=grid.pyproj_crs().to_wkt(), transform=grid.transform,
-            tiled=True, blockxsize=BLOCK, blockysize=BLOCK, compress="zstd", zstd_level=1, predictor=predictor,
-            interleave="pixel" if count <= 4 else "band", BIGTIFF="IF_SAFER",
-        )
+        options = ["TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", "COMPRESS=ZSTD", "ZSTD_LEVEL=1",
+                   f"PREDICTOR={predictor}", "INTERLEAVE=PIXEL" if count <= 4 else "INTERLEAVE=BAND",
+                   "BIGTIFF=IF_SAFER"]
+        try:
+            ds = gdal.GetDriverByName("GTiff").Create(str(self._temp), grid.width, grid.height, count,
+                                                      GDAL_TYPES[self.dtype.name], options)
+            ds.SetGeoTransform(grid.transform.to_gdal())
+            ds.SetProjection(grid.pyproj_crs().to_wkt())
+            for i in range(1, count + 1):
+                ds.GetRasterBand(i).SetNoDataValue(float(nodata))
+            self.factors = overview_factors(grid.width, grid.height)
+            if self.factors:
+                # Internal overviews take the main image's compression and predictor.
+                ds.BuildOverviews("NONE", self.factors)  # allocated empty, filled as rows arrive
+        except Exception as exc:
+            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._ds = ds
+        self._closed = False
         self._pending = []  # arrays [count, rows, width] not yet written
         self._pending_rows = 0
         self._next_row = 0
@@ -45,7 +90,7 @@ class OutputRaster:
     @property
     def finished(self) -> bool:
         """True once the file is closed: committed by :meth:`finish` or dropped by :meth:`abort`."""
-        return self._ds.closed
+        return self._closed
 
     def append(self, rows: np.ndarray) -> None:
         """The next ``rows`` ([count, n, width]) from the top; written once whole blocks are in."""
@@ -63,9 +108,22 @@ class OutputRaster:
         if n == 0:
             return
         self._wait()
-        window = ((self._next_row, self._next_row + n), (0, self.grid.width))
+        self._job = self._pool.submit(self._write, np.ascontiguousarray(head), self._next_row)
         self._next_row += n
-        self._job = self._pool.submit(self._ds.write, np.ascontiguousarray(head), window=window)
+
+    def _write(self, data: np.ndarray, row: int) -> None:
+        """Runs on the writer thread: full resolution, then each overview level, then a flush."""
+        bands = list(range(1, data.shape[0] + 1))
+        self._ds.WriteRaster(0, row, data.shape[2], data.shape[1], data.tobytes(), band_list=bands)
+        level = data
+        for k, factor in enumerate(self.factors):
+            level = halve(level, self.nodata)
+            top = row // factor
+            for b in bands:
+                overview = self._ds.GetRasterBand(b).GetOverview(k)
+                rows = min(level.shape[1], overview.YSize - top)
+                overview.WriteArray(level[b - 1, :rows, :overview.XSize], 0, top)
+        self._ds.FlushCache()
 
     def _wait(self) -> None:
         if self._job is not None:
@@ -73,9 +131,7 @@ class OutputRaster:
             job.result()  # re-raises a write error (a full disk) here, in the caller's thread
 
     def finish(self, *, descriptions, units, tags: dict, band_tags: list, scales=None) -> Path:
-        """Write what is left and the metadata, add overviews, rename onto the final path."""
-        from rasterio.enums import Resampling
-
+        """Write what is left and the metadata, close, rename onto the final path."""
         try:
             if self._pending_rows:
                 self._flush(whole_blocks=False)
@@ -84,20 +140,16 @@ class OutputRaster:
                 raise RuntimeError(f"{self._next_row} of {self.grid.height} rows written")
             ds = self._ds
             for i, (text, unit) in enumerate(zip(descriptions, units), start=1):
-                ds.set_band_description(i, text)
-                ds.set_band_unit(i, unit)
-                ds.update_tags(i, **band_tags[i - 1])
-            if scales is not None:
-                ds.scales = tuple(float(s) for s in scales)
-            ds.update_tags(**{k: str(v) for k, v in tags.items()})
-            factors = []
-            size = max(self.grid.width, self.grid.height)
-            while size > BLOCK:
-                factors.append(2 ** (len(factors) + 1))
-                size //= 2
-            if factors:
-                ds.build_overviews(factors, Resampling.average)
-            ds.close()
+                band = ds.GetRasterBand(i)
+                band.SetDescription(str(text))
+                band.SetUnitType(str(unit))
+                band.SetMetadata({k: str(v) for k, v in band_tags[i - 1].items()})
+                if scales is not None:
+                    band.SetScale(float(scales[i - 1]))
+                    band.SetOffset(0.0)
+            ds.SetMetadata({k: str(v) for k, v in tags.items()})
+            ds.FlushCache()
+            self._close()
             self._pool.shutdown()
         except BaseException as exc:
             self.abort(exc)
@@ -107,15 +159,15 @@ class OutputRaster:
 
     def abort(self, exc: BaseException) -> None:
         """Drop the temporary file after ``exc``; a full disk or a refused write becomes a clear error."""
-        self._discard()
-        self._atomic.__exit__(type(exc), exc, exc.__traceback__)
-
-    def _discard(self) -> None:
         try:
             self._wait()
         except Exception:
             pass
         self._pool.shutdown()
-        if not self._ds.closed:
-            self._ds.close()
-        self._atomic.discard()
+        self._close()
+        self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._ds = None  # GDAL closes a dataset when its last reference goes
+            self._closed = True
