@@ -34,7 +34,8 @@ windows that sum to one, and a margin of each tile as wide as the model's recept
 its metadata; OVERLAP/4 when it does not say) is discarded, so with OVERLAP above twice the
 receptive field the result does not depend on the tiling: no seams, and no dark borders at the
 raster edges (which are padded by reflection). The log warns when OVERLAP is too small.
-<b>BATCH_SIZE</b>: tiles per inference call. Memory holds one row of tiles, whatever the raster's
+<b>BATCH_SIZE</b>: tiles per inference call (0, the default: 1 on the CPU, where it is fastest,
+4 on a GPU). Memory holds one row of tiles, whatever the raster's
 size.</p>
 <p><b>Example</b> (command line):<br/>
 <code>qgis_process run satplugin:superresolve -- INPUT=series PROVIDER=0 TILE_SIZE=256 OVERLAP=32
@@ -60,7 +61,9 @@ class SuperResolve(SatPluginAlgorithm):
         integer = QgsProcessingParameterNumber.Integer
         self.addParameter(QgsProcessingParameterNumber("TILE_SIZE", "Tile size (input pixels)", integer, 256, minValue=8))
         self.addParameter(QgsProcessingParameterNumber("OVERLAP", "Tile overlap (input pixels)", integer, 32, minValue=0))
-        self.addParameter(QgsProcessingParameterNumber("BATCH_SIZE", "Tiles per batch", integer, 4, minValue=1))
+        self.addParameter(
+            QgsProcessingParameterNumber("BATCH_SIZE", "Tiles per batch (0: 1 on the CPU, 4 on a GPU)", integer, 0, minValue=0)
+        )
         self.addParameter(
             QgsProcessingParameterNumber("MAX_CLOUD", "Skip revisits above this cloud share (%)",
                                          QgsProcessingParameterNumber.Double, 50.0, minValue=0.0, maxValue=100.0)

@@ -179,5 +179,6 @@ def test_superres_benchmark_runs_at_small_size():
     assert len(rows) == 2, proc.stdout
     for row in rows:  # ours s, MP/s, bare s and the overhead are numbers
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert float(cells[2]) > 0 and float(cells[3]) > 0 and float(cells[4]) > 0
-        assert re.fullmatch(r"[+-]\d+\.\d %", cells[5])
+        assert int(cells[2]) == 1  # the automatic batch size on the CPU
+        assert float(cells[3]) > 0 and float(cells[4]) > 0 and float(cells[5]) > 0
+        assert re.fullmatch(r"[+-]\d+\.\d %", cells[6])

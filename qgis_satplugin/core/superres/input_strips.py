@@ -30,10 +30,6 @@ class Strip:
     valid: np.ndarray  # bool [rows, padded width]: some revisit has data there
 
 
-def _pad_mode(length: int) -> str:
-    return "reflect" if length > 1 else "edge"
-
-
 class StripReader:
     """Reads padded strips of the chosen revisits; keeps their files open between strips."""
 
@@ -67,36 +63,69 @@ class StripReader:
         a, b = max(0, top), min(height, top + rows)
         window = ((a, b), (0, width))
         nodata = self.series.nodata
-        cache = {}
+        norm, has_data, clear = {}, {}, {}
         for i in set(self.order):
             dn = self._images[i].read(self.file_bands, window=window)
-            has_data = np.ones(dn.shape[1:], dtype=bool) if nodata is None else np.all(dn != nodata, axis=0)
-            clear = has_data
+            has_data[i] = np.ones(dn.shape[1:], dtype=bool) if nodata is None else np.all(dn != nodata, axis=0)
+            clear[i] = has_data[i]
             if i in self._masks:
                 kind = self.series.images[i].mask_kind or "SCL"
                 mask = self._masks[i].read(1, window=window)
-                clear = has_data & ~np.isin(mask, CLOUD_VALUES[kind]) & (mask != MASK_NODATA[kind])
+                clear[i] = has_data[i] & ~np.isin(mask, CLOUD_VALUES[kind]) & (mask != MASK_NODATA[kind])
             refl = dn.astype(np.float32) * self.scales[i][:, None, None] + self.offsets[i][:, None, None]
-            cache[i] = ((refl - self.mean) / self.std, has_data, clear)
-        stack = np.stack([cache[i][0] for i in self.order])  # [N, C, h, w]
-        has_data = np.stack([cache[i][1] for i in self.order])
-        clear = np.stack([cache[i][2] for i in self.order])
-        filled, valid = _fill_from_stack(stack, clear, has_data)
-        pad_rows = (a - top, top + rows - b)
-        pad = ((0, 0), (0, 0), pad_rows, (self.margin, self.margin))
-        values = np.pad(filled, pad, mode=_pad_mode(min(b - a, width)))
-        valid = np.pad(valid, (pad_rows, (self.margin, self.margin)), mode=_pad_mode(min(b - a, width)))
-        return Strip(values, valid)
+            norm[i] = (refl - self.mean) / self.std
+        # Written straight into the padded buffer: one copy of the strip, not three.
+        pad_rows, pad_cols = (a - top, top + rows - b), (self.margin, self.margin)
+        n_bands = len(self.positions)
+        values = np.empty((len(self.order), n_bands, rows, width + 2 * self.margin), dtype=np.float32)
+        inner = values[:, :, pad_rows[0]:pad_rows[0] + (b - a), self.margin:self.margin + width]
+        for n, i in enumerate(self.order):
+            inner[n] = norm[i]
+        valid = _fill_from_stack(inner, np.stack([clear[i] for i in self.order]),
+                                 np.stack([has_data[i] for i in self.order]))
+        valid_padded = np.empty((rows, width + 2 * self.margin), dtype=bool)
+        valid_padded[pad_rows[0]:pad_rows[0] + (b - a), self.margin:self.margin + width] = valid
+        for array in (values, valid_padded):
+            _reflect_edges(array, pad_rows, pad_cols)
+        return Strip(values, valid_padded)
 
 
-def _fill_from_stack(stack: np.ndarray, clear: np.ndarray, has_data: np.ndarray):
-    """Replace what each revisit cannot supply by the first revisit that can (see module doc)."""
+def _reflect_index(before: int, n: int, after: int) -> np.ndarray:
+    """For each padded position, the inner position it mirrors (reflection without the edge)."""
+    idx = np.abs(np.arange(-before, n + after))
+    period = 2 * (n - 1) if n > 1 else 1
+    idx = idx % period if n > 1 else np.zeros_like(idx)
+    return np.where(idx >= n, period - idx, idx)
+
+
+def _reflect_edges(array: np.ndarray, pad_rows: tuple, pad_cols: tuple) -> None:
+    """Fill the padding of ``array`` (last two axes) in place by reflecting its inner part."""
+    (top, bottom), (left, right) = pad_rows, pad_cols
+    rows, cols = array.shape[-2:]
+    n_rows, n_cols = rows - top - bottom, cols - left - right
+    inner_cols = slice(left, left + n_cols)
+    if top or bottom:
+        idx = _reflect_index(top, n_rows, bottom) + top
+        edge = np.r_[0:top, top + n_rows:rows]
+        array[..., edge, inner_cols] = array[..., idx[edge], inner_cols]
+    if left or right:  # after the rows, so that the corners mirror too
+        idx = _reflect_index(left, n_cols, right) + left
+        edge = np.r_[0:left, left + n_cols:cols]
+        array[..., edge] = array[..., idx[edge]]
+
+
+def _fill_from_stack(stack: np.ndarray, clear: np.ndarray, has_data: np.ndarray) -> np.ndarray:
+    """In place: replace what each revisit cannot supply by the first revisit that can
+    (see the module docstring). Returns where some revisit has data."""
+    valid = has_data.any(axis=0)
+    if clear.all():
+        return valid
     # Per pixel, the first clear revisit; else the first with data (cloudy beats nothing).
     any_clear = clear.any(axis=0)
     source = np.where(any_clear, np.argmax(clear, axis=0), np.argmax(has_data, axis=0))
-    valid = has_data.any(axis=0)
     fill = np.take_along_axis(stack, source[None, None], axis=0)[0]  # [C, h, w]
     use_own = np.where(any_clear[None], clear, has_data)
-    out = np.where(use_own[:, None], stack, fill[None])
-    out[:, :, ~valid] = 0.0  # the band means: neutral input where nothing is known
-    return out, valid
+    for n in range(stack.shape[0]):
+        np.copyto(stack[n], fill, where=~use_own[n][None])
+    stack[:, :, ~valid] = 0.0  # the band means: neutral input where nothing is known
+    return valid

@@ -37,15 +37,22 @@ def overview_factors(width: int, height: int) -> list:
 def halve(data: np.ndarray, nodata) -> np.ndarray:
     """2 x 2 means of ``[bands, rows, cols]`` (odd edges padded), ignoring no data."""
     bands, rows, cols = data.shape
-    pad = ((0, 0), (0, rows % 2), (0, cols % 2))
-    fill = np.nan if data.dtype.kind == "f" else nodata
-    x = np.pad(data, pad, constant_values=fill).reshape(bands, (rows + 1) // 2, 2, (cols + 1) // 2, 2)
-    valid = ~np.isnan(x) if data.dtype.kind == "f" else x != nodata
-    count = valid.sum(axis=(2, 4))
-    total = np.where(valid, x, 0).sum(axis=(2, 4), dtype=np.float64)
+    is_float = data.dtype.kind == "f"
+    fill = np.nan if is_float else nodata
+    if rows % 2 or cols % 2:
+        data = np.pad(data, ((0, 0), (0, rows % 2), (0, cols % 2)), constant_values=fill)
+    quads = (data[:, 0::2, 0::2], data[:, 0::2, 1::2], data[:, 1::2, 0::2], data[:, 1::2, 1::2])
+    missing = [np.isnan(q) for q in quads] if is_float else [q == nodata for q in quads]
+    if not any(m.any() for m in missing):  # the usual case: four values everywhere
+        if is_float:
+            return (quads[0] + quads[1] + quads[2] + quads[3]) * np.float32(0.25)
+        total = quads[0].astype(np.uint32) + quads[1] + quads[2] + quads[3]
+        return ((total + 2) // 4).astype(data.dtype)
+    count = sum((~m).astype(np.uint8) for m in missing)
+    total = sum(np.where(m, 0, q).astype(np.float64) for q, m in zip(quads, missing))
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / count
-    if data.dtype.kind == "f":
+    if is_float:
         return np.where(count > 0, mean, np.nan).astype(data.dtype)
     return np.where(count > 0, np.rint(np.nan_to_num(mean)), nodata).astype(data.dtype)
 
@@ -93,8 +100,10 @@ class OutputRaster:
         return self._closed
 
     def append(self, rows: np.ndarray) -> None:
-        """The next ``rows`` ([count, n, width]) from the top; written once whole blocks are in."""
-        self._pending.append(rows.astype(self.dtype, copy=False))
+        """The next ``rows`` ([count, n, width]) from the top; written once whole blocks are in.
+
+        ``rows`` is copied: the caller may reuse its buffer at once."""
+        self._pending.append(np.array(rows, dtype=self.dtype))
         self._pending_rows += rows.shape[1]
         if self._pending_rows >= BLOCK:
             self._flush(whole_blocks=True)
@@ -114,7 +123,7 @@ class OutputRaster:
     def _write(self, data: np.ndarray, row: int) -> None:
         """Runs on the writer thread: full resolution, then each overview level, then a flush."""
         bands = list(range(1, data.shape[0] + 1))
-        self._ds.WriteRaster(0, row, data.shape[2], data.shape[1], data.tobytes(), band_list=bands)
+        self._ds.WriteRaster(0, row, data.shape[2], data.shape[1], memoryview(data).cast("B"), band_list=bands)
         level = data
         for k, factor in enumerate(self.factors):
             level = halve(level, self.nodata)

@@ -52,6 +52,12 @@ class SuperResolveResult:
     seconds_inference: float = 0.0
 
 
+def auto_batch_size(provider: str) -> int:
+    """One tile a call on the CPU (measured fastest there: the activations stay in cache,
+    and memory is a third of a batch of 4); four on an accelerator, which batches pay on."""
+    return 1 if provider == "CPUExecutionProvider" else 4
+
+
 def output_grid(grid: PixelGrid, scale: int) -> PixelGrid:
     """The input's extent and CRS at ``scale`` times finer pixels."""
     return PixelGrid(grid.crs, grid.x_min, grid.y_max, grid.pixel_width / scale, grid.pixel_height / scale,
@@ -66,7 +72,7 @@ def super_resolve(
     provider: str = "auto",
     tile_size: int = 256,
     overlap: int = 32,
-    batch_size: int = 4,
+    batch_size: int = 0,
     max_cloud: float = 50.0,
     threads: int = 0,
     progress: Callable[[float], None] = lambda fraction: None,
@@ -77,8 +83,8 @@ def super_resolve(
 
     ``model`` is a ``.onnx`` path (default: the shipped model) or a :class:`LoadedModel`.
     """
-    if batch_size < 1:
-        raise SatPluginError(f"BATCH_SIZE must be at least 1, got {batch_size}.")
+    if batch_size < 0:
+        raise SatPluginError(f"BATCH_SIZE must be 0 (automatic) or more, got {batch_size}.")
     if not 0.0 <= max_cloud <= 100.0:
         raise SatPluginError(f"MAX_CLOUD must lie between 0 and 100 %, got {max_cloud}.")
     output = Path(output)
@@ -86,6 +92,7 @@ def super_resolve(
         raise SatPluginError(f"The output must be a GeoTIFF (.tif), got {output.name}.")
     loaded = model if isinstance(model, LoadedModel) else load_model(model or DEFAULT_MODEL, provider, log, threads)
     contract = loaded.contract
+    batch_size = batch_size or auto_batch_size(loaded.provider)
     series = open_image_series(inputs, log=log)
     positions = contract.band_positions(series.bands, "The input")
     chosen = choose_revisits(series, contract, max_cloud, log, is_canceled)
@@ -145,7 +152,6 @@ def _run_tiles(loaded: LoadedModel, layout: TileLayout, reader: StripReader, wri
     bands_out = len(contract.output_bands)
     padded_w = (width + 2 * m) * s
     acc = np.zeros((bands_out, th * s, padded_w), dtype=np.float32)
-    valid_acc = np.zeros((th * s, padded_w), dtype=bool)
     done, total = 0, layout.count
     infer_seconds = 0.0
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="superres-read")
@@ -168,14 +174,16 @@ def _run_tiles(loaded: LoadedModel, layout: TileLayout, reader: StripReader, wri
                 _check_output(out, batch.shape[0], bands_out, th * s, tw * s)
                 for j, tile_out in enumerate(out, start=b0):
                     c = int(col_starts[j]) * s
-                    acc[:, :, c:c + tw * s] += tile_out * wy[k][None, :, None] * wx[j][None, None, :]
+                    np.multiply(tile_out, np.outer(wy[k], wx[j])[None], out=tile_out)
+                    acc[:, :, c:c + tw * s] += tile_out
                 done += batch.shape[0]
                 progress(done / total)
-            # Input validity, at output resolution, for the rows this strip covers.
-            valid_acc[:] = np.repeat(np.repeat(strip.valid, s, axis=0), s, axis=1)
+            # Input validity at output resolution, for the rows this strip covers (None: all valid).
+            valid = None if strip.valid.all() else np.repeat(np.repeat(strip.valid, s, axis=0), s, axis=1)
             last = k + 1 == row_starts.size
             final = th * s if last else (int(row_starts[k + 1]) - int(r0)) * s
-            _emit(writer, contract, acc[:, :final], valid_acc[:final], int(r0) * s, m * s, height * s, width * s)
+            _emit(writer, contract, acc[:, :final], None if valid is None else valid[:final], int(r0) * s, m * s,
+                  height * s, width * s)
             acc[:, : th * s - final] = acc[:, final:]
             acc[:, th * s - final:] = 0.0
     finally:
@@ -183,7 +191,7 @@ def _run_tiles(loaded: LoadedModel, layout: TileLayout, reader: StripReader, wri
     return infer_seconds
 
 
-def _emit(writer: OutputRaster, contract: ModelContract, rows: np.ndarray, valid: np.ndarray, top: int,
+def _emit(writer: OutputRaster, contract: ModelContract, rows: np.ndarray, valid, top: int,
           margin: int, height: int, width: int) -> None:
     """Crop the padding off finished rows (padded output coordinates from ``top``) and write them."""
     a = max(top, margin)
@@ -191,13 +199,13 @@ def _emit(writer: OutputRaster, contract: ModelContract, rows: np.ndarray, valid
     if b <= a:
         return
     data = rows[:, a - top:b - top, margin:margin + width]
-    ok = valid[a - top:b - top, margin:margin + width][None]
+    ok = None if valid is None else valid[a - top:b - top, margin:margin + width][None]
     if contract.output_dtype == "uint16":
         # Valid pixels keep at least DN 1 so that they never read as no data (0).
         dn = np.clip(np.rint(data / contract.output_dn_scale), 1, np.iinfo(np.uint16).max)
-        writer.append(np.where(ok, dn, UINT16_NODATA).astype(np.uint16))
+        writer.append((dn if ok is None else np.where(ok, dn, UINT16_NODATA)).astype(np.uint16))
     else:
-        writer.append(np.where(ok, data, np.float32(FLOAT_NODATA)))
+        writer.append(data if ok is None else np.where(ok, data, np.float32(FLOAT_NODATA)))
 
 
 def _check_output(out: np.ndarray, batch: int, bands: int, height: int, width: int) -> None:
