@@ -96,6 +96,7 @@ def _child(spec: dict) -> dict:
     if "worldstrat" in spec:
         return _worldstrat_model(spec["worldstrat"])
     import rasterio  # noqa: F401  (imported before the clock, as in a QGIS session)
+    from osgeo import gdal  # noqa: F401  (the output writer's; QGIS has it loaded)
 
     from qgis_satplugin.core.superres import load_model, super_resolve
     from qgis_satplugin.core.superres.tiling import TileLayout, context_margin

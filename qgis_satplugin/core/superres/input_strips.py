@@ -41,12 +41,13 @@ class StripReader:
         self.positions = band_positions
         self.margin = margin
         self.file_bands = [series.band_index[p] for p in band_positions]
-        self.mean = np.asarray(contract.mean, dtype=np.float32)[:, None, None]
-        self.std = np.asarray(contract.std, dtype=np.float32)[:, None, None]
         # Per date and band: reflectance = scale * DN + offset (the files' own tags, or the
-        # Sentinel-2 convention, which ImageSeries assumes and logs for untagged integer files).
-        self.scales = series.scales[:, band_positions].astype(np.float32)
-        self.offsets = series.offsets[:, band_positions].astype(np.float32)
+        # Sentinel-2 convention, which ImageSeries assumes and logs for untagged integer files);
+        # model input = (reflectance - mean) / std, folded into one multiply-add per value.
+        mean, std = np.asarray(contract.mean), np.asarray(contract.std)
+        scales, offsets = series.scales[:, band_positions], series.offsets[:, band_positions]
+        self.gain = (scales / std).astype(np.float32)[:, :, None, None]
+        self.bias = ((offsets - mean) / std).astype(np.float32)[:, :, None, None]
         unique = sorted(set(self.order))
         self._images = {i: rasterio.open(series.images[i].path) for i in unique}
         self._masks = {i: rasterio.open(series.images[i].mask_path) for i in unique
@@ -72,8 +73,10 @@ class StripReader:
                 kind = self.series.images[i].mask_kind or "SCL"
                 mask = self._masks[i].read(1, window=window)
                 clear[i] = has_data[i] & ~np.isin(mask, CLOUD_VALUES[kind]) & (mask != MASK_NODATA[kind])
-            refl = dn.astype(np.float32) * self.scales[i][:, None, None] + self.offsets[i][:, None, None]
-            norm[i] = (refl - self.mean) / self.std
+            values = dn.astype(np.float32)
+            values *= self.gain[i]
+            values += self.bias[i]
+            norm[i] = values
         # Written straight into the padded buffer: one copy of the strip, not three.
         pad_rows, pad_cols = (a - top, top + rows - b), (self.margin, self.margin)
         n_bands = len(self.positions)
