@@ -35,6 +35,11 @@ def test_demo_report_figures_and_repeatability(tmp_path):
     assert export["samples"] == sum(export["samples_per_split"].values()) > 50
     assert export["samples_per_split"]["train"] > export["samples_per_split"]["val"] > 0
     assert export["samples_per_split"] == second["steps"]["export"]["samples_per_split"]
+    sr = first["steps"]["superres"]
+    assert (sr["width"], sr["height"]) == (2 * ten["width"], 2 * ten["height"]) and sr["pixel_size"] == 5.0
+    assert sr["provider"] == "CPU" and sr["bands"] == ["B02", "B03", "B04", "B08"]
+    # The four downloaded dates, clearest over the area first (each is at most 50 % cloudy).
+    assert sorted(d[:10] for d in sr["revisits"]) == [row["date"] for row in search["chosen"]]
     step = first["steps"]["ground_truth_10m"]
     fine = first["steps"]["ground_truth_2.5m"]
     assert step["polygons_rasterized"] == fine["polygons_rasterized"] == 320  # year 2023 only

@@ -159,8 +159,9 @@ def test_clearest_first_order_and_cloud_skipping(tmp_path):
     assert [r["cloud_percent"] for r in res.revisits] == [10.0, 20.0]
     assert any("Skipping S2_20230501.tif" in m and "60.0 %" in m for m in logs)
     out = read(tmp_path / "out.tif")
-    # Reference = the third date; its shadowed first row is filled from the next clearest (2000).
-    assert np.allclose(out[:, 2:, :], 0.3) and np.allclose(out[:, :2, :], 0.2)
+    # Reference = the third date; its shadowed first row, grown by the 2-px cloud buffer, is
+    # filled from the next clearest (2000): input rows 0-2, output rows 0-5.
+    assert np.allclose(out[:, 6:, :], 0.3) and np.allclose(out[:, :6, :], 0.2)
 
 
 def test_chronological_model_and_fixed_revisits_repeat_when_short(tmp_path):

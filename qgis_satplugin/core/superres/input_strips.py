@@ -8,8 +8,9 @@ on; the file says what its numbers mean), then ``(reflectance - mean) / std``. V
 digital numbers in float32, which holds every uint16 value exactly: the whole 16-bit range
 goes through without truncation or wrap.
 
-Pixels a revisit cannot supply (no data, or cloud where it has a mask) are filled, per
-pixel, from the first revisit in the stack's order that can: a cloudy reference pixel
+Pixels a revisit cannot supply (no data, or cloud where it has a mask, grown by
+``CLOUD_BUFFER`` pixels) are filled, per pixel, from the first revisit in the stack's order
+that can: a cloudy reference pixel
 takes the next clearest date's value instead of feeding the cloud. Pixels no revisit
 has any data for are reported as invalid, and come out as no data.
 """
@@ -22,6 +23,21 @@ import numpy as np
 from ..export.image_series import ImageSeries
 from ..export.plan import CLOUD_VALUES, MASK_NODATA
 from .contract import ModelContract
+
+
+# Cloud masks miss the thin, bright edges of clouds and shadows; treating a 2-px ring
+# around them as cloudy too keeps those edges out of the fused image.
+CLOUD_BUFFER = 2
+
+
+def _buffer(flags: np.ndarray, pixels: int) -> np.ndarray:
+    """``flags`` grown by ``pixels`` in every direction (a square structuring element)."""
+    if pixels < 1 or not flags.any():
+        return flags
+    import cv2
+
+    kernel = np.ones((2 * pixels + 1, 2 * pixels + 1), dtype=np.uint8)
+    return cv2.dilate(flags.astype(np.uint8), kernel).astype(bool)
 
 
 @dataclass
@@ -72,7 +88,8 @@ class StripReader:
             if i in self._masks:
                 kind = self.series.images[i].mask_kind or "SCL"
                 mask = self._masks[i].read(1, window=window)
-                clear[i] = has_data[i] & ~np.isin(mask, CLOUD_VALUES[kind]) & (mask != MASK_NODATA[kind])
+                cloud = _buffer(np.isin(mask, CLOUD_VALUES[kind]), CLOUD_BUFFER)
+                clear[i] = has_data[i] & ~cloud & (mask != MASK_NODATA[kind])
             values = dn.astype(np.float32)
             values *= self.gain[i]
             values += self.bias[i]
