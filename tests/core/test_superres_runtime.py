@@ -279,3 +279,17 @@ def test_overviews_are_the_means_of_the_level_below(tmp_path):
     assert np.isnan(half[:, :3, :3]).all() and not np.isnan(half[:, 3:, 3:]).any()
     padded = np.pad(half, ((0, 0), (0, 0), (0, 1)), constant_values=np.nan)
     np.testing.assert_allclose(quarter, np.nanmean(padded.reshape(4, 150, 2, 142, 2), axis=(2, 4)), rtol=1e-6)
+
+
+def test_full_disk_is_a_clear_error_and_leaves_no_file(tmp_path, box_model, random_series, monkeypatch):
+    import errno
+
+    from satplugin.qgis_satplugin.core.superres import output_raster
+
+    def no_space(self, data, row):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(output_raster.OutputRaster, "_write", no_space)
+    with pytest.raises(SatPluginError, match="is full; free some space and run again"):
+        super_resolve(random_series, tmp_path / "out.tif", model=box_model, tile_size=16, overlap=4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["box.onnx", "series"]

@@ -108,9 +108,10 @@ def super_resolve(
     grid = output_grid(series.grid, contract.scale)
     dtype = contract.output_dtype
     nodata = UINT16_NODATA if dtype == "uint16" else FLOAT_NODATA
-    reader = StripReader(series, chosen, positions, contract, layout.margin)
     writer = OutputRaster(output, grid, len(contract.output_bands), dtype, nodata)
+    reader = None
     try:
+        reader = StripReader(series, chosen, positions, contract, layout.margin)
         seconds = _run_tiles(loaded, layout, reader, writer, contract, batch_size, progress, is_canceled)
         tags = {
             "SOURCE": "satplugin:superresolve",
@@ -132,7 +133,8 @@ def super_resolve(
             writer.abort(exc)
         raise
     finally:
-        reader.close()
+        if reader is not None:
+            reader.close()
     log(f"Wrote {output.name}: {grid.width} x {grid.height} px of {grid.pixel_width:g} m, "
         f"{len(contract.output_bands)} bands, {layout.count} tiles, provider {loaded.provider_label}.")
     return SuperResolveResult(output, loaded.provider_label, loaded.path.name, contract.scale, grid.width, grid.height,
