@@ -31,11 +31,12 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from child_process import run_child
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -128,13 +129,7 @@ def _child(spec: dict) -> dict:
 
 
 def _run_child(spec: dict) -> tuple[dict, float]:
-    proc = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)], stdout=subprocess.PIPE, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.stdout.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"child failed: {spec}")
-    return json.loads(out.strip().splitlines()[-1]), usage.ru_maxrss / 1024.0  # KiB -> MiB
+    return run_child(__file__, spec)
 
 
 def _bench_model(label: str, model: str, bands, revisits: int, sizes, args, tmp: Path) -> None:
