@@ -1,9 +1,12 @@
-"""The QGIS plugin object: registers the Processing provider.
+"""The QGIS plugin object: registers the Processing provider, and in QGIS Desktop the dock.
 
 qgis_process calls ``classFactory(None)`` then ``initProcessing()``; QGIS Desktop only
-calls ``initGui()``, which therefore calls ``initProcessing()`` itself.
+calls ``initGui()``, which therefore calls ``initProcessing()`` itself. Only ``initGui``
+and ``unload`` touch ``iface``, and ``unload`` only when ``initGui`` ran.
 """
 from qgis.core import QgsApplication
+
+MENU = "&Sentinel-2 ML datasets"
 
 
 class SatPlugin:
@@ -11,6 +14,8 @@ class SatPlugin:
         # iface is None under qgis_process: keep it, never touch it here.
         self.iface = iface
         self.provider = None
+        self.dock = None
+        self.action = None
 
     def initProcessing(self):  # noqa: N802 (QGIS API)
         from ..processing_algs.provider import SatPluginProvider
@@ -24,8 +29,43 @@ class SatPlugin:
 
     def initGui(self):  # noqa: N802 (QGIS API)
         self.initProcessing()
+        if self.iface is None or self.dock is not None:
+            return  # no window to dock into, or already set up (a second initGui)
+        # Imported here: the Qt widgets are not needed (nor wanted) under qgis_process.
+        from qgis.PyQt.QtCore import Qt
+        from qgis.PyQt.QtGui import QIcon
+        from qgis.PyQt.QtWidgets import QAction
+
+        from ..processing_algs.base import ICON
+        from .gui.dock import TITLE, SatPluginDock
+
+        window = self.iface.mainWindow()
+        self.dock = SatPluginDock(self.iface, window)
+        self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        self.dock.hide()  # shown from its action, then QGIS remembers where the user left it
+        self.action = QAction(QIcon(str(ICON)), TITLE, window)
+        self.action.setCheckable(True)
+        self.action.setToolTip("Show the Sentinel-2 ML datasets panel: search, download, ground truth, export, super-resolve")
+        self.action.triggered.connect(self._toggle_dock)
+        # "Opened", not "visible": a dock tabbed behind another one is still open.
+        self.dock.openedStateChanged.connect(self.action.setChecked)
+        self.iface.addToolBarIcon(self.action)
+        self.iface.addPluginToMenu(MENU, self.action)
+
+    def _toggle_dock(self):
+        # Hidden or tabbed behind another panel: bring it to the front; in front: close it.
+        self.dock.toggleUserVisible()
+        self.action.setChecked(not self.dock.isHidden())
 
     def unload(self):
+        if self.dock is not None:
+            self.dock.shutdown()
+            self.iface.removePluginMenu(MENU, self.action)
+            self.iface.removeToolBarIcon(self.action)
+            self.iface.removeDockWidget(self.dock)
+            self.dock.deleteLater()
+            self.action.deleteLater()
+            self.dock = self.action = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None

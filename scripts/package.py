@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_DIR = "satplugin"
 
 # Top-level folders and files that stay in the repository only.
-EXCLUDED_DIRS = {"tests", "benchmarks", ".ci", "scripts", "dist", "build-demo"}
+EXCLUDED_DIRS = {"tests", "benchmarks", ".ci", "scripts", "dist", "build-demo", "docs"}
 EXCLUDED_FILES = {".gitignore", "pytest.ini", "Makefile", "requirements-dev.txt", "pb_tool.cfg"}
 REQUIRED = ["LICENSE", "metadata.txt", "__init__.py", "README.md", "requirements.txt"]
 REQUIRED_DIRS = ["qgis_satplugin", "processing_algs"]

@@ -10,9 +10,14 @@ def _remove_registered():
     return registry
 
 
-def test_desktop_initgui_registers_the_provider_and_unload_removes_it(qgis_iface, qgis_processing):
+def test_desktop_initgui_registers_the_provider_and_unload_removes_it(qgis_iface, qgis_processing, monkeypatch):
     import satplugin
 
+    calls = []
+    # The fake iface does nothing on these (or answers with a MagicMock): record them.
+    for name in ("addDockWidget", "removeDockWidget", "addToolBarIcon", "removeToolBarIcon",
+                 "addPluginToMenu", "removePluginMenu"):
+        monkeypatch.setattr(qgis_iface, name, lambda *args, _name=name: calls.append((_name, args)), raising=False)
     registry = _remove_registered()
     plugin = satplugin.classFactory(qgis_iface)
     plugin.initGui()
@@ -22,10 +27,24 @@ def test_desktop_initgui_registers_the_provider_and_unload_removes_it(qgis_iface
         "satplugin:downloadproducts", "satplugin:exportpatches", "satplugin:rasterizegroundtruth",
         "satplugin:searchproducts", "satplugin:superresolve",
     ]
-    plugin.initGui()  # a second start must not re-add (and so delete) the provider
-    assert registry.providerById("satplugin") is provider
+    # The dock, docked on the right, hidden until its action (toolbar and menu) shows it.
+    from qgis.PyQt.QtCore import Qt
+
+    from satplugin.qgis_satplugin.gui.dock import SatPluginDock
+
+    dock, action = plugin.dock, plugin.action
+    assert isinstance(dock, SatPluginDock) and dock.windowTitle() == "Sentinel-2 ML datasets"
+    assert calls == [("addDockWidget", (Qt.RightDockWidgetArea, dock)), ("addToolBarIcon", (action,)),
+                     ("addPluginToMenu", ("&Sentinel-2 ML datasets", action))]
+    assert dock.isHidden() and action.isCheckable() and not action.isChecked()
+    action.trigger()
+    assert not dock.isHidden() and action.isChecked()
+    plugin.initGui()  # a second start must not re-add (and so delete) the provider, nor add a second dock
+    assert registry.providerById("satplugin") is provider and plugin.dock is dock and len(calls) == 3
     plugin.unload()
     assert registry.providerById("satplugin") is None
+    assert [name for name, _ in calls[3:]] == ["removePluginMenu", "removeToolBarIcon", "removeDockWidget"]
+    assert calls[-1] == ("removeDockWidget", (dock,)) and plugin.dock is None
 
 
 def test_headless_start_without_iface(qgis_processing):
@@ -35,4 +54,7 @@ def test_headless_start_without_iface(qgis_processing):
     plugin = satplugin.classFactory(None)
     plugin.initProcessing()
     assert registry.algorithmById("satplugin:rasterizegroundtruth") is not None
+    plugin.initGui()  # without a window there is no dock, and nothing touches iface
+    assert plugin.dock is None and plugin.action is None
     plugin.unload()
+    assert registry.providerById("satplugin") is None

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.shutil  # write_band uses it; `import rasterio` alone does not load it
 from rasterio.transform import from_origin
 from rasterio.warp import transform_geom
 from shapely.geometry import box, mapping, shape

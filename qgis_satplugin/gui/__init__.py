@@ -1,0 +1,1 @@
+"""The dock widget: the plugin's five Processing algorithms, run from one panel tied to the map."""
