@@ -39,11 +39,11 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Optional
 
 from ..errors import SatPluginError
+from ..export.band_layout import canonical_band_name
 
 CONTRACT_NAME = "satplugin-superres/1"
 
@@ -79,11 +79,7 @@ def canonical_band(name: str) -> str:
     means a model trained on ``B2`` reads a download folder that says ``B02``.
     """
     text = str(name).strip()
-    m = re.fullmatch(r"[bB]0?(\d{1,2}|8[aA])", text)
-    if m:
-        num = m.group(1).upper()
-        return "B8A" if num == "8A" else f"B{int(num):02d}"
-    return text.upper()
+    return canonical_band_name(text) or text.upper()
 
 
 @dataclass(frozen=True)
