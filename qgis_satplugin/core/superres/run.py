@@ -74,7 +74,6 @@ def super_resolve(
     overlap: int = 32,
     batch_size: int = 0,
     max_cloud: float = 50.0,
-    threads: int = 0,
     progress: Callable[[float], None] = lambda fraction: None,
     is_canceled: Callable[[], bool] = lambda: False,
     log: Callable[[str], None] = lambda message: None,
@@ -90,7 +89,7 @@ def super_resolve(
     output = Path(output)
     if output.suffix.lower() not in (".tif", ".tiff"):
         raise SatPluginError(f"The output must be a GeoTIFF (.tif), got {output.name}.")
-    loaded = model if isinstance(model, LoadedModel) else load_model(model or DEFAULT_MODEL, provider, log, threads)
+    loaded = model if isinstance(model, LoadedModel) else load_model(model or DEFAULT_MODEL, provider, log)
     contract = loaded.contract
     batch_size = batch_size or auto_batch_size(loaded.provider)
     series = open_image_series(inputs, log=log)
