@@ -35,11 +35,12 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from child_process import run_child
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # qgis_satplugin only uses relative imports inside itself, so it imports as a top-level package.
@@ -135,18 +136,7 @@ def _child(spec: dict) -> dict:
 
 
 def _run_child(spec: dict) -> tuple[dict, float]:
-    """Run ``spec`` in a fresh interpreter; its result and its own peak RSS (MiB).
-
-    This parent imports nothing but the standard library, so a child's ``ru_maxrss``
-    (which counts pages inherited at fork) is the child's own.
-    """
-    proc = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)], stdout=subprocess.PIPE, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.stdout.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"child failed: {spec}")
-    return json.loads(out.strip().splitlines()[-1]), usage.ru_maxrss / 1024.0  # KiB -> MiB
+    return run_child(__file__, spec)
 
 
 def _input_bytes(inputs: dict, n_dates: int) -> int:
