@@ -15,6 +15,21 @@ DATES = [("2023-05-02", 3), ("2023-06-11", 8), ("2023-07-21", 20)]
 BASELINES = ["03.01", "05.09", "05.09"]  # the first date predates the +1000 DN offset
 
 
+def stored_basic_auth(name: str, user: str, secret: str) -> str:
+    """A Basic config in QGIS's authentication database (user = client id); its id."""
+    from qgis.core import QgsApplication, QgsAuthMethodConfig
+
+    manager = QgsApplication.authManager()
+    if not manager.masterPasswordIsSet():
+        assert manager.setMasterPassword("satplugin-test-master", True)
+    config = QgsAuthMethodConfig("Basic")
+    config.setName(name)
+    config.setConfig("username", user)
+    config.setConfig("password", secret)
+    assert manager.storeAuthenticationConfig(config)[0]
+    return config.id()
+
+
 @pytest.fixture(scope="module")
 def library(tmp_path_factory):
     """Three synthetic L2A products over GRID, one of them before the +1000 DN baseline."""

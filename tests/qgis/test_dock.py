@@ -14,7 +14,6 @@ import pytest
 from qgis.core import (
     Qgis,
     QgsApplication,
-    QgsAuthMethodConfig,
     QgsCategorizedSymbolRenderer,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
@@ -35,6 +34,7 @@ from qgis.PyQt.QtTest import QTest
 from pytest_qgis.utils import wait, wait_until
 
 from tests.conftest import ROOT
+from tests.qgis.conftest import stored_basic_auth
 from tests.servers import s2_world
 from tests.servers.download_checks import assert_only_complete_files
 from tests.servers.files import RangeFileServer
@@ -392,14 +392,7 @@ def test_a_failing_step_shows_its_error_and_logs_the_details(dock, stac_world, q
 
 
 def test_choices_persist_in_the_project_and_only_the_authcfg_id_is_stored(dock, qgis_bot, qgis_iface, tmp_path):
-    manager = QgsApplication.authManager()
-    if not manager.masterPasswordIsSet():
-        assert manager.setMasterPassword("satplugin-test-master", True)
-    config = QgsAuthMethodConfig("Basic")
-    config.setName("cdse (dock test)")
-    config.setConfig("username", "dock-client")
-    config.setConfig("password", "dock-secret-value")
-    assert manager.storeAuthenticationConfig(config)[0]
+    config_id = stored_basic_auth("cdse (dock test)", "dock-client", "dock-secret-value")
     fields_file = tmp_path / "fields.gpkg"
     memory = fields_layer()
     options = QgsVectorFileWriter.SaveVectorOptions()
@@ -410,7 +403,7 @@ def test_choices_persist_in_the_project_and_only_the_authcfg_id_is_stored(dock, 
     QgsProject.instance().addMapLayer(fields)
     fields_source = fields.source()  # the layer object goes when the project is reopened
 
-    dock.auth.setConfigId(config.id())
+    dock.auth.setConfigId(config_id)
     dock.search.backend.setCurrentIndex(3)
     dock.search.service_url.setText("/data/sentinel2")
     dock.search.aoi.set_extent(QgsRectangle(500430, 5095230, 501910, 5096480), UTM)
@@ -436,7 +429,7 @@ def test_choices_persist_in_the_project_and_only_the_authcfg_id_is_stored(dock, 
     dock.search.aoi_cloud.setChecked(False)
     dock.export.patch_size.setValue(16)
     qgis_bot.open_project(project_file)
-    assert dock.auth.configId() == config.id()
+    assert dock.auth.configId() == config_id
     assert dock.search.backend.currentIndex() == 3 and dock.search.service_url.text() == "/data/sentinel2"
     assert dock.search.aoi.parameters() == {"AOI": "500430,501910,5095230,5096480 [EPSG:32633]"}
     assert (dock.search.start.date(), dock.search.end.date()) == (QDate(2023, 11, 1), QDate(2024, 2, 28))
@@ -447,7 +440,7 @@ def test_choices_persist_in_the_project_and_only_the_authcfg_id_is_stored(dock, 
     assert dock.export.patch_size.value() == 48 and dock.export.ratios.text() == "0.8,0.1,0.1"
     # The project holds the authentication config id, never the secret.
     text = project_file.read_text(encoding="utf-8")
-    assert config.id() in text and "dock-secret-value" not in text and "dock-client" not in text
+    assert config_id in text and "dock-secret-value" not in text and "dock-client" not in text
 
 
 def test_screenshot_of_the_dock_with_search_results(dock, stac_world, qgis_canvas):

@@ -3,8 +3,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from qgis.core import (
-    QgsApplication,
-    QgsAuthMethodConfig,
     QgsFeature,
     QgsGeometry,
     QgsGraduatedSymbolRenderer,
@@ -15,6 +13,7 @@ from qgis.core import (
 from shapely.geometry import box
 
 from tests.conftest import run_qgis_process
+from tests.qgis.conftest import stored_basic_auth
 from tests.servers.items import catalog_item, stac_item
 from tests.servers.product_folders import make_cog_folder, make_safe
 from tests.servers.sentinelhub_api import SentinelHubServer
@@ -96,19 +95,12 @@ def test_even_spread_through_processing(satplugin_provider, stac_server, tmp_pat
 def test_cdse_backend_with_qgis_auth_config(satplugin_provider, tmp_path, monkeypatch):
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
     monkeypatch.delenv("SH_CLIENT_ID", raising=False)
-    manager = QgsApplication.authManager()
-    if not manager.masterPasswordIsSet():
-        assert manager.setMasterPassword("satplugin-test-master", True)
-    config = QgsAuthMethodConfig("Basic")
-    config.setName("cdse test")
-    config.setConfig("username", "test-client")
-    config.setConfig("password", "test-secret")
-    assert manager.storeAuthenticationConfig(config)[0]
+    config_id = stored_basic_auth("cdse test", "test-client", "test-secret")
     items = [catalog_item(when=datetime(2023, 6, 1 + i, 11, tzinfo=UTC), cloud=10 * i) for i in range(4)]
     with SentinelHubServer(items) as server:
         result = run(
             {
-                "BACKEND": 0, "SERVICE_URL": server.url, "TOKEN_URL": server.token_url, "AUTHCFG": config.id(),
+                "BACKEND": 0, "SERVICE_URL": server.url, "TOKEN_URL": server.token_url, "AUTHCFG": config_id,
                 "AOI": TILE_AOI, "START_DATE": "2023-06-01", "END_DATE": "2023-06-30",
                 "OUTPUT": str(tmp_path / "cdse.gpkg"),
             }
