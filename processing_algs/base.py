@@ -3,11 +3,15 @@
 The bridge turns ``QgsProcessingFeedback`` into the core's progress, cancel and log
 callbacks, and core errors into ``QgsProcessingException`` with the same message.
 """
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
-from qgis.core import QgsCoordinateReferenceSystem, QgsProcessingAlgorithm, QgsProcessingException
+from qgis.core import QgsCoordinateReferenceSystem, QgsProcessingAlgorithm, QgsProcessingException, QgsProviderRegistry
 from qgis.PyQt.QtGui import QIcon
 
+from ..qgis_satplugin.core.atomic import check_output_paths
 from ..qgis_satplugin.core.errors import Canceled, SatPluginError
 
 ICON = Path(__file__).resolve().parent.parent / "qgis_satplugin" / "resources" / "icon.svg"
@@ -57,16 +61,47 @@ class SatPluginAlgorithm(QgsProcessingAlgorithm):
         ``progress_full`` is the value the function reports when done (1 or 100).
         """
         try:
-            return function(
-                progress=lambda value: feedback.setProgress(100.0 * value / progress_full),
-                is_canceled=feedback.isCanceled,
-                log=feedback.pushInfo,
-                **kwargs,
-            )
+            with terminate_cancels(feedback):
+                return function(
+                    progress=lambda value: feedback.setProgress(100.0 * value / progress_full),
+                    is_canceled=feedback.isCanceled,
+                    log=feedback.pushInfo,
+                    **kwargs,
+                )
         except Canceled as exc:
             raise QgsProcessingException(str(exc)) from exc
         except SatPluginError as exc:
             raise QgsProcessingException(str(exc)) from exc
+
+
+@contextmanager
+def terminate_cancels(feedback):
+    """While the block runs, SIGTERM cancels the run the way the Cancel button does.
+
+    ``qgis_process`` runs an algorithm on its main thread, where Python's signal handlers
+    run: a ``kill`` (or a batch system's time limit) then leaves what a cancel leaves,
+    temp files removed and previous outputs untouched, and the process exits non-zero.
+    A second SIGTERM kills at once. In QGIS Desktop algorithms run on worker threads,
+    where signals cannot be handled; there the task's Cancel is the way.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_terminate(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        feedback.reportError("Terminated (SIGTERM): canceling and cleaning up.", False)
+        feedback.cancel()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_terminate)
+    except (ValueError, OSError):  # not allowed here (an embedded interpreter)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def crs_string(crs: QgsCoordinateReferenceSystem) -> str:
@@ -77,3 +112,20 @@ def crs_string(crs: QgsCoordinateReferenceSystem) -> str:
     if authid and not authid.upper().startswith("USER:"):
         return authid
     return crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED)
+
+
+def layer_file(layer):
+    """The file a layer reads (a GeoPackage, a GeoTIFF), or None for memory and web layers."""
+    if layer is None:
+        return None
+    parts = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source())
+    path = parts.get("path") if isinstance(parts, dict) else None
+    return path or None
+
+
+def check_outputs_against_inputs(outputs: dict, inputs: dict) -> None:
+    """Refuse, before any work, outputs that would overwrite an input or each other."""
+    try:
+        check_output_paths(outputs, inputs)
+    except SatPluginError as exc:
+        raise QgsProcessingException(str(exc)) from exc

@@ -24,7 +24,7 @@ from qgis.PyQt.QtCore import QVariant
 from ..qgis_satplugin.core.errors import SatPluginError
 from ..qgis_satplugin.core.grid import PixelGrid, snapped_grid, transform_bounds, utm_grid_for_bounds
 from ..qgis_satplugin.core.ground_truth import OutputPaths, rasterize_ground_truth
-from .base import SatPluginAlgorithm, crs_string
+from .base import SatPluginAlgorithm, check_outputs_against_inputs, crs_string, layer_file
 from .qgis_inputs import grid_of_raster_layer
 
 INTEGER_TYPES = (QVariant.Int, QVariant.UInt, QVariant.LongLong, QVariant.ULongLong)
@@ -127,12 +127,6 @@ class RasterizeGroundTruth(SatPluginAlgorithm):
                 raise QgsProcessingException(f"{label}: the layer has no field named '{field_name}'.")
         if id_field and fields.field(id_field).type() not in INTEGER_TYPES:
             raise QgsProcessingException(f"ID_FIELD: '{id_field}' is not an integer field.")
-
-        geometries, classes, ids, names, extent = self._read_features(
-            source, parameters, context, feedback, class_field, id_field, name_field
-        )
-        grid = self._grid(parameters, context, source, extent)
-        feedback.pushInfo(f"Grid: {grid.width} x {grid.height} pixels of {grid.pixel_width:g} x {grid.pixel_height:g} in {grid.crs}.")
         outputs = OutputPaths(
             **{
                 attr: (self.parameterAsOutputLayer(parameters, name, context) or None)
@@ -140,6 +134,20 @@ class RasterizeGroundTruth(SatPluginAlgorithm):
             },
             class_table=self.parameterAsFileOutput(parameters, "OUTPUT_CLASS_TABLE", context) or None,
         )
+        check_outputs_against_inputs(
+            {name: getattr(outputs, attr) for name, (attr, _, _) in self.RASTER_OUTPUTS.items()}
+            | {"OUTPUT_CLASS_TABLE": outputs.class_table},
+            {
+                "INPUT": layer_file(self.parameterAsVectorLayer(parameters, "INPUT", context)),
+                "REFERENCE": layer_file(self.parameterAsRasterLayer(parameters, "REFERENCE", context)),
+            },
+        )
+
+        geometries, classes, ids, names, extent = self._read_features(
+            source, parameters, context, feedback, class_field, id_field, name_field
+        )
+        grid = self._grid(parameters, context, source, extent)
+        feedback.pushInfo(f"Grid: {grid.width} x {grid.height} pixels of {grid.pixel_width:g} x {grid.pixel_height:g} in {grid.crs}.")
         result = self.run_core(
             rasterize_ground_truth,
             feedback,
@@ -173,6 +181,15 @@ class RasterizeGroundTruth(SatPluginAlgorithm):
             parsed = QgsExpression(expression)
             if parsed.hasParserError():
                 raise QgsProcessingException(f"FILTER is not a valid expression: {parsed.parserErrorString()}")
+            # A field that does not exist evaluates to NULL and silently filters everything out.
+            unknown = sorted(
+                c for c in parsed.referencedColumns() if not c.startswith("#!") and source.fields().lookupField(c) < 0
+            )
+            if unknown:
+                raise QgsProcessingException(
+                    f"FILTER uses the field '{unknown[0]}', which the layer does not have; "
+                    f"its fields are: {', '.join(source.fields().names())}."
+                )
             request.setFilterExpression(expression)
             request.setExpressionContext(self.createExpressionContext(parameters, context, source))
         wanted = [f for f in (class_field, id_field, name_field) if f]
@@ -210,7 +227,7 @@ class RasterizeGroundTruth(SatPluginAlgorithm):
         pixel_size = self.parameterAsDouble(parameters, "PIXEL_SIZE", context)
         try:
             if reference is not None:
-                return grid_of_raster_layer(reference)
+                return grid_of_raster_layer(reference).check_size("REFERENCE raster")
             target_crs = self.parameterAsCrs(parameters, "TARGET_CRS", context)
             if parameters.get("EXTENT"):
                 if target_crs.isValid():

@@ -1,68 +1,189 @@
-"""Atomic outputs: write to hidden temp files beside the target, rename on success.
+"""Atomic outputs: write to hidden temp files beside the targets, verify, then rename.
 
-A failure, a full disk or a cancel removes the temp files, so only complete outputs
-ever appear under their final names, and an existing output is replaced only by a
-complete new one.
+Every output is written under a temporary name, closed, and checked (``verify``) before
+any of them is published; only then are they all renamed onto their final names. A
+failure, a full disk or a cancel removes the temp files, so only complete outputs ever
+appear under their final names, an existing output is replaced only by a complete new
+one, and when any output of a run fails every previous file stays byte-identical.
+
+This module is also the one home of two shared rules: how an operating-system error
+becomes a sentence for the user (:func:`user_error_for`), and which output paths are
+refused before any work (:func:`check_output_paths`).
 """
 from __future__ import annotations
 
 import errno
 import os
+import re
 import uuid
 from pathlib import Path
+from typing import Callable, Mapping, Optional
 
 from .errors import Canceled, SatPluginError
+from .locks import OutputLock, remove_leftovers
+
+# Free space under which a failed output is blamed on a full disk.
+LOW_SPACE_BYTES = 1 << 20
+# The temp names this module gives: ".<stem>.partial-<8 hex><suffix>" (+ ".aux.xml").
+_PARTIAL = ".partial-"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for "no space left" and "quota exceeded", from Python or from GDAL's messages."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return "No space left on device" in text or "Disk quota exceeded" in text
+
+
+def disk_full_error(where, lost: str = "No output was written.") -> SatPluginError:
+    return SatPluginError(f"The disk is full at {where}; free some space and run again. {lost}".strip())
+
+
+def user_error_for(exc: BaseException, where, lost: str = "No output was written.") -> Optional[SatPluginError]:
+    """The one-sentence error for an OS-level failure while writing at ``where``, or None.
+
+    None means the exception is not one of these (a bug or a user error already): the
+    caller re-raises it as it is.
+    """
+    if isinstance(exc, SatPluginError):
+        return None
+    if is_disk_full(exc):
+        return disk_full_error(where, lost)
+    text = str(exc)
+    if isinstance(exc, PermissionError) or "Permission denied" in text:
+        return SatPluginError(f"Permission denied while writing at {where}; choose a folder you can write to. {lost}")
+    if isinstance(exc, IsADirectoryError):
+        return SatPluginError(f"{getattr(exc, 'filename', None) or where} is a folder; give a file name. {lost}")
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS,):
+        return SatPluginError(f"{where} is on a read-only file system; choose another folder. {lost}")
+    return None
 
 
 def check_writable_folder(path: Path) -> None:
-    folder = Path(path).resolve().parent
+    path = Path(path)
+    if path.is_dir():
+        raise SatPluginError(f"The output {path} is an existing folder; give a file name.")
+    folder = path.resolve().parent
     if not folder.is_dir():
         raise SatPluginError(f"Cannot write {path}: the folder {folder} does not exist.")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise SatPluginError(f"Cannot write {path}: the folder {folder} is not writable.")
 
 
-def _is_disk_full(exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    return "No space left on device" in str(exc)
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.normcase(str(a.resolve())) == os.path.normcase(str(b.resolve()))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def check_output_paths(outputs: Mapping[str, object], inputs: Mapping[str, object] = None) -> None:
+    """Refuse, before any work, an output that is an input, holds an input, or repeats another output.
+
+    ``outputs`` and ``inputs`` map parameter names (``OUTPUT_CLASS``, ``REFERENCE``...)
+    to paths; empty values are ignored. An input that is a folder (a download folder)
+    also protects everything inside it.
+    """
+    outs = [(name, Path(p)) for name, p in outputs.items() if p]
+    ins = [(name, Path(p)) for name, p in (inputs or {}).items() if p]
+    for i, (name, path) in enumerate(outs):
+        for other, other_path in outs[:i]:
+            if _same_path(path, other_path) or _inside(path, other_path) or _inside(other_path, path):
+                raise SatPluginError(f"{other} and {name} point to the same place ({path}); give each output its own path.")
+        for in_name, in_path in ins:
+            if _same_path(path, in_path) or (in_path.is_dir() and _inside(path, in_path)) or _inside(in_path, path):
+                raise SatPluginError(
+                    f"{name} ({path}) would overwrite the input {in_name}; choose another output path. Nothing was changed."
+                )
+
+
+def _leftover_pattern(final: Path) -> re.Pattern:
+    return re.compile(rf"^\.{re.escape(final.stem)}{re.escape(_PARTIAL)}[0-9a-f]{{8}}{re.escape(final.suffix)}(\.aux\.xml)?$")
 
 
 class AtomicOutputs:
     """Context manager mapping final paths to temp paths, committed together on success.
 
-    >>> with AtomicOutputs([out]) as tmp:
+    >>> with AtomicOutputs([out], verify={out: check}) as tmp:
     ...     write(tmp[out])
+
+    On entry the outputs are locked against other runs (:class:`OutputLock`) and temp
+    files left by killed runs are removed. ``verify`` maps a final path to a function
+    called with its temp path after the block ends and before anything is renamed; it
+    raises when the file is not complete and readable.
     """
 
-    def __init__(self, paths):
+    def __init__(self, paths, verify: Optional[Mapping[object, Callable[[Path], None]]] = None, what: str = "run"):
         self.final = [Path(p) for p in paths if p]
+        check_output_paths({str(p): p for p in self.final})
         for path in self.final:
             check_writable_folder(path)
+        self.verify = {Path(k): v for k, v in (verify or {}).items()}
         token = uuid.uuid4().hex[:8]
-        self.temp = {p: p.with_name(f".{p.stem}.partial-{token}{p.suffix}") for p in self.final}
+        self.temp = {p: p.with_name(f".{p.stem}{_PARTIAL}{token}{p.suffix}") for p in self.final}
+        self._lock = OutputLock(self.final, what)
 
     def __enter__(self):
+        self._lock.__enter__()
+        for final in self.final:
+            remove_leftovers(final.parent, _leftover_pattern(final))
         return self.temp
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            for final, temp in self.temp.items():
-                os.replace(temp, final)
-                # A stale GDAL side-car would describe the old file.
-                Path(str(final) + ".aux.xml").unlink(missing_ok=True)
+        try:
+            if exc_type is None:
+                try:
+                    self._verify_all()
+                except BaseException as failure:
+                    folder = self.final[0].parent
+                    # GDAL reports a block it could not flush at close as a warning only;
+                    # an unreadable output on a file system with no room left is that.
+                    out_of_room = _free_bytes(folder) < LOW_SPACE_BYTES
+                    self.discard()
+                    if out_of_room and not isinstance(failure, Canceled):
+                        raise disk_full_error(folder) from failure
+                    error = user_error_for(failure, folder)
+                    if error is not None:
+                        raise error from failure
+                    raise
+                self._publish()
+                return False
+            self.discard()
+            if isinstance(exc, (SatPluginError, Canceled)):
+                return False
+            error = user_error_for(exc, self.final[0].parent)
+            if error is not None:
+                raise error from exc
             return False
-        self.discard()
-        if isinstance(exc, (SatPluginError, Canceled)):
-            return False
-        if _is_disk_full(exc):
-            raise SatPluginError(
-                f"The disk holding {self.final[0].parent} is full; free some space and run again. "
-                "No output was written."
-            ) from exc
-        if isinstance(exc, PermissionError):
-            raise SatPluginError(f"Permission denied while writing the outputs: {exc}") from exc
-        return False
+        finally:
+            self._lock.release()
+
+    def _verify_all(self) -> None:
+        for final, temp in self.temp.items():
+            if not temp.is_file():
+                raise SatPluginError(f"{final} was not written; no output was published.")
+            _fsync(temp)
+            check = self.verify.get(final)
+            if check is not None:
+                check(temp)
+
+    def _publish(self) -> None:
+        for final, temp in self.temp.items():
+            os.replace(temp, final)
+            # A stale GDAL side-car would describe the old file.
+            Path(str(final) + ".aux.xml").unlink(missing_ok=True)
+        _fsync_folder(self.final[0].parent)
 
     def discard(self):
         for temp in self.temp.values():
@@ -71,3 +192,35 @@ class AtomicOutputs:
                     path.unlink(missing_ok=True)
                 except OSError:
                     pass
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        stats = os.statvfs(folder)
+    except (OSError, AttributeError):  # AttributeError: Windows has no statvfs
+        return LOW_SPACE_BYTES
+    return stats.f_bavail * stats.f_frsize
+
+
+def _fsync(path: Path) -> None:
+    """Flush a closed file to the disk: a full disk that the writer missed shows up here."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    if os.name == "nt":  # pragma: no cover - folders cannot be opened there
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

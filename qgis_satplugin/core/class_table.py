@@ -66,8 +66,25 @@ class ClassTable:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({key: spreadsheet_safe(value) for key, value in row.items()} for row in rows)
         Path(path).write_text(buffer.getvalue(), encoding="utf-8")
+
+
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets
+# ("=cmd|' /C calc'!A0" runs a program); CSV quoting does not stop that. Tab and carriage
+# return start formulas too after some imports.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A text value that spreadsheets would evaluate, prefixed with an apostrophe (OWASP).
+
+    Numbers stay numbers (a negative class id is data, not a formula); only text is
+    changed, and only in CSV files: the GeoTIFF tags and JSON keep the true value.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def build_class_table(values, names=None) -> tuple[ClassTable, np.ndarray]:

@@ -6,6 +6,7 @@ is snapped to 60 m lines up with the 10, 20 and 60 m bands of every tile in the 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 from pyproj import CRS, Transformer
@@ -13,6 +14,12 @@ from pyproj import CRS, Transformer
 from .errors import SatPluginError
 
 S2_GRID_STEP_M = 60.0
+# The largest grid one raster may have: 2^34 pixels is 140 full Sentinel-2 tiles at 10 m.
+# A grid past it is nearly always a wrong pixel size or CRS, and would take hours or
+# allocate terabytes before failing.
+MAX_GRID_PIXELS = 1 << 34
+# Share of the machine's memory one step may plan to hold at once.
+MEMORY_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,20 @@ class PixelGrid:
                 raise SatPluginError(f"Pixel size must be a positive number, got {size}.")
         if self.width < 1 or self.height < 1:
             raise SatPluginError(f"The grid is empty ({self.width} x {self.height} pixels).")
+
+    @property
+    def n_pixels(self) -> int:
+        return self.width * self.height
+
+    def check_size(self, pixel_size_hint: str = "PIXEL_SIZE") -> "PixelGrid":
+        """Refuse a grid larger than :data:`MAX_GRID_PIXELS`, with its size and what to change."""
+        if self.n_pixels > MAX_GRID_PIXELS:
+            raise SatPluginError(
+                f"The grid would be {self.width} x {self.height} pixels ({self.n_pixels:.3g} pixels of "
+                f"{self.pixel_width:g} {_unit(self.crs)}), more than the {MAX_GRID_PIXELS:.3g} one raster may have; "
+                f"use a larger {pixel_size_hint} or a smaller extent."
+            )
+        return self
 
     @classmethod
     def square(cls, crs, x_min, y_max, pixel_size, width, height) -> "PixelGrid":
@@ -75,6 +96,48 @@ class PixelGrid:
         return CRS.from_user_input(self.crs)
 
 
+def _unit(crs) -> str:
+    try:
+        axis = CRS.from_user_input(crs).axis_info[0]
+    except Exception:  # noqa: BLE001 - only for a message
+        return "units"
+    return {"metre": "m", "degree": "degrees"}.get(axis.unit_name, axis.unit_name or "units")
+
+
+def memory_budget_bytes() -> int:
+    """How much memory a step may plan to use: :data:`MEMORY_SHARE` of the physical memory."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - Windows
+        total = 8 << 30
+    return int(total * MEMORY_SHARE)
+
+
+def check_memory(needed_bytes: int, what: str, advice: str) -> None:
+    """Refuse work whose planned memory exceeds :func:`memory_budget_bytes`, before allocating it."""
+    budget = memory_budget_bytes()
+    if needed_bytes > budget:
+        raise SatPluginError(
+            f"{what} needs about {needed_bytes / 2**30:.1f} GiB of memory, more than the "
+            f"{budget / 2**30:.1f} GiB this machine can give it; {advice}"
+        )
+
+
+def check_longitude_span(bounds, crs) -> None:
+    """Refuse geographic bounds wider than half the globe: an area across the antimeridian.
+
+    Such an area's longitudes jump from +180 to -180, so its bounds cover the whole
+    globe the other way round, and no UTM grid fits it.
+    """
+    src = CRS.from_user_input(crs)
+    if src.is_geographic and (bounds[2] - bounds[0]) > 180.0:
+        raise SatPluginError(
+            f"The area spans {bounds[2] - bounds[0]:.1f} degrees of longitude ({bounds[0]:.3f} to {bounds[2]:.3f}), "
+            "which means it crosses the antimeridian (180 degrees); split it at 180 degrees and run each side "
+            "separately, or give a projected CRS and extent."
+        )
+
+
 def utm_epsg_for(lon: float, lat: float) -> int:
     """EPSG code of the WGS 84 / UTM zone that contains a lon/lat point."""
     zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
@@ -91,16 +154,19 @@ def snapped_grid(bounds, crs, pixel_size: float, snap: float = S2_GRID_STEP_M) -
         raise SatPluginError(f"The extent {bounds} is empty.")
     if pixel_size <= 0:
         raise SatPluginError(f"Pixel size must be a positive number, got {pixel_size}.")
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1, pixel_size)):
+        raise SatPluginError(f"The extent {bounds} or the pixel size {pixel_size} is not a finite number.")
     left = math.floor(x0 / snap) * snap
     top = math.ceil(y1 / snap) * snap
     width = max(1, math.ceil(round((x1 - left) / pixel_size, 9)))
     height = max(1, math.ceil(round((top - y0) / pixel_size, 9)))
-    return PixelGrid.square(crs, left, top, pixel_size, width, height)
+    return PixelGrid.square(crs, left, top, pixel_size, width, height).check_size()
 
 
 def utm_grid_for_bounds(bounds, crs, pixel_size: float) -> PixelGrid:
     """A Sentinel-2-aligned grid in the UTM zone of the centre of ``bounds`` (given in ``crs``)."""
     src = CRS.from_user_input(crs)
+    check_longitude_span(bounds, src)
     to_lonlat = Transformer.from_crs(src, CRS.from_epsg(4326), always_xy=True)
     cx, cy = (bounds[0] + bounds[2]) / 2.0, (bounds[1] + bounds[3]) / 2.0
     lon, lat = to_lonlat.transform(cx, cy)

@@ -7,6 +7,9 @@ broken by parcel id then class, so the result does not depend on feature order.
 """
 from __future__ import annotations
 
+import csv
+import errno
+import json
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,16 +20,19 @@ import numpy as np
 import shapely
 from pyproj import CRS, Transformer
 
-from .atomic import AtomicOutputs
+from .atomic import AtomicOutputs, is_disk_full
 from .class_table import ClassTable, build_class_table
 from .coverage import expand_ranges, polygon_segments, strip_coverage
 from .errors import Canceled, SatPluginError
 from .geometry import polygonal_part
-from .grid import PixelGrid
+from .grid import PixelGrid, check_memory
 
 # Rows per strip: memory is about 60 bytes per pixel of a strip (~650 MB for a strip of a
 # full 10980-pixel-wide tile), whatever the number of parcels or the grid's height.
 STRIP_ROWS = 1024
+BYTES_PER_STRIP_PIXEL = 60
+# Wider grids get fewer rows per strip, so a strip stays under this (at least DISTANCE_HALO rows).
+STRIP_BUDGET_BYTES = 1 << 30
 # Distance is measured within this many pixels of each strip; deeper values are capped.
 DISTANCE_HALO = 128
 # A share of a pixel under this counts as touching, not covering, for conflict masks.
@@ -78,9 +84,12 @@ class GroundTruthResult:
 
 
 def _as_geometries(geometries) -> np.ndarray:
-    geoms = np.asarray(list(geometries), dtype=object)
-    if geoms.size and isinstance(geoms[0], (bytes, bytearray, memoryview)):
-        geoms = shapely.from_wkb([bytes(g) if g is not None else None for g in geoms])
+    """Shapely geometries from shapely objects or WKB; None (a NULL geometry) stays missing."""
+    items = list(geometries)
+    geoms = np.empty(len(items), dtype=object)
+    geoms[:] = items
+    if any(isinstance(g, (bytes, bytearray, memoryview)) for g in items):
+        geoms = shapely.from_wkb([bytes(g) if g is not None else None for g in items])
     return geoms
 
 
@@ -373,6 +382,8 @@ def rasterize_ground_truth(
     raster_paths = outputs.rasters()
     if not raster_paths and not outputs.class_table:
         raise SatPluginError("No output was requested; choose at least one output file.")
+    grid.check_size()
+    strip_rows_for(grid, strip_rows)  # refuses a grid too wide for memory, before any work
     table, class_of = build_class_table(class_values, class_names)
     geoms, n_repaired, n_empty = prepare_polygons(geometries, source_crs, grid, log)
     n_features = len(geoms)
@@ -407,9 +418,13 @@ def rasterize_ground_truth(
 
     pixel_counts = np.zeros(int(table.max_id) + 1, dtype=np.int64)
     conflict_counts = np.zeros(3, dtype=np.int64)
-    strip_rows = max(int(strip_rows), DISTANCE_HALO)
+    strip_rows = strip_rows_for(grid, strip_rows)
     seg_y_lo, seg_y_hi = seg.y_lo, seg.y_hi
-    with AtomicOutputs(list(raster_paths.values()) + ([outputs.class_table] if outputs.class_table else [])) as temp:
+    verify = {path: _raster_check(grid, name, table) for name, path in raster_paths.items()}
+    if outputs.class_table:
+        verify[Path(outputs.class_table)] = _class_table_check(table)
+    final_paths = list(raster_paths.values()) + ([Path(outputs.class_table)] if outputs.class_table else [])
+    with AtomicOutputs(final_paths, verify=verify, what="ground-truth run") as temp:
         datasets = _open_rasters({k: temp[p] for k, p in raster_paths.items()}, grid, table)
         writer = _StripWriter(datasets, min(grid.pixel_width, grid.pixel_height))
         try:
@@ -457,6 +472,67 @@ def rasterize_ground_truth(
         conflict_pixels={1: int(conflict_counts[1]), 2: int(conflict_counts[2])},
         outputs={**{k: str(v) for k, v in raster_paths.items()}, **({"class_table": str(outputs.class_table)} if outputs.class_table else {})},
     )
+
+
+def strip_rows_for(grid: PixelGrid, wanted: int = STRIP_ROWS) -> int:
+    """Rows per strip: ``wanted`` unless a strip that tall would pass STRIP_BUDGET_BYTES.
+
+    Refuses a grid so wide that even DISTANCE_HALO rows do not fit the machine's memory.
+    """
+    per_row = BYTES_PER_STRIP_PIXEL * grid.width
+    rows = max(DISTANCE_HALO, min(int(wanted), STRIP_BUDGET_BYTES // per_row))
+    check_memory(
+        2 * rows * per_row,  # one strip computed while the previous one is written
+        f"Rasterizing a grid {grid.width} pixels wide",
+        f"use a larger PIXEL_SIZE (now {grid.pixel_width:g}) or a narrower extent.",
+    )
+    return rows
+
+
+def _raster_check(grid: PixelGrid, name: str, table: ClassTable):
+    """A check that a written raster is whole: its header, shape and tags, every block.
+
+    GDAL may report a block it could not flush at close (a full disk) as a warning
+    only. Every block must have bytes that lie inside the file (read from the TIFF's
+    tile tables, a few milliseconds for a full tile), and the last one must decode;
+    decoding all of them would add seconds per raster.
+    """
+    expected_tag = {"class": "CLASS_TABLE", "conflict": "CONFLICT_CODES", "distance": "UNITS"}.get(name)
+
+    def check(path: Path) -> None:
+        import rasterio
+        from rasterio.errors import RasterioError
+
+        try:
+            with rasterio.open(path) as ds:
+                if (ds.width, ds.height, ds.count) != (grid.width, grid.height, 1):
+                    raise SatPluginError(f"The {name} raster was written incompletely ({path.name}).")
+                if expected_tag and expected_tag not in ds.tags(1):
+                    raise SatPluginError(f"The {name} raster lost its {expected_tag} tag while being written.")
+                windows = list(ds.block_windows(1))
+                sizes = [ds.block_size(1, i, j) for (i, j), _ in windows]
+                if min(sizes) <= 0 or sum(sizes) > path.stat().st_size:
+                    raise SatPluginError(f"The {name} raster was written incompletely ({path.name}).")
+                ds.read(1, window=windows[-1][1])
+        except RasterioError as exc:
+            if is_disk_full(exc):
+                raise OSError(errno.ENOSPC, str(exc)) from exc
+            raise SatPluginError(
+                f"The {name} raster could not be read back after writing ({exc}); the disk may be full or failing."
+            ) from exc
+
+    return check
+
+
+def _class_table_check(table: ClassTable):
+    def check(path: Path) -> None:
+        expected = len(list(table.rows()))
+        with open(path, encoding="utf-8", newline="") as f:
+            found = len(json.load(f)) if path.suffix.lower() == ".json" else sum(1 for _ in csv.reader(f)) - 1
+        if found != expected:
+            raise SatPluginError(f"The class table was written incompletely ({found} of {expected} rows).")
+
+    return check
 
 
 def _write_rows(dataset, row0, values):

@@ -1,0 +1,146 @@
+"""One run at a time per output: an advisory lock keyed by the output's resolved path.
+
+Two runs writing into one place would delete each other's staging files or silently
+overwrite each other's results. Each step takes an :class:`OutputLock` on the folder or
+files it writes before it touches anything there; a second run refuses at once with a
+sentence naming the place and the holder's process id.
+
+The lock files live in a per-user folder under the system's temporary directory, named
+by a hash of the resolved path, not in the user's folders: a folder that does not exist
+yet can be locked, and nothing is left next to the user's data. The operating system
+releases the lock when the process ends in any way (a kill included), so a lock can
+never go stale. Holding it is also what makes it safe to delete what earlier, killed
+runs left behind (:func:`remove_leftovers`): nobody else is writing there.
+
+The lock is per machine: two machines writing one network folder are not kept apart.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import SatPluginError
+
+if os.name == "nt":  # pragma: no cover - only Linux is tested here
+    import msvcrt
+else:
+    import fcntl
+
+
+def _lock_folder() -> Path:
+    user = os.environ.get("USER") or os.environ.get("USERNAME") or str(getattr(os, "getuid", lambda: "user")())
+    folder = Path(tempfile.gettempdir()) / f"satplugin-locks-{re.sub(r'[^A-Za-z0-9_.-]', '_', user)}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+def lock_key(path) -> str:
+    """The resolved, normalised path a lock is keyed by (case-folded on Windows)."""
+    resolved = os.path.normcase(str(Path(path).expanduser().resolve()))
+    return resolved
+
+
+class OutputLock:
+    """Exclusive lock on a set of output paths, for ``with`` blocks.
+
+    ``what`` names the run for the message ("download", "export"). Paths are locked in
+    sorted order, so two runs asking for overlapping sets cannot deadlock.
+    """
+
+    def __init__(self, paths, what: str = "run"):
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        self.keys = sorted({lock_key(p) for p in paths if p})
+        self.what = what
+        self._held: list[tuple[int, str]] = []
+
+    def __enter__(self) -> "OutputLock":
+        folder = _lock_folder()
+        try:
+            for key in self.keys:
+                name = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32] + ".lock"
+                fd = os.open(folder / name, os.O_RDWR | os.O_CREAT, 0o600)
+                if not _try_lock(fd):
+                    holder = _read_holder(fd)
+                    os.close(fd)
+                    raise SatPluginError(
+                        f"Another {self.what} is writing to {key}{holder}; wait for it to finish "
+                        "or choose another output."
+                    )
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n{key}\n".encode("utf-8"))
+                self._held.append((fd, key))
+        except BaseException:
+            self.release()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.release()
+        return False
+
+    def release(self) -> None:
+        while self._held:
+            fd, _ = self._held.pop()
+            try:
+                os.ftruncate(fd, 0)
+                _unlock(fd)
+            finally:
+                os.close(fd)
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        if os.name == "nt":  # pragma: no cover
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        else:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _unlock(fd: int) -> None:
+    if os.name == "nt":  # pragma: no cover
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        pid = os.read(fd, 64).decode("utf-8", "replace").split("\n", 1)[0].strip()
+    except OSError:
+        return ""
+    return f" (process {pid})" if pid.isdigit() else ""
+
+
+def remove_leftovers(folder, pattern: re.Pattern) -> list[Path]:
+    """Delete the entries of ``folder`` whose names match ``pattern``; call only while locked.
+
+    These are the temporary files or folders of earlier runs that were killed before they
+    could clean up. Returns what was removed.
+    """
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if not pattern.match(entry.name):
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+        except OSError:
+            pass
+    return removed
