@@ -1,4 +1,6 @@
 """satplugin:rasterizegroundtruth — polygons to class, id, coverage, conflict and distance rasters."""
+import time
+
 from qgis.core import (
     NULL,
     QgsExpression,
@@ -106,6 +108,7 @@ class RasterizeGroundTruth(SatPluginAlgorithm):
         )
         for name, label in (
             ("LABELLED_PIXELS", "Labelled pixels"),
+            ("CLASSES", "Classes"),
             ("RASTERIZED_FEATURES", "Polygons on the grid"),
             ("REPAIRED_GEOMETRIES", "Repaired geometries"),
             ("CONFLICT_PIXELS", "Pixels with a conflict"),
@@ -160,11 +163,15 @@ class RasterizeGroundTruth(SatPluginAlgorithm):
             class_names=names,
             min_coverage=self.parameterAsDouble(parameters, "MIN_COVERAGE", context),
         )
+        warning = class_count_warning(len(result.class_table.ids), result.n_features, class_field)
+        if warning:
+            feedback.reportError(warning, False)
         results = {name: getattr(outputs, attr) for name, (attr, _, _) in self.RASTER_OUTPUTS.items() if getattr(outputs, attr)}
         if outputs.class_table:
             results["OUTPUT_CLASS_TABLE"] = outputs.class_table
         results.update(
             LABELLED_PIXELS=result.labelled_pixels,
+            CLASSES=len(result.class_table.ids),
             RASTERIZED_FEATURES=result.n_rasterized,
             REPAIRED_GEOMETRIES=result.n_repaired,
             CONFLICT_PIXELS=sum(result.conflict_pixels.values()),
@@ -198,6 +205,7 @@ class RasterizeGroundTruth(SatPluginAlgorithm):
         extent = QgsRectangle()
         extent.setMinimal()
         total = max(source.featureCount(), 1)
+        next_report = time.monotonic()
         # Invalid geometries are repaired by the core, so QGIS must not drop them first.
         features = source.getFeatures(request, QgsProcessingFeatureSource.FlagSkipGeometryValidityChecks)
         for index, feature in enumerate(features):
@@ -212,12 +220,14 @@ class RasterizeGroundTruth(SatPluginAlgorithm):
             classes.append(_plain(feature[class_field]))
             ids.append(_plain(feature[id_field]) if id_field else feature.id())
             names.append(_plain(feature[name_field]) if name_field else None)
-            if index % 5000 == 0:
-                feedback.setProgressText(f"Reading polygons ({index} of {total})")
+            if time.monotonic() >= next_report:
+                feedback.setProgressText(f"Reading polygons ({index + 1} of {total})")
+                next_report = time.monotonic() + 0.5
         if not geometries:
             raise QgsProcessingException(
                 "There are no polygons to rasterize: the layer, the selection or the filter is empty."
             )
+        feedback.setProgressText(f"Read {len(geometries)} polygons")
         if any(i is None for i in ids):
             raise QgsProcessingException(f"ID_FIELD: some features have no value in '{id_field}'.")
         return geometries, classes, ids, (names if name_field else None), extent
@@ -246,6 +256,21 @@ class RasterizeGroundTruth(SatPluginAlgorithm):
             return utm_grid_for_bounds(_bounds(extent), crs_string(source.sourceCrs()), pixel_size)
         except SatPluginError as exc:
             raise QgsProcessingException(str(exc)) from exc
+
+
+def class_count_warning(n_classes: int, n_features: int, class_field: str):
+    """A warning when the class field looks like an id (one class per polygon) or is too fine."""
+    if n_features > 1 and n_classes == n_features:
+        return (
+            f"CLASS_FIELD '{class_field}' gives every one of the {n_features} polygons its own class; "
+            "it looks like an id field. Choose the field that holds the crop or land-cover class."
+        )
+    if n_classes > 255:
+        return (
+            f"CLASS_FIELD '{class_field}' has {n_classes} classes, more than 255: the class raster is 16-bit, "
+            "and most models expect far fewer classes. Check that this is the class field you meant."
+        )
+    return None
 
 
 def _bounds(rect: QgsRectangle):

@@ -222,3 +222,47 @@ def test_real_lulc_through_processing_matches_core(satplugin_provider, real_data
     # Feature ids from OGR are 1-based rows, the same ids the core run used: identical rasters.
     np.testing.assert_array_equal(via_qgis, via_core)
     assert "forest" in (tmp_path / "classes.csv").read_text()
+
+
+class _Feedback:
+    """A QgsProcessingFeedback that keeps the warnings the algorithm reports."""
+
+    def __new__(cls):
+        from qgis.core import QgsProcessingFeedback
+
+        class Keeping(QgsProcessingFeedback):
+            def __init__(self):
+                super().__init__()
+                self.errors = []
+
+            def reportError(self, error, fatalError=False):  # noqa: N802 (QGIS API)
+                self.errors.append(error)
+                super().reportError(error, fatalError)
+
+        return Keeping()
+
+
+def test_an_id_like_class_field_is_warned_about(satplugin_provider, fields_layer, tmp_path):
+    import processing
+
+    feedback = _Feedback()
+    result = processing.run(
+        "satplugin:rasterizegroundtruth",
+        {"INPUT": fields_layer, "CLASS_FIELD": "pid", "OUTPUT_CLASS": str(tmp_path / "c.tif")},
+        feedback=feedback,
+    )
+    assert result["CLASSES"] == 3 and result["RASTERIZED_FEATURES"] == 3
+    assert feedback.errors == [
+        "CLASS_FIELD 'pid' gives every one of the 3 polygons its own class; it looks like an id field. "
+        "Choose the field that holds the crop or land-cover class."
+    ]
+    feedback = _Feedback()
+    result = processing.run(
+        "satplugin:rasterizegroundtruth",
+        {"INPUT": fields_layer, "CLASS_FIELD": "year", "OUTPUT_CLASS": str(tmp_path / "c2.tif")},
+        feedback=feedback,
+    )
+    assert result["CLASSES"] == 2 and feedback.errors == []
+    from satplugin.processing_algs.rasterize_ground_truth import class_count_warning
+
+    assert "has 300 classes, more than 255" in class_count_warning(300, 1000, "crop")
