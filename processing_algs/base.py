@@ -60,18 +60,43 @@ class SatPluginAlgorithm(QgsProcessingAlgorithm):
 
         ``progress_full`` is the value the function reports when done (1 or 100).
         """
+        lines = ConsoleLines(feedback)
         try:
             with terminate_cancels(feedback):
                 return function(
-                    progress=lambda value: feedback.setProgress(100.0 * value / progress_full),
+                    progress=lambda value: lines.progress(100.0 * value / progress_full),
                     is_canceled=feedback.isCanceled,
-                    log=feedback.pushInfo,
+                    log=lines.info,
                     **kwargs,
                 )
         except Canceled as exc:
             raise QgsProcessingException(str(exc)) from exc
         except SatPluginError as exc:
             raise QgsProcessingException(str(exc)) from exc
+
+
+class ConsoleLines:
+    """Progress and log lines for a feedback; under qgis_process each line starts on a new line.
+
+    qgis_process draws progress as dots ("0...10...20") without a line break, so a log
+    line sent mid-way would run into them; there a line after progress starts with one.
+    """
+
+    def __init__(self, feedback):
+        from qgis.core import QgsApplication
+
+        self.feedback = feedback
+        self.console = QgsApplication.platform() == "qgis_process"
+        self.dots_open = False
+
+    def progress(self, percent: float) -> None:
+        self.feedback.setProgress(percent)
+        self.dots_open = self.console and percent < 100.0
+
+    def info(self, text: str) -> None:
+        if self.dots_open:
+            text, self.dots_open = "\n" + text, False
+        self.feedback.pushInfo(text)
 
 
 @contextmanager

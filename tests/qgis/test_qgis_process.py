@@ -1,5 +1,6 @@
 """The plugin through the real qgis_process binary, as users and scripts run it."""
 import csv
+import re
 
 import numpy as np
 import pytest
@@ -91,3 +92,20 @@ def test_shipped_model_runs_through_qgis_process(parcels_gpkg, tmp_path):
     # Text classes map to 1..K in sorted order.
     assert rows["barley"]["class_id"] == "1" and int(rows["barley"]["pixel_count"]) == int((classes == 1).sum()) > 0
     assert answer["results"]["rasterize:class_raster"] == str(tmp_path / "class.tif")
+
+
+def test_log_lines_never_run_into_the_progress_dots(products_layer, tmp_path):
+    """qgis_process draws progress as "0...10...": a log line sent mid-way starts a new line."""
+    from tests.qgis.conftest import AOI
+
+    proc, _ = run_qgis_process(
+        "run", "satplugin:downloadproducts", "--", f"PRODUCTS={products_layer.source().split('|')[0]}",
+        f"AOI={AOI}", "BANDS=4,11", "PIXEL_SIZE=20", f"OUTPUT_FOLDER={tmp_path / 'q'}",
+    )
+    lines = proc.stdout.splitlines()
+    wrote = [line for line in lines if ": wrote " in line]
+    assert len(wrote) == 3  # one log line per date, sent while progress is drawn
+    assert all(line.startswith("20") for line in wrote), wrote
+    progress = re.compile(r"^[.\d]+( - done\.)?$")  # dots and percentages only
+    dots = [line for line in lines if "..." in line]
+    assert len(dots) >= 2 and all(progress.match(line) for line in dots), proc.stdout
