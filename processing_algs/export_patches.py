@@ -47,8 +47,14 @@ and a patch that would straddle two splits is dropped, so no pixel is in two spl
 comes from SPLIT_FIELD (values train/val/test) of the SPLIT_LAYER polygons.</p>
 <p>Every export also writes index.gpkg (one row per sample: footprint, split, path, dates, class
 histogram), dataset.json and dataset.md (sources and dates, bands, scale/offset, normalisation
-statistics from the train split, grid and CRS, counts per class and split, attribution).
+statistics from the train split, grid and CRS, counts per class and split, attribution, and the
+list of every file it wrote).
 <code>qgis_satplugin.core.export.torch_dataset.PatchDataset</code> reads every format.</p>
+<p><b>OUTPUT_FOLDER</b>: a new or empty folder, or an earlier export, which is replaced once the new
+one is complete. Only the files an export listed in its dataset.json are ever replaced: any other
+file there (your notes, checkpoints) makes the export refuse, naming it. A folder that is, holds or
+lies inside IMAGES or LABELS is refused, and so is a second export into a folder another one is
+writing to.</p>
 <p><b>Example</b> (command line):<br/>
 <code>qgis_process run satplugin:exportpatches -- IMAGES=series LABELS=class.tif LABELS=parcel_id.tif
 PATCH_SIZE=64 MAX_CLOUD=20 MIN_LABELLED=0.1 FORMAT=0 SPLIT_RATIOS=0.7,0.15,0.15 SEED=0
@@ -163,9 +169,13 @@ class ExportPatches(SatPluginAlgorithm):
         if not field:
             raise QgsProcessingException("SPLIT_LAYER needs SPLIT_FIELD: the field holding train, val or test.")
         source = self.parameterAsSource(parameters, "SPLIT_LAYER", context)
-        target = QgsCoordinateReferenceSystem(_images_crs(images))
+        try:
+            crs = _images_crs(images)
+        except SatPluginError as exc:  # an unusable manifest: its sentence, not a traceback
+            raise QgsProcessingException(str(exc)) from exc
+        target = QgsCoordinateReferenceSystem(crs)
         if not target.isValid():
-            target = QgsCoordinateReferenceSystem.fromWkt(_images_crs(images))
+            target = QgsCoordinateReferenceSystem.fromWkt(crs)
         transform = QgsCoordinateTransform(source.sourceCrs(), target, context.transformContext())
         polygons = []
         for feature in source.getFeatures():

@@ -37,6 +37,9 @@ raster edges (which are padded by reflection). The log warns when OVERLAP is too
 <b>BATCH_SIZE</b>: tiles per inference call (0, the default: 1 on the CPU, where it is fastest,
 4 on a GPU). Memory holds one row of tiles, whatever the raster's
 size.</p>
+<p><b>OUTPUT</b> is written under a temporary name and renamed when complete: a failure, a full disk
+or a cancel keeps a previous file. An OUTPUT that is one of the inputs, lies in the download
+folder, or is an existing folder is refused before any work.</p>
 <p><b>Example</b> (command line):<br/>
 <code>qgis_process run satplugin:superresolve -- INPUT=series PROVIDER=0 TILE_SIZE=256 OVERLAP=32
 OUTPUT=sr_5m.tif</code></p>"""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shutil
 import uuid
 from pathlib import Path
 from typing import Callable, Mapping, Optional
@@ -57,7 +58,30 @@ def user_error_for(exc: BaseException, where, lost: str = "No output was written
         return SatPluginError(f"{getattr(exc, 'filename', None) or where} is a folder; give a file name. {lost}")
     if isinstance(exc, OSError) and exc.errno in (errno.EROFS,):
         return SatPluginError(f"{where} is on a read-only file system; choose another folder. {lost}")
+    # GDAL's writers turn ENOSPC into "WriteEncodedTile/Strip() failed" or "IO error writing
+    # tag data", with no errno: a write error on a file system with (almost) no room left
+    # is that full disk. Call this before the failed run's temp files are deleted, while
+    # they still take the space.
+    if _is_io_error(exc) and free_bytes(where) < LOW_SPACE_BYTES:
+        return disk_full_error(where, lost)
     return None
+
+
+def _is_io_error(exc: BaseException) -> bool:
+    if isinstance(exc, (OSError, RuntimeError)):  # osgeo.gdal raises RuntimeError
+        return True
+    return any(cls.__module__.split(".")[0] == "rasterio" for cls in type(exc).__mro__)
+
+
+def free_bytes(folder) -> int:
+    """Bytes this user may still write on the file system holding ``folder`` (large when unknown)."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 1 << 62
 
 
 def check_writable_folder(path: Path) -> None:
@@ -124,8 +148,15 @@ class AtomicOutputs:
     raises when the file is not complete and readable.
     """
 
-    def __init__(self, paths, verify: Optional[Mapping[object, Callable[[Path], None]]] = None, what: str = "run"):
+    def __init__(
+        self,
+        paths,
+        verify: Optional[Mapping[object, Callable[[Path], None]]] = None,
+        what: str = "run",
+        lost: str = "No output was written.",
+    ):
         self.final = [Path(p) for p in paths if p]
+        self.lost = lost
         check_output_paths({str(p): p for p in self.final})
         for path in self.final:
             check_writable_folder(path)
@@ -149,20 +180,18 @@ class AtomicOutputs:
                     folder = self.final[0].parent
                     # GDAL reports a block it could not flush at close as a warning only;
                     # an unreadable output on a file system with no room left is that.
-                    out_of_room = _free_bytes(folder) < LOW_SPACE_BYTES
+                    out_of_room = free_bytes(folder) < LOW_SPACE_BYTES
+                    error = user_error_for(failure, folder, self.lost)
                     self.discard()
                     if out_of_room and not isinstance(failure, Canceled):
-                        raise disk_full_error(folder) from failure
-                    error = user_error_for(failure, folder)
+                        raise disk_full_error(folder, self.lost) from failure
                     if error is not None:
                         raise error from failure
                     raise
                 self._publish()
                 return False
+            error = user_error_for(exc, self.final[0].parent, self.lost)  # before the temp files free their room
             self.discard()
-            if isinstance(exc, (SatPluginError, Canceled)):
-                return False
-            error = user_error_for(exc, self.final[0].parent)
             if error is not None:
                 raise error from exc
             return False
@@ -192,14 +221,6 @@ class AtomicOutputs:
                     path.unlink(missing_ok=True)
                 except OSError:
                     pass
-
-
-def _free_bytes(folder: Path) -> int:
-    try:
-        stats = os.statvfs(folder)
-    except (OSError, AttributeError):  # AttributeError: Windows has no statvfs
-        return LOW_SPACE_BYTES
-    return stats.f_bavail * stats.f_frsize
 
 
 def _fsync(path: Path) -> None:

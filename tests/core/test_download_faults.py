@@ -68,7 +68,7 @@ def sh(tmp_path_factory):
 def sh_run(server, products, folder, sleeps=None, **kw):
     options = {"sleep": sleeps if sleeps is not None else Sleeps(), "rng": random.Random(3), **kw.pop("client_options", {})}
     return download_products(
-        products, s2_world.aoi_4326(), folder, BANDS, credentials=CREDS, token_url=server.token_url,
+        products, s2_world.aoi_4326(), folder, BANDS, credentials=CREDS, service_url=server.url, token_url=server.token_url,
         max_request_px=LIMIT, client_options=options, **kw,
     )
 
@@ -183,7 +183,7 @@ def test_cancel_during_a_retry_wait_is_quick(sh, tmp_path):
     start = time.monotonic()
     with pytest.raises(Canceled):
         download_products(
-            products[:1], s2_world.aoi_4326(), tmp_path, BANDS, credentials=CREDS, token_url=server.token_url,
+            products[:1], s2_world.aoi_4326(), tmp_path, BANDS, credentials=CREDS, service_url=server.url, token_url=server.token_url,
             max_request_px=LIMIT, is_canceled=lambda: time.monotonic() - start > 0.5, max_concurrent=1,
         )
     assert time.monotonic() - start < 2.0
@@ -314,7 +314,7 @@ def test_full_disk_leaves_no_partial_file_and_a_rerun_completes(stac, tmp_path, 
         real_copy(staging, target, resampling)
 
     monkeypatch.setattr(cog_writer, "copy_to_cog", copy_then_fill_the_disk)
-    with pytest.raises(SatPluginError, match="disk holding .* is full"):
+    with pytest.raises(SatPluginError, match="The disk is full at .*; free some space and run again. Complete files are kept"):
         stac_run(products, tmp_path, max_concurrent=1)
     manifest = assert_only_complete_files(tmp_path)
     assert len(manifest["files"]) == 2

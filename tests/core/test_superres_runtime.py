@@ -290,6 +290,6 @@ def test_full_disk_is_a_clear_error_and_leaves_no_file(tmp_path, box_model, rand
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(output_raster.OutputRaster, "_write", no_space)
-    with pytest.raises(SatPluginError, match="is full; free some space and run again"):
+    with pytest.raises(SatPluginError, match="The disk is full at .*; free some space and run again"):
         super_resolve(random_series, tmp_path / "out.tif", model=box_model, tile_size=16, overlap=4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["box.onnx", "series"]

@@ -23,8 +23,9 @@ import numpy as np
 import rasterio
 from rasterio.shutil import copy as rio_copy
 
-from ..atomic import AtomicOutputs
+from ..atomic import AtomicOutputs, user_error_for
 from ..grid import PixelGrid
+from .manifest import RESUME_NOTE
 
 COG_OPTIONS = {
     "COMPRESS": "DEFLATE",
@@ -81,10 +82,19 @@ class StagedRaster:
         if offsets is not None:
             ds.offsets = tuple(float(o) for o in offsets)
         ds.update_tags(**{k: str(v) for k, v in tags.items()})
-        ds.close()
+        where = self.final_path.parent
         try:
-            with AtomicOutputs([self.final_path]) as temp:
-                copy_to_cog(self.path, temp[self.final_path], resampling)
+            try:
+                ds.close()  # flushes the last pieces: a full disk may show only here
+            except Exception as exc:
+                _raise_for_write(exc, where)
+            with AtomicOutputs([self.final_path], what="download") as temp:
+                try:
+                    copy_to_cog(self.path, temp[self.final_path], resampling)
+                except Exception as exc:
+                    # Named here, while the temp file still takes its space, and with what a
+                    # download keeps (the files already published stay).
+                    _raise_for_write(exc, where)
         finally:
             self.discard()
 
@@ -102,3 +112,10 @@ def copy_to_cog(staging: Path, target: Path, resampling: str) -> None:
     """GDAL's COG driver; a module function so that tests can make it fail."""
     with rasterio.open(staging) as src:
         rio_copy(src, target, driver="COG", RESAMPLING=resampling, **COG_OPTIONS)
+
+
+def _raise_for_write(exc: BaseException, where) -> None:
+    error = user_error_for(exc, where, RESUME_NOTE)
+    if error is None:
+        raise exc
+    raise error from exc

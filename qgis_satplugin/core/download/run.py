@@ -8,7 +8,12 @@ the user's callbacks (QGIS feedback objects are meant for one thread).
 
 At most ``max_concurrent`` pieces are fetched at once (one request per worker at a
 time), and only a few acquisitions are open at a time, so memory and open files stay
-bounded whatever the number of dates.
+bounded whatever the number of dates; what those pieces need is checked against the
+machine's memory before anything is fetched (:func:`check_download_memory`).
+
+The output folder is locked for the whole run (:class:`OutputLock`): a second download
+into it refuses at once instead of deleting the first one's staging files, and the
+run holding the lock removes what killed runs left there.
 """
 
 from __future__ import annotations
@@ -24,16 +29,17 @@ from typing import Callable
 
 import shapely
 
-from ..atomic import _is_disk_full
+from ..atomic import user_error_for
 from ..errors import Canceled, SatPluginError
-from ..grid import PixelGrid, utm_grid_for_bounds
+from ..grid import PixelGrid, check_memory, utm_grid_for_bounds
+from ..locks import OutputLock, remove_leftovers
 from ..search.aoi import prepare_aoi
 from .acquisitions import Acquisition, file_stem, group_acquisitions
 from .bands import MASK_NODATA, check_bands_for, resolve_bands
 from .cog_writer import StagedRaster
 from .file_sources import FileSources
 from .harmonize import REFLECTANCE_SCALE, apply_harmonization
-from .manifest import file_entry, file_is_current, read_manifest, reusable_entries, write_manifest
+from .manifest import RESUME_NOTE, file_entry, file_is_current, read_manifest, reusable_entries, write_manifest
 from .product_list import as_products
 from .sentinelhub import MAX_REQUEST_PX, ProcessApi
 from .transfer import ClientPool
@@ -43,7 +49,13 @@ POLL_S = 0.2
 # warp, or a read the cancel flag stops at its next chunk): returning while one runs lets
 # QGIS's exit tear GDAL down under it (a segfault, seen at pytest-qgis's teardown).
 JOIN_S = 1.5
-_LEFTOVER = re.compile(r"^\..+\.(staging|partial)-[0-9a-f]{8}\.tif$|^\.manifest\.json\.[0-9a-f]{8}\.tmp$")
+_LEFTOVER = re.compile(r"^\..+\.(staging|partial)-[0-9a-f]{8}\.tif(\.aux\.xml)?$|^\.manifest\.json\.[0-9a-f]{8}\.tmp$")
+# Peak bytes per output pixel of one piece in flight. A band read onto the whole grid
+# holds GDAL's warp target, its copy, the harmonization's int32 and its result (peak
+# RSS measured at 11.7 B per pixel for a harmonized 5000 x 5000 px band); a Process API
+# window holds the response, the decoded array and its harmonized copy per band.
+BAND_PIECE_BYTES_PER_PX = 12
+WINDOW_PIECE_BYTES_PER_PX_BAND = 8
 
 
 @dataclass
@@ -108,55 +120,60 @@ def download_products(
     band_list = resolve_bands(bands)
     check_bands_for(band_list, {p.collection for p in products})
     grid = reference_grid if reference_grid is not None else grid_for_aoi(aoi_geometry_4326, pixel_size)
+    grid.check_size()
+    check_download_memory(grid, band_list, products, max_concurrent, max_request_px)
     folder = prepare_folder(output_folder)
-    messages: queue.Queue = queue.Queue()
-    cancel_event = threading.Event()
-    pool = ClientPool(client_options, cancel_event.is_set, messages.put)
-    acqs = group_acquisitions(products, log)
-    file_sources = FileSources(pool, grid)
-    process_api = ProcessApi(
-        pool, grid, service_url=service_url, token_url=token_url, credentials=credentials, max_request_px=max_request_px
-    )
+    with OutputLock([folder], "download"):
+        # Only while holding the lock: without it these could be another run's files.
+        remove_leftovers(folder, _LEFTOVER)
+        messages: queue.Queue = queue.Queue()
+        cancel_event = threading.Event()
+        pool = ClientPool(client_options, cancel_event.is_set, messages.put)
+        acqs = group_acquisitions(products, log)
+        file_sources = FileSources(pool, grid)
+        process_api = ProcessApi(
+            pool, grid, service_url=service_url, token_url=token_url, credentials=credentials, max_request_px=max_request_px
+        )
 
-    def backend(acq):
-        return process_api if acq.kind == "sentinelhub" else file_sources
+        def backend(acq):
+            return process_api if acq.kind == "sentinelhub" else file_sources
 
-    jobs = _plan_jobs(acqs, band_list, include_masks, backend, log)
-    reusable = reusable_entries(read_manifest(folder), grid, harmonize)
-    entries: dict[str, dict] = {}
-    skipped = []
-    todo = []
-    for job in jobs:
-        if user_canceled():  # checksumming large files takes a moment each
-            raise Canceled()
-        old = reusable.get(job.entry["path"])
-        if file_is_current(folder, old, job.entry):
-            entries[job.entry["path"]] = old
-            skipped.append(job.entry["path"])
-        else:
-            todo.append(job)
-    if log:
-        for acq in acqs:
-            paths = [j.entry["path"] for j in jobs if j.acq is acq]
-            if paths and all(p in skipped for p in paths):
-                log(f"{acq.iso_datetime} {acq.stem}: already complete (checksums match); skipped.")
+        jobs = _plan_jobs(acqs, band_list, include_masks, backend, log)
+        reusable = reusable_entries(read_manifest(folder), grid, harmonize)
+        entries: dict[str, dict] = {}
+        skipped = []
+        todo = []
+        for job in jobs:
+            if user_canceled():  # checksumming large files takes a moment each
+                raise Canceled()
+            old = reusable.get(job.entry["path"])
+            if file_is_current(folder, old, job.entry):
+                entries[job.entry["path"]] = old
+                skipped.append(job.entry["path"])
+            else:
+                todo.append(job)
+        if log:
+            for acq in acqs:
+                paths = [j.entry["path"] for j in jobs if j.acq is acq]
+                if paths and all(p in skipped for p in paths):
+                    log(f"{acq.iso_datetime} {acq.stem}: already complete (checksums match); skipped.")
 
-    runner = _Runner(folder, grid, band_list, harmonize, pool, backend, entries, max_concurrent, progress, log, messages)
-    written = runner.run(todo, user_canceled, cancel_event)
-    manifest_path = write_manifest(folder, grid, band_list, harmonize, list(entries.values()), complete=True)
-    if progress:
-        progress(1.0)
-    return DownloadResult(
-        output_folder=folder,
-        manifest_path=manifest_path,
-        grid=grid,
-        bands=band_list,
-        files=sorted(entries.values(), key=lambda e: (e["datetime"], e["kind"] != "image", e["path"])),
-        written=written,
-        skipped=skipped,
-        transferred_bytes=pool.stats.bytes,
-        requests=pool.stats.requests,
-    )
+        runner = _Runner(folder, grid, band_list, harmonize, pool, backend, entries, max_concurrent, progress, log, messages)
+        written = runner.run(todo, user_canceled, cancel_event)
+        manifest_path = write_manifest(folder, grid, band_list, harmonize, list(entries.values()), complete=True)
+        if progress:
+            progress(1.0)
+        return DownloadResult(
+            output_folder=folder,
+            manifest_path=manifest_path,
+            grid=grid,
+            bands=band_list,
+            files=sorted(entries.values(), key=lambda e: (e["datetime"], e["kind"] != "image", e["path"])),
+            written=written,
+            skipped=skipped,
+            transferred_bytes=pool.stats.bytes,
+            requests=pool.stats.requests,
+        )
 
 
 def grid_for_aoi(aoi, pixel_size: float) -> PixelGrid:
@@ -185,10 +202,30 @@ def prepare_folder(path) -> Path:
         raise SatPluginError(f"Cannot create the output folder {folder}: {exc.strerror or exc}.") from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise SatPluginError(f"The output folder {folder} is not writable; choose another folder or change its permissions.")
-    for leftover in folder.iterdir():  # temp files of a run that was killed
-        if _LEFTOVER.match(leftover.name):
-            leftover.unlink(missing_ok=True)
     return folder
+
+
+def check_download_memory(grid: PixelGrid, band_list, products, max_concurrent: int, max_request_px: int) -> None:
+    """Refuse, before anything is fetched, a download whose pieces in flight would not fit in memory.
+
+    Each of ``max_concurrent`` workers holds one piece: a whole band on the grid for
+    STAC and local files, a window of at most ``max_request_px`` squared pixels (all
+    bands) for the Process API.
+    """
+    workers = max(1, int(max_concurrent))
+    per_piece = 0
+    kinds = {(p.download or {}).get("kind") for p in products}
+    if kinds - {"sentinelhub"}:
+        per_piece = grid.n_pixels * BAND_PIECE_BYTES_PER_PX
+    if "sentinelhub" in kinds:
+        window_px = min(grid.width, max_request_px) * min(grid.height, max_request_px)
+        per_piece = max(per_piece, window_px * len(band_list) * WINDOW_PIECE_BYTES_PER_PX_BAND)
+    check_memory(
+        workers * per_piece,
+        f"Downloading onto a {grid.width} x {grid.height} px grid ({grid.pixel_width:g} m pixels) with {workers} "
+        "parallel requests",
+        "use a larger PIXEL_SIZE or a smaller area, or fewer parallel requests (MAX_CONCURRENT).",
+    )
 
 
 def _plan_jobs(acqs, band_list, include_masks, backend, log) -> list[_Job]:
@@ -279,6 +316,7 @@ class _Runner:
             cancel_event.set()  # stops the workers' transfers and retry waits at once
             executor.shutdown(wait=False, cancel_futures=True)
             wait([f for f in futures if not f.cancelled()], timeout=JOIN_S)
+            error = user_error_for(exc, self.folder, RESUME_NOTE)  # before the staging files free their space
             for job in open_jobs:
                 if job.staged is not None:
                     job.staged.discard()
@@ -287,12 +325,8 @@ class _Runner:
                 raise Canceled(
                     f"Canceled by the user; {len(self.written)} complete file(s) were kept, and a rerun resumes from them."
                 ) from None
-            if isinstance(exc, (SatPluginError, Canceled)):
-                raise
-            if _is_disk_full(exc):
-                raise SatPluginError(f"The disk holding {self.folder} is full; free some space and run again.") from exc
-            if isinstance(exc, PermissionError) or "Permission denied" in str(exc):
-                raise SatPluginError(f"Permission denied while writing in {self.folder}: {exc}") from exc
+            if error is not None:
+                raise error from exc
             raise
         finally:
             # Workers still waiting on a slow server finish on their own; they write nothing.

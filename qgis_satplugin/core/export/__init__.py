@@ -30,7 +30,11 @@ progress=None, is_canceled=None, log=None) -> ExportResult``
   ``dataset.json`` and ``dataset.md``.
 
 Bad input raises :class:`SatPluginError` and a cancel raises :class:`Canceled`; neither
-leaves anything at ``output_folder`` (see :mod:`staging`). :class:`ExportedDataset`
+leaves anything at ``output_folder`` (see :mod:`staging`). ``output_folder`` is new, empty
+or an earlier export: only the files an export listed in its ``dataset.json``
+(``contents``) are ever replaced, any other file there makes the export refuse, and an
+output that is, holds or lies in an input is refused before any work. One export at a
+time writes a folder (a second refuses at once). :class:`ExportedDataset`
 reads any format back as numpy; ``torch_dataset.PatchDataset`` wraps it for PyTorch.
 """
 from .exporter import FORMATS, ExportResult, export_patches

@@ -4,8 +4,9 @@ It records where the data came from (products, dates, bands, scale/offset, grid)
 was cut (every export parameter, what each filter dropped, how splits were made), what
 it holds (samples and label pixels per class and split) and the normalisation
 statistics a model needs. Statistics come from the train split only, so validation and
-test data never leak into preprocessing. The card holds no timestamps: the same inputs
-give the same card.
+test data never leak into preprocessing. It also lists every file the export wrote
+(``contents``), which is what lets a later export replace them and nothing else. The
+card holds no timestamps: the same inputs give the same card.
 """
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from .dates import iso_z
 FORMAT = "satplugin-export/1"
 JSON_NAME = "dataset.json"
 MD_NAME = "dataset.md"
+# The card's list of every file and folder the export wrote (itself included): a later
+# export into the same folder replaces these and refuses to touch anything else.
+CONTENTS_KEY = "contents"
 
 
 class BandStatistics:

@@ -10,6 +10,10 @@ The steps, each in its own module:
    (``format_*.py``) and forget it; memory stays at one chunk across all dates;
 4. finish: ``samples.csv``, ``index.gpkg`` and the dataset card, then rename the hidden
    staging folder onto the output (:mod:`staging`).
+
+The output folder is locked for the whole run (a second export into it refuses at
+once), and an output that is, holds or lies inside one of the inputs is refused before
+any work.
 """
 from __future__ import annotations
 
@@ -19,15 +23,16 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..atomic import check_output_paths
 from ..errors import SatPluginError
 from .band_layout import band_layout
-from .dataset_card import FORMAT, licence_line, source_rows, write_card
+from .dataset_card import CONTENTS_KEY, FORMAT, JSON_NAME, MD_NAME, licence_line, source_rows, write_card
 from .dates import iso_z, season_mask
 from .format_deepsatdata import DeepSatDataWriter
 from .format_geotiff import GeoTiffWriter
 from .format_npz import NpzWriter
 from .format_zarr import ZarrWriter, import_zarr
-from .image_series import open_image_series
+from .image_series import input_paths, input_read_errors, open_image_series
 from .index_gpkg import NAME as INDEX_NAME
 from .index_gpkg import write_index
 from .label_rasters import LabelSet
@@ -36,7 +41,7 @@ from .sample import DatasetMeta
 from .samples_table import NAME as SAMPLES_NAME
 from .samples_table import write_samples_csv
 from .splits import SPLITS, normalise_ratios
-from .staging import StagedFolder, check_target
+from .staging import StagedFolder, export_lock, listing, prepare_target
 from .stream import SampleSink, stream_samples
 from .windows import patch_grid
 
@@ -118,55 +123,57 @@ def export_patches(
     _check_parameters(patch_size, stride, label_scale, min_labelled, max_cloud, min_dates, max_dates, format)
     ratios = normalise_ratios(split_ratios)
     target = Path(output_folder)
-    check_target(target)
-    if format == "zarr":
-        import_zarr()  # fail now, not after the planning pass
+    inputs = {**input_paths(images, "IMAGES"), **{f"LABELS ({kind})": p for kind, p in (labels or {}).items()}}
+    check_output_paths({"OUTPUT_FOLDER": target}, inputs)
+    with export_lock(target), input_read_errors(images, labels):
+        prepare_target(target)
+        if format == "zarr":
+            import_zarr()  # fail now, not after the planning pass
+        series = open_image_series(images, bands, log)
+        in_season = season_mask(series.dates, season_start, season_end)
+        if not in_season.any():
+            raise SatPluginError(
+                f"None of the {len(series.dates)} dates ({iso_z(series.dates[0])[:10]} .. {iso_z(series.dates[-1])[:10]}) "
+                f"falls in the season {season_start or '01-01'} .. {season_end or '12-31'}."
+            )
+        if not in_season.all():
+            log(f"The season keeps {int(in_season.sum())} of {in_season.size} dates.")
+            series = series.subset(in_season)
+        grid = series.grid
+        layout = band_layout(series.bands, band_resolution, grid.pixel_width, patch_size, stride)
+        label_set = LabelSet(labels, grid, label_scale) if labels else None
+        if min_labelled > 0 and (label_set is None or "class" not in label_set):
+            raise SatPluginError("min_labelled needs the class label raster (labels={'class': ...}).")
+        pg = patch_grid(grid.height, grid.width, patch_size, stride, layout.align)
+        if split_block_size is None:
+            split_block_size = patch_size if split_polygons is not None else DEFAULT_BLOCK_PATCHES * patch_size
 
-    series = open_image_series(images, bands, log)
-    in_season = season_mask(series.dates, season_start, season_end)
-    if not in_season.any():
-        raise SatPluginError(
-            f"None of the {len(series.dates)} dates ({iso_z(series.dates[0])[:10]} .. {iso_z(series.dates[-1])[:10]}) "
-            f"falls in the season {season_start or '01-01'} .. {season_end or '12-31'}."
+        import rasterio
+
+        # A small GDAL block cache (rasterio takes bytes; it restores the previous size after):
+        # every raster is read strip by strip or chunk by chunk, and GDAL's default (5 % of
+        # RAM) would otherwise let the cache grow with the AOI.
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024):
+            card = _plan_and_write(
+                series, label_set, pg, layout, target, format, dict(
+                    patch_size=patch_size, stride=stride, label_scale=label_scale, bands=list(series.bands),
+                    band_resolution=band_resolution, min_labelled=min_labelled, max_cloud=max_cloud, min_dates=min_dates,
+                    max_dates=max_dates, season_start=season_start, season_end=season_end, format=format,
+                    split_block_size=split_block_size, split_ratios=[float(r) for r in ratios], seed=seed,
+                    split_polygons=split_polygons is not None,
+                ), ratios, split_polygons, progress, is_canceled, log)
+        progress(1.0)
+        per_split = {s: card["splits"][s]["samples"] for s in SPLITS}
+        n_samples = card["n_samples"]
+        log(f"Exported {n_samples} samples ({', '.join(f'{s} {n}' for s, n in per_split.items())}) to {target}.")
+        return ExportResult(
+            output_folder=str(target), format=format, n_samples=n_samples, samples_per_split=per_split,
+            n_candidates=card["candidates"], dropped=dict(card["dropped"]), dates=[iso_z(d) for d in series.dates],
+            bands=list(series.bands), class_pixels={s: card["splits"][s]["class_pixels"] for s in SPLITS},
+            normalisation=card["normalisation"],
+            files={"index": str(target / INDEX_NAME), "samples": str(target / SAMPLES_NAME),
+                   "card_json": str(target / "dataset.json"), "card_md": str(target / "dataset.md")},
         )
-    if not in_season.all():
-        log(f"The season keeps {int(in_season.sum())} of {in_season.size} dates.")
-        series = series.subset(in_season)
-    grid = series.grid
-    layout = band_layout(series.bands, band_resolution, grid.pixel_width, patch_size, stride)
-    label_set = LabelSet(labels, grid, label_scale) if labels else None
-    if min_labelled > 0 and (label_set is None or "class" not in label_set):
-        raise SatPluginError("min_labelled needs the class label raster (labels={'class': ...}).")
-    pg = patch_grid(grid.height, grid.width, patch_size, stride, layout.align)
-    if split_block_size is None:
-        split_block_size = patch_size if split_polygons is not None else DEFAULT_BLOCK_PATCHES * patch_size
-
-    import rasterio
-
-    # A small GDAL block cache (rasterio takes bytes; it restores the previous size after):
-    # every raster is read strip by strip or chunk by chunk, and GDAL's default (5 % of
-    # RAM) would otherwise let the cache grow with the AOI.
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024):
-        card = _plan_and_write(
-            series, label_set, pg, layout, target, format, dict(
-                patch_size=patch_size, stride=stride, label_scale=label_scale, bands=list(series.bands),
-                band_resolution=band_resolution, min_labelled=min_labelled, max_cloud=max_cloud, min_dates=min_dates,
-                max_dates=max_dates, season_start=season_start, season_end=season_end, format=format,
-                split_block_size=split_block_size, split_ratios=[float(r) for r in ratios], seed=seed,
-                split_polygons=split_polygons is not None,
-            ), ratios, split_polygons, progress, is_canceled, log)
-    progress(1.0)
-    per_split = {s: card["splits"][s]["samples"] for s in SPLITS}
-    n_samples = card["n_samples"]
-    log(f"Exported {n_samples} samples ({', '.join(f'{s} {n}' for s, n in per_split.items())}) to {target}.")
-    return ExportResult(
-        output_folder=str(target), format=format, n_samples=n_samples, samples_per_split=per_split,
-        n_candidates=card["candidates"], dropped=dict(card["dropped"]), dates=[iso_z(d) for d in series.dates],
-        bands=list(series.bands), class_pixels={s: card["splits"][s]["class_pixels"] for s in SPLITS},
-        normalisation=card["normalisation"],
-        files={"index": str(target / INDEX_NAME), "samples": str(target / SAMPLES_NAME),
-               "card_json": str(target / "dataset.json"), "card_md": str(target / "dataset.md")},
-    )
 
 
 def _plan_and_write(series, label_set, pg, layout, target, fmt, params, ratios, split_polygons, progress, is_canceled, log) -> dict:
@@ -191,6 +198,7 @@ def _plan_and_write(series, label_set, pg, layout, target, fmt, params, ratios, 
         with StagedFolder(target) as temp:
             summary = _write_dataset(series, label_set, plan, meta, WRITERS[fmt](temp, meta), temp, is_canceled, progress)
             card = _card(series, label_set, plan, meta, layout, params, summary, fmt)
+            card[CONTENTS_KEY] = sorted(listing(temp) + [JSON_NAME, MD_NAME])
             write_card(temp, card)
     finally:
         if label_set:

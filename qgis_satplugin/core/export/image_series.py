@@ -5,27 +5,28 @@ list of raster paths. Everything the export needs from them (grid, band names, d
 per-band scale and offset, masks) is gathered and checked here once, before any output
 exists, so that a bad input gives one clear message and no partial dataset.
 
-The manifest schema belongs to the download step; :func:`read_manifest` is the only
-place that knows it, so a change there is a change here only.
+The manifest schema belongs to the download step: its module
+(:mod:`..download.manifest`) reads and checks it, paths and checksums included, for
+both steps; :func:`read_manifest` only picks out what the export needs.
 """
 from __future__ import annotations
 
-import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
-from affine import Affine
 from pyproj import CRS
 
+from ..download.manifest import NAME as MANIFEST_NAME
+from ..download.manifest import listed_path, load_manifest, verify_listed_files
 from ..errors import SatPluginError
 from ..grid import PixelGrid
 from .band_layout import canonical_band_name
 from .dates import DATE_TAG, date_from_name, iso_z, parse_iso_datetime
 
-MANIFEST_NAME = "manifest.json"
 MASK_SUFFIXES = ("_SCL", "_CLM")
 # Sentinel-2 L1C/L2A digital numbers are reflectance x 10000 when a file says nothing.
 DEFAULT_REFLECTANCE_SCALE = 0.0001
@@ -72,41 +73,92 @@ def read_manifest(folder) -> dict:
     """A download folder's manifest reduced to what the export needs.
 
     Returns ``{"grid": PixelGrid, "bands": [...], "scale": float | None, "images": [{"path",
-    "datetime", "product_id", "mask_path", "mask_kind"}]}``. Masks pair with the image of
-    the same name plus ``_SCL`` (or ``_CLM``), else with the only mask of the same datetime.
+    "datetime", "product_id", "mask_path", "mask_kind"}], "entries": [the manifest's entries
+    of those files]}``. Masks pair with the image of the same name plus ``_SCL`` (or
+    ``_CLM``), else with the only mask of the same datetime. The manifest is checked by
+    the download step's own reader (:func:`..download.manifest.load_manifest`).
     """
     folder = Path(folder)
-    path = folder / MANIFEST_NAME
-    if not path.is_file():
-        raise SatPluginError(
-            f"{folder} holds no {MANIFEST_NAME}; give a download folder, or a list of image rasters."
-        )
+    body = load_manifest(folder)
+    if not body["complete"]:
+        raise SatPluginError(f"The download in {folder} is incomplete ({MANIFEST_NAME} says so); run the download again.")
+    entries = body["files"]
+    masks = [e for e in entries if e.get("kind") == "mask" or Path(e["path"]).stem.upper().endswith(MASK_SUFFIXES)]
+    images = [e for e in entries if e.get("kind", "image") == "image" and e not in masks]
+    out, used = [], []
+    for entry in images:
+        image_path = listed_path(folder, entry["path"])
+        when = entry.get("datetime")
+        mask = _pair_mask(image_path, when, masks)
+        pid = entry.get("product_id") or ",".join(entry.get("product_ids") or []) or None
+        out.append({
+            "path": image_path,
+            "datetime": when,
+            "product_id": pid,
+            "mask_path": listed_path(folder, mask["path"]) if mask else None,
+            "mask_kind": _mask_kind(mask) if mask else None,
+        })
+        used += [entry] + ([mask] if mask else [])
+    return {"grid": body["pixel_grid"], "bands": list(body["bands"]), "scale": body.get("reflectance_scale"),
+            "images": out, "entries": used}
+
+
+def input_paths(images, param: str) -> dict:
+    """The image inputs an output must not overwrite, keyed for :func:`..atomic.check_output_paths`."""
+    if isinstance(images, (str, Path)):
+        return {param: images}
+    return {f"{param} ({Path(p).name})": p for p in images or []}
+
+
+@contextmanager
+def input_read_errors(images, labels=None):
+    """Turn GDAL's error for an input raster that fails to decode into one sentence naming it.
+
+    Sizes (and, when cheap, checksums) are checked up front (:func:`verify_listed_files`),
+    but a damaged block in a large folder, or in a raster given by path, only shows when
+    it is read. GDAL's message names the file; an error naming no input (a write) is
+    left as it is.
+    """
+    from rasterio._err import CPLE_BaseError
+    from rasterio.errors import RasterioError
+
     try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-        if body.get("complete") is False:
-            raise SatPluginError(f"The download in {folder} is incomplete ({MANIFEST_NAME} says so); run the download again.")
-        g = body["grid"]
-        a, b, c, d, e, f = (float(v) for v in g["transform"])
-        grid = PixelGrid.from_transform(g["crs"], Affine(a, b, c, d, e, f), int(g["width"]), int(g["height"]))
-        entries = [e for e in body["files"] if isinstance(e, dict)]
-        masks = [e for e in entries if e.get("kind") == "mask" or Path(e["path"]).stem.upper().endswith(MASK_SUFFIXES)]
-        images = [e for e in entries if e.get("kind", "image") == "image" and e not in masks]
-        out = []
-        for entry in images:
-            image_path = folder / entry["path"]
-            when = entry.get("datetime")
-            mask = _pair_mask(image_path, when, masks)
-            pid = entry.get("product_id") or ",".join(entry.get("product_ids") or []) or None
-            out.append({
-                "path": image_path,
-                "datetime": when,
-                "product_id": pid,
-                "mask_path": folder / mask["path"] if mask else None,
-                "mask_kind": _mask_kind(mask) if mask else None,
-            })
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SatPluginError(f"{path} is not a download manifest this export understands ({exc!r}).") from exc
-    return {"grid": grid, "bands": list(body.get("bands") or []), "scale": body.get("reflectance_scale"), "images": out}
+        yield
+    except (RasterioError, CPLE_BaseError) as exc:
+        # rasterio raises "Read failed. See previous exception": GDAL's own message, the
+        # one naming the file, is further down the chain.
+        texts, link = [], exc
+        while link is not None and len(texts) < 8:
+            texts.append(str(link).strip())
+            link = link.__cause__ or link.__context__
+        names = _input_names(images, labels)
+        found = next(((name, text) for text in texts for name in names if name in text), None)
+        if found is None:
+            raise
+        name, text = found
+        raise SatPluginError(
+            f"Cannot read {name}: it is damaged or truncated ({text}); run the download again into its "
+            "folder (it fetches damaged files again), or replace the file."
+        ) from exc
+
+
+def _input_names(images, labels) -> list:
+    """Input file paths as GDAL would print them, longest first (a folder's files, masks included)."""
+    names = set()
+    if isinstance(images, (str, Path)) and Path(images).is_dir():
+        folder = Path(images)
+        names.update(str(p) for p in folder.glob("*") if p.is_file())
+        names.update(str(p) for p in folder.resolve().glob("*") if p.is_file())
+    else:
+        paths = [images] if isinstance(images, (str, Path)) else list(images or [])
+        for p in paths:
+            names.update({str(p), str(Path(p).resolve())})
+            mask, _ = _mask_beside(Path(p))
+            if mask is not None:
+                names.add(str(mask))
+    for p in (labels or {}).values():
+        names.update({str(p), str(Path(p).resolve())})
+    return sorted(names, key=len, reverse=True)
 
 
 def _pair_mask(image_path: Path, when, masks: list) -> Optional[dict]:
@@ -187,6 +239,7 @@ def open_image_series(images, bands=None, log: Callable[[str], None] = lambda m:
     manifest = None
     if isinstance(images, (str, Path)) and Path(images).is_dir():
         manifest = read_manifest(images)
+        verify_listed_files(images, manifest["entries"], log=log)
         entries = manifest["images"]
         source = "manifest"
     else:
@@ -221,7 +274,9 @@ def open_image_series(images, bands=None, log: Callable[[str], None] = lambda m:
         try:
             ds = rasterio.open(path)
         except Exception as exc:  # rasterio raises its own error types for unreadable files
-            raise SatPluginError(f"Cannot read {path} as a raster: {exc}") from exc
+            raise SatPluginError(
+                f"Cannot read {path} as a raster ({exc}); replace the file, or run the download again into its folder."
+            ) from exc
         with ds:
             if ds.crs is None:
                 raise SatPluginError(f"{path.name} has no coordinate reference system.")

@@ -2,11 +2,14 @@
 
 Loaded in QGIS, it shows where each split lies (style by ``split``), which areas were
 dropped, and answers "which file holds this field?". pyogrio's raw writer takes exact
-field types, without going through geopandas.
+field types, without going through geopandas. The file's "last change" stamp is the
+newest acquisition it indexes, not the clock, so the same export gives the same bytes
+(a rerun or an interrupted run can be checked against an undisturbed one).
 """
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -61,5 +64,20 @@ def write_index(folder: Path, rows: list, crs_wkt: str) -> Path:
         values = [r[name] for r in rows]
         data.append(np.array(values, dtype=object) if dtype is object else np.array(values, dtype=dtype))
     wkb = np.array([shapely.to_wkb(r["_footprint"]) for r in rows], dtype=object)
-    ogr_write(str(path), wkb, data, list(FIELDS), layer=LAYER, driver="GPKG", geometry_type="Polygon", crs=crs_wkt)
+    stamp = max((r["last_date"] for r in rows), default="2015-06-23T00:00:00Z")  # else Sentinel-2A's launch
+    with _gdal_config(OGR_CURRENT_DATE=stamp.replace("Z", ".000Z") if "." not in stamp else stamp):
+        ogr_write(str(path), wkb, data, list(FIELDS), layer=LAYER, driver="GPKG", geometry_type="Polygon", crs=crs_wkt)
     return path
+
+
+@contextmanager
+def _gdal_config(**options):
+    """GDAL configuration options for one call, then the previous values again."""
+    import pyogrio
+
+    previous = {k: pyogrio.get_gdal_config_option(k) for k in options}
+    pyogrio.set_gdal_config_options(options)
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options(previous)

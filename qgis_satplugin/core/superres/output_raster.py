@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import AtomicOutputs
+from ..atomic import AtomicOutputs, user_error_for
 from ..grid import PixelGrid
 
+LOST = "No output was written; a previous file of that name is unchanged."
 BLOCK = 256
 MAX_LEVELS = 8  # 2**8 = BLOCK: each block row of the file gives whole rows at every level
 GDAL_TYPES = {"float32": 6, "uint16": 2}  # gdal.GDT_Float32, gdal.GDT_UInt16
@@ -64,7 +65,7 @@ class OutputRaster:
         gdal.UseExceptions()
         self.path = Path(path)
         self.grid = grid
-        self._atomic = AtomicOutputs([self.path])
+        self._atomic = AtomicOutputs([self.path], what="super-resolution")
         self._temp = self._atomic.__enter__()[self.path]
         self.dtype = np.dtype(dtype)
         self.nodata = nodata
@@ -84,7 +85,8 @@ class OutputRaster:
                 # Internal overviews take the main image's compression and predictor.
                 ds.BuildOverviews("NONE", self.factors)  # allocated empty, filled as rows arrive
         except Exception as exc:
-            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+            ds = None
+            self._fail(exc)
             raise
         self._ds = ds
         self._closed = False
@@ -167,13 +169,22 @@ class OutputRaster:
         return self.path
 
     def abort(self, exc: BaseException) -> None:
-        """Drop the temporary file after ``exc``; a full disk or a refused write becomes a clear error."""
+        """Drop the temporary file after ``exc``; a full disk or a refused write raises one clear error."""
         try:
             self._wait()
         except Exception:
             pass
         self._pool.shutdown()
         self._close()
+        self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        # Named before the temp file goes: GDAL reports a full disk without errno, and
+        # the temp file is what fills it (see atomic.user_error_for).
+        error = user_error_for(exc, self.path.parent, LOST)
+        if error is not None:
+            self._atomic.__exit__(type(error), error, None)
+            raise error from exc
         self._atomic.__exit__(type(exc), exc, exc.__traceback__)
 
     def _close(self) -> None:

@@ -23,8 +23,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..atomic import check_output_paths, check_writable_folder
 from ..errors import Canceled, SatPluginError
-from ..export.image_series import open_image_series
+from ..export.image_series import input_paths, input_read_errors, open_image_series
 from ..grid import PixelGrid
 from .contract import ModelContract
 from .input_strips import StripReader
@@ -89,55 +90,61 @@ def super_resolve(
     output = Path(output)
     if output.suffix.lower() not in (".tif", ".tiff"):
         raise SatPluginError(f"The output must be a GeoTIFF (.tif), got {output.name}.")
-    loaded = model if isinstance(model, LoadedModel) else load_model(model or DEFAULT_MODEL, provider, log)
-    contract = loaded.contract
-    batch_size = batch_size or auto_batch_size(loaded.provider)
-    series = open_image_series(inputs, log=log)
-    positions = contract.band_positions(series.bands, "The input")
-    chosen = choose_revisits(series, contract, max_cloud, log, is_canceled)
-    stack = describe_revisits(series, chosen)
-    log("Revisits fed, in order: " + "; ".join(
-        f"{r['datetime']} ({'?' if r['cloud_percent'] is None else r['cloud_percent']} % cloud)" for r in stack))
-    margin = context_margin(overlap, contract.receptive_field)
-    layout = TileLayout(series.grid.height, series.grid.width, tile_size, overlap, contract.scale, margin)
-    if contract.receptive_field is not None and contract.receptive_field > margin:
-        log(f"Warning: the model sees {contract.receptive_field} px around each pixel but OVERLAP {overlap} leaves "
-            f"{margin} px of context at tile edges: tiles may differ slightly where they meet. "
-            f"Use OVERLAP >= {2 * contract.receptive_field + 1} for tile-exact results.")
-    grid = output_grid(series.grid, contract.scale)
-    dtype = contract.output_dtype
-    nodata = UINT16_NODATA if dtype == "uint16" else FLOAT_NODATA
-    writer = OutputRaster(output, grid, len(contract.output_bands), dtype, nodata)
-    reader = None
-    try:
-        reader = StripReader(series, chosen, positions, contract, layout.margin)
-        seconds = _run_tiles(loaded, layout, reader, writer, contract, batch_size, progress, is_canceled)
-        tags = {
-            "SOURCE": "satplugin:superresolve",
-            "MODEL": contract.name or loaded.path.stem,
-            "MODEL_VERSION": contract.version,
-            "MODEL_FILE": loaded.path.name,
-            "SCALE": contract.scale,
-            "PROVIDER": loaded.provider_label,
-            "REVISITS": len(stack),
-            "REVISIT_DATES": ",".join(r["datetime"] for r in stack),
-            "LICENSE": contract.license,
-        }
-        band_tags = [{"UNITS": u} for u in contract.output_units]
-        scales = [contract.output_dn_scale] * len(contract.output_bands) if dtype == "uint16" else None
-        writer.finish(descriptions=contract.output_bands, units=contract.output_units, tags=tags,
-                      band_tags=band_tags, scales=scales)
-    except BaseException as exc:
-        if not writer.finished:
-            writer.abort(exc)
-        raise
-    finally:
-        if reader is not None:
-            reader.close()
-    log(f"Wrote {output.name}: {grid.width} x {grid.height} px of {grid.pixel_width:g} m, "
-        f"{len(contract.output_bands)} bands, {layout.count} tiles, provider {loaded.provider_label}.")
-    return SuperResolveResult(output, loaded.provider_label, loaded.path.name, contract.scale, grid.width, grid.height,
-                              stack, layout.count, seconds)
+    # Before any work: an output that would overwrite an input (or the model), that is a
+    # folder, or whose folder cannot be written.
+    model_path = model.path if isinstance(model, LoadedModel) else (model or DEFAULT_MODEL)
+    check_output_paths({"OUTPUT": output}, {**input_paths(inputs, "INPUT"), "MODEL": model_path})
+    check_writable_folder(output)
+    with input_read_errors(inputs):
+        loaded = model if isinstance(model, LoadedModel) else load_model(model or DEFAULT_MODEL, provider, log)
+        contract = loaded.contract
+        batch_size = batch_size or auto_batch_size(loaded.provider)
+        series = open_image_series(inputs, log=log)
+        positions = contract.band_positions(series.bands, "The input")
+        chosen = choose_revisits(series, contract, max_cloud, log, is_canceled)
+        stack = describe_revisits(series, chosen)
+        log("Revisits fed, in order: " + "; ".join(
+            f"{r['datetime']} ({'?' if r['cloud_percent'] is None else r['cloud_percent']} % cloud)" for r in stack))
+        margin = context_margin(overlap, contract.receptive_field)
+        layout = TileLayout(series.grid.height, series.grid.width, tile_size, overlap, contract.scale, margin)
+        if contract.receptive_field is not None and contract.receptive_field > margin:
+            log(f"Warning: the model sees {contract.receptive_field} px around each pixel but OVERLAP {overlap} leaves "
+                f"{margin} px of context at tile edges: tiles may differ slightly where they meet. "
+                f"Use OVERLAP >= {2 * contract.receptive_field + 1} for tile-exact results.")
+        grid = output_grid(series.grid, contract.scale)
+        dtype = contract.output_dtype
+        nodata = UINT16_NODATA if dtype == "uint16" else FLOAT_NODATA
+        writer = OutputRaster(output, grid, len(contract.output_bands), dtype, nodata)
+        reader = None
+        try:
+            reader = StripReader(series, chosen, positions, contract, layout.margin)
+            seconds = _run_tiles(loaded, layout, reader, writer, contract, batch_size, progress, is_canceled)
+            tags = {
+                "SOURCE": "satplugin:superresolve",
+                "MODEL": contract.name or loaded.path.stem,
+                "MODEL_VERSION": contract.version,
+                "MODEL_FILE": loaded.path.name,
+                "SCALE": contract.scale,
+                "PROVIDER": loaded.provider_label,
+                "REVISITS": len(stack),
+                "REVISIT_DATES": ",".join(r["datetime"] for r in stack),
+                "LICENSE": contract.license,
+            }
+            band_tags = [{"UNITS": u} for u in contract.output_units]
+            scales = [contract.output_dn_scale] * len(contract.output_bands) if dtype == "uint16" else None
+            writer.finish(descriptions=contract.output_bands, units=contract.output_units, tags=tags,
+                          band_tags=band_tags, scales=scales)
+        except BaseException as exc:
+            if not writer.finished:
+                writer.abort(exc)
+            raise
+        finally:
+            if reader is not None:
+                reader.close()
+        log(f"Wrote {output.name}: {grid.width} x {grid.height} px of {grid.pixel_width:g} m, "
+            f"{len(contract.output_bands)} bands, {layout.count} tiles, provider {loaded.provider_label}.")
+        return SuperResolveResult(output, loaded.provider_label, loaded.path.name, contract.scale, grid.width, grid.height,
+                                  stack, layout.count, seconds)
 
 
 def _run_tiles(loaded: LoadedModel, layout: TileLayout, reader: StripReader, writer: OutputRaster,
