@@ -6,6 +6,7 @@ The algorithm runs in a ``QgsProcessingAlgRunnerTask`` on QGIS's task manager, s
 window stays responsive; progress and the end of the run come back as Qt signals on
 the main thread.
 """
+import ast
 from dataclasses import dataclass, field
 
 from qgis.core import (
@@ -13,6 +14,7 @@ from qgis.core import (
     QgsProcessingAlgRunnerTask,
     QgsProcessingContext,
     QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
     QgsProject,
 )
 from qgis.PyQt import sip
@@ -29,6 +31,48 @@ class ErrorCollectingFeedback(QgsProcessingFeedback):
     def reportError(self, error, fatalError=False):  # noqa: N802, N803 (QGIS API)
         self.errors.append(error)
         super().reportError(error, fatalError)
+
+
+def project_context() -> QgsProcessingContext:
+    """A context on the open project: layer ids in the parameters resolve there, as in the toolbox."""
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    return context
+
+
+def python_command(algorithm_id, parameters) -> str:
+    """The ``processing.run(...)`` line that repeats a run from the Python console.
+
+    Written as QGIS's own Processing history writes it (``QgsProcessingAlgorithm.asPythonCommand``,
+    rebuilt here to mend one of its values): each value as its parameter writes it in Python,
+    layers as their sources rather than their ids (a source still opens after the project is
+    closed), a feature source definition as its constructor call.
+    """
+    algorithm = QgsApplication.processingRegistry().algorithmById(algorithm_id)
+    if algorithm is None:  # the run itself reports this; the log line cannot be written without it
+        return f"# {algorithm_id} is not registered: no Python command to log."
+    context = project_context()
+    values = []
+    for definition in algorithm.parameterDefinitions():
+        name = definition.name()
+        if definition.flags() & QgsProcessingParameterDefinition.FlagHidden or name not in parameters:
+            continue  # as asPythonCommand does
+        value = parameters[name]
+        text = definition.valueAsPythonString(value, context)
+        if isinstance(value, str) and not _is_string_literal(text):
+            # QGIS 3.22 writes some text values bare: a date parameter's "2023-04-01" comes
+            # out as 2023-04-01, which is no Python (and 2023-10-15 would be arithmetic).
+            # The text the step ran with is the value to replay.
+            text = repr(value)
+        values.append(f"{name!r}:{text}")
+    return f"processing.run({algorithm.id()!r}, {{{','.join(values)}}})"
+
+
+def _is_string_literal(text) -> bool:
+    try:
+        return isinstance(ast.literal_eval(text), str)
+    except (ValueError, SyntaxError):
+        return False
 
 
 @dataclass
@@ -83,9 +127,7 @@ class AlgorithmRunner(QObject):
         if algorithm is None:
             self._finish_now(algorithm_id, f"The algorithm {algorithm_id} is not registered (is the plugin enabled?).")
             return
-        context = QgsProcessingContext()
-        # Layer ids in the parameters resolve against the open project, as in the toolbox.
-        context.setProject(QgsProject.instance())
+        context = project_context()
         ok, message = algorithm.checkParameterValues(parameters, context)
         if not ok:
             self._finish_now(algorithm_id, message)

@@ -24,7 +24,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from . import messages
-from .algorithm_task import AlgorithmRunner
+from .algorithm_task import AlgorithmRunner, python_command
 from .project_choices import ProjectChoices
 from .step_download import DownloadPage
 from .step_export import ExportPage
@@ -57,13 +57,13 @@ class SatPluginDock(QgsDockWidget):
 
         self.folder = QgsFileWidget()
         self.folder.setStorageMode(QgsFileWidget.GetDirectory)
-        self.folder.setToolTip(f"Where every step writes. Empty: {default_folder()}")
+        self._show_default_folder()
         self.auth = QgsAuthConfigSelect()
         self.auth.setToolTip("Copernicus Data Space / Sentinel Hub account, from the QGIS authentication "
                              "manager; the project stores only its id.")
         self.choices.bind("workspace/folder", self.folder)
         self.choices.bind("workspace/authcfg", self.auth)
-        workspace = Workspace(self.folder, self.auth)
+        workspace = Workspace(self.folder, self.auth, on_default_folder=self._default_folder_used)
 
         self.search = SearchPage(iface, workspace, self.choices)
         self.download = DownloadPage(iface, workspace, self.choices, self.search.table)
@@ -91,8 +91,24 @@ class SatPluginDock(QgsDockWidget):
         self.runner.finished.connect(self._finished)
         self._layout()
 
-        QgsProject.instance().layerWillBeRemoved.connect(self.search.table.forget_layer)
+        project = QgsProject.instance()
+        project.layerWillBeRemoved.connect(self.search.table.forget_layer)
+        # The default folder follows the project's home: saving, opening or clearing a project moves it.
+        self._home_signals = (project.homePathChanged, project.projectSaved)
+        for signal in self._home_signals:
+            signal.connect(self._show_default_folder)
         self.choices.restore()
+
+    # --- the work folder -----------------------------------------------------------------
+    def _show_default_folder(self):
+        """The empty work folder field names the folder the steps will use instead."""
+        folder = default_folder()
+        self.folder.lineEdit().setPlaceholderText(f"Default: {folder}")
+        self.folder.setToolTip(f"Where every step writes. Empty: {folder}")
+
+    def _default_folder_used(self, folder):
+        messages.info(self.iface, f"No work folder set: the outputs are written to {folder}. "
+                                  "Choose a work folder at the top of the dock to change it.")
 
     def _layout(self):
         header = QFormLayout()
@@ -128,7 +144,7 @@ class SatPluginDock(QgsDockWidget):
             messages.warning(self.iface, f"{page.TITLE}: {exc}")
             return
         # The same call in the Python console repeats the step: the dock adds nothing to it.
-        messages.log(f"processing.run({page.ALGORITHM!r}, {parameters!r})")
+        messages.log(python_command(page.ALGORITHM, parameters))
         self._page = page
         self.runner.run(page.ALGORITHM, parameters, on_success=page.show_results)
 
@@ -148,6 +164,10 @@ class SatPluginDock(QgsDockWidget):
             self.progress.setValue(100)
             self.status.setText(f"{title}: {outcome.summary}")
             messages.success(self.iface, f"{title}: {outcome.summary}", outcome.log)
+            # Results that ran but are probably not what the user meant (one class per parcel):
+            # the algorithm says so in its log, the message bar must say it too.
+            for text in self._page.warnings(outcome.results):
+                messages.warning(self.iface, f"{title}: {text}")
         elif outcome.status == "canceled":
             self.progress.setValue(0)
             self.status.setText(f"{title}: canceled.")
@@ -161,10 +181,13 @@ class SatPluginDock(QgsDockWidget):
         """Before the plugin unloads: stop a running step, let go of the project's signals."""
         self.runner.cancel()
         self.choices.disconnect_project()
-        try:
-            QgsProject.instance().layerWillBeRemoved.disconnect(self.search.table.forget_layer)
-        except (TypeError, RuntimeError):
-            pass
+        connections = [(QgsProject.instance().layerWillBeRemoved, self.search.table.forget_layer)]
+        connections += [(signal, self._show_default_folder) for signal in self._home_signals]
+        for signal, slot in connections:
+            try:
+                signal.disconnect(slot)
+            except (TypeError, RuntimeError):
+                pass
         self.export.disconnect_project()
         self.superres.disconnect_project()
         if self.iface is not None:

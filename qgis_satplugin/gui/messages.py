@@ -16,6 +16,13 @@ def error(iface, message, details=""):
         iface.messageBar().pushCritical(TITLE, f"{message} (details in the log panel, tab '{LOG_TAG}')")
 
 
+def info(iface, message):
+    """Something worth knowing that needs no action (where outputs go): log and a passing note."""
+    log(message, Qgis.Info)
+    if iface is not None:
+        iface.messageBar().pushInfo(TITLE, message)
+
+
 def warning(iface, message):
     log(message, Qgis.Warning)
     if iface is not None:

@@ -60,3 +60,7 @@ class StepPage(QWidget):
     def show_results(self, results) -> str:
         """Add the outputs to the map; return a one-line summary for the message bar."""
         raise NotImplementedError
+
+    def warnings(self, results) -> list:
+        """Sentences for the message bar about a run that succeeded but looks wrong; none by default."""
+        return []

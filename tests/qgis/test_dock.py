@@ -5,6 +5,7 @@ Servers: a STAC API emulator (tests/servers/stac_api.py) whose items point at CO
 synthetic world (tests/servers/s2_world.py) behind a range file server that can be slowed
 down. Every step runs the real algorithm in a real QgsProcessingAlgRunnerTask.
 """
+import ast
 import json
 import time
 from datetime import datetime, timezone
@@ -91,6 +92,21 @@ def dock(qgis_iface, qgis_canvas, qgis_new_project, satplugin_provider, tmp_path
     widget.deleteLater()
 
 
+@pytest.fixture
+def satplugin_log():
+    """(level, text) of every message logged under the dock's tab while the test runs."""
+    logged = []
+
+    def keep(text, tag, level):
+        if tag == "satplugin":
+            logged.append((level, text))
+
+    log = QgsApplication.messageLog()
+    log.messageReceived.connect(keep)
+    yield logged
+    log.messageReceived.disconnect(keep)
+
+
 def run_step(dock, page, timeout_s=120):
     """Click the page's Run button and let the event loop run until the task ends."""
     outcomes = []
@@ -155,7 +171,7 @@ def messages(iface, level):
     return iface.messageBar().get_messages(level)
 
 
-def test_the_whole_chain_from_the_map(dock, stac_world, qgis_iface, qgis_canvas):
+def test_the_whole_chain_from_the_map(dock, stac_world, qgis_iface, qgis_canvas, satplugin_log):
     stac, _ = stac_world
     # 1 · Search, the area being what the map shows.
     show_aoi_on_canvas(qgis_canvas)
@@ -275,6 +291,17 @@ def test_the_whole_chain_from_the_map(dock, stac_world, qgis_iface, qgis_canvas)
     assert renderer.minMaxOrigin().limits() == QgsRasterMinMaxOrigin.CumulativeCut
     assert messages(qgis_iface, Qgis.Critical) == []
 
+    # Each step logged the Python call that repeats it, with every value a Python literal
+    # (layers as their sources, not objects whose repr is not Python).
+    calls = [ast.parse(text, mode="eval").body for _, text in satplugin_log if text.startswith("processing.run(")]
+    assert [call.args[0].value for call in calls] == [
+        "satplugin:searchproducts", "satplugin:downloadproducts", "satplugin:rasterizegroundtruth",
+        "satplugin:exportpatches", "satplugin:superresolve"]
+    arguments = [ast.literal_eval(call.args[1]) for call in calls]
+    assert arguments[1]["PRODUCTS"] == footprints.source() and arguments[2]["INPUT"] == fields.source()
+    assert (arguments[0]["START_DATE"], arguments[0]["END_DATE"]) == ("2023-04-01", "2023-09-30")
+    assert arguments[2]["REFERENCE"] == images[0].source() and arguments[3]["IMAGES"] == [str(series)]
+
 
 def test_cancel_mid_download_stops_quickly_and_keeps_nothing(dock, stac_world, qgis_canvas, qgis_iface):
     stac, files = stac_world
@@ -369,25 +396,15 @@ def test_bad_input_is_a_message_not_a_run(dock, qgis_iface):
     assert any("Set the area of interest first" in m for m in messages(qgis_iface, Qgis.Warning))
 
 
-def test_a_failing_step_shows_its_error_and_logs_the_details(dock, stac_world, qgis_canvas, qgis_iface):
+def test_a_failing_step_shows_its_error_and_logs_the_details(dock, stac_world, qgis_canvas, qgis_iface, satplugin_log):
     stac, _ = stac_world
     show_aoi_on_canvas(qgis_canvas)
     fill_search(dock, stac)
-    logged = []
-
-    def keep(text, tag, level):
-        logged.append((tag, level, text))
-
-    log = QgsApplication.messageLog()
-    log.messageReceived.connect(keep)
     dock.search.service_url.setText(stac.url + "/nowhere")  # the emulator answers 404 there
-    try:
-        outcome = run_step(dock, dock.search)
-    finally:
-        log.messageReceived.disconnect(keep)
+    outcome = run_step(dock, dock.search)
     assert outcome.status == "failed" and "404" in outcome.error
     assert any(outcome.error in m for m in messages(qgis_iface, Qgis.Critical))
-    assert any(tag == "satplugin" and level == Qgis.Critical and outcome.error in text for tag, level, text in logged)
+    assert any(level == Qgis.Critical and outcome.error in text for level, text in satplugin_log)
     assert dock.status.text().startswith("Search products failed:")
 
 
