@@ -3,6 +3,7 @@
 The bridge turns ``QgsProcessingFeedback`` into the core's progress, cancel and log
 callbacks, and core errors into ``QgsProcessingException`` with the same message.
 """
+import re
 import signal
 import threading
 from contextlib import contextmanager
@@ -47,7 +48,7 @@ class SatPluginAlgorithm(QgsProcessingAlgorithm):
         return self.GROUP
 
     def shortHelpString(self):  # noqa: N802 (QGIS API)
-        return self.HELP
+        return help_html(self.HELP)
 
     def icon(self):
         return QIcon(str(ICON))
@@ -73,6 +74,16 @@ class SatPluginAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(exc)) from exc
         except SatPluginError as exc:
             raise QgsProcessingException(str(exc)) from exc
+
+
+def help_html(text: str) -> str:
+    """Help HTML with the source's line wrapping undone.
+
+    QGIS's help panel turns every newline into a paragraph break, so a sentence wrapped
+    in the source would be cut into fragments. The HELP strings stay wrapped for reading
+    in the code; paragraphs and line breaks are the HTML's own ``<p>`` and ``<br/>``.
+    """
+    return re.sub(r"[ \t]*\n\s*", " ", text).strip()
 
 
 class ConsoleLines:
