@@ -13,6 +13,7 @@ from qgis.core import QgsCoordinateReferenceSystem, QgsProcessingAlgorithm, QgsP
 from qgis.PyQt.QtGui import QIcon
 
 from ..qgis_satplugin.core.atomic import check_output_paths
+from ..qgis_satplugin.core.dependencies import require
 from ..qgis_satplugin.core.errors import Canceled, SatPluginError
 
 ICON = Path(__file__).resolve().parent.parent / "qgis_satplugin" / "resources" / "icon.svg"
@@ -163,5 +164,13 @@ def check_outputs_against_inputs(outputs: dict, inputs: dict) -> None:
     """Refuse, before any work, outputs that would overwrite an input or each other."""
     try:
         check_output_paths(outputs, inputs)
+    except SatPluginError as exc:
+        raise QgsProcessingException(str(exc)) from exc
+
+
+def require_packages(needed_by: str, *modules: str, alternative: str = "") -> None:
+    """:func:`core.dependencies.require` for an algorithm, before it reads its inputs."""
+    try:
+        require(needed_by, *modules, alternative=alternative)
     except SatPluginError as exc:
         raise QgsProcessingException(str(exc)) from exc

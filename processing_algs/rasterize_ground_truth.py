@@ -26,7 +26,7 @@ from qgis.PyQt.QtCore import QVariant
 from ..qgis_satplugin.core.errors import SatPluginError
 from ..qgis_satplugin.core.grid import PixelGrid, snapped_grid, transform_bounds, utm_grid_for_bounds
 from ..qgis_satplugin.core.ground_truth import OutputPaths, rasterize_ground_truth
-from .base import SatPluginAlgorithm, check_outputs_against_inputs, crs_string, layer_file
+from .base import SatPluginAlgorithm, check_outputs_against_inputs, crs_string, layer_file, require_packages
 from .qgis_inputs import grid_of_raster_layer
 
 INTEGER_TYPES = (QVariant.Int, QVariant.UInt, QVariant.LongLong, QVariant.ULongLong)
@@ -137,6 +137,8 @@ class RasterizeGroundTruth(SatPluginAlgorithm):
             },
             class_table=self.parameterAsFileOutput(parameters, "OUTPUT_CLASS_TABLE", context) or None,
         )
+        if outputs.distance_raster:
+            require_packages("OUTPUT_DISTANCE", "cv2", alternative="leave OUTPUT_DISTANCE empty")
         check_outputs_against_inputs(
             {name: getattr(outputs, attr) for name, (attr, _, _) in self.RASTER_OUTPUTS.items()}
             | {"OUTPUT_CLASS_TABLE": outputs.class_table},

@@ -23,6 +23,7 @@ from pyproj import CRS, Transformer
 from .atomic import AtomicOutputs, is_disk_full
 from .class_table import ClassTable, build_class_table
 from .coverage import expand_ranges, polygon_segments, strip_coverage
+from .dependencies import require
 from .errors import Canceled, SatPluginError
 from .geometry import polygonal_part
 from .grid import PixelGrid, check_memory
@@ -382,6 +383,8 @@ def rasterize_ground_truth(
     raster_paths = outputs.rasters()
     if not raster_paths and not outputs.class_table:
         raise SatPluginError("No output was requested; choose at least one output file.")
+    if outputs.distance_raster:
+        require("OUTPUT_DISTANCE", "cv2", alternative="leave OUTPUT_DISTANCE empty")
     grid.check_size()
     strip_rows_for(grid, strip_rows)  # refuses a grid too wide for memory, before any work
     table, class_of = build_class_table(class_values, class_names)

@@ -31,6 +31,7 @@ from .contract import ModelContract
 from .input_strips import StripReader
 from .output_raster import OutputRaster
 from .revisits import choose_revisits, describe_revisits
+from ..dependencies import require
 from .session import LoadedModel, load_model
 from .tiling import TileLayout, context_margin
 
@@ -92,6 +93,7 @@ def super_resolve(
         raise SatPluginError(f"The output must be a GeoTIFF (.tif), got {output.name}.")
     # Before any work: an output that would overwrite an input (or the model), that is a
     # folder, or whose folder cannot be written.
+    require("Super-resolution", "onnxruntime", "cv2")
     model_path = model.path if isinstance(model, LoadedModel) else (model or DEFAULT_MODEL)
     check_output_paths({"OUTPUT": output}, {**input_paths(inputs, "INPUT"), "MODEL": model_path})
     check_writable_folder(output)

@@ -1,0 +1,55 @@
+"""A missing optional package: one sentence naming the option and the install command, before any work."""
+import sys
+
+import numpy as np
+import pytest
+import shapely
+from qgis.core import QgsProcessingException
+
+from tests.superres_fixtures import dated_series
+
+
+@pytest.fixture
+def without(monkeypatch):
+    """Make modules unimportable for the test, as on a machine where they were never installed."""
+    def hide(*names):
+        for name in names:
+            monkeypatch.setitem(sys.modules, name, None)  # `import name` then raises ImportError
+    return hide
+
+
+def test_distance_output_without_opencv(satplugin_provider, without, tmp_path):
+    import geopandas as gpd
+    import processing
+
+    path = tmp_path / "fields.gpkg"
+    gpd.GeoDataFrame({"crop": [1]}, geometry=[shapely.box(500040, 4999440, 500100, 4999500)],
+                     crs="EPSG:32633").to_file(path, driver="GPKG")
+    without("cv2")
+    with pytest.raises(QgsProcessingException) as error:
+        processing.run("satplugin:rasterizegroundtruth", {
+            "INPUT": str(path), "CLASS_FIELD": "crop", "OUTPUT_CLASS": str(tmp_path / "c.tif"),
+            "OUTPUT_DISTANCE": str(tmp_path / "d.tif")})
+    assert str(error.value) == (
+        "OUTPUT_DISTANCE needs the Python package opencv-python-headless, which is not installed: install it "
+        "into QGIS's Python with 'python -m pip install \"opencv-python-headless==4.10.0.84\"', "
+        "or leave OUTPUT_DISTANCE empty."
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fields.gpkg"]
+    # Without the distance output the same run needs no OpenCV.
+    result = processing.run("satplugin:rasterizegroundtruth", {
+        "INPUT": str(path), "CLASS_FIELD": "crop", "OUTPUT_CLASS": str(tmp_path / "c.tif")})
+    assert result["LABELLED_PIXELS"] == 36
+
+
+def test_super_resolve_without_onnx_runtime(satplugin_provider, without, tmp_path):
+    import processing
+
+    paths = dated_series(tmp_path, [np.full((4, 8, 8), 1000)])
+    without("onnxruntime")
+    with pytest.raises(QgsProcessingException) as error:
+        processing.run("satplugin:superresolve", {"INPUT": [str(p) for p in paths], "OUTPUT": str(tmp_path / "sr.tif")})
+    assert str(error.value).startswith(
+        "Super-resolution needs the Python package onnxruntime-gpu, which is not installed: install it into QGIS's "
+        "Python with 'python -m pip install \"onnxruntime-gpu==1.31.1\"'")
+    assert not (tmp_path / "sr.tif").exists()
