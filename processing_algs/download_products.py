@@ -20,16 +20,27 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
-from ..qgis_satplugin.core.download import download_products
+from ..qgis_satplugin.core.download import as_products, download_products
 from ..qgis_satplugin.core.download.bands import L1C_BANDS
+from ..qgis_satplugin.core.download.product_list import check_references
+from ..qgis_satplugin.core.download.transfer import DOWNLOAD_RUN_DEADLINE_S
+from ..qgis_satplugin.core.errors import SatPluginError
+from ..qgis_satplugin.core.search.http import DEFAULT_REQUEST_DEADLINE_S
 from .base import SatPluginAlgorithm
-from .qgis_inputs import WGS84, aoi_geometry_4326, credentials_from_authcfg, grid_of_raster_layer
+from .qgis_inputs import (
+    WGS84,
+    add_network_parameters,
+    aoi_geometry_4326,
+    credentials_from_authcfg,
+    grid_of_raster_layer,
+    network_options,
+)
 
 PRESETS = [("rgbn_10m", "Preset: 10 m RGBN (B02 B03 B04 B08)"), ("l2a_all", "Preset: all L2A bands"), ("l1c_all", "Preset: all L1C bands")]
 BAND_CHOICES = [key for key, _ in PRESETS] + list(L1C_BANDS)
 BAND_LABELS = [label for _, label in PRESETS] + list(L1C_BANDS)
 
-HELP = """<p>Downloads the products chosen by "Search products": every date clipped to the area of
+HELP = f"""<p>Downloads the products chosen by "Search products": every date clipped to the area of
 interest, all chosen bands on one pixel grid, with cloud masks. The output folder is what
 "Export patches" and "Super-resolve" read.</p>
 <p><b>Products</b>: the PRODUCTS layer's selected features if any, else those with selected = 1, else
@@ -41,6 +52,14 @@ PIXEL_SIZE. Reflectance is resampled bilinearly, masks by nearest neighbour.</p>
 generated from the band list, UINT16, large areas split into requests of at most 2500 x 2500 px
 and stitched), STAC COGs (HTTP range reads of just the window needed, reprojected), or local
 SAFE/COG files. AUTHCFG, SERVICE_URL and TOKEN_URL as in the search.</p>
+<p><b>What a product list may say</b>: the Sentinel Hub address comes from SERVICE_URL or the
+documented default of the product's backend, never from the GeoPackage; a product stored with another
+address is refused (give that address in SERVICE_URL if you trust it). A STAC product's files must be
+http(s) URLs, a local product's files must lie inside the product; anything else is refused before
+any file is read.</p>
+<p><b>Network limits</b> (advanced): REQUEST_DEADLINE bounds one request, retries and waits included
+(default {DEFAULT_REQUEST_DEADLINE_S:g} s), RUN_DEADLINE all the network work of the run (default
+{DOWNLOAD_RUN_DEADLINE_S:g} s; a rerun resumes from the complete files).</p>
 <p><b>HARMONIZE</b> (on by default) removes the +1000 DN offset that processing baseline 04.00 and
 later add, so that every date shares one scale: reflectance = 0.0001 x DN.</p>
 <p><b>Output folder</b>: one multi-band COG per date (band descriptions, scale and offset to
@@ -81,6 +100,7 @@ class DownloadProducts(SatPluginAlgorithm):
             parameter = QgsProcessingParameterString(name, label, optional=True)
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
+        add_network_parameters(self, DOWNLOAD_RUN_DEADLINE_S)
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Output folder"))
         self.addOutput(QgsProcessingOutputString("MANIFEST", "Manifest (JSON)"))
         self.addOutput(QgsProcessingOutputNumber("DATE_COUNT", "Dates written"))
@@ -93,6 +113,12 @@ class DownloadProducts(SatPluginAlgorithm):
             raise QgsProcessingException("PRODUCTS is not a readable layer; give the output of 'Search products'.")
         rows = _product_rows(layer)
         feedback.pushInfo(f"{len(rows)} product(s) to download.")
+        service_url = self.parameterAsString(parameters, "SERVICE_URL", context) or None
+        try:
+            # Before any request: the layer is a data file anyone could have edited.
+            check_references(as_products(rows), service_url)
+        except SatPluginError as exc:
+            raise QgsProcessingException(str(exc)) from exc
         if parameters.get("AOI") or parameters.get("AOI_LAYER"):
             aoi = aoi_geometry_4326(self, parameters, context)
         else:
@@ -111,9 +137,10 @@ class DownloadProducts(SatPluginAlgorithm):
             include_masks=self.parameterAsBoolean(parameters, "INCLUDE_MASKS", context),
             harmonize=self.parameterAsBoolean(parameters, "HARMONIZE", context),
             max_concurrent=self.parameterAsInt(parameters, "MAX_CONCURRENT", context),
-            service_url=self.parameterAsString(parameters, "SERVICE_URL", context) or None,
+            service_url=service_url,
             token_url=self.parameterAsString(parameters, "TOKEN_URL", context) or None,
             credentials=credentials_from_authcfg(self.parameterAsString(parameters, "AUTHCFG", context)),
+            client_options=network_options(self, parameters, context),
         )
         return {
             "OUTPUT_FOLDER": str(result.output_folder),

@@ -1,4 +1,4 @@
-"""QGIS-side inputs several algorithms share: the area of interest and the credentials.
+"""QGIS-side inputs several algorithms share: the area of interest, the credentials and the network limits.
 
 Secrets are read from the QGIS authentication database at run time and handed to the
 core in memory only; parameters (and so saved models) hold just the authcfg id.
@@ -14,11 +14,14 @@ from qgis.core import (
     QgsCoordinateTransform,
     QgsGeometry,
     QgsProcessingException,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterNumber,
 )
 
 from ..qgis_satplugin.core.errors import SatPluginError
 from ..qgis_satplugin.core.grid import PixelGrid
 from ..qgis_satplugin.core.search import Credentials
+from ..qgis_satplugin.core.search.http import DEFAULT_REQUEST_DEADLINE_S
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 
@@ -78,6 +81,29 @@ def credentials_from_authcfg(authcfg):
             "with the OAuth client id as user name and the client secret as password."
         )
     return Credentials(client_id, secret)
+
+
+def add_network_parameters(algorithm, run_deadline_s: float) -> None:
+    """The advanced REQUEST_DEADLINE and RUN_DEADLINE parameters (seconds) of a networked algorithm.
+
+    A server that trickles its answer never trips a socket timeout, so these bound the
+    wall-clock time of one request (its retries and waits included) and of the whole run.
+    """
+    for name, label, default in (
+        ("REQUEST_DEADLINE", "Longest time for one request, retries included (s)", DEFAULT_REQUEST_DEADLINE_S),
+        ("RUN_DEADLINE", "Longest time for all the network work of the run (s)", run_deadline_s),
+    ):
+        parameter = QgsProcessingParameterNumber(name, label, QgsProcessingParameterNumber.Double, default, minValue=0.001)
+        parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        algorithm.addParameter(parameter)
+
+
+def network_options(algorithm, parameters, context) -> dict:
+    """The core's ``client_options`` from the parameters added by :func:`add_network_parameters`."""
+    return {
+        "request_deadline": algorithm.parameterAsDouble(parameters, "REQUEST_DEADLINE", context),
+        "run_deadline": algorithm.parameterAsDouble(parameters, "RUN_DEADLINE", context),
+    }
 
 
 def grid_of_raster_layer(layer) -> PixelGrid:

@@ -15,9 +15,12 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
 )
 
+from ..qgis_satplugin.core.errors import SatPluginError
 from ..qgis_satplugin.core.search import W_CLOUD, W_COVER, W_TIME, search_products, write_footprints_gpkg
+from ..qgis_satplugin.core.search.footprints_gpkg import check_output
+from ..qgis_satplugin.core.search.http import DEFAULT_REQUEST_DEADLINE_S, DEFAULT_RUN_DEADLINE_S
 from .base import SatPluginAlgorithm
-from .qgis_inputs import aoi_geometry_4326, credentials_from_authcfg
+from .qgis_inputs import add_network_parameters, aoi_geometry_4326, credentials_from_authcfg, network_options
 from .styles import save_footprint_style
 
 # (key, label): the keys are what the core takes; the order is the public enum order.
@@ -42,7 +45,13 @@ of the AOI each one covers, and their spread in time. The output GeoPackage is w
 secret in the QGIS authentication config AUTHCFG, Basic method: user name = client id, password =
 client secret; outside QGIS the environment variables SH_CLIENT_ID and SH_CLIENT_SECRET), a STAC
 API (Earth Search v1 by default, no account), or a local folder of .SAFE folders/zips and COG
-folders (the folder goes in SERVICE_URL). SERVICE_URL and TOKEN_URL override endpoints.</p>
+folders (the folder goes in SERVICE_URL). SERVICE_URL and TOKEN_URL override endpoints; requests that
+carry credentials never follow a redirect, so both must be the services' own addresses.</p>
+<p><b>Network limits</b> (advanced): REQUEST_DEADLINE bounds one request, retries and waits included
+(default {DEFAULT_REQUEST_DEADLINE_S:g} s), RUN_DEADLINE all the network work of the search (default
+{DEFAULT_RUN_DEADLINE_S:g} s). Every wait a server asks for is logged before it starts, one that would
+pass a deadline is refused with a message, and Cancel stops a wait or a stalled request within a second.
+Answers are capped (64 MiB for JSON), and a STAC item's files are only http(s) URLs.</p>
 <p><b>AOI</b>: AOI_LAYER polygons (only the selected ones when the layer has a selection) or the AOI
 extent. The season may cross New Year (e.g. 2023-11-01 to 2024-02-28); END_DATE includes its day.</p>
 <p><b>Strategies</b>: <i>every product, ranked</i> (by AOI cloud when measured, else scene cloud, then
@@ -94,6 +103,7 @@ class SearchProducts(SatPluginAlgorithm):
         )
         self.addParameter(QgsProcessingParameterEnum("STRATEGY", "Strategy", [label for _, label in STRATEGIES], defaultValue=0))
         self.addParameter(QgsProcessingParameterBoolean("AOI_CLOUD", "Measure cloud over the AOI (from SCL)", defaultValue=False))
+        add_network_parameters(self, DEFAULT_RUN_DEADLINE_S)
         self.addParameter(
             QgsProcessingParameterVectorDestination("OUTPUT", "Product footprints", QgsProcessing.TypeVectorPolygon)
         )
@@ -105,6 +115,10 @@ class SearchProducts(SatPluginAlgorithm):
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         if not output.lower().endswith(".gpkg"):
             raise QgsProcessingException(f"OUTPUT must be a GeoPackage (.gpkg) file, got {output}.")
+        try:
+            check_output(output)  # before the search: a long search must not be lost to a read-only folder
+        except SatPluginError as exc:
+            raise QgsProcessingException(str(exc)) from exc
         start = self.parameterAsDateTime(parameters, "START_DATE", context).date()
         end = self.parameterAsDateTime(parameters, "END_DATE", context).date()
         if not start.isValid() or not end.isValid():
@@ -129,6 +143,7 @@ class SearchProducts(SatPluginAlgorithm):
             token_url=self.parameterAsString(parameters, "TOKEN_URL", context) or None,
             credentials=credentials_from_authcfg(self.parameterAsString(parameters, "AUTHCFG", context)),
             aoi_cloud=self.parameterAsBoolean(parameters, "AOI_CLOUD", context),
+            client_options=network_options(self, parameters, context),
         )
         if not products:
             feedback.reportError(

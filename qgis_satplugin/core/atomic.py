@@ -90,9 +90,9 @@ def check_writable_folder(path: Path) -> None:
         raise SatPluginError(f"The output {path} is an existing folder; give a file name.")
     folder = path.resolve().parent
     if not folder.is_dir():
-        raise SatPluginError(f"Cannot write {path}: the folder {folder} does not exist.")
+        raise SatPluginError(f"Cannot write {path}: the folder {folder} does not exist; create it or choose another.")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise SatPluginError(f"Cannot write {path}: the folder {folder} is not writable.")
+        raise SatPluginError(f"Cannot write {path}: the folder {folder} is not writable; choose a folder you can write to.")
 
 
 def _same_path(a: Path, b: Path) -> bool:

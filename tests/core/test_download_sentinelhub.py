@@ -54,7 +54,7 @@ def run(server, folder, products=None, **kw):
     kw.setdefault("max_request_px", LIMIT)
     return download_products(
         products or found_products(server), s2_world.aoi_4326(), folder, kw.pop("bands", BANDS),
-        credentials=CREDS, token_url=server.token_url, **kw,
+        credentials=CREDS, service_url=server.url, token_url=server.token_url, **kw,
     )
 
 
@@ -154,7 +154,7 @@ def test_l1c_gets_the_clm_cloud_mask(monkeypatch, tmp_path):
 def test_wrong_credentials_say_so(server, tmp_path):
     products = found_products(server)
     with pytest.raises(CredentialsRefused, match="refused the credentials"):
-        download_products(products, s2_world.aoi_4326(), tmp_path, BANDS, credentials=("test-client", "wrong"), token_url=server.token_url)
+        download_products(products, s2_world.aoi_4326(), tmp_path, BANDS, credentials=("test-client", "wrong"), service_url=server.url, token_url=server.token_url)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -172,7 +172,8 @@ def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(module, "ogr_write", broken_write)
-    with pytest.raises(OSError):
+    # Issue 11: a failed write is one sentence for the user, not a raw OSError.
+    with pytest.raises(SatPluginError, match="Could not write result.gpkg .* previous result, if any, is unchanged"):
         write_footprints_gpkg([], path)
     assert read_info(str(path))["features"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.gpkg"]

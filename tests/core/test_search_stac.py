@@ -53,16 +53,19 @@ def test_band_id_asset_keys_and_jp2_fallback():
     item["assets"] = {
         "B02": {"href": "https://h/x/B02.tif"},
         "B8A": {"href": "https://h/x/B8A.tif"},
-        "red-jp2": {"href": "s3://b/x/B04.jp2"},
+        "red-jp2": {"href": "https://h/x/B04.jp2"},
+        "green-jp2": {"href": "s3://b/x/B03.jp2"},  # not http(s): refused (issue 11)
         "visual": {"href": "https://h/x/TCI.tif"},
         "thumbnail": {"href": "https://h/x/preview.jpg"},
     }
-    p = product_from_stac_item(item)
+    refused = []
+    p = product_from_stac_item(item, refused=refused)
     assert p.download["assets"] == {
         "B02": "https://h/x/B02.tif",
         "B8A": "https://h/x/B8A.tif",
-        "B04": "s3://b/x/B04.jp2",
+        "B04": "https://h/x/B04.jp2",
     }
+    assert refused == ["B03"]
 
 
 def test_item_without_geometry_is_skipped_and_bbox_is_a_fallback():

@@ -31,7 +31,12 @@ class Request:
 
 @dataclass
 class Scripted:
-    """A canned answer for the next request whose path starts with ``path``."""
+    """A canned answer for the next request whose path starts with ``path``.
+
+    ``body`` may also be a callable returning an iterator of byte chunks: the answer is
+    then streamed chunk by chunk (no ``Content-Length`` unless given, the connection
+    closes at the end), for answers too large to build in memory.
+    """
 
     status: int
     headers: dict = field(default_factory=dict)
@@ -67,6 +72,7 @@ class LoopbackServer:
 
     def __init__(self):
         self.requests: list[Request] = []
+        self.streamed_bytes = 0  # body bytes sent by streamed (callable) answers
         self._script: list[Scripted] = []
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
@@ -100,6 +106,14 @@ class LoopbackServer:
                     self.send_response(status)
                     for k, v in headers.items():
                         self.send_header(k, v)
+                    if callable(payload):
+                        self.send_header("Connection", "close")
+                        self.end_headers()
+                        self.close_connection = True
+                        for chunk in payload():
+                            self.wfile.write(chunk)
+                            server.streamed_bytes += len(chunk)
+                        return
                     if "Content-Length" not in headers:
                         self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
@@ -146,6 +160,7 @@ class LoopbackServer:
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
             headers = {"Content-Type": "application/json", **(headers or {})}
+        # A callable body is streamed (see Scripted).
         with self._lock:
             self._script.append(Scripted(status, dict(headers or {}), body, path, delay_s, skip))
 

@@ -13,6 +13,13 @@ One task per (acquisition, band): the products of the acquisition (tiles of one
 overpass) are read in a fixed order, harmonized each by its own baseline, and merged,
 the first product with data winning per pixel, so the result does not depend on the
 order in which threads finish.
+
+A product list is a data file anyone can edit, so every file reference in it is checked
+before it is opened (:func:`checked_file`): a STAC product's files are http(s) URLs,
+read through the plugin's own client; a local product's files lie inside its folder or
+zip. Anything else (a local path in a STAC product, ``/vsicurl/``, ``/vsis3/``...) is
+refused, so no local file's pixels end up in a dataset and GDAL never goes to a host
+of its own.
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 from rasterio.enums import Resampling
 
 from ..errors import SatPluginError
+from ..search.hrefs import is_http_url, local_file_in_product
 from ..search.http import BadAnswer, HttpStatusError
 from .bands import FILE_MASKS
 from .harmonize import Harmonization, apply_harmonization, plan_harmonization
@@ -32,6 +41,36 @@ from .transfer import ClientPool
 from .warp_read import is_remote, read_onto_grid
 
 BOA_FLAG = "earthsearch:boa_offset_applied"
+
+
+def checked_file(product, band: str) -> str:
+    """The reference of one band file of ``product``, once it passed the rule of its kind."""
+    dl = product.download or {}
+    href = (dl.get("assets") or {}).get(band)
+    if not href:
+        have = ", ".join(sorted(dl.get("assets") or {})) or "none"
+        raise SatPluginError(f"Product {product.product_id} has no {band} file (it has: {have}).")
+    if dl.get("kind") == "stac" and not is_http_url(href):
+        raise SatPluginError(
+            f"Product {product.product_id}: its {band} file {_shown(href)} is not an http(s) URL, and a STAC "
+            "product's files are only read over HTTP(S); search again to get a clean product list."
+        )
+    if dl.get("kind") == "local" and not local_file_in_product(href, dl.get("path")):
+        raise SatPluginError(
+            f"Product {product.product_id}: its {band} file {_shown(href)} is not inside the product "
+            f"{_shown(dl.get('path'))}; search the folder again to get a clean product list."
+        )
+    return href
+
+
+def _shown(value) -> str:
+    """A file reference fit for a message: no user info, no query string, not too long."""
+    text = str(value)
+    parts = urlsplit(text)
+    if parts.scheme and parts.netloc:
+        text = f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
+    text = text.split("?", 1)[0]
+    return repr(text if len(text) <= 200 else text[:200] + "...")
 
 
 class FileSources:
@@ -62,7 +101,7 @@ class FileSources:
     def _provider_removed_offset(self, product) -> bool | None:
         dl = product.download
         item = None
-        if dl.get("kind") == "stac" and dl.get("self") and is_remote(dl["self"]):
+        if dl.get("kind") == "stac" and is_http_url(dl.get("self")):
             try:
                 item = self.pool.client().get(dl["self"])
             except HttpStatusError as exc:  # gone or refused: the baseline decides, and the log says so
@@ -83,10 +122,7 @@ class FileSources:
         resampling = Resampling.nearest if mask else Resampling.bilinear
         merged = None
         for p in acq.products:
-            href = (p.download.get("assets") or {}).get(band)
-            if not href:
-                have = ", ".join(sorted(p.download.get("assets") or {})) or "none"
-                raise SatPluginError(f"Product {p.product_id} has no {band} file (it has: {have}).")
+            href = checked_file(p, band)
             data = self._read_with_retries(href, resampling, dtype)
             if harmonization is not None:
                 data = apply_harmonization(data, harmonization[p.product_id].subtract_dn)
@@ -112,7 +148,7 @@ class FileSources:
             except BadAnswer as exc:
                 problem = str(exc)
                 if attempt < client.max_attempts:
-                    client._retry_later(href.rsplit("/", 1)[-1], problem, client._backoff(attempt), attempt)
+                    client.retry_later(href.rsplit("/", 1)[-1], problem, client._backoff(attempt), attempt)
         raise SatPluginError(f"Gave up on {href.rsplit('/', 1)[-1]} after {client.max_attempts} attempts ({problem}).")
 
 

@@ -111,6 +111,25 @@ def _float(value):
         return None
 
 
+def check_references(products, service_url: str | None = None) -> None:
+    """Refuse, before any request, the references of a product list that the user did not choose.
+
+    A product list is a data file: a shared one could name a host to send the token to,
+    or files outside the products. The rules are :func:`.sentinelhub.service_url_for`
+    and :func:`.file_sources.checked_file`; the download applies them again as it goes.
+    """
+    from .file_sources import checked_file
+    from .sentinelhub import service_url_for
+
+    for p in products:
+        kind = (p.download or {}).get("kind")
+        if kind == "sentinelhub":
+            service_url_for(p, service_url)
+        elif kind in ("stac", "local"):
+            for band in (p.download or {}).get("assets") or {}:
+                checked_file(p, band)
+
+
 def as_products(products) -> list[Product]:
     """Accept Products, dicts, or a mix; refuse an empty list with advice."""
     out = [p if isinstance(p, Product) else product_from_row(dict(p)) for p in (products or [])]

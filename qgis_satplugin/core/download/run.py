@@ -40,7 +40,7 @@ from .cog_writer import StagedRaster
 from .file_sources import FileSources
 from .harmonize import REFLECTANCE_SCALE, apply_harmonization
 from .manifest import RESUME_NOTE, file_entry, file_is_current, read_manifest, reusable_entries, write_manifest
-from .product_list import as_products
+from .product_list import as_products, check_references
 from .sentinelhub import MAX_REQUEST_PX, ProcessApi
 from .transfer import ClientPool
 
@@ -117,6 +117,7 @@ def download_products(
     if user_canceled():
         raise Canceled()
     products = as_products(products)
+    check_references(products, service_url)  # a shared product list must not choose hosts or files
     band_list = resolve_bands(bands)
     check_bands_for(band_list, {p.collection for p in products})
     grid = reference_grid if reference_grid is not None else grid_for_aoi(aoi_geometry_4326, pixel_size)

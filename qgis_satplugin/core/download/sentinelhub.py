@@ -18,6 +18,11 @@ processing options apply to a whole request.
 
 The OAuth token is the Catalog backend's (same endpoint, same renewal and
 "401 with a cached token gets one fresh token" rule).
+
+Where the token goes is the user's choice only: the service URL is ``SERVICE_URL`` or
+the documented default of the product's backend (:func:`service_url_for`), never the
+address stored in a product list, which anyone who shared the GeoPackage could have
+written. A product whose stored address differs is refused before any request.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import math
 import threading
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import numpy as np
 from rasterio._err import CPLE_BaseError
@@ -43,7 +49,7 @@ from ..search.catalog import (
     CatalogBackend,
     as_credentials,
 )
-from ..search.http import BadAnswer, CredentialsRefused
+from ..search.http import BadAnswer, CredentialsRefused, origin, safe_url
 from .bands import MASK_NODATA, SENTINELHUB_MASKS
 from .harmonize import Harmonization, plan_harmonization
 from .transfer import ClientPool, read_body
@@ -142,6 +148,36 @@ def default_token_url(service_url: str) -> str:
     return SENTINELHUB_TOKEN_URL if service_url.rstrip("/") == SENTINELHUB_BASE_URL else CDSE_TOKEN_URL
 
 
+def default_service_url(backend: str | None) -> str:
+    """The documented Process API address of a search backend: commercial Sentinel Hub, else CDSE."""
+    return SENTINELHUB_BASE_URL if str(backend or "").lower() == "sentinelhub" else CDSE_BASE_URL
+
+
+def _same_service(a: str, b: str) -> bool:
+    return origin(a) == origin(b) and urlsplit(a).path.rstrip("/") == urlsplit(b).path.rstrip("/")
+
+
+def service_url_for(product, service_url: str | None = None) -> str:
+    """The Process API address to download ``product`` from, and so to send the token to.
+
+    ``service_url`` (the user's parameter) when given, else the documented default of
+    the product's backend; the address stored in the product list only serves as a
+    check, because a shared file could name any host. A stored address that differs is
+    refused, so a product found on one service is not fetched (with the user's token)
+    from another.
+    """
+    chosen = (service_url or "").strip().rstrip("/") or default_service_url(product.backend)
+    stored = (product.download or {}).get("service_url")
+    if stored and (not isinstance(stored, str) or not _same_service(stored.strip(), chosen)):
+        shown = safe_url(stored) if isinstance(stored, str) else repr(stored)
+        raise SatPluginError(
+            f"Product {product.product_id} was found on {shown}, but this download would send your token to "
+            f"{safe_url(chosen)}; give that product list's service in SERVICE_URL (and its TOKEN_URL) if you "
+            "trust it, or search again on the service you use."
+        )
+    return chosen
+
+
 class ProcessApi:
     """Fetches windows of one grid from the Process API; safe to call from many threads."""
 
@@ -178,25 +214,34 @@ class ProcessApi:
         dtype = "uint8" if mask else "uint16"
         shape = (len(bands), int(window.height), int(window.width))
 
+        client = self.pool.client(retry_after_unit=SENTINELHUB_RETRY_AFTER_UNIT)
+        # An uncompressed TIFF of the window is the largest legitimate answer; twice that is plenty.
+        limit = 2 * math.prod(shape) * np.dtype(dtype).itemsize + 1024 * 1024
+
         def read(response, where):
-            data = read_body(response, self.pool.is_canceled, self.pool.stats)
+            data = read_body(response, client, where, self.pool.stats, limit)
             return decode_tiff(data, shape, dtype)
 
-        client = self.pool.client(retry_after_unit=SENTINELHUB_RETRY_AFTER_UNIT)
         url = base + PROCESS_PATH
         auth = self._auth_for(base)
         for fresh_try in (False, True):
             token = self._token(auth, client, fresh=fresh_try)
             headers = {"Authorization": f"Bearer {token}", "Accept": "image/tiff", "Accept-Encoding": "identity"}
             try:
-                return client.send("POST", url, json=body, headers=headers, read=read, stream=True)
+                return client.send("POST", url, json=body, headers=headers, read=read)
             except CredentialsRefused:
                 if fresh_try:
                     raise
         raise AssertionError("unreachable")
 
     def _base_url(self, acq) -> str:
-        return self.service_url or (acq.products[0].download.get("service_url") or CDSE_BASE_URL).rstrip("/")
+        urls = {service_url_for(p, self.service_url) for p in acq.products}
+        if len(urls) > 1:
+            raise SatPluginError(
+                f"The products of {acq.stem} come from different services ({', '.join(sorted(urls))}); "
+                "download them in separate runs, each with its SERVICE_URL."
+            )
+        return urls.pop()
 
     def _auth_for(self, base: str) -> CatalogBackend:
         with self._lock:

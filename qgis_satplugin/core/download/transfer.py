@@ -5,11 +5,15 @@ exponential backoff, cancelable waits, bounded attempts) is ``JsonClient.send``'
 module adds what binary bodies need on top:
 
 * the body is streamed in chunks, so a cancel is seen between chunks, not after a
-  100 MB response;
+  100 MB response, and it is refused past the size the request can legitimately get
+  (the range asked for, the image asked for, or the client's ``max_body_bytes``);
 * the body must be exactly ``Content-Length`` bytes (urllib3 1.26 silently accepts a
   connection closed early) and, for range requests, the range asked for; anything else
   is a :class:`BadAnswer`, retried like a dropped connection;
-* bytes and requests are counted for the run's report.
+* bytes and requests are counted for the run's report;
+* one run deadline (:data:`DOWNLOAD_RUN_DEADLINE_S` unless ``run_deadline`` is among the
+  options) is shared by every thread's client, so retries and slow servers together
+  cannot hold a run past it.
 
 ``requests.Session`` is not thread-safe, so each worker thread gets its own client.
 """
@@ -21,9 +25,11 @@ import threading
 from typing import Callable
 
 from ..errors import Canceled
-from ..search.http import BadAnswer, JsonClient
+from ..search.http import BadAnswer, Deadline, JsonClient
 
-CHUNK_BYTES = 256 * 1024
+# A long series over a large area is hours of work; a run that passes this is stalled,
+# and a rerun resumes from its complete files.
+DOWNLOAD_RUN_DEADLINE_S = 12 * 3600.0
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
@@ -46,6 +52,7 @@ class ClientPool:
 
     def __init__(self, options: dict | None, is_canceled: Callable[[], bool], log: Callable[[str], None] | None):
         self.options = dict(options or {})
+        self.run_deadline = Deadline.of(self.options.pop("run_deadline", DOWNLOAD_RUN_DEADLINE_S))
         self.is_canceled = is_canceled
         self.log = log
         self.stats = TransferStats()
@@ -56,7 +63,10 @@ class ClientPool:
         cache = self._local.__dict__.setdefault("clients", {})
         if key not in cache:
             # The caller's options (a test's sleep, attempts, timeout) win over a backend's defaults.
-            cache[key] = JsonClient(**{"is_canceled": self.is_canceled, "log": self.log, **overrides, **self.options})
+            cache[key] = JsonClient(
+                **{"is_canceled": self.is_canceled, "log": self.log, **overrides, **self.options},
+                run_deadline=self.run_deadline,
+            )
         return cache[key]
 
     def check_canceled(self) -> None:
@@ -64,19 +74,15 @@ class ClientPool:
             raise Canceled()
 
 
-def read_body(response, is_canceled: Callable[[], bool], stats: TransferStats | None = None) -> bytes:
-    """The whole body, checking the cancel flag per chunk and the length at the end."""
+def read_body(response, client: JsonClient, where: str, stats: TransferStats | None = None, limit: int | None = None) -> bytes:
+    """The whole body (at most ``limit`` bytes), checking the cancel flag per chunk and the length at the end."""
     expected = response.headers.get("Content-Length")
-    buf = bytearray()
-    for chunk in response.iter_content(CHUNK_BYTES):
-        if is_canceled():
-            raise Canceled()
-        buf += chunk
+    data = client.read_limited(response, where, client.max_body_bytes if limit is None else limit, "file")
     if stats is not None:
-        stats.add(len(buf))
-    if expected is not None and expected.isdigit() and len(buf) != int(expected):
-        raise BadAnswer(f"the body ended after {len(buf)} of {expected} bytes")
-    return bytes(buf)
+        stats.add(len(data))
+    if expected is not None and expected.isdigit() and len(data) != int(expected):
+        raise BadAnswer(f"the body ended after {len(data)} of {expected} bytes")
+    return data
 
 
 def fetch_range(pool: ClientPool, url: str, start: int, length: int) -> tuple[int, bytes, int | None]:
@@ -86,9 +92,12 @@ def fetch_range(pool: ClientPool, url: str, start: int, length: int) -> tuple[in
     offset 0 when the server ignores ``Range`` and answers 200.
     """
     end = start + length - 1
+    client = pool.client()
 
     def read(response, where):
-        body = read_body(response, pool.is_canceled, pool.stats)
+        # A range answer holds the range; a server that ignores ranges sends the whole file.
+        limit = length if response.status_code == 206 else None
+        body = read_body(response, client, where, pool.stats, limit)
         if response.status_code == 200:  # the server ignored the range and sent everything
             return 0, body, len(body)
         m = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
@@ -103,4 +112,4 @@ def fetch_range(pool: ClientPool, url: str, start: int, length: int) -> tuple[in
         return start, body, size
 
     headers = {"Range": f"bytes={start}-{end}", "Accept-Encoding": "identity"}
-    return pool.client().send("GET", url, read=read, headers=headers, stream=True)
+    return client.send("GET", url, read=read, headers=headers)

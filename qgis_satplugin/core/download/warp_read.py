@@ -28,6 +28,7 @@ from rasterio.warp import reproject
 from rasterio.windows import Window, from_bounds
 
 from ..grid import PixelGrid, transform_bounds
+from ..search.hrefs import is_http_url
 from ..search.http import BadAnswer
 from .remote_file import remote_opener
 
@@ -37,7 +38,8 @@ GDAL_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
 
 
 def is_remote(href: str) -> bool:
-    return href.startswith(("http://", "https://"))
+    """Read through the plugin's HTTP client (never through GDAL's own network access)."""
+    return is_http_url(href)
 
 
 def choose_overview(src_res: float, target_res: float, decimations: list[int]) -> int | None:

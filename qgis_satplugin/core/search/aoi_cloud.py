@@ -35,13 +35,18 @@ _GDAL_ENV = {
     "GDAL_HTTP_MAX_RETRY": "3",
     "GDAL_HTTP_RETRY_DELAY": "1",
     "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.jp2",
+    # GDAL reads these itself, past the plugin's client and its deadlines: bound each of
+    # its HTTP requests as a whole (a few hundred kB), so a trickling server cannot hold it.
+    "GDAL_HTTP_TIMEOUT": "120",
+    "GDAL_HTTP_CONNECTTIMEOUT": "30",
 }
 
 
 def aoi_cloud_percent(scl_href: str, aoi_4326) -> float | None:
     """% of the AOI's valid SCL pixels that are cloud or cloud shadow; None if none are valid.
 
-    ``scl_href`` may be a local path, a GDAL ``/vsi...`` path or an http(s) URL.
+    ``scl_href`` is a local product's file (a path or its ``/vsizip/`` path) or an http(s)
+    URL; the search only hands over hrefs that passed :mod:`.hrefs`.
     """
     with rasterio.Env(**_GDAL_ENV), rasterio.open(scl_href) as src:
         aoi = _to_crs(aoi_4326, src.crs)

@@ -34,7 +34,7 @@ from .aoi import query_geometry
 from .http import CREDENTIALS_HELP, CredentialsRefused, HttpStatusError, JsonClient
 from .period import stac_interval
 from .products import Product, normalise_collection
-from .stac import band_assets, product_from_stac_item
+from .stac import product_from_stac_item, refused_assets_message
 
 CDSE_BASE_URL = "https://sh.dataspace.copernicus.eu"
 CDSE_TOKEN_URL = "https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token"
@@ -216,11 +216,16 @@ class CatalogBackend:
         body = self.search_body(aoi, start, end, collection, max_cloud)
         level = normalise_collection(collection)
         products: list[Product] = []
+        refused: list = []
         for page_number in range(1, self.max_pages + 1):
             page = self._post_search(client, credentials, body)
             features = page.get("features") or []
             for item in features:
-                product = product_from_stac_item(item, backend=self.name, collection=level)
+                if not isinstance(item, dict):
+                    continue
+                product = product_from_stac_item(
+                    item, backend=self.name, collection=level, base_url=self.search_url, refused=refused
+                )
                 if product is None:
                     continue
                 product.download = {
@@ -229,7 +234,7 @@ class CatalogBackend:
                     "collection": body["collections"][0],
                     "service_url": self.base_url,
                     "datetime": product.datetime.isoformat(),
-                    "assets": band_assets(item.get("assets") or {}),
+                    "assets": product.download["assets"],
                 }
                 products.append(product)
             nxt = (page.get("context") or {}).get("next")
@@ -246,6 +251,8 @@ class CatalogBackend:
         else:
             if log:
                 log(f"Stopped after {self.max_pages} pages; narrow the period or the area to see everything.")
+        if refused and log:
+            log(refused_assets_message(refused))
         if progress:
             progress(100.0)
         return products
@@ -281,17 +288,21 @@ class CatalogBackend:
             "client_secret": credentials.client_secret,
         }
         try:
-            answer = client.post(self.token_url, data=form)
+            # secret=True: the form is the client secret; it must reach this address and no other.
+            answer = client.post(self.token_url, data=form, secret=True)
         except HttpStatusError as exc:
             if exc.error_code in _BAD_CREDENTIAL_ERRORS:
                 raise CredentialsRefused(
                     f"The server refused the credentials (HTTP {exc.status}, {exc.error_code}). {CREDENTIALS_HELP}"
                 ) from None
             raise
-        token = answer.get("access_token")
-        if not token:
+        token = answer.get("access_token") if isinstance(answer, dict) else None
+        if not token or not isinstance(token, str):
             raise SatPluginError("The token endpoint answered without an access token; check the token URL.")
-        lifetime = float(answer.get("expires_in") or 300)
+        try:
+            lifetime = float(answer.get("expires_in") or 300)
+        except (TypeError, ValueError):
+            lifetime = 300.0
         self._token = token
         self._token_expires = self._clock() + max(0.0, lifetime - TOKEN_MARGIN_S)
         return token

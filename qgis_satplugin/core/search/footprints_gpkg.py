@@ -2,7 +2,9 @@
 
 The file is written under a temporary name in the target folder and then renamed over
 the target, so QGIS (or a model step reading it) never sees half a file, and a failed
-or canceled run leaves the previous result intact.
+or canceled run leaves the previous result intact. :func:`check_output` refuses an
+output that cannot be written before the search runs, so a long search is not lost to
+a read-only folder at the very end.
 
 pyogrio's raw writer is called directly rather than through a GeoDataFrame: it takes
 exact field types and NULL masks, so an unknown orbit stays NULL instead of becoming
@@ -18,10 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import shapely
+from pyogrio.errors import DataLayerError, DataSourceError
 from pyogrio.raw import write as ogr_write
 from pyproj import CRS
 from shapely.geometry import MultiPolygon
 
+from ..atomic import check_writable_folder, user_error_for
 from ..errors import SatPluginError
 from ..geometry import polygonal_part
 from .products import Product
@@ -93,18 +97,26 @@ def _columns(products: list[Product]):
     return data, masks
 
 
-def write_footprints_gpkg(products: list[Product], path, layer: str = DEFAULT_LAYER) -> str:
-    """Write the products to ``path`` (replacing it) and return the path.
-
-    An empty list still gives a valid layer with all fields, so a model that chains on
-    the result gets an empty layer instead of an error.
-    """
+def check_output(path) -> Path:
+    """The output GeoPackage's path, once it is one that can be written (else a SatPluginError)."""
     target = Path(path)
     if target.suffix.lower() != ".gpkg":
         raise SatPluginError(f"The footprint output must be a .gpkg file, got {target.name}.")
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise SatPluginError(f"The output folder {folder} does not exist.")
+    check_writable_folder(target)
+    return target
+
+
+def write_footprints_gpkg(products: list[Product], path, layer: str = DEFAULT_LAYER) -> str:
+    """Write the products to ``path`` (replacing it) and return the path.
+
+    An empty list still gives a valid layer with all fields, so a model that chains on
+    the result gets an empty layer instead of an error.
+    """
+    target = check_output(path)
+    folder = target.parent if str(target.parent) else Path(".")
     data, masks = _columns(products)
     geoms = [_as_multipolygon(p.aoi_footprint if p.aoi_footprint is not None else p.footprint) for p in products]
     wkb = np.array([None if g is None else shapely.to_wkb(g) for g in geoms], dtype=object)
@@ -122,6 +134,16 @@ def write_footprints_gpkg(products: list[Product], path, layer: str = DEFAULT_LA
             crs=CRS.from_epsg(4326).to_wkt(),
         )
         os.replace(tmp, target)
+    except (OSError, DataSourceError, DataLayerError) as exc:
+        # GDAL's messages are not OSErrors: the folder's state says what went wrong.
+        error = user_error_for(exc, folder, "The previous result, if any, is unchanged.")
+        if error is None:
+            check_output(target)
+            error = SatPluginError(
+                f"Could not write {target.name} in {folder} ({exc}); check that the folder is writable and has "
+                "free space. The previous result, if any, is unchanged."
+            )
+        raise error from None
     finally:
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
             if leftover.exists():

@@ -11,20 +11,46 @@ forever hangs a QGIS task, so attempts are bounded and every wait can be cancele
   clients failing together do not come back in lockstep.
 * 401 is never retried: it means the credentials are wrong, and the user has to act.
 
-Request bodies can hold client secrets (the OAuth token request), so neither log lines
+Time is bounded three ways. ``timeout`` is the socket's (per read: a server trickling a
+byte now and then never trips it); ``request_deadline`` bounds one logical request,
+attempts and waits included; ``run_deadline`` (a :class:`Deadline`, shareable between
+the clients of one run) bounds everything a run does on the network. A watchdog thread
+shuts the socket of a request down when its deadline passes or the user cancels, so a
+stalled server is left within a fraction of a second whatever phase it stalls in.
+Every wait is logged before it starts, and a wait that would pass a deadline is refused
+with a message instead of being slept through.
+
+Sizes are bounded too: a JSON answer is streamed and refused past ``max_json_bytes``,
+a binary body past the limit its reader gives (``max_body_bytes`` at most).
+
+Credentials never travel further than the address they were meant for: a request that
+carries a secret (an ``Authorization`` header, the OAuth token form) never follows a
+redirect, and a redirect answer to it is an error naming only the target's origin.
+Other requests follow a few redirects to http(s) addresses, without reading the bodies
+of the redirect answers. Request bodies can hold client secrets, so neither log lines
 nor exception messages ever include a body, a query string or a header.
 """
 
 from __future__ import annotations
 
+import json as jsonlib
+import math
 import random
+import socket
+import threading
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Callable
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3 import poolmanager
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..errors import Canceled, SatPluginError
 
@@ -35,9 +61,28 @@ BACKOFF_MAX_S = 60.0
 # A server asking for a longer pause than this is better answered with "try later"
 # than with a task that sits silently for many minutes.
 MAX_RETRY_AFTER_S = 600.0
-# How often the built-in sleep looks at the cancel flag.
+# One logical request, attempts and waits included: generous for a 150 MB Process API
+# answer on a slow line, short enough that a stalled server is noticed.
+DEFAULT_REQUEST_DEADLINE_S = 900.0
+# All the network work of one search (a download sets its own, longer one).
+DEFAULT_RUN_DEADLINE_S = 1800.0
+# A catalogue page or a token answer is a few hundred kB at most.
+DEFAULT_MAX_JSON_BYTES = 64 * 1024 * 1024
+# Nothing the plugin downloads in one request is larger than a few hundred MB.
+DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024 * 1024
+# The part of an error answer read to quote the server's reason.
+ERROR_BODY_BYTES = 64 * 1024
+MAX_REDIRECTS = 5
+READ_CHUNK_BYTES = 64 * 1024
+# How often the built-in sleep and the watchdog look at the cancel flag and the clock.
 _CANCEL_POLL_S = 0.25
+_WATCH_POLL_S = 0.1
 _TRANSIENT_ERRORS = (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
+_REDIRECTS = (301, 302, 303, 307, 308)
+# Header and form field names whose values are secrets: a request holding one never
+# follows a redirect.
+_SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie"}
+_SECRET_FIELDS = {"client_secret", "password", "refresh_token", "access_token", "api_key", "apikey"}
 
 CREDENTIALS_HELP = (
     "Check the client id and client secret in the QGIS authentication configuration "
@@ -64,24 +109,47 @@ class HttpStatusError(SatPluginError):
         self.error_code = error_code
 
 
+class RedirectRefused(SatPluginError):
+    """A redirect that was not followed: the request carried credentials, or it led off http(s)."""
+
+
+class DeadlineExceeded(SatPluginError):
+    """A request or a run ran out of time, or a wait would have passed its deadline."""
+
+
+class AnswerTooLarge(SatPluginError):
+    """An answer larger than anything the request can legitimately get."""
+
+
 class BadAnswer(Exception):
     """A 2xx answer whose body cannot be used (truncated, corrupt, wrong size): worth another try."""
-
-
-def _read_json(response: requests.Response, where: str):
-    try:
-        return response.json()
-    except ValueError:
-        raise SatPluginError(f"{where} answered HTTP {response.status_code} but not with JSON.") from None
 
 
 def safe_url(url: str) -> str:
     """The URL without query string or user info, fit for logs and messages."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
+    return f"{origin(url)}{parts.path}"
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL: what "the same server" means for credentials."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
     if parts.port:
         host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
+    return f"{parts.scheme.lower()}://{host}"
+
+
+def carries_secret(headers=None, data=None, json=None) -> bool:
+    """Whether a request holds credentials: then it must reach exactly the address it names."""
+    if any(str(k).lower() in _SECRET_HEADERS for k in (headers or {})):
+        return True
+    for body in (data, json):
+        if isinstance(body, dict) and any(str(k).lower() in _SECRET_FIELDS for k in body):
+            return True
+    return False
 
 
 def parse_retry_after(value: str | None, unit_s: float = 1.0, now: datetime | None = None) -> float | None:
@@ -96,9 +164,11 @@ def parse_retry_after(value: str | None, unit_s: float = 1.0, now: datetime | No
     if not text:
         return None
     try:
-        return max(0.0, float(text) * unit_s)
+        seconds = float(text) * unit_s
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
@@ -111,12 +181,239 @@ def parse_retry_after(value: str | None, unit_s: float = 1.0, now: datetime | No
     return max(0.0, (when - now).total_seconds())
 
 
+def _seconds(value: float) -> str:
+    return f"{value:g}"
+
+
+class Deadline:
+    """A time budget on the monotonic clock, shared by everything that spends it.
+
+    ``seconds`` None means no limit. ``kind`` ("request" or "run") and ``setting`` (the
+    parameter that raises it) only serve the messages. ``advance`` books time that an
+    injected ``sleep`` skipped, so a test's virtual waits spend the budget as real ones do.
+    """
+
+    def __init__(self, seconds: float | None, *, kind: str = "run", setting: str = "RUN_DEADLINE"):
+        if seconds is not None and not seconds > 0:
+            raise ValueError("a deadline must be a positive number of seconds, or None")
+        self.seconds = None if seconds is None else float(seconds)
+        self.kind = kind
+        self.setting = setting
+        self.waited = 0.0  # seconds spent in retry waits
+        self._start = time.monotonic()
+        self._skipped = 0.0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, value, *, kind: str = "run", setting: str = "RUN_DEADLINE") -> "Deadline":
+        """A Deadline as given, or a new one from a number of seconds (or None)."""
+        return value if isinstance(value, Deadline) else cls(value, kind=kind, setting=setting)
+
+    def left(self) -> float:
+        if self.seconds is None:
+            return math.inf
+        with self._lock:
+            return self.seconds - (time.monotonic() - self._start) - self._skipped
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._skipped += seconds
+
+    def add_wait(self, seconds: float) -> float:
+        with self._lock:
+            self.waited += seconds
+            return self.waited
+
+    def passed_error(self, where: str) -> DeadlineExceeded:
+        if self.kind == "request":
+            return DeadlineExceeded(
+                f"{where} did not finish answering within {_seconds(self.seconds)} s, the deadline of one "
+                f"request; the service is stalled or very slow: try again later, or allow more time with {self.setting}."
+            )
+        return DeadlineExceeded(
+            f"The run used up its network deadline of {_seconds(self.seconds)} s (last waiting for {where}); "
+            f"try again later (a download resumes from its complete files), or allow more time with {self.setting}."
+        )
+
+    def wait_refused_error(self, where: str, delay: float, problem: str) -> DeadlineExceeded:
+        return DeadlineExceeded(
+            f"{where} asks for a wait of {delay:.0f} s ({problem}), which would pass the {self.kind} deadline of "
+            f"{_seconds(self.seconds)} s; try again later, or allow more time with {self.setting}."
+        )
+
+
+# --- the watchdog: deadlines and cancel for requests blocked in a socket read -----------
+
+
+class _Watch:
+    """One request under watch: the sockets it uses and why it was stopped, if it was."""
+
+    def __init__(self, fire_at: float, reason: str, is_canceled: Callable[[], bool] | None):
+        self.fire_at = fire_at
+        self.reason = reason  # the deadline that sets fire_at: "request" or "run"
+        self.is_canceled = is_canceled
+        self.fired: str | None = None  # "request", "run" or "canceled"
+        self._socks: list = []
+        self._lock = threading.Lock()
+
+    def attach(self, conn) -> None:
+        """Remember ``conn``'s socket now: http.client drops it from the connection while
+        the response still reads from it (an answer that closes the connection)."""
+        sock = getattr(conn, "sock", None)
+        if sock is None:
+            return
+        with self._lock:
+            self._socks.append(sock)
+        if self.fired:
+            _shutdown(sock)
+
+    def check(self) -> None:
+        if self.fired is None:
+            if time.monotonic() >= self.fire_at:
+                self.fired = self.reason
+            elif self.is_canceled is not None:
+                try:
+                    if self.is_canceled():
+                        self.fired = "canceled"
+                except Exception:  # noqa: BLE001 - a broken callback must not kill the watchdog
+                    pass
+        if self.fired:
+            with self._lock:
+                socks = list(self._socks)
+            for sock in socks:
+                _shutdown(sock)
+
+
+def _shutdown(sock) -> None:
+    """Wake a thread blocked reading ``sock``: its read returns at once, with no data."""
+    sock = getattr(sock, "socket", sock)  # urllib3's TLS-in-TLS wrapper holds the real socket
+    if isinstance(sock, socket.socket):
+        try:
+            # The plain socket's shutdown: an SSL socket's own one would change its state
+            # under the thread that is reading it.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class _Watchdog:
+    """One daemon thread for all clients: it looks at every watched request each tick."""
+
+    def __init__(self):
+        self._watches: set[_Watch] = set()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, watch: _Watch) -> None:
+        with self._cond:
+            self._watches.add(watch)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="satplugin-http-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def remove(self, watch: _Watch) -> None:
+        with self._cond:
+            self._watches.discard(watch)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._watches:
+                    self._cond.wait()
+                watches = list(self._watches)
+            for watch in watches:
+                watch.check()
+            time.sleep(_WATCH_POLL_S)
+
+
+_WATCHDOG = _Watchdog()
+_CURRENT = threading.local()
+
+
+def _attach_to_current_watch(conn) -> None:
+    watch = getattr(_CURRENT, "watch", None)
+    if watch is not None:
+        watch.attach(conn)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def connect(self):
+        super().connect()
+        _attach_to_current_watch(self)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def connect(self):
+        super().connect()
+        _attach_to_current_watch(self)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    """Shows the watch the socket of every connection a request uses: a kept-alive one
+    when it is taken from the pool, a new one as soon as it is connected."""
+
+    ConnectionCls = _WatchedHTTPConnection
+
+    def _get_conn(self, timeout=None):
+        conn = super()._get_conn(timeout)
+        _attach_to_current_watch(conn)
+        return conn
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+    def _get_conn(self, timeout=None):
+        conn = super()._get_conn(timeout)
+        _attach_to_current_watch(conn)
+        return conn
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """urllib3's own pools, except that each connection a request takes is shown to its watch."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        # A SOCKS manager brings pools of its own; only the standard ones are replaced.
+        if manager.pool_classes_by_scheme is poolmanager.pool_classes_by_scheme:
+            manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
+
+
+def new_session() -> requests.Session:
+    """A ``requests.Session`` whose requests the watchdog can stop."""
+    session = requests.Session()
+    adapter = _WatchedAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+# --- the client -----------------------------------------------------------------------
+
+
+@dataclass
+class _Retry:
+    problem: str
+    delay: float | None = None  # None: exponential backoff
+
+
 class JsonClient:
-    """GET/POST returning parsed JSON, with bounded, cancelable retries.
+    """GET/POST returning parsed JSON, with bounded, cancelable retries and deadlines.
 
     ``sleep`` and ``is_canceled`` are injectable so tests run without real waits; an
-    injected ``sleep`` gets each whole wait in one call. ``now`` (a callable returning an
-    aware datetime) only serves to resolve HTTP-date ``Retry-After`` values.
+    injected ``sleep`` gets each whole wait in one call (and the deadlines count it as
+    spent). ``now`` (a callable returning an aware datetime) only serves to resolve
+    HTTP-date ``Retry-After`` values. ``request_deadline`` is in seconds (None: none);
+    ``run_deadline`` is seconds from now or a :class:`Deadline` shared with other clients.
     """
 
     def __init__(
@@ -128,6 +425,10 @@ class JsonClient:
         backoff_max: float = BACKOFF_MAX_S,
         retry_after_unit: float = 1.0,
         max_retry_after: float = MAX_RETRY_AFTER_S,
+        request_deadline: float | None = DEFAULT_REQUEST_DEADLINE_S,
+        run_deadline: float | Deadline | None = DEFAULT_RUN_DEADLINE_S,
+        max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         sleep: Callable[[float], None] | None = None,
         is_canceled: Callable[[], bool] | None = None,
         now: Callable[[], datetime] | None = None,
@@ -137,124 +438,236 @@ class JsonClient:
     ):
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if request_deadline is not None and not request_deadline > 0:
+            raise ValueError("request_deadline must be a positive number of seconds, or None")
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.retry_after_unit = retry_after_unit
         self.max_retry_after = max_retry_after
+        self.request_deadline = request_deadline
+        self.run_deadline = Deadline.of(run_deadline)
+        self.max_json_bytes = int(max_json_bytes)
+        self.max_body_bytes = int(max_body_bytes)
         self._sleep = sleep
         self.is_canceled = is_canceled
         self._now = now or (lambda: datetime.now(timezone.utc))
         self._rng = rng or random.Random()
         self._log = log
-        self.session = session or requests.Session()
+        self.session = session or new_session()
 
     def get(self, url: str, *, params=None, headers=None) -> dict:
         return self.request("GET", url, params=params, headers=headers)
 
-    def post(self, url: str, *, json=None, data=None, headers=None) -> dict:
-        return self.request("POST", url, json=json, data=data, headers=headers)
+    def post(self, url: str, *, json=None, data=None, headers=None, secret: bool = False) -> dict:
+        return self.request("POST", url, json=json, data=data, headers=headers, secret=secret)
 
-    def request(self, method: str, url: str, *, json=None, data=None, params=None, headers=None) -> dict:
+    def request(self, method: str, url: str, *, json=None, data=None, params=None, headers=None, secret=False) -> dict:
         """Send until a 2xx JSON answer, a non-retryable error or the last attempt."""
-        return self.send(method, url, read=_read_json, json=json, data=data, params=params, headers=headers)
+        return self.send(
+            method, url, read=self.read_json, json=json, data=data, params=params, headers=headers, secret=secret
+        )
 
-    def send(
-        self, method: str, url: str, *, read, json=None, data=None, params=None, headers=None, stream: bool = False
-    ):
+    def send(self, method: str, url: str, *, read, json=None, data=None, params=None, headers=None, secret=False):
         """The retry loop of :meth:`request` for any kind of answer.
 
-        ``read(response, where)`` turns a 2xx answer into the result. Binary downloads
-        pass ``stream=True`` and read the body themselves, so they can check the cancel
-        flag between chunks and compare the body with ``Content-Length``. ``read`` may
-        raise :class:`BadAnswer` (a truncated or corrupt body): that attempt is retried
-        like a dropped connection, and so are connection errors and timeouts raised
-        while the body is being read.
+        ``read(response, where)`` turns a 2xx answer into the result; the body is
+        streamed, so a reader takes it with :meth:`read_limited` (size cap and cancel
+        between chunks). ``read`` may raise :class:`BadAnswer` (a truncated or corrupt
+        body): that attempt is retried like a dropped connection, and so are connection
+        errors and timeouts raised while the body is being read. ``secret`` marks a
+        request that carries credentials in a way :func:`carries_secret` cannot see.
         """
         where = safe_url(url)
+        budget = Deadline(self.request_deadline, kind="request", setting="REQUEST_DEADLINE")
+        sends_secret = secret or carries_secret(headers, data, json)
         last_problem = "no answer"
         for attempt in range(1, self.max_attempts + 1):
             self._check_canceled()
+            outcome = self._attempt(method, url, where, read, budget, sends_secret, json, data, params, headers)
+            if not isinstance(outcome, _Retry):
+                return outcome
+            last_problem = outcome.problem
+            if attempt < self.max_attempts:
+                delay = outcome.delay if outcome.delay is not None else self._backoff(attempt)
+                self.retry_later(where, last_problem, delay, attempt, budget)
+        raise SatPluginError(
+            f"Gave up on {where} after {self.max_attempts} attempts (last problem: {last_problem}). "
+            "The service may be down; try again later."
+        )
+
+    def _attempt(self, method, url, where, read, budget, sends_secret, json, data, params, headers):
+        """One attempt: the answer's result, a :class:`_Retry`, or an exception for the user."""
+        with self._watched(where, budget) as watch:
             try:
-                response = self.session.request(
-                    method,
-                    url,
-                    json=json,
-                    data=data,
-                    params=params,
-                    headers=headers,
-                    timeout=self.timeout,
-                    **({"stream": True} if stream else {}),
-                )
+                response = self._open(method, url, where, watch, budget, sends_secret, json, data, params, headers)
             except requests.exceptions.SSLError:
+                self._raise_if_stopped(watch, where, budget)
                 # A certificate problem does not go away by waiting.
                 raise SatPluginError(
                     f"The secure connection to {where} failed (certificate or proxy problem); "
                     "check the system's certificates and the QGIS network/proxy settings."
                 ) from None
             except _TRANSIENT_ERRORS as exc:
-                last_problem = type(exc).__name__
-                if attempt < self.max_attempts:
-                    self._retry_later(where, last_problem, self._backoff(attempt), attempt)
-                continue
+                self._raise_if_stopped(watch, where, budget)
+                return _Retry(type(exc).__name__)
             except requests.RequestException as exc:
+                self._raise_if_stopped(watch, where, budget)
                 raise SatPluginError(f"Could not send the request to {where} ({type(exc).__name__}).") from None
-
-            status = response.status_code
-            if status == 401:
-                raise CredentialsRefused(
-                    f"The server refused the credentials (HTTP 401 from {where}). {CREDENTIALS_HELP}"
-                )
-            if status == 429 or status >= 500:
-                last_problem = f"HTTP {status}"
-                if stream:
-                    response.close()  # an unread streamed body would hold its connection
-                if attempt < self.max_attempts:
+            try:
+                status = response.status_code
+                if status == 401:
+                    raise CredentialsRefused(
+                        f"The server refused the credentials (HTTP 401 from {where}). {CREDENTIALS_HELP}"
+                    )
+                if status == 429 or status >= 500:
                     delay = parse_retry_after(response.headers.get("Retry-After"), self.retry_after_unit, self._now())
-                    if delay is None:
-                        delay = self._backoff(attempt)
-                    elif delay > self.max_retry_after:
+                    if delay is not None and delay > self.max_retry_after:
                         raise SatPluginError(
                             f"{where} is rate-limiting this account and asks to wait {delay:.0f} s; "
                             "try again later or reduce the search period."
                         )
-                    self._retry_later(where, last_problem, delay, attempt)
-                continue
-            if status >= 400:
-                raise HttpStatusError(
-                    f"{where} answered HTTP {status}: {_error_excerpt(response)}", status, _error_code(response)
-                )
-            try:
-                return read(response, where)
-            except (*_TRANSIENT_ERRORS, BadAnswer) as exc:
-                last_problem = str(exc) if isinstance(exc, BadAnswer) else type(exc).__name__
-                if attempt < self.max_attempts:
-                    self._retry_later(where, last_problem, self._backoff(attempt), attempt)
-                continue
+                    return _Retry(f"HTTP {status}", delay)
+                if status >= 400:
+                    body = self._error_body(response)
+                    raise HttpStatusError(f"{where} answered HTTP {status}: {_error_excerpt(body)}", status, _error_code(body))
+                if status >= 300:
+                    raise SatPluginError(f"{where} answered HTTP {status}, which is not an answer this plugin can use.")
+                try:
+                    return read(response, where)
+                except (*_TRANSIENT_ERRORS, BadAnswer) as exc:
+                    self._raise_if_stopped(watch, where, budget)
+                    return _Retry(str(exc) if isinstance(exc, BadAnswer) else type(exc).__name__)
+            except Exception:
+                # A body cut short by the watchdog reads as any error: say what really happened.
+                self._raise_if_stopped(watch, where, budget)
+                raise
             finally:
-                if stream:
-                    response.close()
-        raise SatPluginError(
-            f"Gave up on {where} after {self.max_attempts} attempts (last problem: {last_problem}). "
-            "The service may be down; try again later."
-        )
+                response.close()  # an unread body would hold its connection
+
+    def _open(self, method, url, where, watch, budget, sends_secret, json, data, params, headers):
+        """The response to the request, after the redirects that may be followed."""
+        target, body = url, {"json": json, "data": data, "params": params}
+        for _ in range(MAX_REDIRECTS + 1):
+            left = min(budget.left(), self.run_deadline.left())
+            response = self.session.request(
+                method,
+                target,
+                headers=headers,
+                # Connecting is not watched (no socket yet): bound it by the deadline itself.
+                timeout=(max(0.05, min(self.timeout, left)), self.timeout),
+                stream=True,
+                allow_redirects=False,
+                **body,
+            )
+            if response.status_code not in _REDIRECTS or "Location" not in response.headers:
+                return response
+            response.close()  # a redirect's body is never read
+            self._raise_if_stopped(watch, where, budget)
+            nxt = urljoin(target, response.headers["Location"])
+            if sends_secret:
+                raise RedirectRefused(
+                    f"{where} answered HTTP {response.status_code}, a redirect to {origin(nxt)}; requests that carry "
+                    "credentials are never sent on, so set the service and token URLs (SERVICE_URL, TOKEN_URL) to "
+                    "the service's own addresses."
+                )
+            if urlsplit(nxt).scheme.lower() not in ("http", "https"):
+                raise RedirectRefused(f"{where} redirects to a non-HTTP address; check the service URL.")
+            if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
+                method, body = "GET", {}
+            else:
+                body = {"json": json, "data": data}  # the query string is part of the new address
+            target = nxt
+        raise RedirectRefused(f"{where} redirects more than {MAX_REDIRECTS} times; check the service URL.")
+
+    @contextmanager
+    def _watched(self, where: str, budget: Deadline):
+        request_left, run_left = budget.left(), self.run_deadline.left()
+        if request_left <= 0:
+            raise budget.passed_error(where)
+        if run_left <= 0:
+            raise self.run_deadline.passed_error(where)
+        reason = "request" if request_left <= run_left else "run"
+        left = min(request_left, run_left)
+        watch = _Watch(time.monotonic() + left if math.isfinite(left) else math.inf, reason, self.is_canceled)
+        previous = getattr(_CURRENT, "watch", None)
+        _CURRENT.watch = watch
+        _WATCHDOG.add(watch)
+        try:
+            yield watch
+        finally:
+            _WATCHDOG.remove(watch)
+            _CURRENT.watch = previous
+
+    def _raise_if_stopped(self, watch: _Watch, where: str, budget: Deadline) -> None:
+        if watch.fired == "canceled":
+            raise Canceled()
+        if watch.fired == "request":
+            raise budget.passed_error(where)
+        if watch.fired == "run":
+            raise self.run_deadline.passed_error(where)
+
+    def read_limited(self, response, where: str, limit: int, what: str = "answer") -> bytes:
+        """The whole body, refused past ``limit`` bytes (decoded), checking cancel per chunk."""
+        declared = response.headers.get("Content-Length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+            raise _too_large(where, limit, what)
+        buf = bytearray()
+        try:
+            for chunk in response.iter_content(READ_CHUNK_BYTES):
+                self._check_canceled()
+                buf += chunk
+                if len(buf) > limit:
+                    raise _too_large(where, limit, what)
+        except requests.exceptions.ContentDecodingError:
+            raise BadAnswer("the body could not be decoded") from None
+        return bytes(buf)
+
+    def read_json(self, response, where: str):
+        """A JSON body, at most ``max_json_bytes`` long."""
+        raw = self.read_limited(response, where, self.max_json_bytes, "JSON answer")
+        try:
+            return jsonlib.loads(raw)
+        except ValueError:
+            raise SatPluginError(f"{where} answered HTTP {response.status_code} but not with JSON.") from None
+
+    def _error_body(self, response) -> bytes:
+        """The start of an error answer, enough to quote the server's reason."""
+        buf = bytearray()
+        try:
+            for chunk in response.iter_content(READ_CHUNK_BYTES):
+                buf += chunk
+                if len(buf) >= ERROR_BODY_BYTES:
+                    break
+        except (requests.RequestException, OSError):
+            pass
+        return bytes(buf[:ERROR_BODY_BYTES])
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with "equal jitter": half fixed, half random."""
         ceiling = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
         return ceiling * (0.5 + 0.5 * self._rng.random())
 
-    def _retry_later(self, where: str, problem: str, delay: float, attempt: int) -> None:
+    def retry_later(self, where: str, problem: str, delay: float, attempt: int, budget: Deadline | None = None) -> None:
+        """Log the wait before attempt ``attempt + 1``, then wait, unless it would pass a deadline."""
+        for deadline in (budget, self.run_deadline):
+            if deadline is not None and delay > deadline.left():
+                raise deadline.wait_refused_error(where, delay, problem)
+        total = budget.add_wait(delay) if budget is not None else delay
         if self._log:
             self._log(
-                f"{problem} from {where}; retrying in {delay:.1f} s (attempt {attempt + 1} of {self.max_attempts})."
+                f"{problem} from {where}; retrying in {delay:.1f} s (attempt {attempt + 1} of {self.max_attempts}; "
+                f"{total:.0f} s of waiting for this request in all)."
             )
-        self._wait(delay)
+        self._wait(delay, budget)
 
-    def _wait(self, seconds: float) -> None:
+    def _wait(self, seconds: float, budget: Deadline | None = None) -> None:
         if self._sleep is not None:
             self._sleep(seconds)
+            for deadline in (budget, self.run_deadline):
+                if deadline is not None:
+                    deadline.advance(seconds)
             self._check_canceled()
             return
         deadline = time.monotonic() + seconds
@@ -270,28 +683,38 @@ class JsonClient:
             raise Canceled()
 
 
-def _error_code(response: requests.Response) -> str | None:
+def _too_large(where: str, limit: int, what: str) -> AnswerTooLarge:
+    size = f"{limit / (1024 * 1024):g} MiB" if limit >= 1024 * 1024 else f"{limit} bytes"
+    return AnswerTooLarge(
+        f"{where} sent a {what} larger than {size}, more than this request can legitimately get; "
+        "check that the service URL points to the service itself, and try again later."
+    )
+
+
+def _parsed(body: bytes):
     try:
-        body = response.json()
+        return jsonlib.loads(body)
     except ValueError:
         return None
-    code = body.get("error") if isinstance(body, dict) else None
+
+
+def _error_code(body: bytes) -> str | None:
+    parsed = _parsed(body)
+    code = parsed.get("error") if isinstance(parsed, dict) else None
     return code if isinstance(code, str) else None
 
 
-def _error_excerpt(response: requests.Response, limit: int = 300) -> str:
+def _error_excerpt(body: bytes, limit: int = 300) -> str:
     """The server's own error text, short: it usually says what was wrong with the query."""
-    try:
-        body = response.json()
-    except ValueError:
-        text = (response.text or "").strip()
+    parsed = _parsed(body)
+    if isinstance(parsed, dict):
+        detail = parsed.get("description") or parsed.get("detail") or parsed.get("message") or parsed.get("error")
+        if isinstance(detail, dict):
+            detail = detail.get("message") or detail.get("reason") or detail
+        text = str(detail if detail is not None else parsed)
+    elif parsed is not None:
+        text = str(parsed)
     else:
-        if isinstance(body, dict):
-            detail = body.get("description") or body.get("detail") or body.get("message") or body.get("error")
-            if isinstance(detail, dict):
-                detail = detail.get("message") or detail.get("reason") or detail
-            text = str(detail if detail is not None else body)
-        else:
-            text = str(body)
+        text = body.decode("utf-8", "replace").strip()
     text = " ".join(text.split())
     return text[:limit] + ("..." if len(text) > limit else "") if text else "(no details)"

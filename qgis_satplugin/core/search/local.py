@@ -13,10 +13,17 @@ gives the scene cloud % and the data footprint (``EXT_POS_LIST``). When the foot
 is missing, the bounds of a band raster stand in (the whole tile square, which may
 overstate coverage for a product at a swath edge); with neither, the product is skipped
 with a warning rather than guessed.
+
+Nothing a product holds is trusted to be well-formed: the metadata file is read up to
+:data:`MAX_METADATA_BYTES` (a real one is a few hundred kB; a zip can inflate a small
+member to gigabytes), and the band files its ``IMAGE_FILE`` entries name must stay inside
+the product (:func:`hrefs.inside_product`), so a crafted product cannot pull another
+file of the disk into a dataset.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -31,6 +38,7 @@ from shapely.geometry import Polygon, box
 
 from ..errors import Canceled, SatPluginError
 from ..geometry import polygonal_part
+from .hrefs import inside_product
 from .products import (
     Product,
     canonical_band,
@@ -46,6 +54,9 @@ from .stac import product_from_stac_item
 MAX_DEPTH = 6
 # A STAC item is a few tens of kB; larger JSON files are something else.
 _MAX_ITEM_JSON_BYTES = 5_000_000
+# A product metadata file is a few hundred kB; more is a damaged or hostile product.
+MAX_METADATA_BYTES = 64 * 1024 * 1024
+_READ_CHUNK = 1024 * 1024
 _MTD_NAMES = ("MTD_MSIL2A.xml", "MTD_MSIL1C.xml")
 # Band image names inside a SAFE: T32TQM_20230612T101559_B02_10m.jp2 (L2A) or ..._B02.jp2 (L1C).
 _IMAGE_BAND = re.compile(r"_(B\d{2}|B8A|SCL)(?:_(\d{2})m)?$")
@@ -54,12 +65,13 @@ _IMAGE_BAND = re.compile(r"_(B\d{2}|B8A|SCL)(?:_(\d{2})m)?$")
 class LocalBackend:
     """Products found in a folder tree; filtering by date, AOI and cloud happens here too."""
 
-    def __init__(self, folder, *, name: str = "local", max_depth: int = MAX_DEPTH):
+    def __init__(self, folder, *, name: str = "local", max_depth: int = MAX_DEPTH, max_metadata_bytes: int = MAX_METADATA_BYTES):
         if not folder:
             raise SatPluginError("Choose the folder that holds the downloaded products.")
         self.folder = Path(folder)
         self.name = name
         self.max_depth = max_depth
+        self.max_metadata_bytes = max_metadata_bytes
 
     def search(
         self,
@@ -76,7 +88,9 @@ class LocalBackend:
         if not self.folder.is_dir():
             raise SatPluginError(f"The folder {self.folder} does not exist.")
         level = normalise_collection(collection)
-        found = scan_folder(self.folder, max_depth=self.max_depth, log=log, is_canceled=is_canceled)
+        found = scan_folder(
+            self.folder, max_depth=self.max_depth, log=log, is_canceled=is_canceled, max_metadata_bytes=self.max_metadata_bytes
+        )
         kept = []
         for p in found:
             p.backend = self.name
@@ -92,10 +106,14 @@ class LocalBackend:
         return kept
 
 
-def scan_folder(folder, *, max_depth: int = MAX_DEPTH, log=None, is_canceled=None) -> list[Product]:
+def scan_folder(
+    folder, *, max_depth: int = MAX_DEPTH, log=None, is_canceled=None, max_metadata_bytes: int = MAX_METADATA_BYTES
+) -> list[Product]:
     """Every recognisable product below ``folder``, unfiltered."""
     root = Path(folder)
     products = []
+    safe_folder = functools.partial(read_safe, max_metadata_bytes=max_metadata_bytes)
+    safe_zip = functools.partial(read_safe_zip, max_metadata_bytes=max_metadata_bytes)
     for dirpath, dirnames, filenames in os.walk(root):
         if is_canceled is not None and is_canceled():
             raise Canceled()
@@ -105,12 +123,12 @@ def scan_folder(folder, *, max_depth: int = MAX_DEPTH, log=None, is_canceled=Non
             dirnames[:] = []
         for d in sorted(dirnames):
             if d.upper().endswith(".SAFE"):
-                _add(products, read_safe, here / d, log)
+                _add(products, safe_folder, here / d, log)
         # A product folder is read as a whole: do not look inside it again.
         dirnames[:] = sorted(d for d in dirnames if not d.upper().endswith(".SAFE"))
         for f in sorted(filenames):
             if f.lower().endswith(".zip") and f.upper().startswith("S2"):
-                _add(products, read_safe_zip, here / f, log)
+                _add(products, safe_zip, here / f, log)
         if _looks_like_cog_folder(filenames):
             _add(products, read_cog_folder, here, log)
     return products
@@ -119,6 +137,10 @@ def scan_folder(folder, *, max_depth: int = MAX_DEPTH, log=None, is_canceled=Non
 def _add(products, reader, path, log):
     try:
         product = reader(path, log=log)
+    except SatPluginError as exc:
+        if log:
+            log(f"Skipped {path.name}: {exc}")
+        return
     except (OSError, ValueError, KeyError, ET.ParseError, zipfile.BadZipFile) as exc:
         if log:
             log(f"Skipped {path.name}: could not read it ({type(exc).__name__}: {exc}).")
@@ -137,21 +159,57 @@ def _looks_like_cog_folder(filenames) -> bool:
 # --- SAFE ---------------------------------------------------------------------------
 
 
-def read_safe(path, *, log=None) -> Product | None:
+class MetadataTooLarge(SatPluginError):
+    """A product metadata file far larger than a real one."""
+
+
+def _too_large(limit: int) -> MetadataTooLarge:
+    return MetadataTooLarge(
+        f"its product metadata is larger than {limit / (1024 * 1024):g} MiB, far more than a real one "
+        "(a few hundred kB), so the product is damaged or not a Sentinel-2 product; download it again."
+    )
+
+
+def read_capped(stream, limit: int) -> bytes:
+    """At most ``limit`` bytes of a file object, read in chunks; more is :class:`MetadataTooLarge`."""
+    buf = bytearray()
+    while True:
+        chunk = stream.read(min(_READ_CHUNK, limit + 1 - len(buf)))
+        if not chunk:
+            return bytes(buf)
+        buf += chunk
+        if len(buf) > limit:
+            raise _too_large(limit)
+
+
+def _product_images(name: str, entries, log) -> list[str]:
+    """The ``IMAGE_FILE`` entries that stay inside the product; the others are logged and dropped."""
+    kept = [e for e in entries if inside_product(e)]
+    if len(kept) < len(entries) and log:
+        log(
+            f"{name}: ignored {len(entries) - len(kept)} IMAGE_FILE entr(ies) of its metadata that point outside "
+            "the product; only files inside a product are read."
+        )
+    return kept
+
+
+def read_safe(path, *, log=None, max_metadata_bytes: int = MAX_METADATA_BYTES) -> Product | None:
     path = Path(path)
     mtd = next((path / n for n in _MTD_NAMES if (path / n).is_file()), None)
     if mtd is None:
         if log:
             log(f"Skipped {path.name}: no MTD_MSIL2A.xml or MTD_MSIL1C.xml inside.")
         return None
-    meta = parse_product_metadata(mtd.read_bytes())
-    images = {band: str(path / rel) for band, rel in _band_images(meta["images"]).items()}
+    with open(mtd, "rb") as f:
+        meta = parse_product_metadata(read_capped(f, max_metadata_bytes))
+    rel = _band_images(_product_images(path.name, meta["images"], log))
+    images = {band: str(path / r) for band, r in rel.items()}
     if not images:
         images = _glob_safe_images(path)
     return _safe_product(path.name, meta, images, str(path), log)
 
 
-def read_safe_zip(path, *, log=None) -> Product | None:
+def read_safe_zip(path, *, log=None, max_metadata_bytes: int = MAX_METADATA_BYTES) -> Product | None:
     path = Path(path)
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
@@ -160,11 +218,15 @@ def read_safe_zip(path, *, log=None) -> Product | None:
             if log:
                 log(f"Skipped {path.name}: no product metadata inside the archive.")
             return None
-        meta = parse_product_metadata(zf.read(mtd))
+        if zf.getinfo(mtd).file_size > max_metadata_bytes:
+            raise _too_large(max_metadata_bytes)  # the declared size; the read below checks the real one
+        with zf.open(mtd) as member:
+            meta = parse_product_metadata(read_capped(member, max_metadata_bytes))
         safe_dir = mtd.split("/", 1)[0]
-        rel = _band_images(meta["images"])
+        rel = _band_images(_product_images(path.name, meta["images"], log))
         if not rel:
-            rel = _band_images(n[len(safe_dir) + 1 :].rsplit(".", 1)[0] for n in names if n.endswith(".jp2"))
+            members = [n[len(safe_dir) + 1 :] for n in names if n.startswith(safe_dir + "/") and n.endswith(".jp2")]
+            rel = _band_images(m.rsplit(".", 1)[0] for m in members if inside_product(m))
     vsi = f"/vsizip/{path.resolve()}/{safe_dir}"
     images = {band: f"{vsi}/{r}" for band, r in rel.items()}
     return _safe_product(safe_dir, meta, images, str(path), log)

@@ -39,22 +39,30 @@ BACKENDS = ("earth_search", "cdse", "sentinelhub", "local")
 _ALIASES = {"stac": "earth_search", "earth-search": "earth_search", "copernicus": "cdse", "sentinel_hub": "sentinelhub"}
 
 
-def make_backend(backend, service_url=None, token_url=None, credentials=None):
+def make_backend(backend, service_url=None, token_url=None, credentials=None, client_options=None):
     """A backend object from its name; objects with a ``search`` method pass through.
 
     ``service_url`` is the STAC API URL, the Sentinel Hub base URL, or for ``local`` the
     folder to scan. Credentials are only looked up when a Sentinel Hub search runs.
+    ``client_options`` go to the HTTP client (deadlines, size caps, attempts...).
     """
     if hasattr(backend, "search"):
         return backend
     name = _ALIASES.get(str(backend).lower(), str(backend).lower())
+    options = dict(client_options or {})
     if name == "earth_search":
-        return StacBackend(service_url or EARTH_SEARCH_URL, name="earth_search")
+        return StacBackend(service_url or EARTH_SEARCH_URL, name="earth_search", client_options=options)
     if name == "cdse":
-        return CatalogBackend(service_url or CDSE_BASE_URL, token_url or CDSE_TOKEN_URL, credentials, name="cdse")
+        return CatalogBackend(
+            service_url or CDSE_BASE_URL, token_url or CDSE_TOKEN_URL, credentials, name="cdse", client_options=options
+        )
     if name == "sentinelhub":
         return CatalogBackend(
-            service_url or SENTINELHUB_BASE_URL, token_url or SENTINELHUB_TOKEN_URL, credentials, name="sentinelhub"
+            service_url or SENTINELHUB_BASE_URL,
+            token_url or SENTINELHUB_TOKEN_URL,
+            credentials,
+            name="sentinelhub",
+            client_options=options,
         )
     if name == "local":
         return LocalBackend(service_url, name="local")
@@ -78,6 +86,7 @@ def search_products(
     progress: Callable[[float], None] | None = None,
     is_canceled: Callable[[], bool] | None = None,
     log: Callable[[str], None] | None = None,
+    client_options: dict | None = None,
 ) -> list[Product]:
     """Search, filter, deduplicate and rank Sentinel-2 products over an AOI.
 
@@ -90,6 +99,8 @@ def search_products(
 
     ``backend`` is ``"earth_search"``, ``"cdse"``, ``"sentinelhub"``, ``"local"`` or a
     backend object; ``service_url`` overrides its URL (for ``local``: the folder).
+    ``client_options`` go to the HTTP client: ``request_deadline`` and ``run_deadline``
+    (seconds), ``max_json_bytes``, ``max_attempts``... (see :class:`.http.JsonClient`).
     """
     say = log or (lambda _msg: None)
     aoi = prepare_aoi(aoi_geometry_4326)
@@ -115,7 +126,7 @@ def search_products(
             progress(max(0.0, min(100.0, value)))
 
     search_share = 60.0 if aoi_cloud else 90.0
-    source = make_backend(backend, service_url, token_url, credentials)
+    source = make_backend(backend, service_url, token_url, credentials, client_options)
     found = source.search(
         aoi,
         start_dt,

@@ -6,7 +6,10 @@ APIs use a plain GET href. Both are followed, with a page cap and a loop guard s
 misbehaving server cannot keep a QGIS task busy forever.
 
 Items become :class:`Product` objects; the item's ``geometry`` is the data footprint
-(Earth Search computes it from the valid pixels), which is what coverage needs.
+(Earth Search computes it from the valid pixels), which is what coverage needs. Asset
+hrefs go through :func:`hrefs.remote_asset_url`: only http(s) URLs are kept (relative
+ones resolved against the item's own URL), so a catalogue cannot make the plugin read
+local files or send GDAL to other hosts.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from shapely.geometry import box, shape
 from ..errors import SatPluginError
 from ..geometry import polygonal_part
 from .aoi import query_geometry
+from .hrefs import remote_asset_url
 from .http import JsonClient
 from .period import stac_interval
 from .products import (
@@ -42,12 +46,21 @@ PAGE_LIMIT = 100
 MAX_PAGES = 200
 
 
-def product_from_stac_item(item: dict, *, backend: str = "stac", collection: str | None = None) -> Product | None:
+def product_from_stac_item(
+    item: dict,
+    *,
+    backend: str = "stac",
+    collection: str | None = None,
+    base_url: str | None = None,
+    refused: list | None = None,
+) -> Product | None:
     """A Product from a STAC item, or None when the item has no usable geometry or date.
 
     Properties win over what the id says; the SAFE name in ``s2:product_uri`` (or the id)
     fills the gaps, e.g. Earth Search has no ``sat:relative_orbit`` but its product URI
-    carries ``R037``.
+    carries ``R037``. ``base_url`` is the address the item came from: relative hrefs
+    resolve against the item's ``self`` link, itself resolved against ``base_url``.
+    The keys of assets left out because of their href are appended to ``refused``.
     """
     props = item.get("properties") or {}
     item_id = str(item.get("id") or "")
@@ -70,6 +83,7 @@ def product_from_stac_item(item: dict, *, backend: str = "stac", collection: str
 
     cloud = props.get("eo:cloud_cover")
     orbit = props.get("sat:relative_orbit", named.get("relative_orbit"))
+    own_url = remote_asset_url(_link(item, "self"), base_url)
     return Product(
         product_id=product_id,
         datetime=when,
@@ -85,27 +99,40 @@ def product_from_stac_item(item: dict, *, backend: str = "stac", collection: str
             "kind": "stac",
             "item_id": item_id,
             "collection": item.get("collection"),
-            "self": _link(item, "self"),
-            "assets": band_assets(item.get("assets") or {}),
+            "self": own_url,
+            "assets": band_assets(item.get("assets") or {}, own_url or base_url, refused),
         },
         processing_time=parse_datetime(props.get("s2:generation_time")) or named.get("processing_time"),
     )
 
 
-def band_assets(assets: dict) -> dict:
-    """Canonical band name -> href; cloud-optimised GeoTIFFs win over JPEG 2000 copies."""
+def band_assets(assets: dict, base_url: str | None = None, refused: list | None = None) -> dict:
+    """Canonical band name -> http(s) URL; cloud-optimised GeoTIFFs win over JPEG 2000 copies.
+
+    An href that :func:`hrefs.remote_asset_url` refuses is left out. Bands left without
+    any file because of that are appended to ``refused`` (an ``s3://`` copy beside an
+    https one, as Earth Search lists them, is no loss and is not reported).
+    """
     found: dict = {}
     jp2: dict = {}
+    lost: list = []
     for key, asset in assets.items():
-        href = (asset or {}).get("href")
-        if not href:
+        raw = asset.get("href") if isinstance(asset, dict) else None
+        if not raw or not isinstance(raw, str):
             continue
-        band = canonical_band(key) or canonical_band(posixpath.basename(urlsplit(href).path))
+        band = canonical_band(key) or canonical_band(posixpath.basename(urlsplit(raw).path))
         if band is None:
+            continue
+        href = remote_asset_url(raw, base_url)
+        if href is None:
+            lost.append(band)
             continue
         is_jp2 = key.lower().endswith("-jp2") or href.lower().endswith(".jp2")
         (jp2 if is_jp2 else found).setdefault(band, href)
-    return {**jp2, **found}
+    result = {**jp2, **found}
+    if refused is not None:
+        refused.extend(sorted({band for band in lost if band not in result}))
+    return result
 
 
 def _mgrs_tile(props: dict) -> str | None:
@@ -198,9 +225,15 @@ class StacBackend:
         client = self.client or JsonClient(**{"is_canceled": is_canceled, "log": log, **self.client_options})
         products = []
         skipped = 0
-        for items, matched in self._pages(client, self.search_body(aoi, start, end, collection, max_cloud), log):
+        refused: list = []
+        for items, matched, page_url in self._pages(client, self.search_body(aoi, start, end, collection, max_cloud), log):
             for item in items:
-                product = product_from_stac_item(item, backend=self.name, collection=collection)
+                if not isinstance(item, dict):
+                    skipped += 1
+                    continue
+                product = product_from_stac_item(
+                    item, backend=self.name, collection=collection, base_url=page_url, refused=refused
+                )
                 if product is None:
                     skipped += 1
                 else:
@@ -209,22 +242,28 @@ class StacBackend:
                 progress(min(100.0, 100.0 * len(products) / matched))
         if skipped and log:
             log(f"Skipped {skipped} item(s) without a geometry or date.")
+        if refused and log:
+            log(refused_assets_message(refused))
         return products
 
-    def _pages(self, client: JsonClient, body: dict, log) -> Iterator[tuple[list, int | None]]:
-        """Yield (items, total matched or None) per page, following ``next`` links."""
+    def _pages(self, client: JsonClient, body: dict, log) -> Iterator[tuple[list, int | None, str]]:
+        """Yield (items, total matched or None, the page's URL) per page, following ``next`` links."""
         method, url, payload = "POST", f"{self.url}/search", body
         seen = set()
         for _ in range(self.max_pages):
             page = client.post(url, json=payload) if method == "POST" else client.get(url)
             items = page.get("features") or []
             matched = page.get("numberMatched") or (page.get("context") or {}).get("matched")
-            yield items, matched
+            yield items, matched, url
             nxt = _next_link(page)
             if not items or nxt is None:
                 return
             method = (nxt.get("method") or "GET").upper()
-            url = nxt.get("href") or url
+            url = remote_asset_url(nxt.get("href"), url)
+            if url is None:
+                if log:
+                    log("The server's next-page link is not an http(s) URL; stopping there.")
+                return
             if method == "POST":
                 link_body = nxt.get("body") or {}
                 payload = {**payload, **link_body} if nxt.get("merge") else (link_body or payload)
@@ -236,6 +275,15 @@ class StacBackend:
             seen.add(key)
         if log:
             log(f"Stopped after {self.max_pages} pages; narrow the period or the area to see everything.")
+
+
+def refused_assets_message(bands: list) -> str:
+    """The log line for band files left out because their href is no http(s) URL."""
+    shown = ", ".join(sorted(set(map(str, bands))))
+    return (
+        f"Left out {len(bands)} band file(s) ({shown}) whose href is not an http(s) URL (a local path, another "
+        "scheme or a GDAL path): a catalogue's files are only read over HTTP(S)."
+    )
 
 
 def _next_link(page: dict) -> dict | None:
