@@ -5,8 +5,10 @@ The zip holds one top folder, ``satplugin/`` (the name QGIS installs the plugin 
 with the files git knows about: tracked files plus untracked files that .gitignore does
 not exclude (``git ls-files --cached --others --exclude-standard``), so virtual
 environments, caches and build outputs never get in. Development-only files (tests,
-benchmarks, CI, scripts, build and test configuration) and hidden files are left out.
-The version comes from metadata.txt. The zip is written to a temporary file first and
+benchmarks, CI, scripts, build and test configuration) and hidden files are left out;
+docs/ goes in, since the packaged README shows docs/images/ and links to docs/*.md.
+The version comes from metadata.txt; a build without the e-mail and repository address
+that plugins.qgis.org requires for an upload says so (the zip still installs from file). The zip is written to a temporary file first and
 then renamed, so an interrupted build never leaves a half-written zip behind.
 
 Usage:  .venv/bin/python scripts/package.py [--output-dir DIR]
@@ -26,10 +28,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_DIR = "satplugin"
 
 # Top-level folders and files that stay in the repository only.
-EXCLUDED_DIRS = {"tests", "benchmarks", ".ci", "scripts", "dist", "build-demo", "docs"}
+# docs/ is packaged: the README in the zip shows docs/images/dock.png and links to docs/*.md.
+EXCLUDED_DIRS = {"tests", "benchmarks", ".ci", "scripts", "dist", "build-demo"}
 EXCLUDED_FILES = {".gitignore", "pytest.ini", "Makefile", "requirements-dev.txt", "pb_tool.cfg"}
 REQUIRED = ["LICENSE", "metadata.txt", "__init__.py", "README.md", "requirements.txt"]
 REQUIRED_DIRS = ["qgis_satplugin", "processing_algs"]
+# Optional for QGIS, required by plugins.qgis.org for an upload; no placeholder is written for them.
+UPLOAD_METADATA = ("email", "repository")
 
 
 def plugin_version(root: Path = ROOT) -> str:
@@ -42,6 +47,14 @@ def plugin_version(root: Path = ROOT) -> str:
     if not version:
         sys.exit("package: the version in metadata.txt is empty")
     return version
+
+
+def missing_upload_metadata(root: Path = ROOT) -> list[str]:
+    """The fields plugins.qgis.org requires for an upload that metadata.txt leaves empty."""
+    meta = configparser.ConfigParser(interpolation=None)
+    meta.read(root / "metadata.txt", encoding="utf-8")
+    general = meta["general"] if meta.has_section("general") else {}
+    return [key for key in UPLOAD_METADATA if not general.get(key, "").strip()]
 
 
 def candidate_files(root: Path = ROOT) -> list[str]:
@@ -108,6 +121,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     target, count = build(args.output_dir.resolve())
     print(f"{target} ({count} files)")
+    missing = missing_upload_metadata()
+    if missing:
+        print(
+            f"package: metadata.txt has no {' and no '.join(missing)}: plugins.qgis.org refuses an upload "
+            "without them, so add the maintainers' real ones before uploading (the zip installs from file as it is)",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -13,8 +13,12 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_PY = ROOT / ".venv" / "bin" / "python"
 PYTHON = str(VENV_PY if VENV_PY.exists() else Path(sys.executable))
 
-# Fields plugins.qgis.org refuses an upload without.
-REQUIRED_METADATA = ("name", "qgisMinimumVersion", "description", "about", "version", "author", "email", "repository")
+# Fields QGIS and plugins.qgis.org need. plugins.qgis.org also refuses an upload without
+# UPLOAD_METADATA, which stay out of metadata.txt until the maintainers give real ones.
+REQUIRED_METADATA = ("name", "qgisMinimumVersion", "description", "about", "version", "author")
+UPLOAD_METADATA = ("email", "repository")
+# Placeholders that once stood in for real addresses: never again.
+PLACEHOLDERS = ("example.org", "example.com", "github.com/satplugin/satplugin")
 
 
 def _metadata():
@@ -37,8 +41,14 @@ def test_metadata_has_every_field_the_plugin_repository_requires():
     assert general["hasProcessingProvider"].strip() == "yes"
     assert re.fullmatch(r"\d+\.\d+\.\d+", general["version"].strip()), general["version"]
     assert re.fullmatch(r"3\.\d+", general["qgisMinimumVersion"].strip())
-    assert "@" in general["email"]
-    assert general["repository"].startswith("https://")
+    for key in ("email", "homepage", "repository", "tracker"):
+        value = general.get(key, "")
+        assert not any(p in value for p in PLACEHOLDERS), f"{key}={value} is a placeholder"
+    if general.get("email", "").strip():
+        assert "@" in general["email"]
+    for key in ("homepage", "repository", "tracker"):
+        if general.get(key, "").strip():
+            assert general[key].strip().startswith("https://"), general[key]
     icon = general.get("icon", "").strip()
     assert icon, "metadata.txt has no icon"
     assert (ROOT / icon).is_file(), f"icon {icon} does not exist"
@@ -87,6 +97,14 @@ def test_package_builds_a_clean_plugin_zip(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # Without the e-mail and repository an upload needs, the build says so (and still succeeds).
+    missing_for_upload = [key for key in UPLOAD_METADATA if not _metadata().get(key, "").strip()]
+    if missing_for_upload:
+        assert "plugins.qgis.org refuses an upload" in proc.stderr, proc.stderr
+        for key in missing_for_upload:
+            assert f"no {key}" in proc.stderr, proc.stderr
+    else:
+        assert "plugins.qgis.org" not in proc.stderr, proc.stderr
     version = _metadata()["version"].strip()
     zips = list(tmp_path.glob("*.zip"))
     assert [z.name for z in zips] == [f"satplugin-{version}.zip"]
@@ -97,6 +115,7 @@ def test_package_builds_a_clean_plugin_zip(tmp_path):
         names = zf.namelist()
         assert zf.testzip() is None
         zipped_metadata = zf.read("satplugin/metadata.txt").decode("utf-8")
+        zipped_readme = zf.read("satplugin/README.md").decode("utf-8")
     assert re.search(rf"\({len(names)} files\)", proc.stdout), proc.stdout
     assert [n for n in names if not n.startswith("satplugin/")] == []
     for required in (
@@ -109,6 +128,14 @@ def test_package_builds_a_clean_plugin_zip(tmp_path):
         assert required in names
     assert f"satplugin/{_metadata()['icon'].strip()}" in names
     assert f"\nversion={version}\n" in zipped_metadata
+    # What the packaged README shows and links to under docs/ travels with it.
+    assert "satplugin/docs/images/dock.png" in names
+    images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)|<img[^>]*\bsrc=\"([^\"]+)\"", zipped_readme)
+    images = [a or b for a, b in images]
+    assert "docs/images/dock.png" in images
+    links = [target.split("#")[0] for target in re.findall(r"\]\((docs/[^)\s]+)\)", zipped_readme)]
+    assert links, "the README links to no page under docs/"
+    assert [f for f in images + links if not f.startswith(("http://", "https://")) and f"satplugin/{f}" not in names] == []
     unwanted = [
         n
         for n in names
