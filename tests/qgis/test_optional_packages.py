@@ -53,3 +53,26 @@ def test_super_resolve_without_onnx_runtime(satplugin_provider, without, tmp_pat
         "Super-resolution needs the Python package onnxruntime-gpu, which is not installed: install it into QGIS's "
         "Python with 'python -m pip install \"onnxruntime-gpu==1.31.1\"'")
     assert not (tmp_path / "sr.tif").exists()
+
+
+def test_copernicus_search_needs_no_sentinelhub_package(satplugin_provider, without, tmp_path, monkeypatch):
+    """The Catalog and Process API backends speak HTTP themselves: sentinelhub-py is optional."""
+    from datetime import datetime, timezone
+
+    import processing
+
+    from tests.qgis.conftest import stored_basic_auth
+    from tests.qgis.test_search_alg import TILE_AOI
+    from tests.servers.items import catalog_item
+    from tests.servers.sentinelhub_api import SentinelHubServer
+
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    config_id = stored_basic_auth("cdse no sentinelhub", "test-client", "test-secret")
+    items = [catalog_item(when=datetime(2023, 6, 1 + i, 11, tzinfo=timezone.utc), cloud=10 * i) for i in range(3)]
+    without("sentinelhub")
+    with SentinelHubServer(items) as server:
+        result = processing.run("satplugin:searchproducts", {
+            "BACKEND": 0, "SERVICE_URL": server.url, "TOKEN_URL": server.token_url, "AUTHCFG": config_id,
+            "AOI": TILE_AOI, "START_DATE": "2023-06-01", "END_DATE": "2023-06-30",
+            "OUTPUT": str(tmp_path / "cdse.gpkg")})
+    assert result["PRODUCT_COUNT"] == 3
