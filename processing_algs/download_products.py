@@ -61,7 +61,13 @@ any file is read.</p>
 (default {DEFAULT_REQUEST_DEADLINE_S:g} s), RUN_DEADLINE all the network work of the run (default
 {DOWNLOAD_RUN_DEADLINE_S:g} s; a rerun resumes from the complete files).</p>
 <p><b>HARMONIZE</b> (on by default) removes the +1000 DN offset that processing baseline 04.00 and
-later add, so that every date shares one scale: reflectance = 0.0001 x DN.</p>
+later add, so that every date shares one scale: reflectance = 0.0001 x DN. Whether a provider already
+removed it comes from the search's product list (Earth Search's earthsearch:boa_offset_applied); where
+the list does not say, the baseline decides and the log and manifest say so.</p>
+<p><b>Files that cannot be read</b> are refused before the download starts: Earth Search's L1C files are
+in a requester-pays S3 bucket (search L1C with CDSE or Sentinel Hub instead). Planetary Computer files
+are read with SAS tokens fetched from its token API as needed, sent only to Azure Blob Storage, and
+never written to the output or the log.</p>
 <p><b>Output folder</b>: one multi-band COG per date (band descriptions, scale and offset to
 reflectance, nodata 0, acquisition time and product id as tags), a mask per date (SCL for L2A),
 and manifest.json (grid, bands, dates, files, sizes, SHA-256). A rerun skips files whose checksum

@@ -16,7 +16,7 @@ from qgis.core import (
 )
 
 from ..qgis_satplugin.core.errors import SatPluginError
-from ..qgis_satplugin.core.search import W_CLOUD, W_COVER, W_TIME, search_products, write_footprints_gpkg
+from ..qgis_satplugin.core.search import W_CLOUD, W_COVER, W_TIME, acq_groups, search_products, write_footprints_gpkg
 from ..qgis_satplugin.core.search.footprints_gpkg import check_output
 from ..qgis_satplugin.core.search.http import DEFAULT_REQUEST_DEADLINE_S, DEFAULT_RUN_DEADLINE_S
 from .base import SatPluginAlgorithm
@@ -29,11 +29,13 @@ BACKENDS = [
     ("sentinelhub", "Sentinel Hub (commercial account)"),
     ("earth_search", "STAC API (Earth Search v1 by default; no account)"),
     ("local", "Local folder of products (SERVICE_URL = the folder)"),
+    ("planetary_computer", "Microsoft Planetary Computer (STAC API, L2A; files signed with its SAS tokens; no account)"),
 ]
 COLLECTIONS = ["L2A", "L1C"]
 STRATEGIES = [
-    ("all", "Every product, ranked"),
-    ("even", "Best MAX_PRODUCTS spread evenly over the season"),
+    ("all", "Every date, ranked by the share of the AOI that is clear"),
+    ("even", "Best MAX_PRODUCTS dates spread evenly over the season"),
+    ("cloud", "Every date, ranked by least cloud"),
 ]
 LAYER = "products"
 
@@ -44,9 +46,15 @@ of the AOI each one covers, and their spread in time. The output GeoPackage is w
 <p><b>Backends</b>: Copernicus Data Space Ecosystem and Sentinel Hub (Catalog API; client id and
 secret in the QGIS authentication config AUTHCFG, Basic method: user name = client id, password =
 client secret; outside QGIS the environment variables SH_CLIENT_ID and SH_CLIENT_SECRET), a STAC
-API (Earth Search v1 by default, no account), or a local folder of .SAFE folders/zips and COG
-folders (the folder goes in SERVICE_URL). SERVICE_URL and TOKEN_URL override endpoints; requests that
-carry credentials never follow a redirect, so both must be the services' own addresses.</p>
+API (Earth Search v1 by default, no account: L2A from its current collection sentinel-2-c1-l2a and
+from the legacy sentinel-2-l2a for dates Collection 1 lacks; its L1C files are in a requester-pays S3
+bucket the plugin cannot read, so search L1C with CDSE or Sentinel Hub to download it), Microsoft
+Planetary Computer (L2A; its files are read with short-lived SAS tokens that are never stored), or
+a local folder of .SAFE folders/zips and COG folders, found at any depth (the folder goes in
+SERVICE_URL). Items are judged by what they say they are: another mission or level is left out and
+counted in the log, even when a server answers with more than the collection asked for. SERVICE_URL
+and TOKEN_URL override endpoints; requests that carry credentials never follow a redirect, so both
+must be the services' own addresses.</p>
 <p><b>Network limits</b> (advanced): REQUEST_DEADLINE bounds one request, retries and waits included
 (default {DEFAULT_REQUEST_DEADLINE_S:g} s), RUN_DEADLINE all the network work of the search (default
 {DEFAULT_RUN_DEADLINE_S:g} s). Every wait a server asks for is logged before it starts, one that would
@@ -54,14 +62,20 @@ pass a deadline is refused with a message, and Cancel stops a wait or a stalled 
 Answers are capped (64 MiB for JSON), and a STAC item's files are only http(s) URLs.</p>
 <p><b>AOI</b>: AOI_LAYER polygons (only the selected ones when the layer has a selection) or the AOI
 extent. The season may cross New Year (e.g. 2023-11-01 to 2024-02-28); END_DATE includes its day.</p>
-<p><b>Strategies</b>: <i>every product, ranked</i> (by AOI cloud when measured, else scene cloud, then
-AOI coverage, then date), or <i>spread evenly</i>: MAX_PRODUCTS target dates at the centres of equal
-bins of the season; each takes the unchosen product with the lowest cost
-= {W_TIME:g} × |days from target| / bin width + {W_CLOUD:g} × cloud % / 100 + {W_COVER:g} × (100 − AOI
-coverage %) / 100. Reprocessed duplicates of one acquisition collapse to the newest baseline.</p>
+<p><b>Dates, not tiles</b>: the tiles of one overpass (same acq_group) are ranked, chosen and counted
+together, as the download mosaics them into one image per date; MAX_PRODUCTS counts dates, and
+MIN_AOI_COVERAGE applies to what a date's tiles cover together. A date's cloud is its tiles' cloud (over
+the AOI when measured, else the scene's) weighted by how much of the AOI each covers.</p>
+<p><b>Strategies</b>: <i>every date, ranked by the share of the AOI that is clear</i> = AOI coverage %
+× (1 − cloud % / 100), then least cloud, then date (the default); <i>spread evenly</i>: MAX_PRODUCTS
+target dates at the centres of equal bins of the season; each takes the unchosen date with the lowest
+cost = {W_TIME:g} × |days from target| / bin width + {W_CLOUD:g} × cloud % / 100 + {W_COVER:g} × (100 −
+AOI coverage %) / 100; or <i>every date, ranked by least cloud</i>, then AOI coverage, then date.
+Reprocessed duplicates of one acquisition collapse to the newest baseline.</p>
 <p>Per product: product id, datetime (UTC), platform, MGRS tile, relative orbit, processing baseline,
 collection, scene cloud %, AOI coverage %, AOI cloud %, rank, selected, backend, the download
-references (JSON) and acq_group (date_orbit: tiles of one overpass share it). Footprints are the
+references (JSON: files, and whether the provider already removed the baseline 04.00 offset) and
+acq_group (date_orbit: tiles of one overpass share it, and share a rank). Footprints are the
 data footprints clipped to the AOI, styled by cloud %. No product gives a valid empty layer.</p>
 <p><b>Example</b> (command line):<br/>
 <code>qgis_process run satplugin:searchproducts -- BACKEND=2 AOI="13.9,14.1,45.9,46.1 [EPSG:4326]"
@@ -99,7 +113,7 @@ class SearchProducts(SatPluginAlgorithm):
             )
         )
         self.addParameter(
-            QgsProcessingParameterNumber("MAX_PRODUCTS", "Products to select (0: all)", QgsProcessingParameterNumber.Integer, 10, minValue=0)
+            QgsProcessingParameterNumber("MAX_PRODUCTS", "Dates to select (0: all)", QgsProcessingParameterNumber.Integer, 10, minValue=0)
         )
         self.addParameter(QgsProcessingParameterEnum("STRATEGY", "Strategy", [label for _, label in STRATEGIES], defaultValue=0))
         self.addParameter(QgsProcessingParameterBoolean("AOI_CLOUD", "Measure cloud over the AOI (from SCL)", defaultValue=False))
@@ -109,6 +123,7 @@ class SearchProducts(SatPluginAlgorithm):
         )
         self.addOutput(QgsProcessingOutputNumber("PRODUCT_COUNT", "Products found"))
         self.addOutput(QgsProcessingOutputNumber("SELECTED_COUNT", "Products selected"))
+        self.addOutput(QgsProcessingOutputNumber("SELECTED_DATES", "Dates selected (a date's tiles count once)"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         backend = BACKENDS[self.parameterAsEnum(parameters, "BACKEND", context)][0]
@@ -159,4 +174,5 @@ class SearchProducts(SatPluginAlgorithm):
             "OUTPUT": output,
             "PRODUCT_COUNT": len(products),
             "SELECTED_COUNT": sum(1 for p in products if p.selected),
+            "SELECTED_DATES": len(acq_groups([p for p in products if p.selected])),
         }

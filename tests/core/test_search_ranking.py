@@ -103,16 +103,19 @@ def test_search_across_two_tiles_end_to_end():
         found = search_products(
             StacBackend(server.url, client_options={"sleep": Sleeps()}), AOI_ACROSS, "2020-02-01", "2020-02-29"
         )
-    assert [p.mgrs_tile for p in found] == ["29RKH", "29RLH"]  # least cloud first
+    assert [p.mgrs_tile for p in found] == ["29RKH", "29RLH"]  # one acquisition: its tiles in tile order
     by_tile = {p.mgrs_tile: p for p in found}
     assert by_tile["29RKH"].aoi_coverage == pytest.approx(coverage_percent(WEST, AOI_ACROSS))
     assert by_tile["29RLH"].aoi_coverage == pytest.approx(100.0)
     # Same date and orbit: one overpass, recognisable in the output.
     assert by_tile["29RKH"].acq_group == by_tile["29RLH"].acq_group == "2020-02-19_R037"
     assert by_tile["29RKH"].aoi_footprint.equals(WEST.intersection(AOI_ACROSS))
-    assert [p.rank for p in found] == [1, 2] and all(p.selected for p in found)
-    # A minimum coverage drops the partial tile.
-    with StacApiServer(items) as server:
+    # Issue 12: the tiles of one overpass are ranked and selected together.
+    assert [p.rank for p in found] == [1, 1] and all(p.selected for p in found)
+    # A minimum coverage judges the date's tiles together: Feb 19 covers the AOI, a later
+    # date with only the western tile (about a fifth of the AOI) does not.
+    later = stac_item(tile="29RKH", when=when + timedelta(days=10), geometry=WEST, cloud=0.0)
+    with StacApiServer([*items, later]) as server:
         strict = search_products(
             StacBackend(server.url, client_options={"sleep": Sleeps()}),
             AOI_ACROSS,
@@ -120,7 +123,7 @@ def test_search_across_two_tiles_end_to_end():
             "2020-02-29",
             min_aoi_coverage=90,
         )
-    assert [p.mgrs_tile for p in strict] == ["29RLH"]
+    assert [(p.mgrs_tile, p.datetime.day) for p in strict] == [("29RKH", 19), ("29RLH", 19)]
 
 
 def test_filters_are_inclusive_and_prefer_aoi_cloud():
@@ -216,8 +219,9 @@ def test_even_tie_goes_to_earlier_then_lower_id():
     early = product("Z-early", target - timedelta(days=1), cloud=10.0)
     late = product("A-late", target + timedelta(days=1), cloud=10.0)
     assert [p.product_id for p in select_even([late, early], start, end, 1) if p.selected] == ["Z-early"]
-    twin_b = product("twin-b", target, cloud=10.0)
-    twin_a = product("twin-a", target, cloud=10.0)
+    # Two acquisitions at the same time: other orbits (the same orbit would be one acquisition).
+    twin_b = product("twin-b", target, cloud=10.0, relative_orbit=80)
+    twin_a = product("twin-a", target, cloud=10.0, relative_orbit=8)
     assert [p.product_id for p in select_even([twin_b, twin_a], start, end, 1) if p.selected] == ["twin-a"]
 
 

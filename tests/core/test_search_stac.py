@@ -106,7 +106,7 @@ def test_pagination_follows_next_links(next_mode):
     else:
         assert [r.method for r in searches] == ["POST", "POST", "POST"]
         # Follow-up pages keep the original query (the server would otherwise reset it).
-        assert all(r.json["collections"] == ["sentinel-2-l2a"] for r in searches)
+        assert all(r.json["collections"] == ["sentinel-2-c1-l2a", "sentinel-2-l2a"] for r in searches)
         assert "next" in searches[1].json and "next" in searches[2].json
 
 

@@ -7,6 +7,7 @@ import rasterio
 from qgis.core import QgsProcessingException, QgsProject, QgsVectorLayer
 
 from tests.conftest import ROOT, run_qgis_process
+from satplugin.qgis_satplugin.core.grid import PixelGrid
 from tests.qgis.conftest import AOI, GRID
 
 
@@ -88,3 +89,36 @@ def test_a_layer_that_is_not_a_product_list_is_refused(satplugin_provider, tmp_p
     with pytest.raises(QgsProcessingException, match="product_id/download"):
         run({"PRODUCTS": layer, "AOI": AOI, "OUTPUT_FOLDER": str(tmp_path / "o")})
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_planetary_computer_search_then_download_signs_every_read(satplugin_provider, tmp_path):
+    """Search (BACKEND=4) and download through processing: the layer carries no token, the reads all do."""
+    import processing
+
+    from tests.servers import s2_world
+    from tests.servers.planetary import PlanetaryComputerServer, SignedBlobServer, planetary_product
+
+    root = tmp_path / "blobs"
+    bounds = s2_world.aoi_4326().bounds
+    aoi = f"{bounds[0]},{bounds[2]},{bounds[1]},{bounds[3]} [EPSG:4326]"
+    with PlanetaryComputerServer() as pc, SignedBlobServer(root, pc) as blobs:
+        pc.items.append(planetary_product(root, blobs.url))
+        found = processing.run("satplugin:searchproducts", {
+            "BACKEND": 4, "SERVICE_URL": pc.stac_url, "AOI": aoi, "START_DATE": "2023-06-01",
+            "END_DATE": "2023-06-30", "OUTPUT": str(tmp_path / "pc.gpkg")})
+        result = run({"PRODUCTS": found["OUTPUT"], "AOI": aoi, "BANDS": [6], "INCLUDE_MASKS": False,
+                      "OUTPUT_FOLDER": str(tmp_path / "series")})
+        reads = [r for r in blobs.requests if r.path.endswith(".tif")]
+        tokens = pc.tokens()
+    assert found["PRODUCT_COUNT"] == 1 and result["DATE_COUNT"] == 1
+    manifest = json.loads((tmp_path / "series" / "manifest.json").read_text())
+    (image,) = manifest["files"]
+    with rasterio.open(tmp_path / "series" / image["path"]) as ds:
+        assert ds.descriptions == ("B04",)
+        red = ds.read(1)
+    grid = PixelGrid.from_transform(manifest["grid"]["crs"], rasterio.Affine(*manifest["grid"]["transform"]),
+                                    manifest["grid"]["width"], manifest["grid"]["height"])
+    np.testing.assert_array_equal(red, s2_world.expected_on_grid("B04", grid))  # signed, read, harmonized
+    assert reads and all(pc.valid(r.query.get("sig", [None])[0]) for r in reads)
+    stored = (tmp_path / "pc.gpkg").read_bytes() + (tmp_path / "series" / "manifest.json").read_bytes()
+    assert tokens and not any(t.encode() in stored for t in tokens)

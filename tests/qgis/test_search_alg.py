@@ -201,3 +201,27 @@ def test_stac_backend_through_qgis_process(stac_server, tmp_path):
     assert results["SELECTED_COUNT"] == 2
     selected = sorted(f["cloud"] for f in load(results["OUTPUT"]).getFeatures() if f["selected"])
     assert selected == [0, 5]
+
+
+def test_planetary_computer_backend_and_least_cloud_order(satplugin_provider, tmp_path):
+    """BACKEND=4 against a loopback Planetary Computer; STRATEGY=2 ranks by least cloud, not by clear share."""
+    from tests.servers.items import pc_item
+    from tests.servers.planetary import PlanetaryComputerServer
+
+    when = datetime(2023, 4, 6, 11, 20, tzinfo=UTC)
+    partial = {"type": "Polygon", "coordinates": [[[-11.43, 24.5], [-10.8, 24.5], [-10.8, 24.6], [-11.43, 24.6],
+                                                   [-11.43, 24.5]]]}  # 70 % of the AOI
+    items = [pc_item(when=when, cloud=12.0), pc_item(when=when + timedelta(days=5), cloud=2.0, geometry=partial)]
+    with PlanetaryComputerServer(items) as pc:
+        by_cloud, by_clear = (
+            run({"BACKEND": 4, "SERVICE_URL": pc.stac_url, "AOI": TILE_AOI, "START_DATE": "2023-04-01",
+                 "END_DATE": "2023-04-30", "MAX_PRODUCTS": 1, "STRATEGY": strategy,
+                 "OUTPUT": str(tmp_path / f"pc{strategy}.gpkg")})
+            for strategy in (2, 0)
+        )
+    for result in (by_cloud, by_clear):
+        assert (result["PRODUCT_COUNT"], result["SELECTED_COUNT"], result["SELECTED_DATES"]) == (2, 1, 1)
+    chosen = [(f["datetime"][:10], f["backend"]) for f in load(by_cloud["OUTPUT"]).getFeatures() if f["selected"]]
+    assert chosen == [("2023-04-11", "planetary_computer")]  # 2 % cloud over 70 % of the AOI
+    chosen = [f["datetime"][:10] for f in load(by_clear["OUTPUT"]).getFeatures() if f["selected"]]
+    assert chosen == ["2023-04-06"]  # 88 % of the AOI clear beats 68.6 %

@@ -148,6 +148,7 @@ def stac_item(
             "mgrs:latitude_band": tile[2],
             "mgrs:grid_square": tile[3:],
             "s2:processing_baseline": baseline,
+            "s2:product_type": f"S2MSI{level[1:]}",
             "s2:product_uri": safe_name(platform, level, when, baseline, orbit, tile, processed) + ".SAFE",
             "s2:generation_time": processed.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         }
@@ -197,4 +198,115 @@ def catalog_item(
         },
         "assets": {},
         "links": [],
+    }
+
+
+# --- other catalogues' shapes of the same product -----------------------------------------
+
+C1_BUCKET = "https://e84-earth-search-sentinel-data.s3.us-west-2.amazonaws.com/sentinel-2-c1-l2a"
+
+
+def c1_item(*, baseline: str = "05.00", boa_offset_applied: bool = False, asset_base: str | None = None, **kw) -> dict:
+    """An Earth Search ``sentinel-2-c1-l2a`` item (Collection 1): the template reprocessed.
+
+    Collection 1 ids carry the tile and sensing time (``S2A_T29RKH_20200219T112111_L2A``),
+    its COGs lie in another bucket, it lists no JPEG 2000 copies, and its items state
+    ``earthsearch:boa_offset_applied``. ``kw`` as for :func:`stac_item`.
+    """
+    item = stac_item(baseline=baseline, **kw)
+    props = item["properties"]
+    named = props["s2:product_uri"].split("_")
+    tile, sensing = named[5][1:], named[2]
+    item["id"] = f"{named[0]}_T{tile}_{sensing}_L2A"
+    item["collection"] = "sentinel-2-c1-l2a"
+    props["earthsearch:boa_offset_applied"] = boa_offset_applied
+    folder = asset_base or f"{C1_BUCKET}/{tile[:2]}/{tile[2]}/{tile[3:]}/{sensing[:4]}/{int(sensing[4:6])}/{item['id']}"
+    item["assets"] = {
+        key: {**asset, "href": f"{folder.rstrip('/')}/{asset['href'].rsplit('/', 1)[-1]}"}
+        for key, asset in item["assets"].items()
+        if not key.endswith("-jp2")
+    }
+    item["links"] = [{"rel": "self", "href": f"https://earth-search.aws.element84.com/v1/collections/sentinel-2-c1-l2a/items/{item['id']}"}]
+    return item
+
+
+PC_BLOB = "https://sentinel2l2a01.blob.core.windows.net"
+PC_BANDS = {"B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20, "B08": 10, "B8A": 20,
+            "B09": 60, "B11": 20, "B12": 20, "SCL": 20}
+
+
+def pc_item(*, asset_base: str = PC_BLOB, bands=tuple(PC_BANDS), **kw) -> dict:
+    """The template as Microsoft Planetary Computer's ``sentinel-2-l2a`` lists it.
+
+    Band-id asset keys (``B04``, ``SCL``...), ``s2:mgrs_tile`` and ``sat:relative_orbit``
+    instead of the MGRS extension, ``Sentinel-2A`` as platform, no ``earthsearch:`` fields,
+    an id without the baseline, and blob URLs in the SAFE layout (under ``asset_base``).
+    ``kw`` as for :func:`stac_item`.
+    """
+    item = stac_item(**kw)
+    props = item["properties"]
+    safe = props["s2:product_uri"].removesuffix(".SAFE")
+    platform, _, sensing, _, orbit, tile, processed = safe.split("_")
+    item["id"] = f"{platform}_MSIL2A_{sensing}_{orbit}_{tile}_{processed}"
+    item["collection"] = "sentinel-2-l2a"
+    for key in [k for k in props if k.startswith(("mgrs:", "grid:", "earthsearch:"))]:
+        del props[key]
+    props.update({
+        "platform": f"Sentinel-2{platform[-1]}",
+        "constellation": "Sentinel 2",
+        "s2:mgrs_tile": tile[1:],
+        "sat:relative_orbit": int(orbit[1:]),
+        "sat:orbit_state": "descending",
+        "s2:product_type": "S2MSI2A",
+    })
+    day = f"{sensing[:4]}/{sensing[4:6]}/{sensing[6:8]}"
+    images = (f"{asset_base.rstrip('/')}/sentinel2-l2/{tile[1:3]}/{tile[3]}/{tile[4:]}/{day}/{safe}.SAFE/GRANULE/"
+              f"L2A_{tile}_A000000_{sensing}/IMG_DATA")
+    item["assets"] = {
+        band: {
+            "href": f"{images}/R{res}m/{tile}_{sensing}_{band}_{res}m.tif",
+            "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+            "roles": ["data"],
+        }
+        for band, res in PC_BANDS.items() if band in bands
+    }
+    item["assets"]["visual"] = {"href": f"{images}/R10m/{tile}_{sensing}_TCI_10m.tif", "roles": ["visual"]}
+    item["assets"]["rendered_preview"] = {"href": "https://planetarycomputer.microsoft.com/api/data/v1/item/preview.png"}
+    item["links"] = [{"rel": "self", "href": f"https://planetarycomputer.microsoft.com/api/stac/v1/collections/sentinel-2-l2a/items/{item['id']}"}]
+    return item
+
+
+def landsat_item(*, when: datetime = datetime(2020, 2, 20, 11, 20, 5, tzinfo=timezone.utc), cloud: float = 1.0,
+                 geometry=None) -> dict:
+    """A Landsat Collection 2 Level-2 item (as Earth Search and Planetary Computer serve them) over 29RKH.
+
+    Its asset keys are common names (``red``, ``nir08``...), exactly what a Sentinel-2
+    item from Earth Search uses: read as Sentinel-2, its files would become bands.
+    """
+    geom = geometry if geometry is not None else shape(TILE_29RKH)
+    geom = geom if isinstance(geom, dict) else mapping(geom)
+    scene = f"LC08_L2SP_204043_{when:%Y%m%d}_20200823_02_T1"
+    base = f"https://landsateuwest.blob.core.windows.net/landsat-c2/level-2/standard/oli-tirs/{when:%Y}/204/043/{scene}"
+    assets = {key: {"href": f"{base}/{scene}_SR_{band}.TIF", "roles": ["data"]}
+              for key, band in (("coastal", "B1"), ("blue", "B2"), ("green", "B3"), ("red", "B4"), ("nir08", "B5"),
+                                ("swir16", "B6"), ("swir22", "B7"))}
+    assets["qa_pixel"] = {"href": f"{base}/{scene}_QA_PIXEL.TIF", "roles": ["cloud"]}
+    return {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": scene,
+        "collection": "landsat-c2-l2",
+        "geometry": geom,
+        "bbox": list(shape(geom).bounds),
+        "properties": {
+            "datetime": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "platform": "landsat-8",
+            "instruments": ["oli", "tirs"],
+            "eo:cloud_cover": cloud,
+            "landsat:wrs_path": "204",
+            "landsat:wrs_row": "043",
+            "landsat:collection_category": "T1",
+        },
+        "links": [],
+        "assets": assets,
     }

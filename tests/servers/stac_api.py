@@ -1,8 +1,10 @@
 """A STAC API ``/search`` emulator (the Earth Search v1 dialect).
 
-It filters by ``collections``, ``datetime``, ``intersects``/``bbox`` and the ``query``
-extension on ``eo:cloud_cover``, and pages with a ``next`` link. Three link styles are
-available because real servers use all of them:
+It filters by ``collections`` (unless ``filter_collections=False``: some servers and
+catalogues answer with every collection they hold), ``datetime``, ``intersects``/``bbox``
+and the ``query`` extension on ``eo:cloud_cover``, and pages with a ``next`` link. The
+search lives at ``{prefix}/search`` (Planetary Computer's prefix is ``/api/stac/v1``).
+Three link styles are available because real servers use all of them:
 
 * ``post-body``: POST, the full body to send with a ``next`` token (Earth Search);
 * ``post-merge``: POST, only ``{"next": token}`` with ``merge: true``;
@@ -26,8 +28,8 @@ def _parse_time(text):
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def matches(item: dict, body: dict) -> bool:
-    if body.get("collections") and item.get("collection") not in body["collections"]:
+def matches(item: dict, body: dict, filter_collections: bool = True) -> bool:
+    if filter_collections and body.get("collections") and item.get("collection") not in body["collections"]:
         return False
     if body.get("datetime"):
         start, end = body["datetime"].split("/")
@@ -57,19 +59,34 @@ def matches(item: dict, body: dict) -> bool:
 
 
 class StacApiServer(LoopbackServer):
-    def __init__(self, items=(), *, next_mode: str = "post-body", max_limit: int = 100):
+    def __init__(
+        self,
+        items=(),
+        *,
+        next_mode: str = "post-body",
+        max_limit: int = 100,
+        prefix: str = "",
+        filter_collections: bool = True,
+    ):
         super().__init__()
         self.items = list(items)
         self.next_mode = next_mode
         self.max_limit = max_limit
+        self.prefix = prefix.rstrip("/")
+        self.filter_collections = filter_collections
         self._cursors: dict = {}  # token -> (search body, offset)
 
     @property
+    def stac_url(self) -> str:
+        """The API's root, what a client is given."""
+        return self.url + self.prefix
+
+    @property
     def search_url(self) -> str:
-        return self.url + STAC_SEARCH
+        return self.stac_url + STAC_SEARCH
 
     def handle(self, req: Request):
-        if req.path != STAC_SEARCH:
+        if req.path != self.prefix + STAC_SEARCH:
             return json_answer(404, {"code": "NotFound", "description": f"no route {req.path}"})
         if req.method == "POST":
             body = req.json or {}
@@ -87,7 +104,7 @@ class StacApiServer(LoopbackServer):
         else:
             return json_answer(405, {})
         limit = min(int(body.get("limit") or 10), self.max_limit)
-        found = [it for it in self.items if matches(it, body)]
+        found = [it for it in self.items if matches(it, body, self.filter_collections)]
         page = found[offset : offset + limit]
         answer = {
             "type": "FeatureCollection",

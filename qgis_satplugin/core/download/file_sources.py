@@ -1,13 +1,17 @@
-"""STAC (Earth Search COGs over HTTP) and local (SAFE, zipped SAFE, COG folders) products.
+"""STAC (COGs over HTTP) and local (SAFE, zipped SAFE, COG folders) products.
 
 Both hand band files to :func:`warp_read.read_onto_grid`; they differ in where the
-files are and in how a product says whether its offset was already removed:
+files are. Whether a product's provider already removed the baseline 04.00 offset is
+what the search recorded in ``download["boa_offset_applied"]`` (Earth Search's
+``earthsearch:boa_offset_applied``, the STAC item beside a local COG folder, False for
+ESA's SAFE files). Nothing is fetched again for it: an item's self link can be gone
+(404) or unreadable (Earth Search's are ``s3://``) by the time of the download. When the
+record does not say, the baseline decides, the manifest's reason says the flag was
+not stated, and the log names the products concerned.
 
-* Earth Search v1 items carry ``earthsearch:boa_offset_applied``: when true the COGs
-  are already harmonized and nothing may be subtracted again. The flag lives in the
-  item (``download["self"]``), fetched once per acquisition that has work to do.
-* A local COG folder has its STAC item JSON beside the bands; SAFE products follow
-  the baseline rule.
+Planetary Computer products carry a ``signing`` record: each request for one of their
+files gets a SAS token appended (:mod:`..search.signing`), fetched when needed and
+never stored or logged.
 
 One task per (acquisition, band): the products of the acquisition (tiles of one
 overpass) are read in a fixed order, harmonized each by its own baseline, and merged,
@@ -24,9 +28,7 @@ of its own.
 
 from __future__ import annotations
 
-import json
 import threading
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -34,13 +36,13 @@ from rasterio.enums import Resampling
 
 from ..errors import SatPluginError
 from ..search.hrefs import is_http_url, local_file_in_product
-from ..search.http import BadAnswer, HttpStatusError
+from ..search.http import BadAnswer
+from ..search.signing import TokenCache, check_signing
+from ..search.stac import S3_ADVICE, S3_WHY
 from .bands import FILE_MASKS
-from .harmonize import Harmonization, apply_harmonization, plan_harmonization
+from .harmonize import BOA_OFFSET_DN, Harmonization, apply_harmonization, plan_harmonization
 from .transfer import ClientPool
 from .warp_read import is_remote, read_onto_grid
-
-BOA_FLAG = "earthsearch:boa_offset_applied"
 
 
 def checked_file(product, band: str) -> str:
@@ -48,6 +50,9 @@ def checked_file(product, band: str) -> str:
     dl = product.download or {}
     href = (dl.get("assets") or {}).get(band)
     if not href:
+        scheme = (dl.get("refused") or {}).get(band)
+        if scheme == "s3":
+            raise SatPluginError(f"Product {product.product_id} lists its {band} file only at s3:// ({S3_WHY}): {S3_ADVICE}.")
         have = ", ".join(sorted(dl.get("assets") or {})) or "none"
         raise SatPluginError(f"Product {product.product_id} has no {band} file (it has: {have}).")
     if dl.get("kind") == "stac" and not is_http_url(href):
@@ -60,6 +65,8 @@ def checked_file(product, band: str) -> str:
             f"Product {product.product_id}: its {band} file {_shown(href)} is not inside the product "
             f"{_shown(dl.get('path'))}; search the folder again to get a clean product list."
         )
+    if dl.get("signing") is not None:
+        check_signing(product.product_id, dl["signing"], href)
     return href
 
 
@@ -78,6 +85,7 @@ class FileSources:
         self.pool = pool
         self.grid = grid
         self._lock = threading.Lock()
+        self._tokens = TokenCache()
 
     def mask_name(self, acq) -> str | None:
         name = FILE_MASKS.get(acq.collection)
@@ -86,35 +94,25 @@ class FileSources:
         return None
 
     def harmonization(self, acq, harmonize: bool) -> dict[str, Harmonization]:
-        """Per product id: what to subtract. Reads the provider's flag once per acquisition."""
+        """Per product id: what to subtract, from what the search recorded about the provider's offset."""
         with self._lock:
             key = ("harmonization", harmonize)
             if key not in acq.info:
-                acq.info[key] = {
+                plans = {
                     p.product_id: plan_harmonization(
-                        p.processing_baseline, p.datetime, harmonize, self._provider_removed_offset(p)
+                        p.processing_baseline, p.datetime, harmonize, provider_removed_offset(p)
                     )
                     for p in acq.products
                 }
+                acq.info[key] = plans
+                assumed = [pid for pid, h in plans.items() if h.assumed]
+                if assumed and harmonize and self.pool.log:
+                    self.pool.log(
+                        f"{', '.join(assumed)}: the product list does not say whether the provider already removed "
+                        f"the +1000 DN offset, so the baseline decided and {BOA_OFFSET_DN} DN were subtracted; if these "
+                        "files are already harmonized, download them again with HARMONIZE off."
+                    )
             return acq.info[key]
-
-    def _provider_removed_offset(self, product) -> bool | None:
-        dl = product.download
-        item = None
-        if dl.get("kind") == "stac" and is_http_url(dl.get("self")):
-            try:
-                item = self.pool.client().get(dl["self"])
-            except HttpStatusError as exc:  # gone or refused: the baseline decides, and the log says so
-                if self.pool.log:
-                    self.pool.log(f"{product.product_id}: could not read its STAC item ({exc}); the baseline decides the offset.")
-                return None
-        elif dl.get("kind") == "local" and dl.get("path") and Path(dl["path"]).is_dir():
-            item = _local_item(Path(dl["path"]), dl.get("item_id"))
-        if isinstance(item, dict):
-            flag = (item.get("properties") or {}).get(BOA_FLAG)
-            if isinstance(flag, bool):
-                return flag
-        return None
 
     def read_band(self, acq, band: str, *, mask: bool, harmonization: dict[str, Harmonization] | None) -> np.ndarray:
         """One band of one acquisition on the grid, harmonized and mosaicked."""
@@ -123,7 +121,7 @@ class FileSources:
         merged = None
         for p in acq.products:
             href = checked_file(p, band)
-            data = self._read_with_retries(href, resampling, dtype)
+            data = self._read_with_retries(href, resampling, dtype, self._signer(p))
             if harmonization is not None:
                 data = apply_harmonization(data, harmonization[p.product_id].subtract_dn)
             if merged is None:
@@ -133,7 +131,14 @@ class FileSources:
                 merged[empty] = data[empty]
         return merged
 
-    def _read_with_retries(self, href: str, resampling, dtype) -> np.ndarray:
+    def _signer(self, product):
+        """``url -> signed url`` for a product whose files need a token, else None."""
+        record = (product.download or {}).get("signing")
+        if record is None:
+            return None
+        return lambda url: self._tokens.sign(url, record, self.pool.client())
+
+    def _read_with_retries(self, href: str, resampling, dtype, sign=None) -> np.ndarray:
         """A corrupt remote file is downloaded again; a corrupt local file is reported."""
         if not is_remote(href):
             try:
@@ -144,7 +149,7 @@ class FileSources:
         for attempt in range(1, client.max_attempts + 1):
             self.pool.check_canceled()
             try:
-                return read_onto_grid(href, self.grid, resampling, dtype, self.pool)
+                return read_onto_grid(href, self.grid, resampling, dtype, self.pool, sign=sign)
             except BadAnswer as exc:
                 problem = str(exc)
                 if attempt < client.max_attempts:
@@ -152,12 +157,7 @@ class FileSources:
         raise SatPluginError(f"Gave up on {href.rsplit('/', 1)[-1]} after {client.max_attempts} attempts ({problem}).")
 
 
-def _local_item(folder: Path, item_id) -> dict | None:
-    for candidate in sorted(folder.glob("*.json")):
-        try:
-            data = json.loads(candidate.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict) and data.get("type") == "Feature" and (item_id is None or data.get("id") == item_id):
-            return data
-    return None
+def provider_removed_offset(product) -> bool | None:
+    """What the search recorded: True (already removed), False (not removed), None (not said)."""
+    flag = (product.download or {}).get("boa_offset_applied")
+    return flag if isinstance(flag, bool) else None

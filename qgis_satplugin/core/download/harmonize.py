@@ -6,6 +6,12 @@ in an unsigned integer. A time series mixing both baselines would show a jump of
 reflectance that a model learns as a season effect, so by default the offset is removed
 and every file holds DN = reflectance x 10000.
 
+Whether the provider already removed the offset comes from the search's output
+(``download["boa_offset_applied"]``: Earth Search's flag, False for ESA's own SAFE files
+and the Sentinel Hub Process API's raw numbers). When the source does not say, the
+baseline decides and the reason recorded with the file says that it was not stated
+(``provider_removed`` None), so a guess is never silent.
+
 A valid pixel never turns into no-data here: after the subtraction valid pixels clip
 at 1 DN (reflectance 0.0001), so 0 keeps meaning "no data" only, as in old baselines
 where valid numbers start at 1.
@@ -36,9 +42,20 @@ class Harmonization:
     subtract_dn: int
     has_offset: bool  # the source numbers carry the +1000 offset
     reason: str
+    provider_removed: bool | None = None  # what the source says; None: it does not say
 
     def as_dict(self) -> dict:
-        return {"subtract_dn": self.subtract_dn, "source_offset_dn": BOA_OFFSET_DN if self.has_offset else 0, "reason": self.reason}
+        return {
+            "subtract_dn": self.subtract_dn,
+            "source_offset_dn": BOA_OFFSET_DN if self.has_offset else 0,
+            "provider_removed_offset": self.provider_removed,
+            "reason": self.reason,
+        }
+
+    @property
+    def assumed(self) -> bool:
+        """The baseline decided alone, on a source that does not say whether its offset was removed."""
+        return self.provider_removed is None and self.has_offset
 
     @property
     def band_offset(self) -> float:
@@ -48,26 +65,35 @@ class Harmonization:
 
 
 def product_has_offset(baseline: str | None, when: datetime | None, provider_removed: bool | None = None) -> tuple[bool, str]:
-    """Whether a product's numbers carry the offset, and the evidence."""
+    """Whether a product's numbers carry the offset, and the evidence.
+
+    ``provider_removed``: True when the source says the offset was already removed,
+    False when it says it was not, None when it does not say.
+    """
     if provider_removed:
         return False, "the provider already removed the offset (earthsearch:boa_offset_applied)"
     key = baseline_key(baseline)
     if key != (-1, -1):
         if key >= OFFSET_BASELINE:
-            return True, f"baseline {baseline} >= 04.00 carries the +1000 DN offset"
-        return False, f"baseline {baseline} < 04.00 has no offset"
-    if when is not None and when >= OFFSET_EPOCH:
-        return True, "baseline unknown; acquired after 2022-01-25, so assumed >= 04.00"
-    return False, "baseline unknown; acquired before 2022-01-25, so assumed < 04.00"
+            why = f"baseline {baseline} >= 04.00 carries the +1000 DN offset"
+        else:
+            return False, f"baseline {baseline} < 04.00 has no offset"
+    elif when is not None and when >= OFFSET_EPOCH:
+        why = "baseline unknown; acquired after 2022-01-25, so assumed >= 04.00"
+    else:
+        return False, "baseline unknown; acquired before 2022-01-25, so assumed < 04.00"
+    if provider_removed is None:
+        why += " (the source does not say whether its provider already removed it, so the baseline decides)"
+    return True, why
 
 
 def plan_harmonization(baseline, when, harmonize: bool, provider_removed: bool | None = None) -> Harmonization:
     has_offset, why = product_has_offset(baseline, when, provider_removed)
     if not harmonize:
-        return Harmonization(0, has_offset, f"harmonization off; {why}")
+        return Harmonization(0, has_offset, f"harmonization off; {why}", provider_removed)
     if has_offset:
-        return Harmonization(BOA_OFFSET_DN, True, f"subtracted {BOA_OFFSET_DN} DN: {why}")
-    return Harmonization(0, False, f"nothing to subtract: {why}")
+        return Harmonization(BOA_OFFSET_DN, True, f"subtracted {BOA_OFFSET_DN} DN: {why}", provider_removed)
+    return Harmonization(0, False, f"nothing to subtract: {why}", provider_removed)
 
 
 def apply_harmonization(data: np.ndarray, subtract_dn: int) -> np.ndarray:

@@ -130,6 +130,20 @@ def check_references(products, service_url: str | None = None) -> None:
                 checked_file(p, band)
 
 
+def check_band_files(products, bands) -> None:
+    """Refuse, before anything is fetched, a STAC or local product without a readable file for a band asked for.
+
+    Its message says why when the catalogue listed the file only where the plugin does
+    not read (Earth Search's L1C files in a requester-pays ``s3://`` bucket).
+    """
+    from .file_sources import checked_file
+
+    for p in products:
+        if (p.download or {}).get("kind") in ("stac", "local"):
+            for band in bands:
+                checked_file(p, band)
+
+
 def as_products(products) -> list[Product]:
     """Accept Products, dicts, or a mix; refuse an empty list with advice."""
     out = [p if isinstance(p, Product) else product_from_row(dict(p)) for p in (products or [])]

@@ -34,9 +34,10 @@ MIN_FETCH_BYTES = 16 * 1024
 class RemoteBlob:
     """The bytes of one remote file, fetched on demand and kept (thread-safe)."""
 
-    def __init__(self, url: str, pool: ClientPool):
+    def __init__(self, url: str, pool: ClientPool, sign=None):
         self.url = url
         self.pool = pool
+        self.sign = sign  # url -> the URL to request (a signed one); called per request, so tokens renew
         self.size: int | None = None
         self.error: BaseException | None = None
         self._starts: list[int] = []
@@ -75,7 +76,8 @@ class RemoteBlob:
     def _fetch(self, offset: int, n: int) -> None:
         if self.size is not None:
             n = min(n, self.size - offset)
-        start, body, size = fetch_range(self.pool, self.url, offset, n)
+        url = self.sign(self.url) if self.sign is not None else self.url
+        start, body, size = fetch_range(self.pool, url, offset, n)
         if self.size is None:
             self.size = size if size is not None else start + len(body)
         if start not in self._chunks:
@@ -136,13 +138,13 @@ class RemoteFile(io.RawIOBase):
         return len(data)
 
 
-def remote_opener(url: str, pool: ClientPool):
-    """(path to give rasterio, opener, blob) for one remote file.
+def remote_opener(url: str, pool: ClientPool, sign=None):
+    """(path to give rasterio, opener, blob) for one remote file; ``sign`` as for :class:`RemoteBlob`.
 
     The path is unique per call: rasterio registers openers per folder, and two bands
     of one product live in the same folder.
     """
-    blob = RemoteBlob(url, pool)
+    blob = RemoteBlob(url, pool, sign)
     name = posixpath.basename(urlsplit(url).path) or "data.tif"
     fake = f"/satplugin-remote/{uuid.uuid4().hex}/{name}"
 

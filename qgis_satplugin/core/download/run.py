@@ -40,7 +40,7 @@ from .cog_writer import StagedRaster
 from .file_sources import FileSources
 from .harmonize import REFLECTANCE_SCALE, apply_harmonization
 from .manifest import RESUME_NOTE, file_entry, file_is_current, read_manifest, reusable_entries, write_manifest
-from .product_list import as_products, check_references
+from .product_list import as_products, check_band_files, check_references
 from .sentinelhub import MAX_REQUEST_PX, ProcessApi
 from .transfer import ClientPool
 
@@ -120,6 +120,7 @@ def download_products(
     check_references(products, service_url)  # a shared product list must not choose hosts or files
     band_list = resolve_bands(bands)
     check_bands_for(band_list, {p.collection for p in products})
+    check_band_files(products, band_list)  # before the folder is touched: a missing file is known now
     grid = reference_grid if reference_grid is not None else grid_for_aoi(aoi_geometry_4326, pixel_size)
     grid.check_size()
     check_download_memory(grid, band_list, products, max_concurrent, max_request_px)

@@ -198,7 +198,11 @@ class ProcessApi:
         return SENTINELHUB_MASKS.get(acq.collection)
 
     def harmonization(self, acq, harmonize: bool) -> dict[str, Harmonization]:
-        return {p.product_id: plan_harmonization(p.processing_baseline, p.datetime, harmonize) for p in acq.products}
+        # harmonizeValues is false: the Process API returns ESA's numbers, offset included.
+        return {
+            p.product_id: plan_harmonization(p.processing_baseline, p.datetime, harmonize, provider_removed=False)
+            for p in acq.products
+        }
 
     def subtraction(self, acq, harmonize: bool) -> int:
         """One value for the whole answer: Sentinel Hub mosaics an acquisition's tiles itself."""

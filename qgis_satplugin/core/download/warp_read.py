@@ -55,18 +55,21 @@ def choose_overview(src_res: float, target_res: float, decimations: list[int]) -
     return best
 
 
-def read_onto_grid(href: str, grid: PixelGrid, resampling: Resampling, dtype, pool=None, nodata: int = 0) -> np.ndarray:
+def read_onto_grid(
+    href: str, grid: PixelGrid, resampling: Resampling, dtype, pool=None, nodata: int = 0, sign=None
+) -> np.ndarray:
     """The band at ``href`` resampled onto ``grid`` (a ``(height, width)`` array; 0 = no data).
 
     A file GDAL cannot decode raises :class:`BadAnswer` (worth another download when
-    remote); a failed or canceled transfer raises what the transfer raised.
+    remote); a failed or canceled transfer raises what the transfer raised. ``sign``
+    turns the remote URL into the one to request (a signed URL), request by request.
     """
     blob = None
     try:
         with rasterio.Env(**GDAL_ENV):
             path, opener = href, None
             if is_remote(href):
-                path, opener, blob = remote_opener(href, pool)
+                path, opener, blob = remote_opener(href, pool, sign)
             with rasterio.open(path, opener=opener) as src:
                 src_res = min(abs(src.transform.a), abs(src.transform.e))
                 level = choose_overview(src_res, min(grid.pixel_width, grid.pixel_height), src.overviews(1))
@@ -118,4 +121,5 @@ def source_window(src, grid: PixelGrid) -> Window | None:
 
 
 def _name(href: str) -> str:
-    return href.rsplit("/", 1)[-1]
+    """The file's name for a message: never a query string, which may be a credential."""
+    return href.split("?", 1)[0].rsplit("/", 1)[-1]

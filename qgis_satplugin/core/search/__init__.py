@@ -1,8 +1,9 @@
 """Search Sentinel-2 products over an AOI: pure Python, no ``qgis`` import.
 
-Backends: a STAC API (Earth Search by default), the Sentinel Hub Catalog API
-(Copernicus Data Space Ecosystem or commercial Sentinel Hub) and a local folder.
-``search_products`` runs one and returns ranked :class:`Product` objects;
+Backends: a STAC API (Earth Search by default; Microsoft Planetary Computer, whose
+files are signed), the Sentinel Hub Catalog API (Copernicus Data Space Ecosystem or
+commercial Sentinel Hub) and a local folder. ``search_products`` runs one and returns
+:class:`Product` objects ranked by acquisition;
 ``write_footprints_gpkg`` turns them into a layer.
 """
 
@@ -29,15 +30,19 @@ from .ranking import (
     W_CLOUD,
     W_COVER,
     W_TIME,
+    AcqGroup,
+    acq_groups,
     annotate_coverage,
     collapse_duplicates,
     coverage_percent,
     filter_products,
+    keep_covering_dates,
     rank_products,
     select_even,
 )
 from .search import BACKENDS, make_backend, search_products
-from .stac import EARTH_SEARCH_URL, StacBackend, product_from_stac_item
+from .signing import PLANETARY_COMPUTER_STAC_URL, TokenCache
+from .stac import EARTH_SEARCH_URL, STAC_COLLECTION_IDS, StacBackend, item_level, product_from_stac_item
 
 __all__ = [
     "BACKENDS",
@@ -46,12 +51,15 @@ __all__ = [
     "CLOUD_CLASSES",
     "EARTH_SEARCH_URL",
     "GPKG_FIELDS",
+    "PLANETARY_COMPUTER_STAC_URL",
     "SENTINELHUB_BASE_URL",
     "SENTINELHUB_TOKEN_URL",
+    "STAC_COLLECTION_IDS",
     "STRATEGIES",
     "W_CLOUD",
     "W_COVER",
     "W_TIME",
+    "AcqGroup",
     "CatalogBackend",
     "Credentials",
     "CredentialsRefused",
@@ -60,12 +68,16 @@ __all__ = [
     "LocalBackend",
     "Product",
     "StacBackend",
+    "TokenCache",
+    "acq_groups",
     "annotate_coverage",
     "aoi_cloud_percent",
     "canonical_band",
     "collapse_duplicates",
     "coverage_percent",
     "filter_products",
+    "item_level",
+    "keep_covering_dates",
     "make_backend",
     "normalise_period",
     "parse_product_name",

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
@@ -34,7 +35,7 @@ from .aoi import query_geometry
 from .http import CREDENTIALS_HELP, CredentialsRefused, HttpStatusError, JsonClient
 from .period import stac_interval
 from .products import Product, normalise_collection
-from .stac import product_from_stac_item, refused_assets_message
+from .stac import left_out_message, product_from_stac_item, refused_assets_message, unwanted_item
 
 CDSE_BASE_URL = "https://sh.dataspace.copernicus.eu"
 CDSE_TOKEN_URL = "https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token"
@@ -217,11 +218,16 @@ class CatalogBackend:
         level = normalise_collection(collection)
         products: list[Product] = []
         refused: list = []
+        left_out: Counter = Counter()
         for page_number in range(1, self.max_pages + 1):
             page = self._post_search(client, credentials, body)
             features = page.get("features") or []
             for item in features:
                 if not isinstance(item, dict):
+                    continue
+                other = unwanted_item(item, level)
+                if other is not None:
+                    left_out[other] += 1
                     continue
                 product = product_from_stac_item(
                     item, backend=self.name, collection=level, base_url=self.search_url, refused=refused
@@ -251,8 +257,10 @@ class CatalogBackend:
         else:
             if log:
                 log(f"Stopped after {self.max_pages} pages; narrow the period or the area to see everything.")
+        if left_out and log:
+            log(left_out_message(left_out, level))
         if refused and log:
-            log(refused_assets_message(refused))
+            log(refused_assets_message(refused, products))
         if progress:
             progress(100.0)
         return products

@@ -1,6 +1,9 @@
 """Local folder backend: products already on disk.
 
-Three layouts are recognised, anywhere below the folder:
+Three layouts are recognised, at any depth below the folder (a copy of the public
+bucket, ``X/sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A``, is seven
+levels down); what bounds the walk is the number of files and folders looked at
+(:data:`MAX_ENTRIES`), not a depth:
 
 * ``<name>.SAFE`` folders, as ESA distributes them;
 * ``<name>.SAFE.zip`` / ``<name>.zip`` archives of those (read in place through
@@ -12,7 +15,8 @@ For SAFE products the product metadata file (``MTD_MSIL2A.xml``/``MTD_MSIL1C.xml
 gives the scene cloud % and the data footprint (``EXT_POS_LIST``). When the footprint
 is missing, the bounds of a band raster stand in (the whole tile square, which may
 overstate coverage for a product at a swath edge); with neither, the product is skipped
-with a warning rather than guessed.
+with a warning rather than guessed. A folder with no product at all is an error that
+says how much was looked at (an empty result would read as "widen the filters").
 
 Nothing a product holds is trusted to be well-formed: the metadata file is read up to
 :data:`MAX_METADATA_BYTES` (a real one is a few hundred kB; a zip can inflate a small
@@ -48,10 +52,11 @@ from .products import (
     parse_datetime,
     parse_product_name,
 )
-from .stac import product_from_stac_item
+from .stac import SENTINEL2, item_level, product_from_stac_item
 
-# Deep enough for year/month sub-folders, shallow enough not to crawl a whole disk.
-MAX_DEPTH = 6
+# A library of a few thousand products is a few hundred thousand files (a SAFE holds
+# about a hundred); a walk past this has most likely been pointed at a whole disk.
+MAX_ENTRIES = 1_000_000
 # A STAC item is a few tens of kB; larger JSON files are something else.
 _MAX_ITEM_JSON_BYTES = 5_000_000
 # A product metadata file is a few hundred kB; more is a damaged or hostile product.
@@ -65,12 +70,14 @@ _IMAGE_BAND = re.compile(r"_(B\d{2}|B8A|SCL)(?:_(\d{2})m)?$")
 class LocalBackend:
     """Products found in a folder tree; filtering by date, AOI and cloud happens here too."""
 
-    def __init__(self, folder, *, name: str = "local", max_depth: int = MAX_DEPTH, max_metadata_bytes: int = MAX_METADATA_BYTES):
+    def __init__(
+        self, folder, *, name: str = "local", max_entries: int = MAX_ENTRIES, max_metadata_bytes: int = MAX_METADATA_BYTES
+    ):
         if not folder:
             raise SatPluginError("Choose the folder that holds the downloaded products.")
         self.folder = Path(folder)
         self.name = name
-        self.max_depth = max_depth
+        self.max_entries = max_entries
         self.max_metadata_bytes = max_metadata_bytes
 
     def search(
@@ -88,9 +95,22 @@ class LocalBackend:
         if not self.folder.is_dir():
             raise SatPluginError(f"The folder {self.folder} does not exist.")
         level = normalise_collection(collection)
+        walk = ScanStats()
         found = scan_folder(
-            self.folder, max_depth=self.max_depth, log=log, is_canceled=is_canceled, max_metadata_bytes=self.max_metadata_bytes
+            self.folder,
+            max_entries=self.max_entries,
+            log=log,
+            is_canceled=is_canceled,
+            max_metadata_bytes=self.max_metadata_bytes,
+            stats=walk,
         )
+        if not found:
+            stopped = f", stopping there at the limit of {self.max_entries}" if walk.truncated else ""
+            raise SatPluginError(
+                f"No Sentinel-2 product was found in {self.folder} (looked at {walk.folders} folder(s) and "
+                f"{walk.files} file(s), at every depth{stopped}): choose the folder that holds the .SAFE folders, "
+                ".zip archives or COG folders with their STAC item JSON."
+            )
         kept = []
         for p in found:
             p.backend = self.name
@@ -106,21 +126,48 @@ class LocalBackend:
         return kept
 
 
+class ScanStats:
+    """How much a scan looked at: what a "nothing found" message reports."""
+
+    def __init__(self):
+        self.folders = 0
+        self.files = 0
+        self.truncated = False
+
+
 def scan_folder(
-    folder, *, max_depth: int = MAX_DEPTH, log=None, is_canceled=None, max_metadata_bytes: int = MAX_METADATA_BYTES
+    folder,
+    *,
+    max_entries: int = MAX_ENTRIES,
+    log=None,
+    is_canceled=None,
+    max_metadata_bytes: int = MAX_METADATA_BYTES,
+    stats: ScanStats | None = None,
 ) -> list[Product]:
-    """Every recognisable product below ``folder``, unfiltered."""
+    """Every recognisable product below ``folder`` at any depth, unfiltered.
+
+    The walk stops after ``max_entries`` files and folders (logged); ``stats`` receives
+    the counts. Symbolic links to folders are not followed, so a link loop cannot keep it going.
+    """
     root = Path(folder)
+    walk = stats if stats is not None else ScanStats()
     products = []
     safe_folder = functools.partial(read_safe, max_metadata_bytes=max_metadata_bytes)
     safe_zip = functools.partial(read_safe_zip, max_metadata_bytes=max_metadata_bytes)
     for dirpath, dirnames, filenames in os.walk(root):
         if is_canceled is not None and is_canceled():
             raise Canceled()
+        walk.folders += 1
+        walk.files += len(filenames)
+        if walk.folders + walk.files > max_entries:
+            walk.truncated = True
+            if log:
+                log(
+                    f"Stopped looking for products after {max_entries} files and folders in {root}; "
+                    "choose the folder that holds the products to search all of them."
+                )
+            break
         here = Path(dirpath)
-        depth = len(here.relative_to(root).parts)
-        if depth >= max_depth:
-            dirnames[:] = []
         for d in sorted(dirnames):
             if d.upper().endswith(".SAFE"):
                 _add(products, safe_folder, here / d, log)
@@ -131,6 +178,7 @@ def scan_folder(
                 _add(products, safe_zip, here / f, log)
         if _looks_like_cog_folder(filenames):
             _add(products, read_cog_folder, here, log)
+            dirnames[:] = []
     return products
 
 
@@ -306,7 +354,8 @@ def _safe_product(name: str, meta: dict, images: dict, product_path: str, log) -
         cloud_cover=float(cloud) if cloud is not None else None,
         footprint=footprint,
         backend="local",
-        download={"kind": "local", "path": product_path, "assets": dict(sorted(images.items()))},
+        # ESA's own files: whatever offset the baseline adds is in them.
+        download={"kind": "local", "path": product_path, "assets": dict(sorted(images.items())), "boa_offset_applied": False},
         processing_time=parse_datetime(texts.get("GENERATION_TIME")) or named.get("processing_time"),
     )
 
@@ -350,6 +399,11 @@ def read_cog_folder(path, *, log=None) -> Product | None:
         if log:
             log(f"Skipped {path.name}: band files but no STAC item JSON to date them.")
         return None
+    mission = item_level(item)[0]
+    if mission != SENTINEL2:
+        if log:
+            log(f"Skipped {path.name}: its STAC item is a {mission} product, not Sentinel-2.")
+        return None
     product = product_from_stac_item(item, backend="local")
     if product is None:
         if log:
@@ -360,5 +414,11 @@ def read_cog_folder(path, *, log=None) -> Product | None:
         band = canonical_band(f.name) if f.suffix.lower() in (".tif", ".tiff") else None
         if band:
             assets[band] = str(f)
-    product.download = {"kind": "local", "path": str(path), "item_id": item.get("id"), "assets": assets}
+    product.download = {
+        "kind": "local",
+        "path": str(path),
+        "item_id": item.get("id"),
+        "assets": assets,
+        "boa_offset_applied": product.download.get("boa_offset_applied"),
+    }
     return product

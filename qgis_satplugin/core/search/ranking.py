@@ -1,17 +1,31 @@
-"""Measure products against the AOI, drop duplicates, and choose which to use.
+"""Measure products against the AOI, drop duplicates, and choose which acquisitions to use.
 
-Two strategies:
+The unit of ranking and choosing is the **acquisition**: the products that share an
+``acq_group`` (a date and a relative orbit: the tiles of one overpass, which the
+download mosaics into one image per date). A date's tiles are ranked, selected and
+counted together; ``max_products`` counts acquisitions (dates), not tiles. An
+acquisition's AOI coverage is that of its tiles' union, and its cloud the mean of its
+tiles' cloud (over the AOI when measured, else the scene's) weighted by each tile's AOI
+coverage.
+
+Three strategies:
 
 ``all``
-    Every product, best first: least cloud (over the AOI when measured, else the
-    scene's), then most AOI coverage, then earliest date, then product id. The first
-    ``max_products`` are selected (all when ``max_products`` is 0 or None).
+    Every acquisition, best first: the largest share of the AOI that is clear,
+    ``coverage % x (1 - cloud % / 100)``, then least cloud, then earliest date, then
+    product id. So a tile covering a third of the AOI under 10 % cloud ranks above one
+    covering 3 % of it under 1 %. The first ``max_products`` are selected (all when
+    ``max_products`` is 0 or None).
+
+``cloud``
+    The same, ordered by least cloud first, then most AOI coverage, then date: for users
+    who want the clearest scenes whatever they cover.
 
 ``even``
     ``max_products`` dates spread evenly over the period, for a time series with no
     long gaps. The period is cut into N equal bins; each bin's centre is a target
-    date. Targets are visited in date order, and each takes the not-yet-chosen product
-    with the lowest cost::
+    date. Targets are visited in date order, and each takes the not-yet-chosen
+    acquisition with the lowest cost::
 
         cost = |days from target| / bin width in days * W_TIME
              + cloud % / 100                         * W_CLOUD
@@ -19,11 +33,16 @@ Two strategies:
 
     So one bin width off the target costs as much as a fully cloudy scene, and missing
     the whole AOI costs twice that: a clear, complete scene a few days off target beats
-    a cloudy or partial one on the day. Ties go to the earlier product, then the lower
-    product id, so the choice is reproducible.
+    a cloudy or partial one on the day. Ties go to the earlier acquisition, then the
+    lower product id, so the choice is reproducible. The acquisitions not chosen follow
+    in ``all`` order.
+
+Every product of an acquisition gets the acquisition's rank (tiles in tile order).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import shapely
 
@@ -36,7 +55,7 @@ from .products import Product, baseline_key
 W_TIME = 1.0
 W_CLOUD = 1.0
 W_COVER = 2.0
-STRATEGIES = ("all", "even")
+STRATEGIES = ("all", "even", "cloud")
 # Costs closer than this are equal: float noise must not decide between products.
 _COST_TIE = 1e-9
 
@@ -70,7 +89,8 @@ def filter_products(products, *, max_cloud=None, min_aoi_coverage=None) -> list[
 
     Cloud is the AOI cloud when it was measured, else the scene cloud; a product with
     no cloud figure at all passes (nothing says it is cloudy). A product that does not
-    touch the AOI never passes, even with ``min_aoi_coverage`` 0.
+    touch the AOI never passes, even with ``min_aoi_coverage`` 0. This judges each tile
+    alone; the search applies ``min_aoi_coverage`` to whole dates (:func:`keep_covering_dates`).
     """
     kept = []
     for p in products:
@@ -117,18 +137,96 @@ def _freshness(p: Product) -> tuple:
     return (baseline_key(p.processing_baseline), processed, p.product_id)
 
 
-def quality_key(p: Product) -> tuple:
-    """Sort key of the ``all`` strategy: clear, complete, early, then by id."""
-    return (p.cloud_for_ranking, -p.aoi_coverage, p.datetime, p.product_id)
+def keep_covering_dates(products: list[Product], min_aoi_coverage: float | None, aoi=None) -> list[Product]:
+    """Keep the products of acquisitions whose tiles together cover at least ``min_aoi_coverage`` % of the AOI.
+
+    An AOI across a tile edge is never covered by one tile, but it is by the date's image.
+    """
+    if min_aoi_coverage is None:
+        return list(products)
+    keep = {g.key for g in acq_groups(products, aoi) if g.aoi_coverage + 1e-9 >= min_aoi_coverage}
+    return [p for p in products if p.acq_group in keep]
 
 
-def rank_all(products: list[Product], max_products: int | None = None) -> list[Product]:
-    ordered = sorted(products, key=quality_key)
-    limit = len(ordered) if not max_products else max_products
-    for i, p in enumerate(ordered):
-        p.rank = i + 1
-        p.selected = i < limit
-    return ordered
+@dataclass
+class AcqGroup:
+    """The products of one acquisition (``acq_group``) and what ranking needs to know of them together."""
+
+    key: str
+    products: list[Product]
+    aoi_coverage: float  # % of the AOI inside the union of the tiles
+    cloud_for_ranking: float  # coverage-weighted cloud %, as Product.cloud_for_ranking per tile
+
+    @property
+    def datetime(self):
+        return min(p.datetime for p in self.products)
+
+    @property
+    def product_id(self) -> str:
+        return min(p.product_id for p in self.products)
+
+    @property
+    def clear_share(self) -> float:
+        """% of the AOI that is inside the tiles and clear."""
+        return self.aoi_coverage * (1.0 - self.cloud_for_ranking / 100.0)
+
+
+def acq_groups(products: list[Product], aoi=None) -> list[AcqGroup]:
+    """Products grouped by ``acq_group``, in order of first appearance.
+
+    With ``aoi`` the coverage of a multi-tile acquisition is measured on the union of
+    its footprints; without it, the tiles' coverages are added (capped at 100 %), which
+    assumes they do not overlap over the AOI.
+    """
+    members: dict[str, list[Product]] = {}
+    for p in products:
+        members.setdefault(p.acq_group, []).append(p)
+    groups = []
+    frame = EqualAreaFrame(aoi) if aoi is not None else None
+    for key, group in members.items():
+        if len(group) == 1:
+            coverage = group[0].aoi_coverage
+        elif aoi is not None:
+            union = shapely.union_all([p.footprint for p in group if p.footprint is not None])
+            coverage = coverage_percent(union, aoi, frame)
+        else:
+            coverage = min(100.0, sum(p.aoi_coverage for p in group))
+        weights = [p.aoi_coverage for p in group]
+        clouds = [p.cloud_for_ranking for p in group]
+        total = sum(weights)
+        cloud = sum(w * c for w, c in zip(weights, clouds)) / total if total > 0 else sum(clouds) / len(clouds)
+        groups.append(AcqGroup(key, group, coverage, cloud))
+    return groups
+
+
+def clear_share_key(g: AcqGroup) -> tuple:
+    """Sort key of the ``all`` strategy: most clear AOI, least cloud, earliest, lowest id."""
+    return (round(-g.clear_share / _COST_TIE), g.cloud_for_ranking, g.datetime, g.product_id)
+
+
+def least_cloud_key(g: AcqGroup) -> tuple:
+    """Sort key of the ``cloud`` strategy: least cloud, most AOI coverage, earliest, lowest id."""
+    return (g.cloud_for_ranking, -g.aoi_coverage, g.datetime, g.product_id)
+
+
+ORDERS = {"all": clear_share_key, "cloud": least_cloud_key}
+
+
+def _assign(ordered: list[AcqGroup], selected: int) -> list[Product]:
+    """Rank the products acquisition by acquisition (tiles in tile order); the first ``selected`` are chosen."""
+    out = []
+    for i, g in enumerate(ordered):
+        for p in sorted(g.products, key=lambda q: (q.mgrs_tile, q.product_id)):
+            p.rank = i + 1
+            p.selected = i < selected
+            out.append(p)
+    return out
+
+
+def rank_all(products: list[Product], max_products: int | None = None, *, aoi=None, order: str = "all") -> list[Product]:
+    """Every acquisition in ``order`` (``all``: clear AOI share; ``cloud``: least cloud); the first ``max_products`` selected."""
+    ordered = sorted(acq_groups(products, aoi), key=ORDERS[order])
+    return _assign(ordered, len(ordered) if not max_products else max_products)
 
 
 def even_targets(start, end, n: int) -> tuple[list, float]:
@@ -139,43 +237,44 @@ def even_targets(start, end, n: int) -> tuple[list, float]:
     return [start + width * (i + 0.5) for i in range(n)], days_between(start, start + width)
 
 
-def even_cost(p: Product, target, bin_days: float) -> float:
-    days_off = abs(days_between(target, p.datetime))
+def even_cost(candidate, target, bin_days: float) -> float:
+    """The cost of an acquisition (or a single product) for ``target``; see the module docstring."""
+    days_off = abs(days_between(target, candidate.datetime))
     time_term = days_off / bin_days if bin_days > 0 else 0.0
-    return time_term * W_TIME + p.cloud_for_ranking / 100.0 * W_CLOUD + (100.0 - p.aoi_coverage) / 100.0 * W_COVER
+    return (
+        time_term * W_TIME
+        + candidate.cloud_for_ranking / 100.0 * W_CLOUD
+        + (100.0 - candidate.aoi_coverage) / 100.0 * W_COVER
+    )
 
 
-def select_even(products: list[Product], start, end, n: int) -> list[Product]:
-    """Choose up to ``n`` products spread over [start, end]; see the module docstring.
+def select_even(products: list[Product], start, end, n: int, *, aoi=None) -> list[Product]:
+    """Choose up to ``n`` acquisitions spread over [start, end]; see the module docstring.
 
-    Returns every product: the chosen ones first, ranked in target order, then the rest
-    in ``all`` order with ``selected`` False.
+    Returns every product: the chosen acquisitions first, ranked in target order, then
+    the rest in ``all`` order with ``selected`` False.
     """
     targets, bin_days = even_targets(start, end, n)
-    remaining = list(products)
+    remaining = acq_groups(products, aoi)
     chosen = []
     for target in targets:
         if not remaining:
             break
         best = min(
             remaining,
-            key=lambda p: (round(even_cost(p, target, bin_days) / _COST_TIE), p.datetime, p.product_id),
+            key=lambda g: (round(even_cost(g, target, bin_days) / _COST_TIE), g.datetime, g.product_id),
         )
         chosen.append(best)
         remaining.remove(best)
-    rest = sorted(remaining, key=quality_key)
-    for i, p in enumerate(chosen + rest):
-        p.rank = i + 1
-        p.selected = i < len(chosen)
-    return chosen + rest
+    return _assign(chosen + sorted(remaining, key=clear_share_key), len(chosen))
 
 
-def rank_products(products, strategy: str, max_products: int | None, start, end) -> list[Product]:
+def rank_products(products, strategy: str, max_products: int | None, start, end, *, aoi=None) -> list[Product]:
     strategy = (strategy or "all").lower()
-    if strategy == "all":
-        return rank_all(products, max_products)
+    if strategy in ORDERS:
+        return rank_all(products, max_products, aoi=aoi, order=strategy)
     if strategy == "even":
         if not max_products:
             raise SatPluginError("The even strategy needs MAX_PRODUCTS: how many dates to spread over the period.")
-        return select_even(products, start, end, int(max_products))
+        return select_even(products, start, end, int(max_products), aoi=aoi)
     raise SatPluginError(f"Unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}.")

@@ -6,12 +6,14 @@ Steps, each cheap before the next more expensive one:
 2. period and collection checked again locally, because not every server applies
    them the same way;
 3. reprocessed duplicates collapse to the newest processing baseline;
-4. AOI coverage in m², then the MIN_AOI_COVERAGE and MAX_CLOUD filters;
+4. AOI coverage in m², then MAX_CLOUD per product and MIN_AOI_COVERAGE per acquisition
+   (a date's tiles together: an AOI across a tile edge is covered by the date, not by a tile);
 5. optionally, cloud over the AOI from each product's SCL layer, then MAX_CLOUD on it;
-6. ranking and selection by strategy (see :mod:`.ranking`).
+6. ranking and selection of acquisitions by strategy (see :mod:`.ranking`).
 
 The result holds every product that passed the filters, sorted by rank, with
-``selected`` marking the ones the strategy chose. An empty list is a valid answer.
+``selected`` marking the ones the strategy chose; the tiles of one acquisition share a
+rank. An empty list is a valid answer.
 """
 
 from __future__ import annotations
@@ -30,20 +32,41 @@ from .catalog import (
 )
 from .local import LocalBackend
 from .period import normalise_period
+from .http import JsonClient
 from .products import Product, normalise_collection
-from .ranking import STRATEGIES, annotate_coverage, collapse_duplicates, filter_products, rank_products
+from .ranking import (
+    STRATEGIES,
+    acq_groups,
+    annotate_coverage,
+    collapse_duplicates,
+    filter_products,
+    keep_covering_dates,
+    rank_products,
+)
+from .signing import PLANETARY_COMPUTER_STAC_URL, SIGNING_KIND, TokenCache, check_signing
 from .stac import EARTH_SEARCH_URL, StacBackend
 
 # Backend names accepted by search_products (a backend object works too).
-BACKENDS = ("earth_search", "cdse", "sentinelhub", "local")
-_ALIASES = {"stac": "earth_search", "earth-search": "earth_search", "copernicus": "cdse", "sentinel_hub": "sentinelhub"}
+BACKENDS = ("earth_search", "cdse", "sentinelhub", "local", "planetary_computer")
+_ALIASES = {
+    "stac": "earth_search",
+    "earth-search": "earth_search",
+    "copernicus": "cdse",
+    "sentinel_hub": "sentinelhub",
+    "pc": "planetary_computer",
+    "planetary-computer": "planetary_computer",
+}
+# Planetary Computer has Sentinel-2 L2A only.
+PLANETARY_COMPUTER_COLLECTIONS = {"L2A": ("sentinel-2-l2a",), "L1C": ()}
 
 
 def make_backend(backend, service_url=None, token_url=None, credentials=None, client_options=None):
     """A backend object from its name; objects with a ``search`` method pass through.
 
     ``service_url`` is the STAC API URL, the Sentinel Hub base URL, or for ``local`` the
-    folder to scan. Credentials are only looked up when a Sentinel Hub search runs.
+    folder to scan. ``planetary_computer`` is a STAC API whose files need a SAS token
+    (fetched from the SAS API beside it when files are read, see :mod:`.signing`).
+    Credentials are only looked up when a Sentinel Hub search runs.
     ``client_options`` go to the HTTP client (deadlines, size caps, attempts...).
     """
     if hasattr(backend, "search"):
@@ -66,6 +89,14 @@ def make_backend(backend, service_url=None, token_url=None, credentials=None, cl
         )
     if name == "local":
         return LocalBackend(service_url, name="local")
+    if name == "planetary_computer":
+        return StacBackend(
+            service_url or PLANETARY_COMPUTER_STAC_URL,
+            name="planetary_computer",
+            client_options=options,
+            collection_ids=PLANETARY_COMPUTER_COLLECTIONS,
+            signing=SIGNING_KIND,
+        )
     raise SatPluginError(f"Unknown search backend {backend!r}: use one of {', '.join(BACKENDS)}.")
 
 
@@ -95,10 +126,11 @@ def search_products(
     ``min_aoi_coverage`` are percentages, inclusive. ``max_cloud`` first applies to the
     scene cloud (the servers filter on it too); with ``aoi_cloud`` it then also applies
     to the cloud measured over the AOI. ``max_products`` 0 or None selects every product
-    with strategy ``all``; ``even`` needs it. ``progress`` receives 0-100.
+    with strategies ``all``/``cloud``; ``even`` needs it. It counts acquisitions (dates: the
+    tiles of one overpass come together), not tiles. ``progress`` receives 0-100.
 
-    ``backend`` is ``"earth_search"``, ``"cdse"``, ``"sentinelhub"``, ``"local"`` or a
-    backend object; ``service_url`` overrides its URL (for ``local``: the folder).
+    ``backend`` is ``"earth_search"``, ``"cdse"``, ``"sentinelhub"``, ``"local"``,
+    ``"planetary_computer"`` or a backend object; ``service_url`` overrides its URL (for ``local``: the folder).
     ``client_options`` go to the HTTP client: ``request_deadline`` and ``run_deadline``
     (seconds), ``max_json_bytes``, ``max_attempts``... (see :class:`.http.JsonClient`).
     """
@@ -140,6 +172,11 @@ def search_products(
     check_canceled()
     say(f"The search returned {len(found)} product(s).")
 
+    # The backends leave out what is not Sentinel-2 of the level asked for; a backend
+    # object from elsewhere may not, so the level is checked here too.
+    other_level = sum(1 for p in found if p.collection != level)
+    if other_level:
+        say(f"Left out {other_level} product(s) that are not Sentinel-2 {level}.")
     products = [p for p in found if p.collection == level and start_dt <= p.datetime <= end_dt]
     # Collapse before filtering: the newest processing is the one to judge, so an older
     # processing must not stand in for it when the newer one fails a filter.
@@ -148,19 +185,45 @@ def search_products(
     if len(products) < before:
         say(f"Dropped {before - len(products)} older processing(s) of the same acquisition.")
     annotate_coverage(products, aoi)
-    products = filter_products(products, max_cloud=max_cloud, min_aoi_coverage=min_aoi_coverage)
 
+    def apply_filters(candidates):
+        kept = filter_products(candidates, max_cloud=max_cloud)
+        return keep_covering_dates(kept, min_aoi_coverage, aoi)
+
+    products = apply_filters(products)
     if aoi_cloud and products:
-        _measure_aoi_cloud(products, aoi, search_share, report, check_canceled, say)
-        products = filter_products(products, max_cloud=max_cloud, min_aoi_coverage=min_aoi_coverage)
+        signer = _Signer(client_options, is_canceled, log)
+        _measure_aoi_cloud(products, aoi, search_share, report, check_canceled, say, signer)
+        products = apply_filters(products)
 
-    ranked = rank_products(products, strategy, max_products, start_dt, end_dt)
+    ranked = rank_products(products, strategy, max_products, start_dt, end_dt, aoi=aoi)
     report(100.0)
-    say(f"{len(ranked)} product(s) kept, {sum(p.selected for p in ranked)} selected.")
+    chosen = [p for p in ranked if p.selected]
+    say(
+        f"{len(ranked)} product(s) kept in {len(acq_groups(ranked))} acquisition(s); "
+        f"{len(acq_groups(chosen))} acquisition(s) ({len(chosen)} product(s)) selected."
+    )
     return ranked
 
 
-def _measure_aoi_cloud(products, aoi, done_share, report, check_canceled, say) -> None:
+class _Signer:
+    """Signs the SCL URLs that the AOI cloud step reads, for backends whose files need a token."""
+
+    def __init__(self, client_options, is_canceled, log):
+        self._options = {"is_canceled": is_canceled, "log": log, **dict(client_options or {})}
+        self._client = None
+        self._tokens = TokenCache()
+
+    def __call__(self, product, href: str) -> str:
+        record = product.download.get("signing")
+        if not record:
+            return href
+        check_signing(product.product_id, record, href)
+        self._client = self._client or JsonClient(**self._options)
+        return self._tokens.sign(href, record, self._client)
+
+
+def _measure_aoi_cloud(products, aoi, done_share, report, check_canceled, say, sign) -> None:
     missing = 0
     for i, p in enumerate(products):
         check_canceled()
@@ -169,7 +232,7 @@ def _measure_aoi_cloud(products, aoi, done_share, report, check_canceled, say) -
             missing += 1
         else:
             try:
-                p.aoi_cloud = aoi_cloud_percent(scl, aoi)
+                p.aoi_cloud = aoi_cloud_percent(sign(p, scl), aoi)
             except Exception as exc:  # noqa: BLE001 - a bad product must not sink the search
                 say(f"{p.product_id}: could not read its SCL layer ({type(exc).__name__}); using the scene cloud.")
         report(done_share + (100.0 - done_share) * (i + 1) / len(products))
