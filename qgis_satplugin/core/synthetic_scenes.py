@@ -146,6 +146,8 @@ def _stac_item(item_id, grid, when, cloud, tile, platform, orbit, baseline, foot
             "mgrs:grid_square": tile[3:],
             "sat:relative_orbit": orbit,
             "s2:processing_baseline": baseline,
+            # Our scenes are written without the baseline 04.00 offset removed, as ESA's are.
+            "earthsearch:boa_offset_applied": False,
             "s2:product_uri": product_uri,
             "s2:generation_time": generated.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "proj:epsg": grid.pyproj_crs().to_epsg(),
