@@ -48,8 +48,12 @@ comes from SPLIT_FIELD (values train/val/test) of the SPLIT_LAYER polygons.</p>
 <p>Every export also writes index.gpkg (one row per sample: footprint, split, path, dates, class
 histogram), dataset.json and dataset.md (sources and dates, bands, scale/offset, normalisation
 statistics from the train split, grid and CRS, counts per class and split, attribution, and the
-list of every file it wrote).
-<code>qgis_satplugin.core.export.torch_dataset.PatchDataset</code> reads every format.</p>
+list of every file it wrote), a STAC catalog (collection.json and one item per sample in stac/:
+footprint, dates, assets, ml-aoi:split, label extension) and croissant.json (MLCommons Croissant:
+files, fields, splits). The zarr store opens in xarray (xarray.open_zarr) with named dimensions
+and coordinates.
+<code>qgis_satplugin.core.export.torch_dataset.PatchDataset</code> reads every format;
+<code>torchgeo_dataset.ExportedGeoDataset</code> serves it to TorchGeo samplers with its dates.</p>
 <p><b>OUTPUT_FOLDER</b>: a new or empty folder, or an earlier export, which is replaced once the new
 one is complete. Only the files an export listed in its dataset.json are ever replaced: any other
 file there (your notes, checkpoints) makes the export refuse, naming it. A folder that is, holds or

@@ -126,7 +126,7 @@ def test_zarr_store_layout(source):
     ds = ExportedDataset(out)
     n, longest = len(ds), max(r["n_dates"] for r in ds.rows)
     assert group["images"].shape == (n, longest, 4, 36, 36) and group["images"].chunks == (1, longest, 4, 36, 36)
-    assert group["labels/class"].shape == (n, 72, 72)
+    assert group["label_class"].shape == (n, 72, 72)
     assert group["n_dates"][:].tolist() == [r["n_dates"] for r in ds.rows]
     short = next(r for r in ds.rows if r["n_dates"] < longest)
     assert (group["images"][short["index"], short["n_dates"]:] == 0).all()  # padding is no-data

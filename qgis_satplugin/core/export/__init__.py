@@ -27,7 +27,8 @@ progress=None, is_canceled=None, log=None) -> ExportResult``
   Patches touching two splits are dropped, so no pixel is in two splits.
 * ``format``: ``npz``, ``zarr``, ``geotiff`` or ``deepsatdata`` (layouts in each
   ``format_*`` module). Every export also writes ``index.gpkg``, ``samples.csv``,
-  ``dataset.json`` and ``dataset.md``.
+  ``dataset.json``, ``dataset.md``, a STAC catalog (``collection.json`` + ``stac/``,
+  :mod:`stac_catalog`) and ``croissant.json`` (:mod:`croissant`).
 
 Bad input raises :class:`SatPluginError` and a cancel raises :class:`Canceled`; neither
 leaves anything at ``output_folder`` (see :mod:`staging`). ``output_folder`` is new, empty
@@ -35,7 +36,8 @@ or an earlier export: only the files an export listed in its ``dataset.json``
 (``contents``) are ever replaced, any other file there makes the export refuse, and an
 output that is, holds or lies in an input is refused before any work. One export at a
 time writes a folder (a second refuses at once). :class:`ExportedDataset`
-reads any format back as numpy; ``torch_dataset.PatchDataset`` wraps it for PyTorch.
+reads any format back as numpy; ``torch_dataset.PatchDataset`` wraps it for PyTorch and
+``torchgeo_dataset.ExportedGeoDataset`` for TorchGeo's samplers (dates kept).
 """
 from .exporter import FORMATS, ExportResult, export_patches
 from .image_series import read_manifest

@@ -126,7 +126,12 @@ def _markdown(card: dict) -> str:
     else:
         lines.append("No labels.")
     lines += ["", "## Files", "", f"- `{card['files']['index']}`: sample footprints, split, path, dates, class histogram",
-              f"- `{card['files']['samples']}`: one row per sample (path, split, dates)", f"- `{JSON_NAME}`: this card for code", ""]
+              f"- `{card['files']['samples']}`: one row per sample (path, split, dates)", f"- `{JSON_NAME}`: this card for code"]
+    if "stac" in card["files"]:
+        lines += [f"- `{card['files']['stac']}` and `stac/`: a STAC collection with one item per sample (footprint, dates, "
+                  "assets; `ml-aoi:split`, `label` extension)",
+                  f"- `{card['files']['croissant']}`: Croissant (MLCommons) description of the files, fields and splits"]
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -7,9 +7,10 @@ The steps, each in its own module:
    only labels and masks, so an export that would be empty fails before writing;
 3. stream: chunk by chunk (:func:`windows.read_chunks`), read the window of every date
    once, cut the patches, hand each finished sample to the format's writer
-   (``format_*.py``) and forget it; memory stays at one chunk across all dates;
-4. finish: ``samples.csv``, ``index.gpkg`` and the dataset card, then rename the hidden
-   staging folder onto the output (:mod:`staging`).
+   (``format_*.py``) and its STAC item (:mod:`stac_catalog`), and forget it; memory
+   stays at one chunk across all dates;
+4. finish: ``samples.csv``, ``index.gpkg``, the STAC collection, ``croissant.json`` and
+   the dataset card, then rename the hidden staging folder onto the output (:mod:`staging`).
 
 The output folder is locked for the whole run (a second export into it refuses at
 once), and an output that is, holds or lies inside one of the inputs is refused before
@@ -26,6 +27,8 @@ import numpy as np
 from ..atomic import check_output_paths
 from ..errors import SatPluginError
 from .band_layout import band_layout
+from .croissant import NAME as CROISSANT_NAME
+from .croissant import write_croissant
 from .dataset_card import CONTENTS_KEY, FORMAT, JSON_NAME, MD_NAME, licence_line, source_rows, write_card
 from .dates import iso_z, season_mask
 from .format_deepsatdata import DeepSatDataWriter
@@ -41,6 +44,9 @@ from .sample import DatasetMeta
 from .samples_table import NAME as SAMPLES_NAME
 from .samples_table import write_samples_csv
 from .splits import SPLITS, normalise_ratios
+from .stac_catalog import COLLECTION as STAC_COLLECTION
+from .stac_catalog import LICENSE as STAC_LICENSE
+from .stac_catalog import LICENSE_URL, CatalogWriter, catalog_info
 from .staging import StagedFolder, export_lock, listing, prepare_target
 from .stream import SampleSink, stream_samples
 from .windows import patch_grid
@@ -172,7 +178,8 @@ def export_patches(
             bands=list(series.bands), class_pixels={s: card["splits"][s]["class_pixels"] for s in SPLITS},
             normalisation=card["normalisation"],
             files={"index": str(target / INDEX_NAME), "samples": str(target / SAMPLES_NAME),
-                   "card_json": str(target / "dataset.json"), "card_md": str(target / "dataset.md")},
+                   "card_json": str(target / "dataset.json"), "card_md": str(target / "dataset.md"),
+                   "stac": str(target / STAC_COLLECTION), "croissant": str(target / CROISSANT_NAME)},
         )
 
 
@@ -195,9 +202,15 @@ def _plan_and_write(series, label_set, pg, layout, target, fmt, params, ratios, 
             date_scales=series.scales, date_offsets=series.offsets, nodata=series.nodata, dtype=series.dtype,
             n_samples=len(plan), max_dates=plan.max_dates,
         )
+        class_table = label_set.rasters["class"].class_table if label_set and "class" in label_set else None
         with StagedFolder(target) as temp:
-            summary = _write_dataset(series, label_set, plan, meta, WRITERS[fmt](temp, meta), temp, is_canceled, progress)
+            catalog = CatalogWriter(temp, catalog_info(fmt, meta, layout, _crs_name(grid), class_table))
+            summary = _write_dataset(series, label_set, plan, meta, WRITERS[fmt](temp, meta), temp, is_canceled, progress,
+                                     catalog)
             card = _card(series, label_set, plan, meta, layout, params, summary, fmt)
+            # The collection and the Croissant file come before the file list, so it names them too.
+            catalog.close(card)
+            write_croissant(temp, card)
             card[CONTENTS_KEY] = sorted(listing(temp) + [JSON_NAME, MD_NAME])
             write_card(temp, card)
     finally:
@@ -206,10 +219,11 @@ def _plan_and_write(series, label_set, pg, layout, target, fmt, params, ratios, 
     return card
 
 
-def _write_dataset(series, label_set, plan, meta: DatasetMeta, writer, temp: Path, is_canceled, progress) -> dict:
-    """Stream every sample through the writer, then write the tables; returns what the card needs."""
+def _write_dataset(series, label_set, plan, meta: DatasetMeta, writer, temp: Path, is_canceled, progress,
+                   catalog=None) -> dict:
+    """Stream every sample through the writer (and the STAC catalog), then write the tables; returns what the card needs."""
     class_nodata = label_set.rasters["class"].nodata if label_set and "class" in label_set else None
-    sink = SampleSink(writer, meta, class_nodata, is_canceled)
+    sink = SampleSink(writer, meta, class_nodata, is_canceled, catalog)
     try:
         stream_samples(series, label_set, plan, sink, is_canceled,
                        lambda f: progress(PLAN_SHARE + (1 - PLAN_SHARE) * 0.97 * f))
@@ -220,10 +234,14 @@ def _write_dataset(series, label_set, plan, meta: DatasetMeta, writer, temp: Pat
     return {"stats": sink.stats, "class_pixels": sink.class_pixels}
 
 
-def _card(series, label_set, plan, meta, layout, params, summary, fmt) -> dict:
-    grid = series.grid
+def _crs_name(grid) -> str:
     crs = grid.pyproj_crs()
     epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_string()
+
+
+def _card(series, label_set, plan, meta, layout, params, summary, fmt) -> dict:
+    grid = series.grid
     splits = {}
     for i, s in enumerate(SPLITS):
         splits[s] = {
@@ -241,7 +259,7 @@ def _card(series, label_set, plan, meta, layout, params, summary, fmt) -> dict:
         "split_method": plan.split_info,
         "splits": splits,
         "grid": {
-            "crs": f"EPSG:{epsg}" if epsg else crs.to_string(),
+            "crs": _crs_name(grid),
             "crs_wkt": meta.crs_wkt,
             "transform": list(meta.grid_transform),
             "width": grid.width,
@@ -266,5 +284,8 @@ def _card(series, label_set, plan, meta, layout, params, summary, fmt) -> dict:
                           "bands": summary["stats"].as_dict()},
         "attribution": licence_line(series.dates),
         "licence": "Sentinel data are free and open under the Copernicus licence; cite the source as above.",
-        "files": {"index": INDEX_NAME, "samples": SAMPLES_NAME, "card": "dataset.json"},
+        # No SPDX identifier exists for the Copernicus terms: STAC's "other" with a link to them.
+        "licence_terms": {"spdx": None, "stac_license": STAC_LICENSE, "url": LICENSE_URL},
+        "files": {"index": INDEX_NAME, "samples": SAMPLES_NAME, "card": "dataset.json", "stac": STAC_COLLECTION,
+                  "croissant": CROISSANT_NAME},
     }

@@ -46,6 +46,7 @@ def index_row(sample, path: str, class_hist: dict, patch_size: int) -> dict:
         "class_hist": json.dumps({str(k): int(v) for k, v in sorted(class_hist.items())}),
         "_footprint": footprint(sample.transform, patch_size),
         "_index": sample.index,
+        "_transform": tuple(float(v) for v in sample.transform),  # for the STAC item (stac_catalog.py)
     }
 
 

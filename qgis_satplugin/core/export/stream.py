@@ -3,7 +3,7 @@
 For each chunk (:func:`windows.read_chunks`) the window of every needed date is read
 once and each patch's slice is copied into its own array; the finished samples then go
 to a single background thread that writes them (format writer, class counts, train
-statistics, index rows) while the main thread reads the next chunk. GDAL's decoding
+statistics, index rows, STAC items) while the main thread reads the next chunk. GDAL's decoding
 and the file writes both release the GIL, so on two cores reading and writing overlap.
 At most one chunk waits for the writer, and each chunk gets half the memory budget, so
 peak memory stays within the budget whatever the AOI size or the number of dates.
@@ -40,8 +40,9 @@ def _group_images(values: np.ndarray, meta: DatasetMeta, nodata) -> dict:
 class SampleSink:
     """Everything that happens to a finished sample, on one background thread."""
 
-    def __init__(self, writer, meta: DatasetMeta, class_nodata, is_canceled):
+    def __init__(self, writer, meta: DatasetMeta, class_nodata, is_canceled, catalog=None):
         self.writer = writer
+        self.catalog = catalog  # stac_catalog.CatalogWriter: one STAC item per sample, per chunk
         self.meta = meta
         self.class_nodata = class_nodata
         self.is_canceled = is_canceled
@@ -52,6 +53,7 @@ class SampleSink:
         self.pending = None
 
     def _write_all(self, samples):
+        first_row = len(self.index_rows)
         for sample in samples:
             if self.is_canceled():
                 raise Canceled()
@@ -64,6 +66,8 @@ class SampleSink:
                     self.stats.add(sample.images[g.key], g.band_index, sample.scale, sample.offset, self.meta.nodata)
             self.records.append(record(sample, path))
             self.index_rows.append(index_row(sample, path, hist, self.meta.patch_size))
+        if self.catalog is not None:
+            self.catalog.add(self.index_rows[first_row:])
 
     def submit(self, samples: list):
         self.wait()

@@ -79,22 +79,31 @@ def to_tensors(item: dict, reflectance: bool = False, groups: dict | None = None
 
 
 def pad_collate(batch: list) -> dict:
-    """Stack a list of items, padding the time axis with zeros; ``date_mask`` marks real dates."""
+    """Stack a list of items, padding the time axis with zeros; ``date_mask`` marks real dates.
+
+    Works on :class:`PatchDataset` items and on ``torchgeo_dataset.ExportedGeoDataset``'s
+    (``image``, ``mask``, ``bounds``, ``crs``): every image array and ``doy``/``year``/
+    ``days`` is padded, ``labels`` and ``mask`` are stacked, anything else is listed.
+    """
     torch = import_torch()
     longest = max(len(item["dates"]) for item in batch)
-    out = {"sample_id": [b["sample_id"] for b in batch], "split": [b["split"] for b in batch],
-           "dates": [b["dates"] for b in batch]}
+    out = {}
     mask = torch.zeros((len(batch), longest), dtype=torch.bool)
     for j, item in enumerate(batch):
         mask[j, : len(item["dates"])] = True
     out["date_mask"] = mask
-    for key in [k for k in batch[0] if k == "images" or k.startswith("images_")] + ["doy", "year", "days"]:
+    for key in [k for k in batch[0] if k.startswith("image")] + ["doy", "year", "days"]:
         first = batch[0][key]
         padded = torch.zeros((len(batch), longest) + tuple(first.shape[1:]), dtype=first.dtype)
         for j, item in enumerate(batch):
             padded[j, : item[key].shape[0]] = item[key]
         out[key] = padded
     out["labels"] = {name: torch.stack([b["labels"][name] for b in batch]) for name in batch[0]["labels"]}
+    if "mask" in batch[0]:
+        out["mask"] = torch.stack([b["mask"] for b in batch])
+    for key in batch[0]:
+        if key not in out:
+            out[key] = [b[key] for b in batch]
     return out
 
 
