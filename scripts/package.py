@@ -30,7 +30,7 @@ PLUGIN_DIR = "satplugin"
 # Top-level folders and files that stay in the repository only.
 # docs/ is packaged: the README in the zip shows docs/images/dock.png and links to docs/*.md.
 EXCLUDED_DIRS = {"tests", "benchmarks", ".ci", "scripts", "dist", "build-demo"}
-EXCLUDED_FILES = {".gitignore", "pytest.ini", "Makefile", "requirements-dev.txt", "pb_tool.cfg"}
+EXCLUDED_FILES = {".gitignore", "pytest.ini", "Makefile", "requirements-dev.txt", "pb_tool.cfg", "pyproject.toml"}
 REQUIRED = ["LICENSE", "metadata.txt", "__init__.py", "README.md", "requirements.txt"]
 REQUIRED_DIRS = ["qgis_satplugin", "processing_algs"]
 # Optional for QGIS, required by plugins.qgis.org for an upload; no placeholder is written for them.

@@ -40,6 +40,19 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "$WANT" > "$STAMP"
 fi
 
+# A wheelhouse of the engine's core dependencies (PyPI wheels for QGIS's Python version),
+# so that tests install the engine package into a fresh virtual environment offline.
+WHEELHOUSE=.wheelhouse
+ENGINE_WHEELS="numpy==1.26.4 shapely==2.2.0 rasterio==1.4.4 affine==2.4.0 pyproj==3.7.1 requests==2.32.3 setuptools==75.8.0 wheel==0.45.1"
+if [ "$(cat "$WHEELHOUSE/.stamp" 2>/dev/null)" != "$ENGINE_WHEELS" ]; then
+  echo "setup: downloading the engine's wheels into $WHEELHOUSE (about 70 MB)"
+  rm -rf "$WHEELHOUSE"
+  # shellcheck disable=SC2086
+  .venv/bin/python -m pip download -q --disable-pip-version-check --only-binary=:all: -d "$WHEELHOUSE" $ENGINE_WHEELS 2>&1 |
+    { grep -v "^WARNING: Location .* is ignored" || true; }
+  echo "$ENGINE_WHEELS" > "$WHEELHOUSE/.stamp"
+fi
+
 # A project-local QGIS profile: the plugin folder is linked in and enabled there, so
 # tests and `scripts/qgis-process` never touch the user's own QGIS settings.
 PROFILE="$ROOT/.qgis-profile"

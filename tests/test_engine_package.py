@@ -1,0 +1,152 @@
+"""The engine package: installed with pip into a fresh environment without QGIS, it runs a step.
+
+The environment is a plain ``venv`` of the system Python without its site packages (so no
+QGIS, no GDAL bindings, none of ``.venv``), filled from the wheelhouse that ``make setup``
+downloads from PyPI (no network in the test). Ground truth runs there on polygons the test
+makes, and its rasters must hold the same pixels, grid and class table as the plugin's core
+writes in the developer environment. (The bytes differ: the PyPI rasterio wheel bundles a
+newer GDAL than QGIS's, which lays out TIFF tags differently.)
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import shapely
+
+from satplugin.qgis_satplugin.core import __version__
+from satplugin.qgis_satplugin.core.grid import PixelGrid
+from satplugin.qgis_satplugin.core.ground_truth import OutputPaths, rasterize_ground_truth
+from tests.conftest import ROOT
+
+WHEELHOUSE = ROOT / ".wheelhouse"
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+GRID = PixelGrid.square("EPSG:32633", 500040.0, 5000040.0, 10.0, 40, 30)
+
+
+def test_engine_version_is_the_plugins():
+    metadata = (ROOT / "metadata.txt").read_text(encoding="utf-8")
+    assert re.search(r"^version=(.+)$", metadata, re.M)[1].strip() == __version__
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'version = {attr = "satplugin_engine.__version__"}' in pyproject
+
+
+def _polygons():
+    boxes = [shapely.box(500040 + 60 * i, 4999800, 500100 + 60 * i + 5, 4999905) for i in range(5)]
+    holed = shapely.Polygon(shapely.box(500100, 4999760, 500300, 4999790).exterior.coords,
+                            [shapely.box(500150, 4999765, 500170, 4999785).exterior.coords])
+    return boxes + [holed], [1, 2, 3, 1, 2, 3]
+
+
+DRIVER = textwrap.dedent(
+    """
+    import json, sys
+    import shapely
+    try:
+        import qgis  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        raise SystemExit("qgis is importable in the engine's environment")
+    import satplugin_engine
+    from satplugin_engine.grid import PixelGrid
+    from satplugin_engine.ground_truth import OutputPaths, rasterize_ground_truth
+
+    job = json.loads(open(sys.argv[1]).read())
+    grid = PixelGrid.square(*job["grid"])
+    out = job["out"]
+    result = rasterize_ground_truth(
+        [shapely.from_wkt(w) for w in job["wkt"]], job["classes"], job["crs"], grid,
+        OutputPaths(class_raster=out + "/class.tif", id_raster=out + "/id.tif",
+                    coverage_raster=out + "/coverage.tif", class_table=out + "/classes.csv"),
+        min_coverage=0.3)
+    print(json.dumps({"version": satplugin_engine.__version__, "labelled": result.labelled_pixels,
+                      "module": satplugin_engine.__file__}))
+    """
+)
+
+
+@pytest.mark.slow
+def test_engine_installs_in_a_fresh_environment_and_runs_ground_truth(tmp_path):
+    if not (WHEELHOUSE / ".stamp").is_file():
+        pytest.skip(f"{WHEELHOUSE} is missing: `make setup` downloads it")
+    if not SYSTEM_PYTHON.is_file():
+        pytest.skip(f"{SYSTEM_PYTHON} is not here")
+    # Only what the package is made of, so the build leaves nothing in the checkout.
+    source = tmp_path / "src"
+    shutil.copytree(ROOT / "qgis_satplugin" / "core", source / "qgis_satplugin" / "core",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PIP_CONFIG_FILE": os.devnull}
+    venv = tmp_path / "engine-env"
+    subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", str(venv)], check=True, env=env)
+    python = venv / "bin" / "python"
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(WHEELHOUSE), str(source)],
+        capture_output=True, text=True, env=env)
+    assert install.returncode == 0, install.stdout + install.stderr
+    # No system site packages: the environment cannot see QGIS's Python packages.
+    probe = subprocess.run([str(python), "-I", "-c", "import sys; print(sys.path)"],
+                           capture_output=True, text=True, env=env, check=True)
+    assert "dist-packages" not in probe.stdout and ".venv" not in probe.stdout
+
+    polygons, classes = _polygons()
+    job = tmp_path / "job.json"
+    out_engine = tmp_path / "engine-out"
+    out_engine.mkdir()
+    job.write_text(json.dumps({
+        "grid": [GRID.crs, GRID.x_min, GRID.y_max, GRID.pixel_width, GRID.width, GRID.height],
+        "wkt": [p.wkt for p in polygons], "classes": classes, "crs": "EPSG:32633", "out": str(out_engine)}))
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    run = subprocess.run([str(python), "-I", str(driver), str(job)], capture_output=True, text=True, env=env,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    answer = json.loads(run.stdout.strip().splitlines()[-1])
+    assert answer["version"] == __version__
+    assert str(venv) in answer["module"]  # the installed copy ran, not the checkout
+
+    out_dev = tmp_path / "dev-out"
+    out_dev.mkdir()
+    dev = rasterize_ground_truth(
+        polygons, classes, "EPSG:32633", GRID,
+        OutputPaths(class_raster=out_dev / "class.tif", id_raster=out_dev / "id.tif",
+                    coverage_raster=out_dev / "coverage.tif", class_table=out_dev / "classes.csv"),
+        min_coverage=0.3)
+    assert answer["labelled"] == dev.labelled_pixels > 0
+    for name in ("class.tif", "id.tif", "coverage.tif"):
+        with rasterio.open(out_engine / name) as a, rasterio.open(out_dev / name) as b:
+            assert np.array_equal(a.read(), b.read()), name
+            assert a.transform == b.transform and a.crs == b.crs and a.nodata == b.nodata
+            assert a.tags(1) == b.tags(1)
+    assert (out_engine / "classes.csv").read_bytes() == (out_dev / "classes.csv").read_bytes()
+
+
+@pytest.mark.slow
+def test_engine_wheel_holds_the_core_and_no_qgis_side(tmp_path):
+    source = tmp_path / "src"
+    shutil.copytree(ROOT / "qgis_satplugin" / "core", source / "qgis_satplugin" / "core",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "w"),
+         str(source)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout + built.stderr
+    import zipfile
+
+    wheel = next((tmp_path / "w").glob("satplugin_engine-*.whl"))
+    assert wheel.name.startswith(f"satplugin_engine-{__version__}-py3-none-any")
+    names = zipfile.ZipFile(wheel).namelist()
+    modules = {n for n in names if n.endswith(".py")}
+    assert "satplugin_engine/ground_truth.py" in modules and "satplugin_engine/export/exporter.py" in modules
+    assert not any(n.startswith(("processing_algs/", "qgis_satplugin/", "models/", "tests/")) for n in names)
+    assert not any("gui/" in n or n.endswith(".onnx") for n in names)
