@@ -52,8 +52,10 @@ import math
 import torch
 from torch import nn
 
-# 12 L2A bands, in WorldStrat's channel order (S2_ALL_BANDS 1..12 of its L2A_data.tiff).
-L2A_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
+from qgis_satplugin.core.sentinel2 import L2A_BANDS, REFLECTANCE_SCALE
+
+# WorldStrat's channel order (S2_ALL_BANDS 1..12 of its L2A_data.tiff) is the 12 L2A bands
+# in ESA's order, L2A_BANDS.
 # lr_bands_to_use="true_color": bands 4, 3, 2 of that file.
 TRUE_COLOR_BANDS = ("B04", "B03", "B02")
 TRUE_COLOR_INDEX = (3, 2, 1)
@@ -64,7 +66,7 @@ JIF_S2_STD = (0.0892, 0.0976, 0.1001, 0.1169, 0.1154, 0.1066, 0.1097, 0.1151, 0.
 
 OUTPUT_BANDS = ("red", "green", "blue")
 OUTPUT_UNITS = "SPOT 6/7 12-bit DN / 10000"
-REFLECTANCE_DN_SCALE = 1e-4  # Sentinel-2 L2A: reflectance = 0.0001 x (harmonised) DN
+REFLECTANCE_DN_SCALE = REFLECTANCE_SCALE  # Sentinel-2 L2A: reflectance = 0.0001 x (harmonised) DN
 
 # The published training runs (Training.ipynb, src/utils/reproduce_benchmark.sh) and the
 # Lightning module's defaults (src/lightning_modules.py, add_model_specific_args).

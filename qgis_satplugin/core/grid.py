@@ -95,6 +95,28 @@ class PixelGrid:
     def pyproj_crs(self) -> CRS:
         return CRS.from_user_input(self.crs)
 
+    def geotiff_profile(self, count: int, dtype, nodata) -> dict:
+        """``rasterio.open(path, "w", **profile)`` arguments for a GeoTIFF on this grid written in pieces.
+
+        Tiled 256 x 256, so that writing a strip or a window touches few blocks, and BIGTIFF
+        where GDAL judges the file may pass 4 GiB (a large AOI). Compression and layout are
+        the caller's, as they depend on what the file is for.
+        """
+        return dict(
+            driver="GTiff",
+            width=self.width,
+            height=self.height,
+            count=count,
+            dtype=dtype,
+            nodata=nodata,
+            crs=self.pyproj_crs().to_wkt(),
+            transform=self.transform,
+            tiled=True,
+            blockxsize=256,
+            blockysize=256,
+            BIGTIFF="IF_SAFER",
+        )
+
 
 def _unit(crs) -> str:
     try:

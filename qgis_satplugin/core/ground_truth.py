@@ -335,22 +335,11 @@ def _open_rasters(temp_paths, grid, table: ClassTable):
         ds = rasterio.open(
             path,
             "w",
-            driver="GTiff",
-            width=grid.width,
-            height=grid.height,
-            count=1,
-            dtype=dtype,
-            nodata=nodata,
-            crs=grid.pyproj_crs().to_wkt(),
-            transform=grid.transform,
-            tiled=True,
-            blockxsize=256,
-            blockysize=256,
+            **grid.geotiff_profile(1, dtype, nodata),
             # ZSTD level 1 writes 4x faster than DEFLATE here, and smaller; QGIS's GDAL reads it.
             compress="zstd",
             zstd_level=1,
             num_threads=1,
-            BIGTIFF="IF_SAFER",
         )
         ds.set_band_description(1, description)
         ds.update_tags(1, **tags)

@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from .grid import PixelGrid
+from .sentinel2 import (BOA_OFFSET_DN, L2A_BANDS, NATIVE_RESOLUTION_M, OFFSET_BASELINE, SCL_CLOUD_HIGH,
+                        SCL_CLOUD_MEDIUM, SCL_CLOUD_SHADOW, SCL_NO_DATA, SCL_NOT_VEGETATED, SCL_VEGETATION,
+                        baseline_key)
 
+# The L2A bands at each native resolution, in band order: 10 m (B02 B03 B04 B08), 20 m, 60 m.
 BANDS_BY_RESOLUTION = {
-    10: ("B02", "B03", "B04", "B08"),
-    20: ("B05", "B06", "B07", "B8A", "B11", "B12"),
-    60: ("B01", "B09"),
+    res: tuple(b for b in L2A_BANDS if NATIVE_RESOLUTION_M[b] == res) for res in (10, 20, 60)
 }
 # Reflectance of bare soil and of full green vegetation per band (typical values).
 SOIL = {"B01": 0.08, "B02": 0.09, "B03": 0.12, "B04": 0.15, "B05": 0.18, "B06": 0.20, "B07": 0.21,
@@ -26,8 +28,6 @@ SOIL = {"B01": 0.08, "B02": 0.09, "B03": 0.12, "B04": 0.15, "B05": 0.18, "B06": 
 GREEN = {"B01": 0.03, "B02": 0.03, "B03": 0.07, "B04": 0.03, "B05": 0.10, "B06": 0.30, "B07": 0.38,
          "B08": 0.42, "B8A": 0.44, "B09": 0.15, "B11": 0.18, "B12": 0.08}
 CLOUD = 0.55  # bright in every band
-SCL_SHADOW, SCL_VEGETATION, SCL_SOIL, SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH = 3, 4, 5, 8, 9
-HARMONIZATION_BASELINE = "04.00"
 
 
 def _greenness(day_of_year: float, peak_day: np.ndarray) -> np.ndarray:
@@ -81,7 +81,7 @@ def write_product(
     cloud = field > threshold
     shadow = np.roll(np.roll(cloud, 12, axis=0), 18, axis=1) & ~cloud
 
-    offset = 1000 if baseline >= HARMONIZATION_BASELINE else 0
+    offset = BOA_OFFSET_DN if baseline_key(baseline) >= OFFSET_BASELINE else 0
     folder = Path(parent) / f"{platform}_{tile}_{when:%Y%m%d}_0_L2A"
     folder.mkdir(parents=True, exist_ok=True)
     for resolution, bands in BANDS_BY_RESOLUTION.items():
@@ -92,10 +92,10 @@ def write_product(
             reflectance = np.where(cloud, CLOUD + 0.05 * field, reflectance)
             dn = np.clip(np.rint(_block_mean(reflectance, factor) * 10000) + offset, 1, 65535).astype(np.uint16)
             _write_band(folder / f"{band}.tif", dn, grid, resolution, nodata=0)
-    scl = np.where(green > 0.4, SCL_VEGETATION, SCL_SOIL)
-    scl = np.where(shadow, SCL_SHADOW, scl)
+    scl = np.where(green > 0.4, SCL_VEGETATION, SCL_NOT_VEGETATED)
+    scl = np.where(shadow, SCL_CLOUD_SHADOW, scl)
     scl = np.where(cloud, np.where(field > threshold + 0.05, SCL_CLOUD_HIGH, SCL_CLOUD_MEDIUM), scl)
-    _write_band(folder / "SCL.tif", scl[::2, ::2].astype(np.uint8), grid, 20, nodata=0)
+    _write_band(folder / "SCL.tif", scl[::2, ::2].astype(np.uint8), grid, NATIVE_RESOLUTION_M["SCL"], nodata=SCL_NO_DATA)
 
     item = _stac_item(folder.name, grid, when, float(cloud.mean() * 100), tile, platform, orbit, baseline, footprint_4326)
     (folder / f"{folder.name}.json").write_text(json.dumps(item, indent=1))

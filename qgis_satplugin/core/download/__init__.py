@@ -21,7 +21,8 @@ Reflectance is resampled bilinearly, masks by nearest neighbour. With ``harmoniz
 scale (see :mod:`.harmonize`).
 """
 
-from .bands import BAND_PRESETS, NATIVE_RESOLUTION_M, resolve_bands
+from ..sentinel2 import NATIVE_RESOLUTION_M
+from .bands import BAND_PRESETS, resolve_bands
 from .harmonize import Harmonization, apply_harmonization, plan_harmonization
 from .manifest import read_manifest, sha256_of
 from .product_list import as_products, product_from_row, read_products_gpkg

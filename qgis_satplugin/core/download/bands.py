@@ -1,34 +1,14 @@
-"""Band names, presets and native resolutions, checked once before anything is fetched.
+"""Band names and presets, checked once before anything is fetched.
 
 A wrong band name found after ten dates have been downloaded wastes the user's quota,
-so the list is validated against the collections of the products up front.
+so the list is validated against the collections of the products up front. The bands
+themselves, their resolutions and the masks' values are in ``core/sentinel2.py``.
 """
 
 from __future__ import annotations
 
 from ..errors import SatPluginError
-from ..search.products import canonical_band
-
-# Metres per pixel of each band in the products as ESA distributes them.
-NATIVE_RESOLUTION_M = {
-    "B01": 60,
-    "B02": 10,
-    "B03": 10,
-    "B04": 10,
-    "B05": 20,
-    "B06": 20,
-    "B07": 20,
-    "B08": 10,
-    "B8A": 20,
-    "B09": 60,
-    "B10": 60,
-    "B11": 20,
-    "B12": 20,
-    "SCL": 20,
-}
-L1C_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
-# B10 (cirrus) is used by the atmospheric correction and is not part of L2A products.
-L2A_BANDS = tuple(b for b in L1C_BANDS if b != "B10")
+from ..sentinel2 import L1C_BANDS, L2A_BANDS, SCL, canonical_band
 
 BAND_PRESETS = {
     "rgbn_10m": ["B02", "B03", "B04", "B08"],
@@ -40,8 +20,6 @@ BAND_PRESETS = {
 # and SAFE L1C products carry no ready-made cloud mask; Sentinel Hub computes CLM.
 FILE_MASKS = {"L2A": "SCL", "L1C": None}
 SENTINELHUB_MASKS = {"L2A": "SCL", "L1C": "CLM"}
-# SCL class 0 is "no data"; CLM uses 0 (clear) and 1 (cloud), so its no-data is 255.
-MASK_NODATA = {"SCL": 0, "CLM": 255}
 
 
 def resolve_bands(bands) -> list[str]:
@@ -58,7 +36,7 @@ def resolve_bands(bands) -> list[str]:
         band = canonical_band(str(name))
         if band is None:
             raise SatPluginError(f"Unknown Sentinel-2 band {name!r}; use names like B02, B8A or B11.")
-        if band == "SCL":
+        if band == SCL:
             raise SatPluginError("SCL is a mask, not a reflectance band: it is written beside each image when masks are on.")
         if band not in out:
             out.append(band)

@@ -47,23 +47,14 @@ class StagedRaster:
         self.count = count
         self.dtype = np.dtype(dtype)
         self.nodata = nodata
+        # Uncompressed and sparse, unlike the outputs: pieces arrive in any order, the COG
+        # copy compresses everything once at the end, and blocks not yet written take no space.
         self._ds = rasterio.open(
             self.path,
             "w",
-            driver="GTiff",
-            width=grid.width,
-            height=grid.height,
-            count=count,
-            dtype=self.dtype.name,
-            nodata=nodata,
-            crs=grid.pyproj_crs().to_wkt(),
-            transform=grid.transform,
-            tiled=True,
-            blockxsize=256,
-            blockysize=256,
+            **grid.geotiff_profile(count, self.dtype.name, nodata),
             interleave="band",
             SPARSE_OK="TRUE",
-            BIGTIFF="IF_SAFER",
         )
 
     def write(self, data: np.ndarray, bands: list[int], window=None) -> None:

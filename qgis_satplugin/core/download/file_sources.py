@@ -39,8 +39,9 @@ from ..search.hrefs import is_http_url, local_file_in_product
 from ..search.http import BadAnswer
 from ..search.signing import TokenCache, check_signing
 from ..search.stac import S3_ADVICE, S3_WHY
+from ..sentinel2 import BOA_OFFSET_DN
 from .bands import FILE_MASKS
-from .harmonize import BOA_OFFSET_DN, Harmonization, apply_harmonization, plan_harmonization
+from .harmonize import Harmonization, apply_harmonization, plan_harmonization
 from .transfer import ClientPool
 from .warp_read import is_remote, read_onto_grid
 
@@ -153,7 +154,7 @@ class FileSources:
             except BadAnswer as exc:
                 problem = str(exc)
                 if attempt < client.max_attempts:
-                    client.retry_later(href.rsplit("/", 1)[-1], problem, client._backoff(attempt), attempt)
+                    client.retry_later(href.rsplit("/", 1)[-1], problem, client.backoff_delay(attempt), attempt)
         raise SatPluginError(f"Gave up on {href.rsplit('/', 1)[-1]} after {client.max_attempts} attempts ({problem}).")
 
 

@@ -20,19 +20,13 @@ where valid numbers start at 1.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 import numpy as np
 
-from ..search.products import baseline_key
+from ..sentinel2 import BOA_OFFSET_DN, OFFSET_BASELINE, OFFSET_EPOCH, REFLECTANCE_SCALE, baseline_key
 
-OFFSET_BASELINE = (4, 0)
-BOA_OFFSET_DN = 1000
-# Every product processed from this day on uses baseline 04.00 or later; it decides for
-# products whose baseline is unknown.
-OFFSET_EPOCH = datetime(2022, 1, 25, tzinfo=timezone.utc)
 MIN_VALID_DN = 1
-REFLECTANCE_SCALE = 0.0001
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from ..atomic import user_error_for
 from ..errors import SatPluginError
 from ..grid import PixelGrid
+from ..sentinel2 import REFLECTANCE_SCALE
 
 NAME = "manifest.json"
 FORMAT = "satplugin-download/1"
@@ -308,7 +309,7 @@ def write_manifest(folder: Path, grid: PixelGrid, bands: list[str], harmonize: b
         "grid": grid_record(grid),
         "bands": list(bands),
         "harmonize": bool(harmonize),
-        "reflectance_scale": 0.0001,
+        "reflectance_scale": REFLECTANCE_SCALE,
         "nodata": 0,
         "dates": sorted({e["datetime"] for e in files}),
         "files": files,

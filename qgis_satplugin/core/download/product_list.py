@@ -16,12 +16,12 @@ import shapely
 from ..errors import SatPluginError
 from ..search.products import (
     Product,
-    format_baseline,
     normalise_collection,
     normalise_platform,
     parse_datetime,
     parse_product_name,
 )
+from ..sentinel2 import format_baseline
 
 LAYER = "products"
 DOWNLOAD_KINDS = ("sentinelhub", "stac", "local")

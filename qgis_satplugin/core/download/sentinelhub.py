@@ -50,7 +50,8 @@ from ..search.catalog import (
     as_credentials,
 )
 from ..search.http import BadAnswer, CredentialsRefused, origin, safe_url
-from .bands import MASK_NODATA, SENTINELHUB_MASKS
+from ..sentinel2 import MASK_NODATA
+from .bands import SENTINELHUB_MASKS
 from .harmonize import Harmonization, plan_harmonization
 from .transfer import ClientPool, read_body
 

@@ -11,31 +11,14 @@ on the 60 m Sentinel-2 lattice the blocks coincide with the native pixels.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import SatPluginError
+from ..sentinel2 import L1C_BANDS, NATIVE_RESOLUTION_M
 
-# Metres per pixel of each band as ESA distributes it.
-NATIVE_RESOLUTION_M = {
-    "B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20,
-    "B08": 10, "B8A": 20, "B09": 60, "B10": 60, "B11": 20, "B12": 20,
-}
 RESOLUTION_TOLERANCE = 1e-3  # relative; resampled rasters often carry 9.9948 m pixels
-
-
-def canonical_band_name(name: str | None) -> str | None:
-    """``B2``, ``b02``, ``B8a`` -> ``B02``, ``B8A``; anything else -> None."""
-    if not name:
-        return None
-    m = re.fullmatch(r"[bB](\d{1,2}|8[aA])", name.strip())
-    if not m:
-        return None
-    num = m.group(1).upper()
-    band = "B8A" if num == "8A" else f"B{int(num):02d}"
-    return band if band in NATIVE_RESOLUTION_M else None
 
 
 @dataclass(frozen=True)
@@ -70,7 +53,7 @@ def band_layout(bands: list[str], mode: str, pixel_size: float, patch_size: int,
         raise SatPluginError(f"band_resolution must be 'resample' or 'native', got {mode!r}.")
     by_res: dict[int, list[int]] = {}
     for i, band in enumerate(bands):
-        if band not in NATIVE_RESOLUTION_M:
+        if band not in L1C_BANDS:  # spectral bands only: a mask is not an image band
             raise SatPluginError(
                 f"band_resolution='native' needs Sentinel-2 band names; band {i + 1} is {band!r}. "
                 "Use band_resolution='resample'."

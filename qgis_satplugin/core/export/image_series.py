@@ -24,12 +24,12 @@ from ..download.manifest import NAME as MANIFEST_NAME
 from ..download.manifest import listed_path, load_manifest, verify_listed_files
 from ..errors import SatPluginError
 from ..grid import PixelGrid
-from .band_layout import canonical_band_name
+from ..sentinel2 import REFLECTANCE_SCALE, canonical_band_name
 from .dates import DATE_TAG, date_from_name, iso_z, parse_iso_datetime
 
 MASK_SUFFIXES = ("_SCL", "_CLM")
-# Sentinel-2 L1C/L2A digital numbers are reflectance x 10000 when a file says nothing.
-DEFAULT_REFLECTANCE_SCALE = 0.0001
+# A file that states no scale holds Sentinel-2 digital numbers (reflectance x 10000).
+DEFAULT_REFLECTANCE_SCALE = REFLECTANCE_SCALE
 RASTER_EXTENSIONS = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import Canceled, SatPluginError
+from ..sentinel2 import MASK_CLOUD_VALUES, MASK_NODATA
 from .dates import even_in_time
 from .image_series import ImageSeries
 from .label_rasters import LabelSet, labelled
@@ -29,8 +30,6 @@ from .splits import (NO_SPLIT, SPLITS, BlockGrid, BlockHistogram, assign_blocks_
                      assign_blocks_from_polygons, patch_splits)
 from .windows import PatchGrid
 
-CLOUD_VALUES = {"SCL": (3, 8, 9, 10), "CLM": (1,)}
-MASK_NODATA = {"SCL": 0, "CLM": 255}
 # Rows read at once by the planning passes (uint8 or small label rasters).
 PLAN_READ_ROWS = 1024
 
@@ -107,7 +106,7 @@ def _cloud_percent(series: ImageSeries, pg: PatchGrid, is_canceled, progress) ->
     for t, image in enumerate(series.images):
         if image.mask_path is not None:
             path, band, kind = image.mask_path, 1, image.mask_kind or "SCL"
-            bad_values, nodata = CLOUD_VALUES[kind], MASK_NODATA[kind]
+            bad_values, nodata = MASK_CLOUD_VALUES[kind], MASK_NODATA[kind]
         elif series.nodata is not None:
             path, band, bad_values, nodata = image.path, series.band_index[0], (), series.nodata
         else:

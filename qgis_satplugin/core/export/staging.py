@@ -115,9 +115,9 @@ def check_target(target) -> None:
     target = resolved(target)
     parent = target.parent
     if not parent.is_dir():
-        raise SatPluginError(f"Cannot write {target}: the folder {parent} does not exist.")
+        raise SatPluginError(f"Cannot write {target}: the folder {parent} does not exist; create it or choose another.")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise SatPluginError(f"Cannot write {target}: the folder {parent} is not writable.")
+        raise SatPluginError(f"Cannot write {target}: the folder {parent} is not writable; choose a folder you can write to.")
     if target.exists():
         if not target.is_dir():
             raise SatPluginError(f"{target} exists and is a file; choose a folder for the dataset.")

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ..grid import PixelGrid
+from ..sentinel2 import REFLECTANCE_SCALE, SCL_CLOUD_MEDIUM, SCL_NOT_VEGETATED, SCL_VEGETATION
 from .dates import DATE_TAG, iso_z
 
-SCL_VEGETATION, SCL_SOIL, SCL_CLOUD_MEDIUM = 4, 5, 8
 BASE_REFLECTANCE = {"B01": 0.06, "B02": 0.05, "B03": 0.08, "B04": 0.07, "B05": 0.12, "B06": 0.2, "B07": 0.24,
                     "B08": 0.3, "B8A": 0.31, "B09": 0.1, "B10": 0.01, "B11": 0.2, "B12": 0.12}
 
@@ -45,7 +45,7 @@ def synthetic_image(grid: PixelGrid, bands, t: int, seed: int) -> np.ndarray:
 def synthetic_scl(grid: PixelGrid, t: int, seed: int, cloud_cover: float) -> np.ndarray:
     """Vegetation/soil with a cloud blob covering about ``cloud_cover`` % of the grid."""
     rng = np.random.default_rng([seed, t, 7])
-    scl = np.where(rng.random((grid.height, grid.width)) < 0.5, SCL_VEGETATION, SCL_SOIL).astype(np.uint8)
+    scl = np.where(rng.random((grid.height, grid.width)) < 0.5, SCL_VEGETATION, SCL_NOT_VEGETATED).astype(np.uint8)
     if cloud_cover > 0:
         cy, cx = rng.random(2) * (grid.height, grid.width)
         yy, xx = np.mgrid[0 : grid.height, 0 : grid.width]
@@ -96,7 +96,7 @@ def write_download_folder(folder, grid: PixelGrid, dates: list, bands=("B02", "B
         if n:
             image[:, :, :n] = 0
             mask[:, :n] = 0
-        _write(folder / f"{stem}.tif", image, grid, 0, list(bands), {DATE_TAG: iso_z(when)}, 0.0001, block)
+        _write(folder / f"{stem}.tif", image, grid, 0, list(bands), {DATE_TAG: iso_z(when)}, REFLECTANCE_SCALE, block)
         entries = [(f"{stem}.tif", "image")]
         if masks:
             _write(folder / f"{stem}_SCL.tif", mask[None], grid, 0, ["SCL"], {DATE_TAG: iso_z(when)}, None, block)
@@ -113,7 +113,7 @@ def write_download_folder(folder, grid: PixelGrid, dates: list, bands=("B02", "B
                  "height": grid.height, "pixel_size": [grid.pixel_width, grid.pixel_height], "bounds": list(grid.bounds)},
         "bands": list(bands),
         "harmonize": True,
-        "reflectance_scale": 0.0001,
+        "reflectance_scale": REFLECTANCE_SCALE,
         "nodata": 0,
         "dates": [iso_z(d) for d in dates],
         "files": files,

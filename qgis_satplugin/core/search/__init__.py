@@ -7,7 +7,9 @@ commercial Sentinel Hub) and a local folder. ``search_products`` runs one and re
 ``write_footprints_gpkg`` turns them into a layer.
 """
 
-from .aoi_cloud import CLOUD_CLASSES, aoi_cloud_percent
+from ..sentinel2 import SCL_CLOUD_CLASSES as CLOUD_CLASSES
+from ..sentinel2 import canonical_band
+from .aoi_cloud import aoi_cloud_percent
 from .catalog import (
     CDSE_BASE_URL,
     CDSE_TOKEN_URL,
@@ -24,7 +26,7 @@ from .footprints_gpkg import write_footprints_gpkg
 from .http import CredentialsRefused, HttpStatusError, JsonClient
 from .local import LocalBackend, scan_folder
 from .period import normalise_period, season_periods
-from .products import Product, canonical_band, parse_product_name
+from .products import Product, parse_product_name
 from .ranking import (
     STRATEGIES,
     W_CLOUD,

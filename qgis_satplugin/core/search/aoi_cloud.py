@@ -18,13 +18,12 @@ from rasterio.enums import Resampling
 from rasterio.features import geometry_mask
 from rasterio.windows import Window, from_bounds
 
+from ..sentinel2 import SCL_CLOUD_CLASSES, SCL_NO_DATA
 from .aoi import DENSIFY_DEG
 
-# SCL classes counted as cloud: 3 cloud shadow, 8 cloud medium probability,
-# 9 cloud high probability, 10 thin cirrus. Class 0 is no data and is left out of
-# the total, so a product half outside its swath is judged on the half it has.
-CLOUD_CLASSES = (3, 8, 9, 10)
-NODATA_CLASS = 0
+# Cloud is SCL_CLOUD_CLASSES (cloud shadow, cloud medium and high probability, thin
+# cirrus). No data (SCL_NO_DATA) is left out of the total, so a product half outside its
+# swath is judged on the half it has.
 # Longest side of the array read over the AOI; 512 px gives % to well under 1 point.
 MAX_READ_PIXELS = 512
 
@@ -72,10 +71,10 @@ def aoi_cloud_percent(scl_href: str, aoi_4326) -> float | None:
         # An AOI smaller than one coarse pixel still has the pixel it touches.
         inside = geometry_mask([aoi], out_shape=data.shape, transform=transform, invert=True, all_touched=True)
     values = data[inside]
-    valid = values[values != NODATA_CLASS]
+    valid = values[values != SCL_NO_DATA]
     if valid.size == 0:
         return None
-    return float(100.0 * np.isin(valid, CLOUD_CLASSES).sum() / valid.size)
+    return float(100.0 * np.isin(valid, SCL_CLOUD_CLASSES).sum() / valid.size)
 
 
 def _to_crs(geom_4326, crs):

@@ -490,7 +490,7 @@ class JsonClient:
                 return outcome
             last_problem = outcome.problem
             if attempt < self.max_attempts:
-                delay = outcome.delay if outcome.delay is not None else self._backoff(attempt)
+                delay = outcome.delay if outcome.delay is not None else self.backoff_delay(attempt)
                 self.retry_later(where, last_problem, delay, attempt, budget)
         raise SatPluginError(
             f"Gave up on {where} after {self.max_attempts} attempts (last problem: {last_problem}). "
@@ -644,8 +644,12 @@ class JsonClient:
             pass
         return bytes(buf[:ERROR_BODY_BYTES])
 
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with "equal jitter": half fixed, half random."""
+    def backoff_delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt ``attempt``: exponential, with "equal jitter".
+
+        Half of it is fixed, half random. Public, with :meth:`retry_later`, so that a caller
+        that retries on its own (a corrupt file read again) waits as this client's requests do.
+        """
         ceiling = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
         return ceiling * (0.5 + 0.5 * self._rng.random())
 

@@ -3,6 +3,8 @@
 Backends disagree on naming (Earth Search says ``sentinel-2a`` and ``blue``, the SAFE
 format says ``S2A`` and ``B02``, Sentinel Hub ids are SAFE names). Everything is
 normalised here once, so ranking and output code can compare products from any backend.
+Band names and processing baselines are read by ``core/sentinel2.py``, with the other
+Sentinel-2 facts.
 """
 
 from __future__ import annotations
@@ -13,30 +15,9 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from ..errors import SatPluginError
+from ..sentinel2 import format_baseline
 
 COLLECTIONS = ("L2A", "L1C")
-
-# Canonical band names are the SAFE ones; SCL only exists for L2A.
-BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12", "SCL")
-
-# Earth Search v1 names assets by common name; older catalogues and the
-# sentinel-s2-l2a-cogs layout use band ids. Both map to the canonical names.
-_COMMON_NAME_BANDS = {
-    "coastal": "B01",
-    "blue": "B02",
-    "green": "B03",
-    "red": "B04",
-    "rededge1": "B05",
-    "rededge2": "B06",
-    "rededge3": "B07",
-    "nir": "B08",
-    "nir08": "B8A",
-    "nir09": "B09",
-    "cirrus": "B10",
-    "swir16": "B11",
-    "swir22": "B12",
-    "scl": "SCL",
-}
 
 # A SAFE product name, e.g. S2B_MSIL2A_20230612T101559_N0509_R065_T32TQM_20230612T131420.
 # The trailing processing time is optional because some catalogues truncate it.
@@ -109,26 +90,6 @@ class Product:
         return 100.0
 
 
-def canonical_band(name: str) -> str | None:
-    """``blue``, ``B02``, ``b2``, ``B02.tif`` or ``blue-jp2`` -> ``B02``; unknown -> None."""
-    key = name.strip()
-    for suffix in (".tif", ".tiff", ".jp2"):
-        if key.lower().endswith(suffix):
-            key = key[: -len(suffix)]
-    key = key.lower()
-    if key.endswith("-jp2"):
-        # Earth Search also lists JPEG 2000 copies; the caller decides whether it wants them.
-        key = key[:-4]
-    if key in _COMMON_NAME_BANDS:
-        return _COMMON_NAME_BANDS[key]
-    m = re.fullmatch(r"b(\d{1,2}|8a)", key)
-    if m:
-        num = m.group(1)
-        band = "B8A" if num == "8a" else f"B{int(num):02d}"
-        return band if band in BANDS else None
-    return None
-
-
 def normalise_platform(value: str | None) -> str | None:
     """``sentinel-2a``, ``Sentinel-2A``, ``S2A`` -> ``S2A``."""
     if not value:
@@ -168,30 +129,6 @@ def parse_datetime(value: Any) -> datetime | None:
     if dt.tzinfo is None:
         return dt.replace(tzinfo=timezone.utc)
     return dt.astimezone(timezone.utc)
-
-
-def format_baseline(value: Any) -> str | None:
-    """``N0214``, ``0214``, ``2.14``, ``02.14`` -> ``02.14``."""
-    if value is None or value == "":
-        return None
-    text = str(value).strip().upper().lstrip("N")
-    m = re.fullmatch(r"(\d{1,2})\.(\d{1,2})", text)
-    if m:
-        return f"{int(m.group(1)):02d}.{int(m.group(2)):02d}"
-    if re.fullmatch(r"\d{4}", text):
-        return f"{text[:2]}.{text[2:]}"
-    return text
-
-
-def baseline_key(baseline: str | None) -> tuple[int, int]:
-    """Sortable form of a processing baseline; unknown sorts oldest."""
-    if not baseline:
-        return (-1, -1)
-    try:
-        major, minor = baseline.split(".")
-        return (int(major), int(minor))
-    except ValueError:
-        return (-1, -1)
 
 
 def parse_product_name(name: str) -> dict:

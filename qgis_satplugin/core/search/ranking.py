@@ -50,7 +50,8 @@ from ..errors import SatPluginError
 from ..geometry import polygonal_part
 from .aoi import EqualAreaFrame
 from .period import days_between
-from .products import Product, baseline_key
+from ..sentinel2 import baseline_key
+from .products import Product
 
 W_TIME = 1.0
 W_CLOUD = 1.0

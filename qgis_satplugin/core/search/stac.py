@@ -47,14 +47,13 @@ from shapely.geometry import box, shape
 
 from ..errors import SatPluginError
 from ..geometry import polygonal_part
+from ..sentinel2 import canonical_band, format_baseline
 from .aoi import query_geometry
 from .hrefs import remote_asset_url
 from .http import JsonClient
 from .period import stac_interval
 from .products import (
     Product,
-    canonical_band,
-    format_baseline,
     normalise_collection,
     normalise_platform,
     parse_datetime,

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..errors import SatPluginError
-from ..export.band_layout import canonical_band_name
+from ..sentinel2 import canonical_band_name
 
 CONTRACT_NAME = "satplugin-superres/1"
 
@@ -76,7 +76,9 @@ def canonical_band(name: str) -> str:
     """``b2``, ``B02``, `` B8a`` -> ``B02``, ``B8A``; other names are kept, upper-cased and stripped.
 
     Sentinel-2 band names are written both ways in the wild; matching them canonically
-    means a model trained on ``B2`` reads a download folder that says ``B02``.
+    means a model trained on ``B2`` reads a download folder that says ``B02``. The
+    Sentinel-2 spelling rule is ``sentinel2.canonical_band_name``, the strict one (a
+    model's ``red`` may be another sensor's); any other name is matched as written.
     """
     text = str(name).strip()
     return canonical_band_name(text) or text.upper()
@@ -132,7 +134,7 @@ class ModelContract:
             raise ModelContractError(
                 f"{source} lacks the super-resolution metadata {', '.join(missing)} "
                 f"(ONNX metadata_props; see models/README or core/superres/contract.py). "
-                "Export it with models/export.py or convert it with models/convert_worldstrat.py."
+                "Export it with models/onnx_export.py or convert it with models/convert_worldstrat.py."
             )
         model_type = MODEL_TYPES.get(meta["model_type"].strip().lower())
         if model_type is None:
@@ -262,7 +264,7 @@ def metadata_props(
 ) -> dict:
     """The ``metadata_props`` mapping (all strings) for a model, validated by parsing it back.
 
-    Exporters (models/export.py, the WorldStrat converter, tests) build metadata here so
+    Exporters (models/onnx_export.py, the WorldStrat converter, tests) build metadata here so
     that what they write is exactly what :meth:`ModelContract.from_metadata` accepts.
     """
     props = {

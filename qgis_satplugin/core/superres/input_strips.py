@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..export.image_series import ImageSeries
-from ..export.plan import CLOUD_VALUES, MASK_NODATA
+from ..sentinel2 import MASK_CLOUD_VALUES, MASK_NODATA
 from .contract import ModelContract
 
 
@@ -88,7 +88,7 @@ class StripReader:
             if i in self._masks:
                 kind = self.series.images[i].mask_kind or "SCL"
                 mask = self._masks[i].read(1, window=window)
-                cloud = _buffer(np.isin(mask, CLOUD_VALUES[kind]), CLOUD_BUFFER)
+                cloud = _buffer(np.isin(mask, MASK_CLOUD_VALUES[kind]), CLOUD_BUFFER)
                 clear[i] = has_data[i] & ~cloud & (mask != MASK_NODATA[kind])
             values = dn.astype(np.float32)
             values *= self.gain[i]

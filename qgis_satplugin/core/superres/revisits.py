@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import Canceled
 from ..export.dates import iso_z
 from ..export.image_series import ImageSeries
-from ..export.plan import CLOUD_VALUES, MASK_NODATA
+from ..sentinel2 import MASK_CLOUD_VALUES, MASK_NODATA
 from .contract import ModelContract, ModelContractError
 
 # Cloud shares are estimated on a decimated read (nearest neighbour, from overviews when
@@ -45,7 +45,7 @@ def cloud_percent(series: ImageSeries, index: int) -> Optional[float]:
     image = series.images[index]
     if image.mask_path is not None:
         kind = image.mask_kind or "SCL"
-        path, band, bad, nodata = image.mask_path, 1, CLOUD_VALUES[kind], MASK_NODATA[kind]
+        path, band, bad, nodata = image.mask_path, 1, MASK_CLOUD_VALUES[kind], MASK_NODATA[kind]
     elif series.nodata is not None:
         path, band, bad, nodata = image.path, series.band_index[0], (), series.nodata
     else:
