@@ -173,3 +173,15 @@ def test_filter_on_a_missing_field_names_the_field(parcels, tmp_path):
     assert "FILTER uses the field 'crop_type', which the layer does not have" in text
     assert "crop_id" in text  # the fields it has
     assert not (tmp_path / "c.tif").exists()
+
+
+def test_a_rerun_removes_what_a_killed_run_left_and_nothing_else(parcels, tmp_path):
+    out = tmp_path / "class.tif"
+    killed = tmp_path / ".class.partial-0a1b2c3d.tif"  # what a SIGKILL mid-write leaves
+    killed.write_bytes(b"half a GeoTIFF")
+    (tmp_path / ".class.partial-0a1b2c3d.tif.aux.xml").write_text("<PAMDataset/>")
+    mine = tmp_path / ".class.partial-mine.tif"  # not a name this tool gives: the user's
+    mine.write_text("keep")
+    _run(f"INPUT={parcels}", "CLASS_FIELD=crop_id", f"OUTPUT_CLASS={out}", expect_success=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".class.partial-mine.tif", "class.tif"]
+    assert mine.read_text() == "keep"
