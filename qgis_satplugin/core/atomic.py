@@ -209,7 +209,16 @@ class AtomicOutputs:
 
     def _publish(self) -> None:
         for final, temp in self.temp.items():
-            os.replace(temp, final)
+            try:
+                os.replace(temp, final)
+            except OSError as exc:
+                # Nothing more is published (the outputs before it are already new: each
+                # file is whole, the set is mixed); a file held open elsewhere is the usual cause.
+                self.discard()
+                raise user_error_for(exc, final.parent, "") or SatPluginError(
+                    f"Cannot replace {final} ({exc.strerror or exc}); close it where it is open "
+                    "(QGIS keeps layers' files open on Windows) and run again."
+                ) from exc
             # A stale GDAL side-car would describe the old file.
             Path(str(final) + ".aux.xml").unlink(missing_ok=True)
         _fsync_folder(self.final[0].parent)
@@ -225,7 +234,7 @@ class AtomicOutputs:
 
 def _fsync(path: Path) -> None:
     """Flush a closed file to the disk: a full disk that the writer missed shows up here."""
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDWR)  # Windows flushes only handles open for writing
     try:
         os.fsync(fd)
     finally:

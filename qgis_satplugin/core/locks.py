@@ -20,6 +20,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -32,9 +33,28 @@ else:
 
 
 def _lock_folder() -> Path:
-    user = os.environ.get("USER") or os.environ.get("USERNAME") or str(getattr(os, "getuid", lambda: "user")())
+    """The per-user folder of lock files, refused unless it is this user's own and private.
+
+    On a shared machine another user could create the folder first (the name is
+    predictable) and plant links in it; then it is not used.
+    """
+    user = str(os.getuid()) if hasattr(os, "getuid") else (os.environ.get("USERNAME") or "user")
     folder = Path(tempfile.gettempdir()) / f"satplugin-locks-{re.sub(r'[^A-Za-z0-9_.-]', '_', user)}"
-    folder.mkdir(mode=0o700, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = os.lstat(folder)
+    except OSError as exc:
+        raise SatPluginError(
+            f"Cannot create the lock folder {folder} ({exc.strerror or exc}); check the temporary folder "
+            "(TMPDIR) and free some space there."
+        ) from None
+    if hasattr(os, "getuid") and (
+        not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077
+    ):
+        raise SatPluginError(
+            f"The lock folder {folder} is not a private folder of this user; remove it (or set TMPDIR to a "
+            "folder of your own) and run again."
+        )
     return folder
 
 
@@ -63,7 +83,13 @@ class OutputLock:
         try:
             for key in self.keys:
                 name = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32] + ".lock"
-                fd = os.open(folder / name, os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    fd = os.open(folder / name, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+                except OSError as exc:
+                    raise SatPluginError(
+                        f"Cannot create a lock file in {folder} ({exc.strerror or exc}); "
+                        "free some space in the temporary folder and run again."
+                    ) from None
                 if not _try_lock(fd):
                     holder = _read_holder(fd)
                     os.close(fd)

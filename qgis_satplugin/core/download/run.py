@@ -50,7 +50,12 @@ POLL_S = 0.2
 # warp, or a read the cancel flag stops at its next chunk): returning while one runs lets
 # QGIS's exit tear GDAL down under it (a segfault, seen at pytest-qgis's teardown).
 JOIN_S = 1.5
-_LEFTOVER = re.compile(r"^\..+\.(staging|partial)-[0-9a-f]{8}\.tif(\.aux\.xml)?$|^\.manifest\.json\.[0-9a-f]{8}\.tmp$")
+# The temp files a killed download leaves: its staging and publishing files, named after the
+# acquisition stems it writes (``20230612T101559_S2B_T32TQM...``), and its manifest temp.
+# Only these: another step's temp files in the same folder are locked by that step, not here.
+_LEFTOVER = re.compile(
+    r"^\.\d{8}T\d{6}_[^/]*\.(staging|partial)-[0-9a-f]{8}\.tif(\.aux\.xml)?$|^\.manifest\.json\.[0-9a-f]{8}\.tmp$"
+)
 # Peak bytes per output pixel of one piece in flight. A band read onto the whole grid
 # holds GDAL's warp target, its copy, the harmonization's int32 and its result (peak
 # RSS measured at 11.7 B per pixel for a harmonized 5000 x 5000 px band); a Process API

@@ -34,6 +34,8 @@ _TOKEN = r"[0-9a-f]{8}"
 # GDAL writes side-cars (statistics, histograms) beside a raster when QGIS opens it:
 # they describe a file the export wrote, and go with it.
 SIDECAR = ".aux.xml"
+SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
+OS_FILES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 LOST = "No dataset was written; a previous one in that folder is unchanged."
 
 
@@ -94,10 +96,20 @@ def foreign_entries(folder: Path, shown_as: Path = None) -> list:
             "cannot be told from yours; delete or move that folder, or choose another one. Nothing was changed."
         )
     written = {str(c) for c in contents}
-    return [
-        entry for entry in present
-        if entry not in written and not (entry.endswith(SIDECAR) and entry[: -len(SIDECAR)] in written)
-    ]
+    return [entry for entry in present if entry not in written and not _belongs_to(entry, written)]
+
+
+def _belongs_to(entry: str, written: set) -> bool:
+    """Files that others put next to ours and that go with them: GDAL's side-cars, SQLite's
+    journals of an open GeoPackage (QGIS keeps ``index.gpkg`` open once it is on the map),
+    and the folder-view files of macOS and Windows."""
+    name = entry.rsplit("/", 1)[-1]
+    if name in OS_FILES:
+        return True
+    for suffix in (SIDECAR, *SQLITE_SIDECARS):
+        if entry.endswith(suffix) and entry[: -len(suffix)] in written:
+            return True
+    return False
 
 
 def _refuse_foreign(folder: Path, shown_as: Path) -> None:

@@ -27,6 +27,10 @@ def is_http_url(href) -> bool:
     if not isinstance(href, str):
         return False
     parts = urlsplit(href.strip())
+    try:
+        parts.port  # a port that is not a number (or out of range) makes no address
+    except ValueError:
+        return False
     return parts.scheme.lower() in _HTTP and bool(parts.hostname)
 
 

@@ -137,8 +137,12 @@ def origin(url: str) -> str:
     host = (parts.hostname or "").lower()
     if ":" in host:  # an IPv6 literal
         host = f"[{host}]"
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:  # not a number: keep the text, so two such URLs still compare
+        port = parts.netloc.rpartition(":")[2]
+    if port:
+        host = f"{host}:{port}"
     return f"{parts.scheme.lower()}://{host}"
 
 
@@ -535,7 +539,11 @@ class JsonClient:
                 if status >= 300:
                     raise SatPluginError(f"{where} answered HTTP {status}, which is not an answer this plugin can use.")
                 try:
-                    return read(response, where)
+                    result = read(response, where)
+                    # A body that ends at EOF (no length, not chunked) reads as complete when
+                    # the watchdog shut the socket: that is a stop, not an answer.
+                    self._raise_if_stopped(watch, where, budget)
+                    return result
                 except (*_TRANSIENT_ERRORS, BadAnswer) as exc:
                     self._raise_if_stopped(watch, where, budget)
                     return _Retry(str(exc) if isinstance(exc, BadAnswer) else type(exc).__name__)

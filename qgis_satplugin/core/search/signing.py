@@ -42,6 +42,8 @@ AZURE_BLOB_SUFFIX = ".blob.core.windows.net"
 RENEW_BEFORE_S = 300.0
 # A token without an expiry is trusted for this long only.
 UNSTATED_LIFETIME_S = 600.0
+# Below this a stated lifetime is taken as a clock difference (see TokenCache._fetch).
+MIN_LIFETIME_S = 60.0
 
 
 def sas_api_for(stac_url: str) -> str:
@@ -108,6 +110,10 @@ class TokenCache:
             pass
         now = self._clock()
         lifetime = (expiry.timestamp() - now) if isinstance(expiry, datetime) else UNSTATED_LIFETIME_S
+        if lifetime < MIN_LIFETIME_S:
+            # An expiry already past (or nearly) means this machine's clock is off, not that
+            # the token is: renewing it on every read would only bring 429s.
+            lifetime = UNSTATED_LIFETIME_S
         # A short-lived token is renewed half-way through its life instead, so it is never renewed in a loop.
         return token.strip().lstrip("?"), now + max(0.0, lifetime - min(RENEW_BEFORE_S, lifetime / 2))
 
