@@ -88,6 +88,12 @@ def check_writable_folder(path: Path) -> None:
     path = Path(path)
     if path.is_dir():
         raise SatPluginError(f"The output {path} is an existing folder; give a file name.")
+    check_parent_folder(path)
+
+
+def check_parent_folder(path: Path) -> None:
+    """Refuse an output (file or folder) whose parent folder is missing or cannot be written."""
+    path = Path(path)
     folder = path.resolve().parent
     if not folder.is_dir():
         raise SatPluginError(f"Cannot write {path}: the folder {folder} does not exist; create it or choose another.")

@@ -25,7 +25,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from ..atomic import user_error_for
+from ..atomic import check_parent_folder, user_error_for
 from ..errors import SatPluginError
 from ..locks import OutputLock, remove_leftovers
 from .dataset_card import CONTENTS_KEY, FORMAT, JSON_NAME
@@ -125,11 +125,7 @@ def _refuse_foreign(folder: Path, shown_as: Path) -> None:
 def check_target(target) -> None:
     """Refuse, before any work, a target that is a file, cannot be written, or holds other files."""
     target = resolved(target)
-    parent = target.parent
-    if not parent.is_dir():
-        raise SatPluginError(f"Cannot write {target}: the folder {parent} does not exist; create it or choose another.")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise SatPluginError(f"Cannot write {target}: the folder {parent} is not writable; choose a folder you can write to.")
+    check_parent_folder(target)
     if target.exists():
         if not target.is_dir():
             raise SatPluginError(f"{target} exists and is a file; choose a folder for the dataset.")
