@@ -36,9 +36,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# qgis_satplugin only uses relative imports inside itself, so it imports as a top-level
-# package; the loopback server comes from the tests.
+# The plugin imports as the package `satplugin`, as in QGIS and the tests.
 sys.path.insert(0, str(REPO_ROOT))
+from tests.plugin_link import link_plugin_package  # noqa: E402
+
+link_plugin_package()
 
 X0, Y1 = 399960.0, 5100000.0
 CRS = "EPSG:32633"
@@ -78,7 +80,7 @@ def make_product(folder: Path, size: int) -> dict:
 def product_for(urls: dict):
     from shapely.geometry import box
 
-    from qgis_satplugin.core.search.products import Product
+    from satplugin.qgis_satplugin.core.products import Product
 
     return Product(
         product_id="S2B_MSIL2A_20230612T101559_N0509_R022_T33TVM_20230612T131420",
@@ -90,7 +92,7 @@ def product_for(urls: dict):
 
 
 def _server_class(delay_s: float):
-    from tests.servers.files import RangeFileServer
+    from satplugin.tests.servers.files import RangeFileServer
 
     class DelayedServer(RangeFileServer):
         """Every answer waits ``delay_s`` first: a network round trip."""
@@ -104,7 +106,7 @@ def _server_class(delay_s: float):
 
 
 def timed_download(product, grid, out: Path, workers: int):
-    from qgis_satplugin.core.download import cog_writer, download_products
+    from satplugin.qgis_satplugin.core.download import cog_writer, download_products
 
     encode = [0.0]
     real_copy = cog_writer.copy_to_cog
@@ -148,7 +150,7 @@ def main():
     parser.add_argument("--latency-ms", type=float, default=20.0, help="per-request delay of the second series")
     args = parser.parse_args()
 
-    from qgis_satplugin.core.grid import PixelGrid
+    from satplugin.qgis_satplugin.core.grid import PixelGrid
 
     mb = 1e6
     with tempfile.TemporaryDirectory(prefix="bench-download-") as tmp:

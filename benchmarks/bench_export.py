@@ -43,8 +43,11 @@ from pathlib import Path
 from child_process import run_child
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# qgis_satplugin only uses relative imports inside itself, so it imports as a top-level package.
+# The plugin imports as the package `satplugin`, as in QGIS and the tests.
 sys.path.insert(0, str(REPO_ROOT))
+from tests.plugin_link import link_plugin_package  # noqa: E402
+
+link_plugin_package()
 
 BANDS = ("B02", "B03", "B04", "B08")
 
@@ -55,8 +58,8 @@ def _prepare(folder: Path, size: int, n_dates: int) -> dict:
     import numpy as np
     import rasterio
 
-    from qgis_satplugin.core.export.synthetic_series import date_series, write_download_folder
-    from qgis_satplugin.core.grid import PixelGrid
+    from satplugin.tests.fixtures.synthetic_series import date_series, write_download_folder
+    from satplugin.qgis_satplugin.core.grid import PixelGrid
 
     grid = PixelGrid.square("EPSG:32633", 499980.0, 5000040.0, 10.0, size, size)
     dates = date_series(datetime(2023, 3, 1, 10, 0, tzinfo=timezone.utc), n_dates, every_days=5)
@@ -88,7 +91,7 @@ def _child(spec: dict) -> dict:
     import numpy as np
     import pyogrio.raw  # noqa: F401  (the index writer's import, paid once per QGIS session: before the clock)
 
-    from qgis_satplugin.core.export import export_patches
+    from satplugin.qgis_satplugin.core.export import export_patches
 
     if spec.get("imports_only"):
         return {}

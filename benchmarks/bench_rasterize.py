@@ -36,8 +36,11 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# qgis_satplugin only uses relative imports inside itself, so it imports as a top-level package.
+# The plugin imports as the package `satplugin`, as in QGIS and the tests.
 sys.path.insert(0, str(REPO_ROOT))
+from tests.plugin_link import link_plugin_package  # noqa: E402
+
+link_plugin_package()
 
 CRS = "EPSG:32633"
 X_MIN, Y_MAX, PIXEL = 399960.0, 5100000.0, 10.0
@@ -45,7 +48,7 @@ SEED = 0
 
 
 def _grid(size):
-    from qgis_satplugin.core.grid import PixelGrid
+    from satplugin.qgis_satplugin.core.grid import PixelGrid
 
     return PixelGrid.square(CRS, X_MIN, Y_MAX, PIXEL, size, size)
 
@@ -79,8 +82,8 @@ def _worker_ours(args):
     import cv2  # noqa: F401
     import rasterio  # noqa: F401
 
-    from qgis_satplugin.core.ground_truth import OutputPaths, rasterize_ground_truth
-    from qgis_satplugin.core.grid import PixelGrid
+    from satplugin.qgis_satplugin.core.ground_truth.run import OutputPaths, rasterize_ground_truth
+    from satplugin.qgis_satplugin.core.grid import PixelGrid
 
     polys, classes, ids = _load(args.data)
     if args.select:
@@ -295,7 +298,7 @@ def _bench(args, work: Path, spawner):
     import numpy as np
     import shapely
 
-    from qgis_satplugin.core.synthetic import synthetic_parcels
+    from satplugin.tests.fixtures.synthetic_parcels import synthetic_parcels
 
     command = shlex.join([sys.executable, *sys.argv])
     print(f"Command: {command}")

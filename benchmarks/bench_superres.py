@@ -39,13 +39,17 @@ from pathlib import Path
 from child_process import run_child
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The plugin imports as the package `satplugin`, as in QGIS and the tests.
 sys.path.insert(0, str(REPO_ROOT))
+from tests.plugin_link import link_plugin_package  # noqa: E402
+
+link_plugin_package()
 
 def _prepare(spec: dict) -> dict:
     from datetime import datetime, timezone
 
-    from qgis_satplugin.core.export.synthetic_series import date_series, write_download_folder
-    from qgis_satplugin.core.grid import PixelGrid
+    from satplugin.tests.fixtures.synthetic_series import date_series, write_download_folder
+    from satplugin.qgis_satplugin.core.grid import PixelGrid
 
     size = spec["size"]
     grid = PixelGrid.square("EPSG:32633", 499980.0, 5000040.0, 10.0, size, size)
@@ -99,8 +103,8 @@ def _child(spec: dict) -> dict:
     import rasterio  # noqa: F401  (imported before the clock, as in a QGIS session)
     from osgeo import gdal  # noqa: F401  (the output writer's; QGIS has it loaded)
 
-    from qgis_satplugin.core.superres import load_model, super_resolve
-    from qgis_satplugin.core.superres.tiling import TileLayout, context_margin
+    from satplugin.qgis_satplugin.core.superres import load_model, super_resolve
+    from satplugin.qgis_satplugin.core.superres.tiling import TileLayout, context_margin
 
     loaded = load_model(spec["model"], spec["provider"])
     if spec.get("load_only"):
@@ -112,7 +116,7 @@ def _child(spec: dict) -> dict:
     # contender pays the first run's set-up inside its timing.
     margin = context_margin(spec["overlap"], loaded.contract.receptive_field)
     layout = TileLayout(spec["size"], spec["size"], spec["tile"], spec["overlap"], loaded.contract.scale, margin)
-    from qgis_satplugin.core.superres.run import auto_batch_size
+    from satplugin.qgis_satplugin.core.superres.run import auto_batch_size
 
     spec["batch"] = spec["batch"] or auto_batch_size(loaded.provider)
     _bare_tiles(loaded, layout, spec["batch"], limit=spec["batch"])
@@ -172,7 +176,7 @@ def main():
         args.sizes, args.models, args.tile, args.overlap = "64,128", "default", 64, 16
     print(f"$ {' '.join([Path(sys.executable).name] + sys.argv)}")
     print(f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}")
-    from qgis_satplugin.core.superres.run import DEFAULT_MODEL
+    from satplugin.qgis_satplugin.core.superres.run import DEFAULT_MODEL
 
     default_model = args.default_model or DEFAULT_MODEL
     with tempfile.TemporaryDirectory(prefix="bench-superres-") as tmp:

@@ -18,7 +18,7 @@ Scenes 0-4 are one area on five dates: scene 4 is a new date, not a new area, so
 are optimistic for areas unlike it. ``--cross-area`` adds tile 29RKH (another continent), whose
 10 m bands are stored at 100 m: degraded to 200 m, a scale the model never saw.
 
-    .venv/bin/python models/evaluate.py models/superres/s2_sr_x2_rgbn.onnx [--cross-area]
+    .venv/bin/python models/evaluate.py qgis_satplugin/core/resources/superres/s2_sr_x2_rgbn.onnx [--cross-area]
 """
 from __future__ import annotations
 

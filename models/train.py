@@ -1,7 +1,7 @@
 """Train a super-resolution network on real Sentinel-2 scenes, export it to ONNX, evaluate it.
 
-    .venv/bin/python models/train.py --arch multiframe --out models/superres/s2_sr_x2_rgbn.onnx
-    .venv/bin/python models/train.py --arch single --out models/superres/s2_sr_x2_rgbn_single.onnx
+    .venv/bin/python models/train.py --arch multiframe --out qgis_satplugin/core/resources/superres/s2_sr_x2_rgbn.onnx
+    .venv/bin/python models/train.py --arch single --out qgis_satplugin/core/resources/superres/s2_sr_x2_rgbn_single.onnx
 
 Training data: scenes 0..3 of ``slovenia_s2_l1c`` (B02, B03, B04, B08), degraded 10 m -> 20 m
 (:mod:`data`); the target is the 10 m original. The held-out scene 4 is read only after
@@ -221,7 +221,7 @@ def export(network, config: TrainConfig, mean, std, path, metrics: dict, seconds
         description=(f"Sentinel-2 x2 super-resolution of B02, B03, B04, B08, {kind}"
                      + (f" ({config.revisits} revisits, HighRes-net-style recursive fusion)" if multi else
                         " (residual CNN over bilinear)")
-                     + "; outputs reflectance. See models/superres/s2_sr_x2_rgbn.md."),
+                     + "; outputs reflectance. See qgis_satplugin/core/resources/superres/s2_sr_x2_rgbn.md."),
         receptive_field=str(network.receptive_field),
     )
     return export_onnx(network, example, path, metadata, multi_frame=multi)

@@ -7,7 +7,6 @@ import re
 import signal
 import threading
 from contextlib import contextmanager
-from pathlib import Path
 
 from qgis.core import QgsCoordinateReferenceSystem, QgsProcessingAlgorithm, QgsProcessingException, QgsProviderRegistry
 from qgis.PyQt.QtGui import QIcon
@@ -15,8 +14,10 @@ from qgis.PyQt.QtGui import QIcon
 from ..qgis_satplugin.core.atomic import check_output_paths
 from ..qgis_satplugin.core.dependencies import require
 from ..qgis_satplugin.core.errors import Canceled, SatPluginError
+from ..qgis_satplugin.core.feedback import Feedback
+from ..qgis_satplugin.core.resources import resource_path
 
-ICON = Path(__file__).resolve().parent.parent / "qgis_satplugin" / "resources" / "icon.svg"
+ICON = resource_path("icon.svg")
 
 # One group per step of the workflow, numbered so the toolbox lists them in order.
 GROUPS = {
@@ -56,6 +57,20 @@ class SatPluginAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self):  # noqa: N802 (QGIS API)
         return type(self)()
+
+    def run_step(self, run, options, feedback):
+        """Run a step's core ``run(options, feedback)`` with this QGIS feedback; map its errors for QGIS."""
+        lines = ConsoleLines(feedback)
+        core_feedback = Feedback(
+            progress=lambda fraction: lines.progress(100.0 * fraction),
+            log=lines.info,
+            is_canceled=feedback.isCanceled,
+        )
+        try:
+            with terminate_cancels(feedback):
+                return run(options, core_feedback)
+        except (Canceled, SatPluginError) as exc:
+            raise QgsProcessingException(str(exc)) from exc
 
     def run_core(self, function, feedback, progress_full=1.0, **kwargs):
         """Call a core function with feedback callbacks; map its errors for QGIS.

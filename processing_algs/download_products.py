@@ -24,7 +24,7 @@ from ..qgis_satplugin.core.download import as_products, download_products
 from ..qgis_satplugin.core.download.product_list import check_references
 from ..qgis_satplugin.core.download.transfer import DOWNLOAD_RUN_DEADLINE_S
 from ..qgis_satplugin.core.errors import SatPluginError
-from ..qgis_satplugin.core.search.http import DEFAULT_REQUEST_DEADLINE_S
+from ..qgis_satplugin.core.http.client import DEFAULT_REQUEST_DEADLINE_S
 from ..qgis_satplugin.core.sentinel2 import L1C_BANDS
 from .base import SatPluginAlgorithm
 from .qgis_inputs import (

@@ -1,16 +1,13 @@
 """The ``satplugin`` Processing provider."""
-from pathlib import Path
-
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .base import ICON
 from .download_products import DownloadProducts
 from .export_patches import ExportPatches
 from .rasterize_ground_truth import RasterizeGroundTruth
 from .search_products import SearchProducts
 from .super_resolve import SuperResolve
-
-ICON = Path(__file__).resolve().parent.parent / "qgis_satplugin" / "resources" / "icon.svg"
 
 
 class SatPluginProvider(QgsProcessingProvider):

@@ -21,7 +21,7 @@ from qgis.core import (
 from ..qgis_satplugin.core.errors import SatPluginError
 from ..qgis_satplugin.core.grid import PixelGrid
 from ..qgis_satplugin.core.search import Credentials
-from ..qgis_satplugin.core.search.http import DEFAULT_REQUEST_DEADLINE_S
+from ..qgis_satplugin.core.http.client import DEFAULT_REQUEST_DEADLINE_S
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 

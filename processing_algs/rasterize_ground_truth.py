@@ -25,7 +25,7 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..qgis_satplugin.core.errors import SatPluginError
 from ..qgis_satplugin.core.grid import PixelGrid, snapped_grid, transform_bounds, utm_grid_for_bounds
-from ..qgis_satplugin.core.ground_truth import OutputPaths, rasterize_ground_truth
+from ..qgis_satplugin.core.ground_truth.run import OutputPaths, rasterize_ground_truth
 from .base import SatPluginAlgorithm, check_outputs_against_inputs, crs_string, layer_file, require_packages
 from .qgis_inputs import grid_of_raster_layer
 

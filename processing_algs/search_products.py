@@ -18,7 +18,7 @@ from qgis.core import (
 from ..qgis_satplugin.core.errors import SatPluginError
 from ..qgis_satplugin.core.search import W_CLOUD, W_COVER, W_TIME, acq_groups, search_products, write_footprints_gpkg
 from ..qgis_satplugin.core.search.footprints_gpkg import check_output
-from ..qgis_satplugin.core.search.http import DEFAULT_REQUEST_DEADLINE_S, DEFAULT_RUN_DEADLINE_S
+from ..qgis_satplugin.core.http.client import DEFAULT_REQUEST_DEADLINE_S, DEFAULT_RUN_DEADLINE_S
 from .base import SatPluginAlgorithm
 from .qgis_inputs import add_network_parameters, aoi_geometry_4326, credentials_from_authcfg, network_options
 from .styles import save_footprint_style

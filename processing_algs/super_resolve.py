@@ -26,7 +26,7 @@ MAX_CLOUD % cloud are skipped. Pixels a revisit cannot supply (cloud, no data) a
 next revisit in that order.</p>
 <p><b>MODEL</b>: a .onnx file carrying the plugin's model contract in its metadata (bands, scale,
 revisits, normalisation, output bands and units); checked at load with a clear error. Empty: the
-shipped default, {DEFAULT_MODEL.name} (x2, B02 B03 B04 B08; see models/superres/).
+shipped default, {DEFAULT_MODEL.name} (x2, B02 B03 B04 B08; see qgis_satplugin/core/resources/superres/).
 <b>PROVIDER</b>: auto picks CUDA, DirectML or CoreML when one works here, else the CPU; a GPU
 provider that fails to load falls back to the CPU with a message. The log says which one ran.</p>
 <p><b>TILE_SIZE</b> and <b>OVERLAP</b> (input pixels): tiles are blended with raised-cosine

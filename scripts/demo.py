@@ -14,11 +14,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The plugin imports as the package `satplugin`, as in QGIS and the tests.
 sys.path.insert(0, str(ROOT))
+from tests.plugin_link import link_plugin_package  # noqa: E402
 
-from qgis_satplugin.core.grid import PixelGrid  # noqa: E402
-from qgis_satplugin.core.synthetic import synthetic_parcels  # noqa: E402
-from qgis_satplugin.core.synthetic_scenes import write_product  # noqa: E402
+link_plugin_package()
+
+from satplugin.qgis_satplugin.core.grid import PixelGrid  # noqa: E402
+from satplugin.tests.fixtures.synthetic_parcels import synthetic_parcels  # noqa: E402
+from satplugin.tests.fixtures.synthetic_scenes import write_product  # noqa: E402
 
 CROPS = ["", "wheat", "barley", "maize", "rapeseed", "sugar beet", "potato", "grassland", "orchard"]
 # Sample fields: 3 km x 3 km in UTM 33N, near Ljubljana.

@@ -1,4 +1,4 @@
-"""Regenerate the shipped .model3 workflows in models/workflows/ from code.
+"""Regenerate the shipped .model3 workflows in qgis_satplugin/core/resources/workflows/ from code.
 
 Run: .venv/bin/python scripts/make_workflow_models.py
 Writing the models from code keeps them in step with the algorithms' parameter names.
@@ -6,7 +6,6 @@ Writing the models from code keeps them in step with the algorithms' parameter n
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -329,14 +328,16 @@ def main():
 
     app = QgsApplication([], False)
     app.initQgis()
-    link_parent = Path(tempfile.mkdtemp())
-    (link_parent / "satplugin").symlink_to(ROOT, target_is_directory=True)
-    sys.path.insert(0, str(link_parent))
+    sys.path.insert(0, str(ROOT))
+    from tests.plugin_link import link_plugin_package
+
+    link_plugin_package()
     import satplugin
+    from satplugin.qgis_satplugin.core.resources import resource_path
 
     plugin = satplugin.classFactory(None)
     plugin.initProcessing()
-    folder = ROOT / "models" / "workflows"
+    folder = resource_path("workflows")
     folder.mkdir(parents=True, exist_ok=True)
     for name, build in MODELS:
         target = folder / f"{name}.model3"

@@ -27,9 +27,10 @@ from pathlib import Path, PurePosixPath
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_DIR = "satplugin"
 
-# Top-level folders and files that stay in the repository only.
+# Top-level folders and files that stay in the repository only: the zip holds what runs.
+# models/ is training code (torch); the shipped ONNX models are in qgis_satplugin/core/resources/.
 # docs/ is packaged: the README in the zip shows docs/images/dock.png and links to docs/*.md.
-EXCLUDED_DIRS = {"tests", "benchmarks", ".ci", "scripts", "dist", "build-demo"}
+EXCLUDED_DIRS = {"tests", "benchmarks", ".ci", "scripts", "dist", "build-demo", "models"}
 EXCLUDED_FILES = {".gitignore", "pytest.ini", "Makefile", "requirements-dev.txt", "pb_tool.cfg", "pyproject.toml"}
 REQUIRED = ["LICENSE", "metadata.txt", "__init__.py", "README.md", "requirements.txt"]
 REQUIRED_DIRS = ["qgis_satplugin", "processing_algs"]

@@ -10,11 +10,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# The repository root is the plugin folder; QGIS imports it as the package `satplugin`.
-# Tests import it the same way, through a link in a temporary plugin folder.
-_PLUGIN_PARENT = Path(tempfile.mkdtemp(prefix="satplugin-path-"))
-(_PLUGIN_PARENT / "satplugin").symlink_to(ROOT, target_is_directory=True)
-sys.path.insert(0, str(_PLUGIN_PARENT))
+# The repository root is the plugin folder; QGIS imports it as the package `satplugin`,
+# and so do the tests (tests/plugin_link.py).
+sys.path.insert(0, str(ROOT))
+from tests.plugin_link import link_plugin_package  # noqa: E402
+
+link_plugin_package()
 
 if not os.environ.get("XDG_RUNTIME_DIR") or not os.access(os.environ["XDG_RUNTIME_DIR"], os.W_OK):
     runtime = Path(tempfile.mkdtemp(prefix="satplugin-xdg-"))

@@ -23,7 +23,7 @@ import shapely
 
 from satplugin.qgis_satplugin.core import __version__
 from satplugin.qgis_satplugin.core.grid import PixelGrid
-from satplugin.qgis_satplugin.core.ground_truth import OutputPaths, rasterize_ground_truth
+from satplugin.qgis_satplugin.core.ground_truth.run import OutputPaths, rasterize_ground_truth
 from tests.conftest import ROOT
 
 WHEELHOUSE = ROOT / ".wheelhouse"
@@ -147,6 +147,15 @@ def test_engine_wheel_holds_the_core_and_no_qgis_side(tmp_path):
     assert wheel.name.startswith(f"satplugin_engine-{__version__}-py3-none-any")
     names = zipfile.ZipFile(wheel).namelist()
     modules = {n for n in names if n.endswith(".py")}
-    assert "satplugin_engine/ground_truth.py" in modules and "satplugin_engine/export/exporter.py" in modules
+    # Every step's entry module, and the floors they share.
+    for module in ("search/run.py", "download/run.py", "ground_truth/run.py", "export/run.py", "superres/run.py",
+                   "http/client.py", "image_series/manifest.py", "sentinel2.py", "feedback.py", "options.py"):
+        assert f"satplugin_engine/{module}" in modules, module
+    assert modules == {f"satplugin_engine/{p.relative_to(ROOT / 'qgis_satplugin' / 'core').as_posix()}"
+                       for p in (ROOT / "qgis_satplugin" / "core").rglob("*.py")}
     assert not any(n.startswith(("processing_algs/", "qgis_satplugin/", "models/", "tests/")) for n in names)
-    assert not any("gui/" in n or n.endswith(".onnx") for n in names)
+    assert not any("gui/" in n or "synthetic" in n or n.endswith(".model3") for n in names)
+    # The shipped default models travel with the engine, found through resources.resource_path.
+    assert sorted(n for n in names if n.endswith(".onnx")) == [
+        "satplugin_engine/resources/superres/s2_sr_x2_rgbn.onnx",
+        "satplugin_engine/resources/superres/s2_sr_x2_rgbn_single.onnx"]

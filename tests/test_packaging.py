@@ -123,7 +123,9 @@ def test_package_builds_a_clean_plugin_zip(tmp_path):
         "satplugin/metadata.txt",
         "satplugin/__init__.py",
         "satplugin/processing_algs/rasterize_ground_truth.py",
-        "satplugin/qgis_satplugin/core/ground_truth.py",
+        "satplugin/qgis_satplugin/core/ground_truth/run.py",
+        "satplugin/qgis_satplugin/core/resources/superres/s2_sr_x2_rgbn.onnx",
+        "satplugin/qgis_satplugin/core/resources/workflows/ground_truth.model3",
     ):
         assert required in names
     assert f"satplugin/{_metadata()['icon'].strip()}" in names
@@ -141,7 +143,9 @@ def test_package_builds_a_clean_plugin_zip(tmp_path):
         for n in names
         if "__pycache__" in n
         or n.endswith((".pyc", ".pyo"))
-        or n.startswith(("satplugin/tests/", "satplugin/benchmarks/", "satplugin/scripts/", "satplugin/.venv/"))
+        or n.startswith(("satplugin/tests/", "satplugin/benchmarks/", "satplugin/scripts/", "satplugin/.venv/",
+                          "satplugin/models/"))
+        or "synthetic" in n
         or any(part.startswith(".") for part in n.split("/"))
         or n in ("satplugin/Makefile", "satplugin/pytest.ini")
     ]
@@ -172,7 +176,7 @@ def test_core_imports_no_qgis():
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert "qgis_satplugin.core.ground_truth" in result["imported"]
+    assert "qgis_satplugin.core.ground_truth.run" in result["imported"]
     assert len(result["imported"]) == len(list((ROOT / "qgis_satplugin" / "core").rglob("*.py")))
     assert result["qgis"] == []
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from qgis.core import QgsProcessingException
 
-from satplugin.qgis_satplugin.core.download import manifest as manifest_module
+from satplugin.qgis_satplugin.core.image_series import manifest as manifest_module
 from satplugin.qgis_satplugin.core.errors import SatPluginError
 from satplugin.qgis_satplugin.core.export import export_patches
-from satplugin.qgis_satplugin.core.export.synthetic_series import date_series, write_download_folder
+from satplugin.tests.fixtures.synthetic_series import date_series, write_download_folder
 from satplugin.qgis_satplugin.core.grid import PixelGrid
 from tests.adversarial.conftest import fill_disk, sha256_tree
 from tests.conftest import ROOT, run_qgis_process

@@ -12,7 +12,7 @@ import pytest
 import rasterio
 import shapely
 
-from satplugin.qgis_satplugin.core.synthetic import synthetic_parcels
+from satplugin.tests.fixtures.synthetic_parcels import synthetic_parcels
 from tests.adversarial.conftest import fill_disk, sha256_tree
 from tests.conftest import run_qgis_process
 

@@ -23,7 +23,7 @@ from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsVectorLa
 
 from satplugin.qgis_satplugin.core.search.catalog import CatalogBackend
 from satplugin.qgis_satplugin.core.search.footprints_gpkg import write_footprints_gpkg
-from satplugin.qgis_satplugin.core.search.http import origin
+from satplugin.qgis_satplugin.core.http.client import origin
 from satplugin.qgis_satplugin.core.search.stac import product_from_stac_item
 from tests.adversarial.conftest import sha256_tree
 from tests.servers import s2_world

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from qgis.core import QgsProcessingException
 
-from satplugin.qgis_satplugin.core.export.synthetic_series import date_series, write_download_folder
+from satplugin.tests.fixtures.synthetic_series import date_series, write_download_folder
 from satplugin.qgis_satplugin.core.grid import PixelGrid
 from tests.adversarial.conftest import fill_disk, sha256_tree
 from tests.conftest import run_qgis_process

@@ -12,8 +12,8 @@ import pytest
 
 from satplugin.qgis_satplugin.core.download.sentinelhub import service_url_for
 from satplugin.qgis_satplugin.core.errors import SatPluginError
-from satplugin.qgis_satplugin.core.search.hrefs import inside_product, local_file_in_product, remote_asset_url
-from satplugin.qgis_satplugin.core.search.http import (
+from satplugin.qgis_satplugin.core.http.hrefs import inside_product, local_file_in_product, remote_asset_url
+from satplugin.qgis_satplugin.core.http.client import (
     AnswerTooLarge,
     DeadlineExceeded,
     JsonClient,

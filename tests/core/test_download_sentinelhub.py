@@ -18,7 +18,7 @@ import rasterio
 from satplugin.qgis_satplugin.core.download import download_products
 from satplugin.qgis_satplugin.core.errors import SatPluginError
 from satplugin.qgis_satplugin.core.search.catalog import CatalogBackend
-from satplugin.qgis_satplugin.core.search.http import CredentialsRefused
+from satplugin.qgis_satplugin.core.http.client import CredentialsRefused
 from tests.servers import s2_world
 from tests.servers.download_checks import assert_only_complete_files
 from tests.servers.items import catalog_item

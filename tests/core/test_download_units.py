@@ -26,7 +26,7 @@ from satplugin.qgis_satplugin.core.download.warp_read import choose_overview
 from satplugin.qgis_satplugin.core.errors import SatPluginError
 from satplugin.qgis_satplugin.core.grid import PixelGrid
 from satplugin.qgis_satplugin.core.search.footprints_gpkg import write_footprints_gpkg
-from satplugin.qgis_satplugin.core.search.products import Product
+from satplugin.qgis_satplugin.core.products import Product
 
 UTC = timezone.utc
 

@@ -15,9 +15,9 @@ from pyproj import CRS
 from satplugin.qgis_satplugin.core.errors import SatPluginError
 from satplugin.qgis_satplugin.core.export import FORMATS, ExportedDataset, export_patches
 from satplugin.qgis_satplugin.core.export import torch_dataset
-from satplugin.qgis_satplugin.core.ground_truth import OutputPaths, rasterize_ground_truth
+from satplugin.qgis_satplugin.core.ground_truth.run import OutputPaths, rasterize_ground_truth
 from satplugin.qgis_satplugin.core.grid import PixelGrid
-from satplugin.qgis_satplugin.core.synthetic import synthetic_parcels
+from satplugin.tests.fixtures.synthetic_parcels import synthetic_parcels
 
 from .test_export_helpers import CRS as GRID_CRS
 from .test_export_helpers import image_paths, make_folder, read_window

@@ -11,7 +11,7 @@ import numpy as np
 import rasterio
 
 from satplugin.qgis_satplugin.core.grid import PixelGrid
-from satplugin.qgis_satplugin.core.export.synthetic_series import date_series, write_download_folder
+from satplugin.tests.fixtures.synthetic_series import date_series, write_download_folder
 
 CRS = "EPSG:32633"
 X0, Y0 = 499980.0, 5000040.0  # on the 60 m Sentinel-2 lattice

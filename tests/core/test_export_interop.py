@@ -16,9 +16,9 @@ from pyproj import Transformer
 
 from satplugin.qgis_satplugin.core.export import ExportedDataset, export_patches
 from satplugin.qgis_satplugin.core.export.samples_table import read_samples_csv
-from satplugin.qgis_satplugin.core.ground_truth import OutputPaths, rasterize_ground_truth
+from satplugin.qgis_satplugin.core.ground_truth.run import OutputPaths, rasterize_ground_truth
 from satplugin.qgis_satplugin.core.grid import PixelGrid
-from satplugin.qgis_satplugin.core.synthetic import synthetic_parcels
+from satplugin.tests.fixtures.synthetic_parcels import synthetic_parcels
 
 from .test_export_helpers import CRS, X0, Y0, image_paths, make_folder, read_window
 

@@ -4,7 +4,7 @@ import pytest
 
 from satplugin.qgis_satplugin.core.errors import SatPluginError
 from satplugin.qgis_satplugin.core.export.band_layout import band_layout, block_mean
-from satplugin.qgis_satplugin.core.export.dates import (date_from_name, even_in_time, parse_month_day,
+from satplugin.qgis_satplugin.core.image_series.dates import (date_from_name, even_in_time, parse_month_day,
                                                         season_mask)
 from satplugin.qgis_satplugin.core.export.windows import axis_starts, patch_grid, read_chunks
 from satplugin.qgis_satplugin.core.sentinel2 import canonical_band_name

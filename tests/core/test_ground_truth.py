@@ -10,7 +10,7 @@ from shapely.geometry import box
 
 from satplugin.qgis_satplugin.core.errors import Canceled, SatPluginError
 from satplugin.qgis_satplugin.core.grid import PixelGrid, snapped_grid, utm_epsg_for, utm_grid_for_bounds
-from satplugin.qgis_satplugin.core.ground_truth import OutputPaths, rasterize_ground_truth
+from satplugin.qgis_satplugin.core.ground_truth.run import OutputPaths, rasterize_ground_truth
 
 CRS = "EPSG:32633"
 # A 10 x 8 grid of 10 m pixels whose top-left corner is (500000, 5000080).

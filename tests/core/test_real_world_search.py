@@ -34,9 +34,9 @@ from satplugin.qgis_satplugin.core.search import (
     search_products,
     write_footprints_gpkg,
 )
-from satplugin.qgis_satplugin.core.search.http import JsonClient
+from satplugin.qgis_satplugin.core.http.client import JsonClient
 from satplugin.qgis_satplugin.core.search.period import normalise_period
-from satplugin.qgis_satplugin.core.search.signing import check_signing
+from satplugin.qgis_satplugin.core.http.signing import check_signing
 from tests.servers import s2_world
 from tests.servers.files import RangeFileServer
 from tests.servers.items import TILE_29RKH, c1_item, landsat_item, pc_item, real_data_dir, stac_item

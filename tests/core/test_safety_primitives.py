@@ -13,9 +13,9 @@ from satplugin.qgis_satplugin.core.download import run as download_run
 from satplugin.qgis_satplugin.core.errors import SatPluginError
 from satplugin.qgis_satplugin.core.export import staging
 from satplugin.qgis_satplugin.core.export.dataset_card import CONTENTS_KEY, FORMAT, JSON_NAME
-from satplugin.qgis_satplugin.core.search.hrefs import is_http_url
-from satplugin.qgis_satplugin.core.search.http import origin
-from satplugin.qgis_satplugin.core.search.signing import UNSTATED_LIFETIME_S, TokenCache
+from satplugin.qgis_satplugin.core.http.hrefs import is_http_url
+from satplugin.qgis_satplugin.core.http.client import origin
+from satplugin.qgis_satplugin.core.http.signing import UNSTATED_LIFETIME_S, TokenCache
 
 
 def test_a_lock_folder_that_is_not_private_is_refused(tmp_path, monkeypatch):

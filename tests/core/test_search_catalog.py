@@ -118,8 +118,8 @@ def test_expired_token_is_renewed_once():
         start, end = normalise_period("2023-06-01", "2024-06-01")
         original = backend._post_search
 
-        def post_and_expire(client, creds, body):
-            page = original(client, creds, body)
+        def post_and_expire(client, body):
+            page = original(client, body)
             server.revoke_tokens()  # the token dies between pages
             return page
 

@@ -10,7 +10,7 @@ from email.utils import format_datetime
 import pytest
 
 from satplugin.qgis_satplugin.core.errors import Canceled, SatPluginError
-from satplugin.qgis_satplugin.core.search.http import (
+from satplugin.qgis_satplugin.core.http.client import (
     CredentialsRefused,
     HttpStatusError,
     JsonClient,

@@ -13,8 +13,9 @@ if str(ROOT) not in sys.path:
 onnx = pytest.importorskip("onnx")
 
 from qgis_satplugin.core.superres.contract import ModelContract  # noqa: E402
+from satplugin.qgis_satplugin.core.resources import resource_path
 
-FOLDER = ROOT / "models" / "superres"
+FOLDER = resource_path("superres")
 DEFAULT = FOLDER / "s2_sr_x2_rgbn.onnx"
 SINGLE = FOLDER / "s2_sr_x2_rgbn_single.onnx"
 CARD = FOLDER / "s2_sr_x2_rgbn.md"

@@ -6,7 +6,7 @@ import pytest
 from qgis.core import QgsProject, QgsVectorLayer
 
 from satplugin.qgis_satplugin.core.grid import PixelGrid
-from satplugin.qgis_satplugin.core.synthetic_scenes import write_product
+from satplugin.tests.fixtures.synthetic_scenes import write_product
 
 # Products on a 1.2 km square; the AOI is a smaller square inside it.
 GRID = PixelGrid.square("EPSG:32633", 460020.0, 5100000.0, 10.0, 120, 120)

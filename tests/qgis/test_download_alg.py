@@ -6,9 +6,10 @@ import pytest
 import rasterio
 from qgis.core import QgsProcessingException, QgsProject, QgsVectorLayer
 
-from tests.conftest import ROOT, run_qgis_process
+from tests.conftest import run_qgis_process
 from satplugin.qgis_satplugin.core.grid import PixelGrid
 from tests.qgis.conftest import AOI, GRID
+from satplugin.qgis_satplugin.core.resources import resource_path
 
 
 def run(params):
@@ -73,7 +74,7 @@ def test_search_download_model_through_qgis_process(library, tmp_path):
         "geometry": {"type": "Polygon", "coordinates": [[[14.4871, 46.0444], [14.4948, 46.0444], [14.4948, 46.0497],
                                                           [14.4871, 46.0497], [14.4871, 46.0444]]]}}]}))
     run_qgis_process(
-        "run", str(ROOT / "models" / "workflows" / "search_download.model3"), "--", "backend=3",
+        "run", str(resource_path("workflows", "search_download.model3")), "--", "backend=3",
         f"service_url={library}", f"aoi={aoi}", "start_date=2023-04-01", "end_date=2023-09-30",
         "max_products=2", "max_cloud=50", f"search:products={tmp_path / 'p.gpkg'}",
         f"download:series={tmp_path / 'series'}",

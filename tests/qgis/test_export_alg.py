@@ -7,8 +7,9 @@ import rasterio
 from qgis.core import QgsProcessingException, QgsVectorLayer
 
 from satplugin.qgis_satplugin.core.export import ExportedDataset
-from tests.conftest import ROOT, run_qgis_process
+from tests.conftest import run_qgis_process
 from tests.qgis.conftest import AOI, GRID
+from satplugin.qgis_satplugin.core.resources import resource_path
 
 
 def run(algorithm, params):
@@ -223,7 +224,7 @@ def test_full_dataset_model_through_qgis_process(library, tmp_path):
     }))
     out = tmp_path / "out"
     _, answer = run_qgis_process(
-        "--json", "run", str(ROOT / "models" / "workflows" / "dataset_from_fields.model3"), "--", "backend=3",
+        "--json", "run", str(resource_path("workflows", "dataset_from_fields.model3")), "--", "backend=3",
         f"service_url={library}", f"fields={fields}", "class_field=crop", "start_date=2023-04-01",
         "end_date=2023-09-30", "max_products=2", "patch_size=16", "format=3",
         f"search:products={out}_p.gpkg", f"download:series={out}_series", f"rasterize:class_raster={out}_class.tif",

@@ -7,8 +7,9 @@ import pytest
 import rasterio
 import shapely
 
-from satplugin.qgis_satplugin.core.synthetic import synthetic_parcels
-from tests.conftest import ROOT, run_qgis_process
+from satplugin.tests.fixtures.synthetic_parcels import synthetic_parcels
+from tests.conftest import run_qgis_process
+from satplugin.qgis_satplugin.core.resources import resource_path
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def test_failure_exits_non_zero_with_the_message(parcels_gpkg, tmp_path):
 
 def test_shipped_model_runs_through_qgis_process(parcels_gpkg, tmp_path):
     gpkg, _ = parcels_gpkg
-    model = ROOT / "models" / "workflows" / "ground_truth.model3"
+    model = resource_path("workflows", "ground_truth.model3")
     _, answer = run_qgis_process(
         "--json", "run", str(model), "--",
         f"polygons={gpkg}", "class_field=crop", "pixel_size=5",

@@ -196,7 +196,7 @@ def test_line_layer_is_refused(satplugin_provider, tmp_path):
 def test_real_lulc_through_processing_matches_core(satplugin_provider, real_data, tmp_path):
     """The same burn through QGIS (any provider: here OGR) as through the core."""
     from satplugin.qgis_satplugin.core.grid import PixelGrid
-    from satplugin.qgis_satplugin.core.ground_truth import OutputPaths, rasterize_ground_truth
+    from satplugin.qgis_satplugin.core.ground_truth.run import OutputPaths, rasterize_ground_truth
     import geopandas as gpd
 
     gpkg = real_data / "slovenia_s2_l1c" / "lulc_polygons.gpkg"

@@ -10,8 +10,9 @@ import pytest
 from qgis.core import QgsProcessingModelAlgorithm, QgsProcessingModelChildParameterSource as Source
 
 from tests.conftest import ROOT
+from satplugin.qgis_satplugin.core.resources import resource_path
 
-WORKFLOWS = ROOT / "models" / "workflows"
+WORKFLOWS = resource_path("workflows")
 MODEL_NAMES = ("ground_truth", "search_download", "dataset_from_fields")
 
 

@@ -16,7 +16,7 @@ import shapely
 
 from satplugin.qgis_satplugin.core.export import ExportedDataset, export_patches
 from satplugin.qgis_satplugin.core.export.windows import axis_starts
-from satplugin.qgis_satplugin.core.ground_truth import OutputPaths, rasterize_ground_truth
+from satplugin.qgis_satplugin.core.ground_truth.run import OutputPaths, rasterize_ground_truth
 from satplugin.qgis_satplugin.core.grid import PixelGrid
 
 # Invented dates, deliberately not in scene order, so that sorting by date is visible.

@@ -6,7 +6,7 @@ import rasterio
 import shapely
 
 from satplugin.qgis_satplugin.core.grid import PixelGrid, utm_grid_for_bounds
-from satplugin.qgis_satplugin.core.ground_truth import OutputPaths, rasterize_ground_truth
+from satplugin.qgis_satplugin.core.ground_truth.run import OutputPaths, rasterize_ground_truth
 
 
 def reference_labels(polys, classes, ids, grid: PixelGrid, rows, cols, min_coverage):

@@ -24,7 +24,7 @@ scale (see :mod:`.harmonize`).
 from ..sentinel2 import NATIVE_RESOLUTION_M
 from .bands import BAND_PRESETS, resolve_bands
 from .harmonize import Harmonization, apply_harmonization, plan_harmonization
-from .manifest import read_manifest, sha256_of
+from ..image_series.manifest import read_manifest, sha256_of
 from .product_list import as_products, product_from_row, read_products_gpkg
 from .run import DownloadResult, download_products, grid_for_aoi
 from .sentinelhub import MAX_REQUEST_PX, evalscript, process_body, split_windows

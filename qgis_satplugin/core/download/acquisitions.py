@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..search.products import Product, parse_product_name
+from ..products import Product, parse_product_name
 from ..sentinel2 import baseline_key
 
 

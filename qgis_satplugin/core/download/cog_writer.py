@@ -25,7 +25,7 @@ from rasterio.shutil import copy as rio_copy
 
 from ..atomic import AtomicOutputs, user_error_for
 from ..grid import PixelGrid
-from .manifest import RESUME_NOTE
+from ..image_series.manifest import RESUME_NOTE
 
 COG_OPTIONS = {
     "COMPRESS": "DEFLATE",

@@ -35,10 +35,9 @@ import numpy as np
 from rasterio.enums import Resampling
 
 from ..errors import SatPluginError
-from ..search.hrefs import is_http_url, local_file_in_product
-from ..search.http import BadAnswer
-from ..search.signing import TokenCache, check_signing
-from ..search.stac import S3_ADVICE, S3_WHY
+from ..http.hrefs import S3_ADVICE, S3_WHY, is_http_url, local_file_in_product
+from ..http.client import BadAnswer
+from ..http.signing import TokenCache, check_signing
 from ..sentinel2 import BOA_OFFSET_DN
 from .bands import FILE_MASKS
 from .harmonize import Harmonization, apply_harmonization, plan_harmonization

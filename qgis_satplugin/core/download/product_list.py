@@ -14,7 +14,7 @@ from pathlib import Path
 import shapely
 
 from ..errors import SatPluginError
-from ..search.products import (
+from ..products import (
     Product,
     normalise_collection,
     normalise_platform,

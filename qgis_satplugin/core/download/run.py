@@ -33,14 +33,14 @@ from ..atomic import user_error_for
 from ..errors import Canceled, SatPluginError
 from ..grid import PixelGrid, check_memory, utm_grid_for_bounds
 from ..locks import OutputLock, remove_leftovers
-from ..search.aoi import prepare_aoi
+from ..area import prepare_aoi
 from ..sentinel2 import MASK_NODATA, REFLECTANCE_SCALE
 from .acquisitions import Acquisition, file_stem, group_acquisitions
 from .bands import check_bands_for, resolve_bands
 from .cog_writer import StagedRaster
 from .file_sources import FileSources
 from .harmonize import apply_harmonization
-from .manifest import RESUME_NOTE, file_entry, file_is_current, read_manifest, reusable_entries, write_manifest
+from ..image_series.manifest import RESUME_NOTE, file_entry, file_is_current, read_manifest, reusable_entries, write_manifest
 from .product_list import as_products, check_band_files, check_references
 from .sentinelhub import MAX_REQUEST_PX, ProcessApi
 from .transfer import ClientPool

@@ -40,16 +40,16 @@ from rasterio.windows import Window
 
 from ..errors import SatPluginError
 from ..grid import PixelGrid
-from ..search.catalog import (
+from ..http.sentinelhub_auth import (
     CDSE_BASE_URL,
     CDSE_TOKEN_URL,
     SENTINELHUB_BASE_URL,
     SENTINELHUB_RETRY_AFTER_UNIT,
     SENTINELHUB_TOKEN_URL,
-    CatalogBackend,
+    TokenSource,
     as_credentials,
 )
-from ..search.http import BadAnswer, CredentialsRefused, origin, safe_url
+from ..http.client import BadAnswer, CredentialsRefused, origin, safe_url
 from ..sentinel2 import MASK_NODATA
 from .bands import SENTINELHUB_MASKS
 from .harmonize import Harmonization, plan_harmonization
@@ -189,7 +189,7 @@ class ProcessApi:
         self.token_url = token_url
         self._credentials = credentials
         self.max_request_px = int(max_request_px)
-        self._auth: dict[tuple, CatalogBackend] = {}
+        self._auth: dict[str, TokenSource] = {}
         self._lock = threading.Lock()
 
     def windows(self) -> list[Window]:
@@ -248,14 +248,14 @@ class ProcessApi:
             )
         return urls.pop()
 
-    def _auth_for(self, base: str) -> CatalogBackend:
+    def _auth_for(self, base: str) -> TokenSource:
         with self._lock:
             if base not in self._auth:
                 token_url = self.token_url or default_token_url(base)
-                self._auth[base] = CatalogBackend(base, token_url, as_credentials(self._credentials))
+                self._auth[base] = TokenSource(token_url, as_credentials(self._credentials))
             return self._auth[base]
 
-    def _token(self, auth: CatalogBackend, client, *, fresh: bool) -> str:
+    def _token(self, auth: TokenSource, client, *, fresh: bool) -> str:
         with self._lock:  # one token request for all threads
             return auth.access_token(client, renew=fresh)
 

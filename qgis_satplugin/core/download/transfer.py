@@ -25,7 +25,7 @@ import threading
 from typing import Callable
 
 from ..errors import Canceled
-from ..search.http import BadAnswer, Deadline, JsonClient
+from ..http.client import BadAnswer, Deadline, JsonClient
 
 # A long series over a large area is hours of work; a run that passes this is stalled,
 # and a rerun resumes from its complete files.

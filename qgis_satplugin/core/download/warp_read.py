@@ -28,8 +28,8 @@ from rasterio.warp import reproject
 from rasterio.windows import Window, from_bounds
 
 from ..grid import PixelGrid, transform_bounds
-from ..search.hrefs import is_http_url
-from ..search.http import BadAnswer
+from ..http.hrefs import is_http_url
+from ..http.client import BadAnswer
 from .remote_file import remote_opener
 
 PAD_PX = 2

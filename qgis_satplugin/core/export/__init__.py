@@ -39,8 +39,8 @@ time writes a folder (a second refuses at once). :class:`ExportedDataset`
 reads any format back as numpy; ``torch_dataset.PatchDataset`` wraps it for PyTorch and
 ``torchgeo_dataset.ExportedGeoDataset`` for TorchGeo's samplers (dates kept).
 """
-from .exporter import FORMATS, ExportResult, export_patches
-from .image_series import read_manifest
+from .run import FORMATS, ExportResult, export_patches
+from ..image_series.reader import read_manifest
 from .label_rasters import labels_by_kind
 from .reader import ExportedDataset
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dates import iso_z
+from ..image_series.dates import iso_z
 
 FORMAT = "satplugin-export/1"
 JSON_NAME = "dataset.json"

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SatPluginError
-from .dates import day_of_year, parse_iso_datetime
+from ..image_series.dates import day_of_year, parse_iso_datetime
 from .label_rasters import DEEPSATDATA_KEYS
 from .sample import DatasetMeta, Sample
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dates import DATE_TAG, day_of_year, parse_iso_datetime
+from ..image_series.dates import DATE_TAG, day_of_year, parse_iso_datetime
 from .sample import DatasetMeta, Sample, group_transform
 
 NAME = "geotiff"

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SatPluginError
-from .dates import day_of_year, iso_z, parse_iso_datetime
+from ..image_series.dates import day_of_year, iso_z, parse_iso_datetime
 from .sample import DatasetMeta, Sample
 from .splits import SPLITS
 

@@ -23,8 +23,8 @@ import numpy as np
 
 from ..errors import Canceled, SatPluginError
 from ..sentinel2 import MASK_CLOUD_VALUES, MASK_NODATA
-from .dates import even_in_time
-from .image_series import ImageSeries
+from ..image_series.dates import even_in_time
+from ..image_series.reader import ImageSeries
 from .label_rasters import LabelSet, labelled
 from .splits import (NO_SPLIT, SPLITS, BlockGrid, BlockHistogram, assign_blocks_balanced,
                      assign_blocks_from_polygons, patch_splits)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
 
-from .dates import day_of_year, iso_z
+from ..image_series.dates import day_of_year, iso_z
 
 
 @dataclass

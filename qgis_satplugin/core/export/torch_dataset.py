@@ -36,7 +36,7 @@ def import_torch():
 
 
 def _days(iso_dates) -> np.ndarray:
-    from .dates import parse_iso_datetime
+    from ..image_series.dates import parse_iso_datetime
 
     return np.array([(parse_iso_datetime(d) - _EPOCH).days for d in iso_dates], dtype=np.int64)
 

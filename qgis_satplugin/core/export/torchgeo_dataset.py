@@ -31,7 +31,7 @@ from datetime import timezone
 import numpy as np
 
 from ..errors import SatPluginError
-from .dates import parse_iso_datetime
+from ..image_series.dates import parse_iso_datetime
 from .reader import ExportedDataset
 from .torch_dataset import to_tensors
 

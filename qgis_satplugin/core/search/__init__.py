@@ -10,23 +10,22 @@ commercial Sentinel Hub) and a local folder. ``search_products`` runs one and re
 from ..sentinel2 import SCL_CLOUD_CLASSES as CLOUD_CLASSES
 from ..sentinel2 import canonical_band
 from .aoi_cloud import aoi_cloud_percent
-from .catalog import (
+from .catalog import CatalogBackend, sh_data_collection
+from ..http.sentinelhub_auth import (
     CDSE_BASE_URL,
     CDSE_TOKEN_URL,
     SENTINELHUB_BASE_URL,
     SENTINELHUB_TOKEN_URL,
-    CatalogBackend,
     Credentials,
     resolve_credentials,
     sh_config,
-    sh_data_collection,
 )
 from .footprints_gpkg import FIELDS as GPKG_FIELDS
 from .footprints_gpkg import write_footprints_gpkg
-from .http import CredentialsRefused, HttpStatusError, JsonClient
+from ..http.client import CredentialsRefused, HttpStatusError, JsonClient
 from .local import LocalBackend, scan_folder
 from .period import normalise_period, season_periods
-from .products import Product, parse_product_name
+from ..products import Product, parse_product_name
 from .ranking import (
     STRATEGIES,
     W_CLOUD,
@@ -42,8 +41,8 @@ from .ranking import (
     rank_products,
     select_even,
 )
-from .search import BACKENDS, make_backend, search_products
-from .signing import PLANETARY_COMPUTER_STAC_URL, TokenCache
+from .run import BACKENDS, make_backend, search_products
+from ..http.signing import PLANETARY_COMPUTER_STAC_URL, TokenCache
 from .stac import EARTH_SEARCH_URL, STAC_COLLECTION_IDS, StacBackend, item_level, product_from_stac_item
 
 __all__ = [

@@ -28,7 +28,7 @@ from shapely.geometry import MultiPolygon
 from ..atomic import check_writable_folder, user_error_for
 from ..errors import SatPluginError
 from ..geometry import polygonal_part
-from .products import Product
+from ..products import Product
 
 DEFAULT_LAYER = "products"
 

@@ -43,8 +43,8 @@ from shapely.geometry import Polygon, box
 from ..errors import Canceled, SatPluginError
 from ..geometry import polygonal_part
 from ..sentinel2 import canonical_band, format_baseline
-from .hrefs import inside_product
-from .products import (
+from ..http.hrefs import inside_product
+from ..products import (
     Product,
     normalise_collection,
     normalise_platform,

@@ -10,7 +10,7 @@ import calendar
 from datetime import date, datetime, time, timedelta, timezone
 
 from ..errors import SatPluginError
-from .products import parse_datetime
+from ..products import parse_datetime
 
 
 def normalise_period(start, end) -> tuple[datetime, datetime]:

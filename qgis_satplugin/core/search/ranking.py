@@ -48,10 +48,10 @@ import shapely
 
 from ..errors import SatPluginError
 from ..geometry import polygonal_part
-from .aoi import EqualAreaFrame
+from ..area import EqualAreaFrame
 from .period import days_between
 from ..sentinel2 import baseline_key
-from .products import Product
+from ..products import Product
 
 W_TIME = 1.0
 W_CLOUD = 1.0

@@ -48,18 +48,18 @@ from shapely.geometry import box, shape
 from ..errors import SatPluginError
 from ..geometry import polygonal_part
 from ..sentinel2 import canonical_band, format_baseline
-from .aoi import query_geometry
-from .hrefs import remote_asset_url
-from .http import JsonClient
+from ..area import query_geometry
+from ..http.hrefs import S3_ADVICE, S3_WHY, remote_asset_url
+from ..http.client import JsonClient
 from .period import stac_interval
-from .products import (
+from ..products import (
     Product,
     normalise_collection,
     normalise_platform,
     parse_datetime,
     parse_product_name,
 )
-from .signing import SIGNING_KIND, signing_record
+from ..http.signing import SIGNING_KIND, signing_record
 
 EARTH_SEARCH_URL = "https://earth-search.aws.element84.com/v1"
 # Searched in this order; for a product listed in several, the first collection's copy wins.
@@ -423,8 +423,6 @@ def refused_assets_message(bands: list, products=()) -> str:
 
 
 # Said at the search and again when a download would need such a file.
-S3_WHY = "Earth Search keeps its L1C JPEG 2000s in a requester-pays S3 bucket that needs an AWS account"
-S3_ADVICE = "search L1C with CDSE or Sentinel Hub to download it"
 
 
 def prefer_collections(products: list[Product], collections, log=None) -> list[Product]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..export.image_series import ImageSeries
+from ..image_series.reader import ImageSeries
 from ..sentinel2 import MASK_CLOUD_VALUES, MASK_NODATA
 from .contract import ModelContract
 

@@ -21,8 +21,8 @@ from typing import Optional
 import numpy as np
 
 from ..errors import Canceled
-from ..export.dates import iso_z
-from ..export.image_series import ImageSeries
+from ..image_series.dates import iso_z
+from ..image_series.reader import ImageSeries
 from ..sentinel2 import MASK_CLOUD_VALUES, MASK_NODATA
 from .contract import ModelContract, ModelContractError
 

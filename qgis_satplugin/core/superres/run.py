@@ -25,18 +25,18 @@ import numpy as np
 
 from ..atomic import check_output_paths, check_writable_folder
 from ..errors import Canceled, SatPluginError
-from ..export.image_series import input_paths, input_read_errors, open_image_series
+from ..image_series.reader import input_paths, input_read_errors, open_image_series
 from ..grid import PixelGrid
 from .contract import ModelContract
 from .input_strips import StripReader
 from .output_raster import OutputRaster
 from .revisits import choose_revisits, describe_revisits
 from ..dependencies import require
+from ..resources import resource_path
 from .session import LoadedModel, load_model
 from .tiling import TileLayout, context_margin
 
-ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_MODEL = ROOT / "models" / "superres" / "s2_sr_x2_rgbn.onnx"
+DEFAULT_MODEL = resource_path("superres", "s2_sr_x2_rgbn.onnx")
 FLOAT_NODATA = float("nan")
 UINT16_NODATA = 0
 

@@ -18,6 +18,9 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 _HTTP = ("http", "https")
+# Why an s3:// asset cannot be fetched, and what to do instead (said by the search and the download).
+S3_WHY = "Earth Search keeps its L1C JPEG 2000s in a requester-pays S3 bucket that needs an AWS account"
+S3_ADVICE = "search L1C with CDSE or Sentinel Hub to download it"
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _VSIZIP = "/vsizip/"
 

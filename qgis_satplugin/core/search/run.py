@@ -21,19 +21,14 @@ from __future__ import annotations
 from typing import Callable
 
 from ..errors import Canceled, SatPluginError
-from .aoi import prepare_aoi
+from ..area import prepare_aoi
 from .aoi_cloud import aoi_cloud_percent
-from .catalog import (
-    CDSE_BASE_URL,
-    CDSE_TOKEN_URL,
-    SENTINELHUB_BASE_URL,
-    SENTINELHUB_TOKEN_URL,
-    CatalogBackend,
-)
+from .catalog import CatalogBackend
+from ..http.sentinelhub_auth import CDSE_BASE_URL, CDSE_TOKEN_URL, SENTINELHUB_BASE_URL, SENTINELHUB_TOKEN_URL
 from .local import LocalBackend
 from .period import normalise_period
-from .http import JsonClient
-from .products import Product, normalise_collection
+from ..http.client import JsonClient
+from ..products import Product, normalise_collection
 from .ranking import (
     STRATEGIES,
     acq_groups,
@@ -43,7 +38,7 @@ from .ranking import (
     keep_covering_dates,
     rank_products,
 )
-from .signing import PLANETARY_COMPUTER_STAC_URL, SIGNING_KIND, TokenCache, check_signing
+from ..http.signing import PLANETARY_COMPUTER_STAC_URL, SIGNING_KIND, TokenCache, check_signing
 from .stac import EARTH_SEARCH_URL, StacBackend
 
 # Backend names accepted by search_products (a backend object works too).

@@ -20,13 +20,13 @@ import numpy as np
 import shapely
 from pyproj import CRS, Transformer
 
-from .atomic import AtomicOutputs, is_disk_full
-from .class_table import ClassTable, build_class_table
-from .coverage import expand_ranges, polygon_segments, strip_coverage
-from .dependencies import require
-from .errors import Canceled, SatPluginError
-from .geometry import polygonal_part
-from .grid import PixelGrid, check_memory
+from ..atomic import AtomicOutputs, is_disk_full
+from ..class_table import ClassTable, build_class_table
+from ..coverage import expand_ranges, polygon_segments, strip_coverage
+from ..dependencies import require
+from ..errors import Canceled, SatPluginError
+from ..geometry import polygonal_part
+from ..grid import PixelGrid, check_memory
 
 # Rows per strip: memory is about 60 bytes per pixel of a strip (~650 MB for a strip of a
 # full 10980-pixel-wide tile), whatever the number of parcels or the grid's height.

@@ -20,8 +20,8 @@ from typing import Callable, Optional
 import numpy as np
 from pyproj import CRS
 
-from ..download.manifest import NAME as MANIFEST_NAME
-from ..download.manifest import listed_path, load_manifest, verify_listed_files
+from .manifest import NAME as MANIFEST_NAME
+from .manifest import listed_path, load_manifest, verify_listed_files
 from ..errors import SatPluginError
 from ..grid import PixelGrid
 from ..sentinel2 import REFLECTANCE_SCALE, canonical_band_name

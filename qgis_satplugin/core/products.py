@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
-from ..errors import SatPluginError
-from ..sentinel2 import format_baseline
+from .errors import SatPluginError
+from .sentinel2 import format_baseline
 
 COLLECTIONS = ("L2A", "L1C")
 

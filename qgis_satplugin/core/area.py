@@ -1,4 +1,7 @@
-"""The area of interest: checked once, sent to servers in a light form, measured in m².
+"""The area of interest: geometry + CRS, checked once, sent to servers in a light form, measured in m².
+
+Every step receives its area as an :class:`Area` (WKT and the CRS it is in) and reprojects it
+here, in the core, to whatever it needs: lon/lat for a search, the image CRS for an export.
 
 Areas are measured in a Lambert azimuthal equal-area projection centred on the AOI.
 Being equal-area, its area ratios are exact wherever the AOI is, and being centred
@@ -9,19 +12,74 @@ follow the same lines on the ground after projection.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import shapely
 from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
 from shapely.geometry import mapping
 
-from ..errors import SatPluginError
-from ..geometry import polygonal_part
+from .errors import SatPluginError
+from .geometry import polygonal_part
+from .options import StepOptions, option
 
 # Servers reject or slow down on huge request bodies; a hull is a safe superset
 # because coverage is measured locally against the exact AOI afterwards.
 MAX_QUERY_VERTICES = 500
 # Densify footprint and AOI edges to about 5 km before projecting.
 DENSIFY_DEG = 0.05
+
+
+@dataclass(frozen=True)
+class Area(StepOptions):
+    """A polygon area as plain values: its WKT and the CRS that WKT is in."""
+
+    wkt: str = option(help="the area's polygons as WKT")
+    crs: str = option("EPSG:4326", help="the CRS of the WKT (EPSG code, WKT or PROJ string)")
+
+    def check(self) -> None:
+        try:
+            shapely.from_wkt(self.wkt)
+        except (shapely.errors.GEOSException, TypeError, ValueError):
+            raise SatPluginError("The area is not valid WKT.") from None
+        try:
+            CRS.from_user_input(self.crs)
+        except CRSError:
+            raise SatPluginError(f"The area's CRS {self.crs!r} is not a CRS pyproj knows.") from None
+
+    @classmethod
+    def from_geometry(cls, geometry, crs: str = "EPSG:4326") -> "Area":
+        # Full precision, so the area read back is the same geometry, coordinate for coordinate.
+        return cls(shapely.to_wkt(geometry, rounding_precision=-1, trim=True), str(crs))
+
+    def geometry(self):
+        """The geometry in its own CRS."""
+        return shapely.from_wkt(self.wkt)
+
+    def in_crs(self, crs) -> object:
+        """The geometry reprojected to ``crs`` (unchanged when it is already there)."""
+        return reproject(self.geometry(), self.crs, crs)
+
+    def lonlat(self):
+        """The checked area in EPSG:4326, as searches and downloads need it."""
+        return prepare_aoi(self.in_crs("EPSG:4326"))
+
+
+def reproject(geometry, source_crs, target_crs):
+    """``geometry`` from ``source_crs`` to ``target_crs``; lon/lat edges are densified first."""
+    src, dst = CRS.from_user_input(source_crs), CRS.from_user_input(target_crs)
+    if src == dst or geometry is None or geometry.is_empty:
+        return geometry
+    if src.is_geographic:
+        geometry = shapely.segmentize(geometry, DENSIFY_DEG)
+    transformer = Transformer.from_crs(src, dst, always_xy=True)
+
+    def coords(xy):
+        x, y = transformer.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([x, y])
+
+    return shapely.transform(geometry, coords)
 
 
 def prepare_aoi(aoi):

@@ -1,0 +1,130 @@
+"""Job specs: each step's options as a frozen dataclass of plain values, to JSON and back exactly.
+
+A step's options are what a user chose, nothing live: strings (paths are strings), numbers,
+booleans, None, tuples of those, dicts with string keys, and nested option dataclasses
+(an :class:`~.area.Area`). That makes them the one description of a run: validated in one
+place (the class's ``check``), written into the dataset card, sent to another process or a
+Dask worker as JSON, and read back into an equal object.
+
+Each field's ``metadata["help"]`` is its description for users; the Processing algorithms
+build their help text from it, so a parameter is described once.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from typing import Any
+
+from .errors import SatPluginError
+
+FORMAT_KEY = "options"
+
+
+def option(default=dataclasses.MISSING, *, help: str, default_factory=dataclasses.MISSING):  # noqa: A002
+    """A dataclass field with its user-facing description."""
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+class StepOptions:
+    """Mixin for a step's frozen options dataclass: validation, JSON round trip, help lines."""
+
+    def __post_init__(self):
+        self.check()
+
+    def check(self) -> None:
+        """Raise :class:`SatPluginError` with one sentence for a bad value (override)."""
+
+    # -- JSON -------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def to_json(self) -> str:
+        return json.dumps({FORMAT_KEY: type(self).__name__, **self.to_dict()}, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        if not isinstance(values, dict):
+            raise SatPluginError(f"{cls.__name__} is read from a JSON object, not {type(values).__name__}.")
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names - {FORMAT_KEY})
+        if unknown:
+            raise SatPluginError(f"{cls.__name__} has no option {', '.join(unknown)}.")
+        kwargs = {name: _typed(hints[name], value) for name, value in values.items() if name in names}
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, text: str):
+        try:
+            values = json.loads(text)
+        except ValueError as exc:
+            raise SatPluginError(f"The {cls.__name__} JSON is not valid JSON ({exc}).") from None
+        if isinstance(values, dict) and values.get(FORMAT_KEY, cls.__name__) != cls.__name__:
+            raise SatPluginError(f"That JSON holds {values[FORMAT_KEY]}, not {cls.__name__}.")
+        return cls.from_dict(values)
+
+    @classmethod
+    def help_lines(cls) -> list[tuple[str, str]]:
+        """(option name, description) for every described option, in declaration order."""
+        return [(f.name, f.metadata["help"]) for f in dataclasses.fields(cls) if "help" in f.metadata]
+
+
+def _plain(value: Any):
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    raise TypeError(f"an option holds plain values only, not {type(value).__name__}")
+
+
+def _typed(hint, value):
+    """A JSON value back in the annotated type: tuples stay tuples, nested options are rebuilt."""
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        candidates = [a for a in args if a is not type(None)]
+        for candidate in candidates:
+            if _fits(candidate, value):
+                return _typed(candidate, value)
+        return value
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        inner = typing.get_type_hints(hint)
+        return hint(**{k: _typed(inner.get(k, Any), v) for k, v in value.items()})
+    if origin is tuple and isinstance(value, list):
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_typed(args[0], v) for v in value)
+        if args:
+            return tuple(_typed(a, v) for a, v in zip(args, value))
+        return tuple(value)
+    if origin is list and isinstance(value, list):
+        return [_typed(args[0], v) if args else v for v in value]
+    if origin is dict and isinstance(value, dict):
+        return {k: _typed(args[1], v) if args else v for k, v in value.items()}
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _fits(hint, value) -> bool:
+    origin = typing.get_origin(hint) or hint
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, dict)
+    if origin in (tuple, list):
+        return isinstance(value, list)
+    if origin is dict:
+        return isinstance(value, dict)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(origin, type):
+        return isinstance(value, origin)
+    return True

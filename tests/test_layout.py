@@ -1,0 +1,126 @@
+"""The architecture, checked: steps sit on shared floors, and what ships holds only what runs.
+
+- no step package (search, download, ground_truth, export, superres) imports another one;
+  what two steps share lives in a floor module or package of the core;
+- the runtime (qgis_satplugin/, processing_algs/) imports nothing from tests/, from the
+  training code in models/, or torch;
+- the core imports nothing from the QGIS side (gui, processing_algs).
+"""
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORE = ROOT / "qgis_satplugin" / "core"
+STEPS = ("search", "download", "ground_truth", "export", "superres")
+RUNTIME = [ROOT / "qgis_satplugin", ROOT / "processing_algs", ROOT / "__init__.py"]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(["satplugin", *parts])
+
+
+def imports_of(path: Path) -> list[tuple[int, str]]:
+    """(line, absolute module) for every import in ``path``, relative ones resolved."""
+    package = module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+                target = ".".join(base + ([node.module] if node.module else []))
+                names = [target] if node.module else [f"{target}.{alias.name}" for alias in node.names]
+            else:
+                names = [node.module]
+            found += [(node.lineno, name) for name in names]
+    return found
+
+
+def python_files(*tops: Path) -> list[Path]:
+    files = []
+    for top in tops:
+        files += [top] if top.is_file() else sorted(top.rglob("*.py"))
+    return files
+
+
+def step_of(module: str):
+    parts = module.split(".")
+    if parts[:3] == ["satplugin", "qgis_satplugin", "core"] and len(parts) > 3 and parts[3] in STEPS:
+        return parts[3]
+    return None
+
+
+def test_the_import_resolver_sees_relative_and_absolute_imports(tmp_path):
+    # A check that cannot fail proves nothing: resolve a known module's imports.
+    found = dict((name, line) for line, name in imports_of(CORE / "superres" / "run.py"))
+    assert "satplugin.qgis_satplugin.core.image_series.reader" in found
+    assert "satplugin.qgis_satplugin.core.superres.tiling" in found
+    assert step_of("satplugin.qgis_satplugin.core.export.run") == "export"
+    assert step_of("satplugin.qgis_satplugin.core.image_series.reader") is None
+
+
+def test_no_step_package_imports_another():
+    sideways = []
+    for path in python_files(CORE):
+        own = step_of(module_name(path))
+        if own is None:
+            continue
+        for line, name in imports_of(path):
+            other = step_of(name)
+            if other is not None and other != own:
+                sideways.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
+    assert sideways == []
+
+
+def test_floors_import_no_step():
+    upward = []
+    for path in python_files(CORE):
+        if step_of(module_name(path)) is not None:
+            continue
+        upward += [f"{path.relative_to(ROOT)}:{line} imports {name}"
+                   for line, name in imports_of(path) if step_of(name) is not None]
+    assert upward == []
+
+
+# The dataset loaders the export writes for the user's training code are the only runtime
+# modules that import torch (lazily, in the user's environment).
+TORCH_LOADERS = {"qgis_satplugin/core/export/torch_dataset.py", "qgis_satplugin/core/export/torchgeo_dataset.py"}
+
+
+def test_only_the_dataset_loaders_import_torch():
+    found = sorted({path.relative_to(ROOT).as_posix()
+                    for path in python_files(*RUNTIME)
+                    for _, name in imports_of(path) if name.split(".")[0] in ("torch", "torchgeo")})
+    assert found == sorted(TORCH_LOADERS)
+
+
+@pytest.mark.parametrize("forbidden", ["satplugin.tests", "tests", "satplugin.models", "models"])
+def test_the_runtime_imports_no_tests_no_training_code(forbidden):
+    found = [f"{path.relative_to(ROOT)}:{line} imports {name}"
+             for path in python_files(*RUNTIME)
+             for line, name in imports_of(path)
+             if name == forbidden or name.startswith(forbidden + ".")]
+    assert found == []
+
+
+def test_the_core_imports_nothing_from_the_qgis_side():
+    qgis_side = ("satplugin.qgis_satplugin.gui", "satplugin.qgis_satplugin.plugin", "satplugin.processing_algs", "qgis")
+    found = [f"{path.relative_to(ROOT)}:{line} imports {name}"
+             for path in python_files(CORE)
+             for line, name in imports_of(path)
+             if name.startswith(qgis_side) or name == "qgis"]
+    assert found == []
+
+
+def test_no_fixture_or_scene_generator_in_the_runtime():
+    names = [p.relative_to(ROOT).as_posix() for p in python_files(*RUNTIME)]
+    assert [n for n in names if "synthetic" in n or "fixture" in n] == []
+    assert (ROOT / "tests" / "fixtures" / "synthetic_series.py").is_file()
