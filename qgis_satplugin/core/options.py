@@ -40,7 +40,7 @@ class StepOptions:
 
     # -- JSON -------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     def to_json(self) -> str:
         return json.dumps({FORMAT_KEY: type(self).__name__, **self.to_dict()}, sort_keys=True)
@@ -73,13 +73,14 @@ class StepOptions:
         return [(f.name, f.metadata["help"]) for f in dataclasses.fields(cls) if "help" in f.metadata]
 
 
-def _plain(value: Any):
+def plain(value: Any):
+    """``value`` as JSON values: dataclasses become dicts, tuples lists; anything else is an error."""
     if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
     raise TypeError(f"an option holds plain values only, not {type(value).__name__}")
