@@ -6,7 +6,7 @@ as noisy uint16 COGs, SCL at 20 m) is served by the tests' range-request file se
 (files kept in memory, so the disk is out of the way). Then, at 1 and at ``--workers``
 concurrent requests:
 
-* download  ``download_products`` of the whole product area at 10 m (STAC backend: HTTP
+* download  the download step's ``run`` of the whole product area at 10 m (STAC backend: HTTP
             range reads through GDAL, reprojection onto the grid, harmonization, one COG
             + SCL mask written, manifest), timed end to end;
 * raw GET   plain ``requests`` GETs of the same files, whole, with as many threads.
@@ -106,7 +106,7 @@ def _server_class(delay_s: float):
 
 
 def timed_download(product, grid, out: Path, workers: int):
-    from satplugin.qgis_satplugin.core.download import cog_writer, download_products
+    from satplugin.qgis_satplugin.core.download import DownloadOptions, cog_writer, run
 
     encode = [0.0]
     real_copy = cog_writer.copy_to_cog
@@ -119,7 +119,9 @@ def timed_download(product, grid, out: Path, workers: int):
     cog_writer.copy_to_cog = timed_copy
     try:
         t0 = time.perf_counter()
-        result = download_products([product], None, out, BANDS, reference_grid=grid, max_concurrent=workers)
+        options = DownloadOptions(products=[product], output_folder=str(out), bands=tuple(BANDS), reference_grid=grid,
+                                  max_concurrent=workers)
+        result = run(options)
         seconds = time.perf_counter() - t0
     finally:
         cog_writer.copy_to_cog = real_copy

@@ -4,8 +4,8 @@
 For each ``--size`` a synthetic series (``core.export.synthetic_series``, seed 0: size x size
 px, 4 bands, one date every 5 days, zstd-compressed 512 px tiles like the download step's
 COGs, an SCL mask per date) and a uint8 class raster are written once. Then, for each date
-count and format, one child process runs ``export_patches`` (patch ``--patch`` px, stride =
-patch, default filters), records its peak RSS and the disk the dataset takes, deletes it,
+count and format, one child process runs the export (``run(ExportOptions(...))``, patch
+``--patch`` px, stride = patch, default filters), records its peak RSS and the disk the dataset takes, deletes it,
 and right after, in the same process, runs ``np.save`` of arrays with the same shapes and
 bytes as the exported images and labels, one ``.npy`` per sample in the same folder tree:
 the floor for writing those bytes from Python. The same child then decodes every input
@@ -91,15 +91,15 @@ def _child(spec: dict) -> dict:
     import numpy as np
     import pyogrio.raw  # noqa: F401  (the index writer's import, paid once per QGIS session: before the clock)
 
-    from satplugin.qgis_satplugin.core.export import export_patches
+    from satplugin.qgis_satplugin.core.export import ExportOptions, run
 
     if spec.get("imports_only"):
         return {}
     out = Path(spec["out"])
     os.sync()  # start each timed phase without earlier runs' dirty pages being flushed under it
     t0 = time.perf_counter()
-    res = export_patches(spec["images"][: spec["dates"]], out, labels={"class": spec["class"]}, patch_size=spec["patch"],
-                         format=spec["format"])
+    res = run(ExportOptions(spec["images"][: spec["dates"]], out, labels={"class": spec["class"]}, patch_size=spec["patch"],
+                            format=spec["format"]))
     export_s = time.perf_counter() - t0
     export_peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the export's peak: nothing else ran yet
     import csv

@@ -6,7 +6,7 @@ weights: 8 revisits of 12 L2A bands) a synthetic download folder is written once
 (``core.export.synthetic_series``, seed 0: one uint16 GeoTIFF and SCL mask per date,
 zstd tiles like the download step's COGs). Then, in one child process per size:
 
-- **ours**: ``super_resolve`` on the folder, the model loaded beforehand (in QGIS that is
+- **ours**: the step's ``run`` on the folder, the model loaded beforehand (in QGIS that is
   paid once per run, and it is the same for both contenders): reading and normalising
   the stack, reflect padding, tiling, batching, blending, writing the GeoTIFF with
   overviews, under its temporary name, then the rename;
@@ -101,9 +101,11 @@ def _child(spec: dict) -> dict:
     if "worldstrat" in spec:
         return _worldstrat_model(spec["worldstrat"])
     import rasterio  # noqa: F401  (imported before the clock, as in a QGIS session)
-    from osgeo import gdal  # noqa: F401  (the output writer's; QGIS has it loaded)
 
-    from satplugin.qgis_satplugin.core.superres import load_model, super_resolve
+    from satplugin.qgis_satplugin.core.superres import SuperResolveOptions, load_model, run
+    from satplugin.qgis_satplugin.core.superres.gdal_writer import library
+
+    library()  # the output writer's GDAL calls, declared once per process: before the clock
     from satplugin.qgis_satplugin.core.superres.tiling import TileLayout, context_margin
 
     loaded = load_model(spec["model"], spec["provider"])
@@ -121,8 +123,9 @@ def _child(spec: dict) -> dict:
     spec["batch"] = spec["batch"] or auto_batch_size(loaded.provider)
     _bare_tiles(loaded, layout, spec["batch"], limit=spec["batch"])
     t0 = time.perf_counter()
-    res = super_resolve(spec["folder"], out, model=loaded, tile_size=spec["tile"], overlap=spec["overlap"],
-                        batch_size=spec["batch"], max_cloud=100.0)
+    options = SuperResolveOptions(inputs=spec["folder"], output=str(out), model=spec["model"], tile_size=spec["tile"],
+                                  overlap=spec["overlap"], batch_size=spec["batch"], max_cloud=100.0)
+    res = run(options, loaded_model=loaded)
     ours = time.perf_counter() - t0
     size_mb = out.stat().st_size / 1e6
     out.unlink()

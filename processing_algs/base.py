@@ -66,30 +66,17 @@ class SatPluginAlgorithm(QgsProcessingAlgorithm):
             log=lines.info,
             is_canceled=feedback.isCanceled,
         )
-        try:
-            with terminate_cancels(feedback):
-                return run(options, core_feedback)
-        except (Canceled, SatPluginError) as exc:
-            raise QgsProcessingException(str(exc)) from exc
+        with core_errors(), terminate_cancels(feedback):
+            return run(options, core_feedback)
 
-    def run_core(self, function, feedback, progress_full=1.0, **kwargs):
-        """Call a core function with feedback callbacks; map its errors for QGIS.
 
-        ``progress_full`` is the value the function reports when done (1 or 100).
-        """
-        lines = ConsoleLines(feedback)
-        try:
-            with terminate_cancels(feedback):
-                return function(
-                    progress=lambda value: lines.progress(100.0 * value / progress_full),
-                    is_canceled=feedback.isCanceled,
-                    log=lines.info,
-                    **kwargs,
-                )
-        except Canceled as exc:
-            raise QgsProcessingException(str(exc)) from exc
-        except SatPluginError as exc:
-            raise QgsProcessingException(str(exc)) from exc
+@contextmanager
+def core_errors():
+    """A core error (a bad value, a cancel) as the ``QgsProcessingException`` QGIS shows, same sentence."""
+    try:
+        yield
+    except (Canceled, SatPluginError) as exc:
+        raise QgsProcessingException(str(exc)) from exc
 
 
 def help_html(text: str) -> str:
@@ -177,15 +164,11 @@ def layer_file(layer):
 
 def check_outputs_against_inputs(outputs: dict, inputs: dict) -> None:
     """Refuse, before any work, outputs that would overwrite an input or each other."""
-    try:
+    with core_errors():
         check_output_paths(outputs, inputs)
-    except SatPluginError as exc:
-        raise QgsProcessingException(str(exc)) from exc
 
 
 def require_packages(needed_by: str, *modules: str, alternative: str = "") -> None:
     """:func:`core.dependencies.require` for an algorithm, before it reads its inputs."""
-    try:
+    with core_errors():
         require(needed_by, *modules, alternative=alternative)
-    except SatPluginError as exc:
-        raise QgsProcessingException(str(exc)) from exc

@@ -1,4 +1,6 @@
 """satplugin:downloadproducts — the search's products, clipped and co-registered on one grid."""
+from functools import partial
+
 import shapely
 from qgis.core import (
     QgsCoordinateTransform,
@@ -20,13 +22,12 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
-from ..qgis_satplugin.core.download import as_products, download_products
+from ..qgis_satplugin.core.area import Area
+from ..qgis_satplugin.core.download import DownloadOptions, as_products, run
 from ..qgis_satplugin.core.download.product_list import check_references
 from ..qgis_satplugin.core.download.transfer import DOWNLOAD_RUN_DEADLINE_S
-from ..qgis_satplugin.core.errors import SatPluginError
-from ..qgis_satplugin.core.http.client import DEFAULT_REQUEST_DEADLINE_S
 from ..qgis_satplugin.core.sentinel2 import L1C_BANDS
-from .base import SatPluginAlgorithm
+from .base import SatPluginAlgorithm, core_errors
 from .qgis_inputs import (
     WGS84,
     add_network_parameters,
@@ -40,14 +41,34 @@ PRESETS = [("rgbn_10m", "Preset: 10 m RGBN (B02 B03 B04 B08)"), ("l2a_all", "Pre
 BAND_CHOICES = [key for key, _ in PRESETS] + list(L1C_BANDS)
 BAND_LABELS = [label for _, label in PRESETS] + list(L1C_BANDS)
 
+# The options this algorithm's parameters set, for the help built from the options' own descriptions.
+PARAMETER_OF = {
+    "bands": "BANDS",
+    "pixel_size": "PIXEL_SIZE",
+    "reference_grid": "REFERENCE",
+    "include_masks": "INCLUDE_MASKS",
+    "harmonize": "HARMONIZE",
+    "max_concurrent": "MAX_CONCURRENT",
+    "service_url": "SERVICE_URL",
+    "token_url": "TOKEN_URL",
+    "request_deadline": "REQUEST_DEADLINE",
+    "run_deadline": "RUN_DEADLINE",
+    "output_folder": "OUTPUT_FOLDER",
+}
+PARAMETER_HELP = "\n".join(
+    f"<p><b>{PARAMETER_OF[name]}</b>: {text[:1].upper()}{text[1:]}.</p>"
+    for name, text in DownloadOptions.help_lines()
+    if name in PARAMETER_OF
+)
+
 HELP = f"""<p>Downloads the products chosen by "Search products": every date clipped to the area of
 interest, all chosen bands on one pixel grid, with cloud masks. The output folder is what
 "Export patches" and "Super-resolve" read.</p>
 <p><b>Products</b>: the PRODUCTS layer's selected features if any, else those with selected = 1, else
 all. <b>Area</b>: AOI_LAYER or AOI; without either, the union of the products' footprints (which
 the search clipped to its AOI).</p>
-<p><b>Grid</b>: REFERENCE as-is, else the area's UTM zone snapped to the Sentinel-2 60 m lattice at
-PIXEL_SIZE. Reflectance is resampled bilinearly, masks by nearest neighbour.</p>
+<p><b>Grid</b>: REFERENCE as-is, else one made from the area at PIXEL_SIZE. Reflectance is resampled
+bilinearly, masks by nearest neighbour.</p>
 <p><b>Backends</b> follow each product's search backend: the Sentinel Hub Process API (an evalscript
 generated from the band list, UINT16, large areas split into requests of at most 2500 x 2500 px
 and stitched), STAC COGs (HTTP range reads of just the window needed, reprojected), or local
@@ -57,21 +78,12 @@ documented default of the product's backend, never from the GeoPackage; a produc
 address is refused (give that address in SERVICE_URL if you trust it). A STAC product's files must be
 http(s) URLs, a local product's files must lie inside the product; anything else is refused before
 any file is read.</p>
-<p><b>Network limits</b> (advanced): REQUEST_DEADLINE bounds one request, retries and waits included
-(default {DEFAULT_REQUEST_DEADLINE_S:g} s), RUN_DEADLINE all the network work of the run (default
-{DOWNLOAD_RUN_DEADLINE_S:g} s; a rerun resumes from the complete files).</p>
-<p><b>HARMONIZE</b> (on by default) removes the +1000 DN offset that processing baseline 04.00 and
-later add, so that every date shares one scale: reflectance = 0.0001 x DN. Whether a provider already
-removed it comes from the search's product list (Earth Search's earthsearch:boa_offset_applied); where
-the list does not say, the baseline decides and the log and manifest say so.</p>
 <p><b>Files that cannot be read</b> are refused before the download starts: Earth Search's L1C files are
 in a requester-pays S3 bucket (search L1C with CDSE or Sentinel Hub instead). Planetary Computer files
 are read with SAS tokens fetched from its token API as needed, sent only to Azure Blob Storage, and
 never written to the output or the log.</p>
-<p><b>Output folder</b>: one multi-band COG per date (band descriptions, scale and offset to
-reflectance, nodata 0, acquisition time and product id as tags), a mask per date (SCL for L2A),
-and manifest.json (grid, bands, dates, files, sizes, SHA-256). A rerun skips files whose checksum
-matches (resume); only complete files ever appear; cancel stops within seconds.</p>
+<p><b>Cancel</b> stops within seconds; the complete files are kept, and a rerun resumes from them.</p>
+{PARAMETER_HELP}
 <p><b>Example</b> (command line):<br/>
 <code>qgis_process run satplugin:downloadproducts -- PRODUCTS=products.gpkg BANDS=0 PIXEL_SIZE=10
 INCLUDE_MASKS=true HARMONIZE=true OUTPUT_FOLDER=series/</code></p>"""
@@ -120,34 +132,35 @@ class DownloadProducts(SatPluginAlgorithm):
         rows = _product_rows(layer)
         feedback.pushInfo(f"{len(rows)} product(s) to download.")
         service_url = self.parameterAsString(parameters, "SERVICE_URL", context) or None
-        try:
+        with core_errors():
             # Before any request: the layer is a data file anyone could have edited.
             check_references(as_products(rows), service_url)
-        except SatPluginError as exc:
-            raise QgsProcessingException(str(exc)) from exc
         if parameters.get("AOI") or parameters.get("AOI_LAYER"):
             aoi = aoi_geometry_4326(self, parameters, context)
         else:
             aoi = _footprints_union_4326(layer, context)
         reference = self.parameterAsRasterLayer(parameters, "REFERENCE", context)
-        bands = [BAND_CHOICES[i] for i in self.parameterAsEnums(parameters, "BANDS", context)]
-        result = self.run_core(
-            download_products,
-            feedback,
-            products=rows,
-            aoi_geometry_4326=aoi,
-            output_folder=self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
-            bands=bands,
-            pixel_size=self.parameterAsDouble(parameters, "PIXEL_SIZE", context),
-            reference_grid=grid_of_raster_layer(reference) if reference is not None else None,
-            include_masks=self.parameterAsBoolean(parameters, "INCLUDE_MASKS", context),
-            harmonize=self.parameterAsBoolean(parameters, "HARMONIZE", context),
-            max_concurrent=self.parameterAsInt(parameters, "MAX_CONCURRENT", context),
-            service_url=service_url,
-            token_url=self.parameterAsString(parameters, "TOKEN_URL", context) or None,
-            credentials=credentials_from_authcfg(self.parameterAsString(parameters, "AUTHCFG", context)),
-            client_options=network_options(self, parameters, context),
-        )
+        bands = tuple(BAND_CHOICES[i] for i in self.parameterAsEnums(parameters, "BANDS", context))
+        network = network_options(self, parameters, context)
+        with core_errors():
+            options = DownloadOptions(
+                products=rows,
+                area=Area.from_geometry(aoi, "EPSG:4326"),
+                output_folder=self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
+                bands=bands,
+                pixel_size=self.parameterAsDouble(parameters, "PIXEL_SIZE", context),
+                reference_grid=grid_of_raster_layer(reference) if reference is not None else None,
+                include_masks=self.parameterAsBoolean(parameters, "INCLUDE_MASKS", context),
+                harmonize=self.parameterAsBoolean(parameters, "HARMONIZE", context),
+                max_concurrent=self.parameterAsInt(parameters, "MAX_CONCURRENT", context),
+                service_url=service_url,
+                token_url=self.parameterAsString(parameters, "TOKEN_URL", context) or None,
+                request_deadline=network["request_deadline"],
+                run_deadline=network["run_deadline"],
+            )
+        # The secret stays out of the options: it is the run's own argument.
+        credentials = credentials_from_authcfg(self.parameterAsString(parameters, "AUTHCFG", context))
+        result = self.run_step(partial(run, credentials=credentials), options, feedback)
         return {
             "OUTPUT_FOLDER": str(result.output_folder),
             "MANIFEST": str(result.manifest_path),

@@ -1,8 +1,8 @@
 """satplugin:exportpatches — patches and per-location time series, ready for ML code."""
+import html
+
 import shapely
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
-    QgsCoordinateTransform,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputFile,
@@ -16,9 +16,9 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..qgis_satplugin.core.export import export_patches, labels_by_kind, read_manifest
-from ..qgis_satplugin.core.errors import SatPluginError
-from .base import SatPluginAlgorithm
+from ..qgis_satplugin.core.area import Area
+from ..qgis_satplugin.core.export import ExportOptions, SplitArea, labels_by_kind, run
+from .base import SatPluginAlgorithm, core_errors, crs_string
 from .qgis_inputs import image_series_input
 
 FORMATS = [
@@ -29,36 +29,32 @@ FORMATS = [
 ]
 BAND_RESOLUTIONS = [("resample", "All bands on one grid"), ("native", "Native resolution per group (10/20/60 m)")]
 
-HELP = """<p>Cuts imagery and ground truth into a dataset that ML code loads without glue: fixed-size
+# The parameter that sets each option, for the help built from the options' own descriptions.
+PARAMETER_OF = {name: name.upper() for name, _ in ExportOptions.help_lines()}
+PARAMETER_OF["split_areas"] = "SPLIT_LAYER + SPLIT_FIELD"
+# What the parameter adds in QGIS to the option's description.
+PARAMETER_NOTES = {
+    "format": " The zarr store opens in xarray (xarray.open_zarr) with named dimensions and coordinates.",
+    "split_areas": " Here: the SPLIT_LAYER polygons, in the layer's CRS, each with the split in its SPLIT_FIELD.",
+}
+# In the order of the dialog: the output folder last.
+PARAMETER_HELP = "\n".join(
+    f"<p><b>{PARAMETER_OF[name]}</b>: {html.escape(text + PARAMETER_NOTES.get(name, ''), quote=False)}</p>"
+    for name, text in sorted(ExportOptions.help_lines(), key=lambda line: line[0] == "output_folder")
+)
+
+HELP = f"""<p>Cuts imagery and ground truth into a dataset that ML code loads without glue: fixed-size
 patches with their time series (images + labels + dates), spatially blocked train/val/test splits,
 an index GeoPackage and a dataset card.</p>
-<p><b>IMAGES</b>: a "Download products" folder (read through its manifest.json), or one raster per
-date (the date from the ACQUISITION_DATETIME tag or the file name, e.g. 20230612). Masks beside the
-images (..._SCL.tif) drive MAX_CLOUD. <b>LABELS</b>: any outputs of "Rasterize ground truth" (class,
-parcel id, coverage, conflict, distance), recognised by their band description; with LABEL_SCALE k
-they sit on a k times finer grid (2.5 m labels under 10 m images: k = 4).</p>
-<p>Patches of PATCH_SIZE pixels every STRIDE pixels (0: no overlap); edge windows are shifted inward,
-not dropped. MIN_LABELLED: the share of labelled pixels a patch needs. MAX_CLOUD: a cloudy date is
-dropped for that patch only. MIN_DATES/MAX_DATES (0: no maximum; above it, dates are subsampled
-evenly in time). SEASON_START/SEASON_END as MM-DD, may cross New Year.</p>
-<p><b>Splits</b>: the area is cut into blocks of SPLIT_BLOCK_SIZE pixels (0: 8 patches), blocks are
-assigned to train/val/test by SPLIT_RATIOS (class-balanced where possible, deterministic per SEED),
-and a patch that would straddle two splits is dropped, so no pixel is in two splits. Or the split
-comes from SPLIT_FIELD (values train/val/test) of the SPLIT_LAYER polygons.</p>
+{PARAMETER_HELP}
 <p>Every export also writes index.gpkg (one row per sample: footprint, split, path, dates, class
 histogram), dataset.json and dataset.md (sources and dates, bands, scale/offset, normalisation
 statistics from the train split, grid and CRS, counts per class and split, attribution, and the
 list of every file it wrote), a STAC catalog (collection.json and one item per sample in stac/:
 footprint, dates, assets, ml-aoi:split, label extension) and croissant.json (MLCommons Croissant:
-files, fields, splits). The zarr store opens in xarray (xarray.open_zarr) with named dimensions
-and coordinates.
+files, fields, splits).
 <code>qgis_satplugin.core.export.torch_dataset.PatchDataset</code> reads every format;
 <code>torchgeo_dataset.ExportedGeoDataset</code> serves it to TorchGeo samplers with its dates.</p>
-<p><b>OUTPUT_FOLDER</b>: a new or empty folder, or an earlier export, which is replaced once the new
-one is complete. Only the files an export listed in its dataset.json are ever replaced: any other
-file there (your notes, checkpoints) makes the export refuse, naming it. A folder that is, holds or
-lies inside IMAGES or LABELS is refused, and so is a second export into a folder another one is
-writing to.</p>
 <p><b>Example</b> (command line):<br/>
 <code>qgis_process run satplugin:exportpatches -- IMAGES=series LABELS=class.tif LABELS=parcel_id.tif
 PATCH_SIZE=64 MAX_CLOUD=20 MIN_LABELLED=0.1 FORMAT=0 SPLIT_RATIOS=0.7,0.15,0.15 SEED=0
@@ -127,36 +123,31 @@ class ExportPatches(SatPluginAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         images = image_series_input(self, parameters, "IMAGES", context)
         labels = [layer.source() for layer in self.parameterAsLayerList(parameters, "LABELS", context)]
-        try:
-            label_paths = labels_by_kind(labels) if labels else None
-        except SatPluginError as exc:
-            raise QgsProcessingException(str(exc)) from exc
-        stride = self.parameterAsInt(parameters, "STRIDE", context)
-        max_dates = self.parameterAsInt(parameters, "MAX_DATES", context)
-        block = self.parameterAsInt(parameters, "SPLIT_BLOCK_SIZE", context)
-        result = self.run_core(
-            export_patches,
-            feedback,
-            images=images,
-            output_folder=self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
-            labels=label_paths,
-            patch_size=self.parameterAsInt(parameters, "PATCH_SIZE", context),
-            stride=stride or None,
-            label_scale=self.parameterAsInt(parameters, "LABEL_SCALE", context),
-            bands=[b.strip() for b in self.parameterAsString(parameters, "BANDS", context).split(",") if b.strip()] or None,
-            band_resolution=BAND_RESOLUTIONS[self.parameterAsEnum(parameters, "BAND_RESOLUTION", context)][0],
-            min_labelled=self.parameterAsDouble(parameters, "MIN_LABELLED", context),
-            max_cloud=self.parameterAsDouble(parameters, "MAX_CLOUD", context),
-            min_dates=self.parameterAsInt(parameters, "MIN_DATES", context),
-            max_dates=max_dates or None,
-            season_start=self.parameterAsString(parameters, "SEASON_START", context) or None,
-            season_end=self.parameterAsString(parameters, "SEASON_END", context) or None,
-            format=FORMATS[self.parameterAsEnum(parameters, "FORMAT", context)][0],
-            split_block_size=block or None,
-            split_ratios=_ratios(self.parameterAsString(parameters, "SPLIT_RATIOS", context)),
-            seed=self.parameterAsInt(parameters, "SEED", context),
-            split_polygons=self._split_polygons(parameters, context, images),
-        )
+        split_layer = self._split_layer(parameters, context)
+        with core_errors():
+            options = ExportOptions(
+                images=images if isinstance(images, str) else tuple(images),
+                output_folder=self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
+                labels=labels_by_kind(labels) if labels else None,
+                patch_size=self.parameterAsInt(parameters, "PATCH_SIZE", context),
+                stride=self.parameterAsInt(parameters, "STRIDE", context) or None,
+                label_scale=self.parameterAsInt(parameters, "LABEL_SCALE", context),
+                bands=tuple(b.strip() for b in self.parameterAsString(parameters, "BANDS", context).split(",") if b.strip())
+                or None,
+                band_resolution=BAND_RESOLUTIONS[self.parameterAsEnum(parameters, "BAND_RESOLUTION", context)][0],
+                min_labelled=self.parameterAsDouble(parameters, "MIN_LABELLED", context),
+                max_cloud=self.parameterAsDouble(parameters, "MAX_CLOUD", context),
+                min_dates=self.parameterAsInt(parameters, "MIN_DATES", context),
+                max_dates=self.parameterAsInt(parameters, "MAX_DATES", context) or None,
+                season_start=self.parameterAsString(parameters, "SEASON_START", context) or None,
+                season_end=self.parameterAsString(parameters, "SEASON_END", context) or None,
+                format=FORMATS[self.parameterAsEnum(parameters, "FORMAT", context)][0],
+                split_block_size=self.parameterAsInt(parameters, "SPLIT_BLOCK_SIZE", context) or None,
+                split_ratios=_ratios(self.parameterAsString(parameters, "SPLIT_RATIOS", context)),
+                seed=self.parameterAsInt(parameters, "SEED", context),
+                split_areas=_split_areas(*split_layer) if split_layer else None,
+            )
+        result = self.run_step(run, options, feedback)
         feedback.pushInfo(f"Samples per split: {result.samples_per_split}; dropped: {result.dropped}.")
         return {
             "OUTPUT_FOLDER": result.output_folder,
@@ -165,28 +156,24 @@ class ExportPatches(SatPluginAlgorithm):
             "DATASET_CARD": result.files.get("card_json", ""),
         }
 
-    def _split_polygons(self, parameters, context, images):
-        """[(geometry in the images' CRS, split)] from SPLIT_LAYER/SPLIT_FIELD, or None."""
+    def _split_layer(self, parameters, context):
+        """(SPLIT_LAYER's source, SPLIT_FIELD), or None without a split layer."""
         if not parameters.get("SPLIT_LAYER"):
             return None
         field = self.parameterAsString(parameters, "SPLIT_FIELD", context)
         if not field:
             raise QgsProcessingException("SPLIT_LAYER needs SPLIT_FIELD: the field holding train, val or test.")
-        source = self.parameterAsSource(parameters, "SPLIT_LAYER", context)
-        try:
-            crs = _images_crs(images)
-        except SatPluginError as exc:  # an unusable manifest: its sentence, not a traceback
-            raise QgsProcessingException(str(exc)) from exc
-        target = QgsCoordinateReferenceSystem(crs)
-        if not target.isValid():
-            target = QgsCoordinateReferenceSystem.fromWkt(crs)
-        transform = QgsCoordinateTransform(source.sourceCrs(), target, context.transformContext())
-        polygons = []
-        for feature in source.getFeatures():
-            geometry = feature.geometry()
-            geometry.transform(transform)
-            polygons.append((shapely.from_wkb(bytes(geometry.asWkb())), str(feature[field]).strip().lower()))
-        return polygons
+        return self.parameterAsSource(parameters, "SPLIT_LAYER", context), field
+
+
+def _split_areas(source, field) -> tuple:
+    """Each polygon in the layer's own CRS with its split; the core reprojects them to the images' CRS."""
+    crs = crs_string(source.sourceCrs())
+    return tuple(
+        SplitArea(Area.from_geometry(shapely.from_wkb(bytes(feature.geometry().asWkb())), crs),
+                  str(feature[field]).strip().lower())
+        for feature in source.getFeatures()
+    )
 
 
 def _number(name, label, kind, default, low, high=None):
@@ -202,13 +189,3 @@ def _ratios(text):
     if len(values) != 3:
         raise QgsProcessingException(f"SPLIT_RATIOS must be three numbers (train,val,test), got {text!r}.")
     return values
-
-
-def _images_crs(images) -> str:
-    """The CRS (WKT) of the images, from the manifest or the first raster."""
-    if isinstance(images, str):
-        return str(read_manifest(images)["grid"].crs)
-    import rasterio
-
-    with rasterio.open(images[0]) as ds:
-        return ds.crs.to_wkt()

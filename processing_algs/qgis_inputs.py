@@ -18,9 +18,9 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
-from ..qgis_satplugin.core.errors import SatPluginError
+from .base import core_errors, crs_string
 from ..qgis_satplugin.core.grid import PixelGrid
-from ..qgis_satplugin.core.search import Credentials
+from ..qgis_satplugin.core.http.sentinelhub_auth import Credentials
 from ..qgis_satplugin.core.http.client import DEFAULT_REQUEST_DEADLINE_S
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
@@ -108,10 +108,9 @@ def network_options(algorithm, parameters, context) -> dict:
 
 def grid_of_raster_layer(layer) -> PixelGrid:
     """A raster layer's grid exactly: its CRS, origin, pixel size and shape."""
-    from .base import crs_string
 
     extent = layer.extent()
-    try:
+    with core_errors():
         return PixelGrid(
             crs_string(layer.crs()),
             extent.xMinimum(),
@@ -121,8 +120,6 @@ def grid_of_raster_layer(layer) -> PixelGrid:
             layer.width(),
             layer.height(),
         )
-    except SatPluginError as exc:
-        raise QgsProcessingException(str(exc)) from exc
 
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2")

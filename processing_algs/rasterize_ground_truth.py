@@ -23,15 +23,14 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..qgis_satplugin.core.errors import SatPluginError
 from ..qgis_satplugin.core.grid import PixelGrid, snapped_grid, transform_bounds, utm_grid_for_bounds
-from ..qgis_satplugin.core.ground_truth.run import OutputPaths, rasterize_ground_truth
-from .base import SatPluginAlgorithm, check_outputs_against_inputs, crs_string, layer_file, require_packages
+from ..qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths, run
+from .base import SatPluginAlgorithm, check_outputs_against_inputs, core_errors, crs_string, layer_file, require_packages
 from .qgis_inputs import grid_of_raster_layer
 
 INTEGER_TYPES = (QVariant.Int, QVariant.UInt, QVariant.LongLong, QVariant.ULongLong)
 
-HELP = """<p>Burns ground-truth polygons onto a pixel grid with <b>exact</b> per-pixel coverage.</p>
+HELP_TEMPLATE = """<p>Burns ground-truth polygons onto a pixel grid with <b>exact</b> per-pixel coverage.</p>
 <p>Each pixel goes to the polygon that covers the largest share of it (ties: lowest parcel id,
 then lowest class), and is labelled when that share is at least MIN_COVERAGE. Holes and
 multipolygons are honoured, invalid geometries are repaired (and counted in the log), polygons in
@@ -40,18 +39,39 @@ another CRS are reprojected, and polygons crossing the grid edge are clipped.</p
 TARGET_CRS + PIXEL_SIZE; else the polygons' extent in their UTM zone. Without a reference the
 origin snaps to the Sentinel-2 60 m grid, so 10, 20 and 60 m bands align. PIXEL_SIZE may be 10, 5,
 2.5 or any value.</p>
-<p><b>Classes</b>: an integer CLASS_FIELD keeps its values; a text field maps to 1..K in sorted
-order. 0 is background. CLASS_NAME_FIELD optionally names the classes in the class table.</p>
-<p><b>Outputs</b> (each optional; skipped ones cost nothing): OUTPUT_CLASS (class id, 0 background),
-OUTPUT_ID (parcel id, nodata -1), OUTPUT_COVERAGE (share of the pixel covered by the labelling
-polygon), OUTPUT_CONFLICT (1: partly covered by polygons of different classes; 2: inside one polygon
-and also covered by another), OUTPUT_DISTANCE (metres from the pixel centre to the parcel edge,
-measured on the label raster; a parcel cut by the grid edge ends there; capped at 128 pixels), OUTPUT_CLASS_TABLE (.csv or .json: class id,
-value, name, pixel and parcel counts).</p>
+{classes}
+{outputs}
 <p><b>Example</b> (command line):<br/>
 <code>qgis_process run satplugin:rasterizegroundtruth -- INPUT=fields.gpkg CLASS_FIELD=crop
 PIXEL_SIZE=10 MIN_COVERAGE=0.5 OUTPUT_CLASS=class.tif OUTPUT_COVERAGE=coverage.tif
 OUTPUT_CONFLICT=conflict.tif OUTPUT_CLASS_TABLE=classes.csv</code></p>"""
+
+# Output parameter -> OutputPaths field (the raster outputs' parameters are also in RASTER_OUTPUTS).
+OUTPUT_FIELDS = {
+    "OUTPUT_CLASS": "class_raster",
+    "OUTPUT_ID": "id_raster",
+    "OUTPUT_COVERAGE": "coverage_raster",
+    "OUTPUT_CONFLICT": "conflict_raster",
+    "OUTPUT_DISTANCE": "distance_raster",
+    "OUTPUT_CLASS_TABLE": "class_table",
+}
+
+
+def _help() -> str:
+    """HELP with the classes and outputs described where the options describe them."""
+    described = dict(GroundTruthOptions.help_lines())
+    output_help = dict(OutputPaths.help_lines())
+    classes = (
+        f"<p><b>Classes</b>: CLASS_FIELD holds {described['class_values']}. "
+        f"CLASS_NAME_FIELD {described['class_names']}.</p>"
+    )
+    outputs = "<p><b>Outputs</b> (each optional; skipped ones cost nothing): " + ", ".join(
+        f"{name} ({output_help[attr]})" for name, attr in OUTPUT_FIELDS.items()
+    ) + ".</p>"
+    return HELP_TEMPLATE.replace("{classes}", classes).replace("{outputs}", outputs)
+
+
+HELP = _help()
 
 
 class RasterizeGroundTruth(SatPluginAlgorithm):
@@ -153,18 +173,18 @@ class RasterizeGroundTruth(SatPluginAlgorithm):
         )
         grid = self._grid(parameters, context, source, extent)
         feedback.pushInfo(f"Grid: {grid.width} x {grid.height} pixels of {grid.pixel_width:g} x {grid.pixel_height:g} in {grid.crs}.")
-        result = self.run_core(
-            rasterize_ground_truth,
-            feedback,
-            geometries=geometries,
-            class_values=classes,
-            source_crs=crs_string(source.sourceCrs()),
-            grid=grid,
-            outputs=outputs,
-            parcel_ids=ids,
-            class_names=names,
-            min_coverage=self.parameterAsDouble(parameters, "MIN_COVERAGE", context),
-        )
+        with core_errors():
+            options = GroundTruthOptions(
+                polygons=tuple(geometries),
+                class_values=tuple(classes),
+                source_crs=crs_string(source.sourceCrs()),
+                grid=grid,
+                outputs=outputs,
+                parcel_ids=tuple(ids),
+                class_names=None if names is None else tuple(None if n is None else str(n) for n in names),
+                min_coverage=self.parameterAsDouble(parameters, "MIN_COVERAGE", context),
+            )
+        result = self.run_step(run, options, feedback)
         warning = class_count_warning(len(result.class_table.ids), result.n_features, class_field)
         if warning:
             feedback.reportError(warning, False)
@@ -181,7 +201,7 @@ class RasterizeGroundTruth(SatPluginAlgorithm):
         return results
 
     def _read_features(self, source, parameters, context, feedback, class_field, id_field, name_field):
-        """Geometries (WKB), class values, ids and names of the features to burn."""
+        """Geometries (WKB hex), class values, ids and names of the features to burn."""
         request = QgsFeatureRequest()
         # parameterAsExpression returns '' for an expression that does not parse, which
         # would silently burn every feature: take the raw text and check it here.
@@ -217,7 +237,7 @@ class RasterizeGroundTruth(SatPluginAlgorithm):
             if geometry.isNull() or geometry.isEmpty():
                 geometries.append(None)
             else:
-                geometries.append(bytes(geometry.asWkb()))
+                geometries.append(bytes(geometry.asWkb()).hex())
                 extent.combineExtentWith(geometry.boundingBox())
             classes.append(_plain(feature[class_field]))
             ids.append(_plain(feature[id_field]) if id_field else feature.id())
@@ -237,7 +257,7 @@ class RasterizeGroundTruth(SatPluginAlgorithm):
     def _grid(self, parameters, context, source, extent) -> PixelGrid:
         reference = self.parameterAsRasterLayer(parameters, "REFERENCE", context)
         pixel_size = self.parameterAsDouble(parameters, "PIXEL_SIZE", context)
-        try:
+        with core_errors():
             if reference is not None:
                 return grid_of_raster_layer(reference).check_size("REFERENCE raster")
             target_crs = self.parameterAsCrs(parameters, "TARGET_CRS", context)
@@ -256,8 +276,6 @@ class RasterizeGroundTruth(SatPluginAlgorithm):
                 bounds = transform_bounds(_bounds(extent), crs_string(source.sourceCrs()), crs_string(target_crs))
                 return snapped_grid(bounds, crs_string(target_crs), pixel_size)
             return utm_grid_for_bounds(_bounds(extent), crs_string(source.sourceCrs()), pixel_size)
-        except SatPluginError as exc:
-            raise QgsProcessingException(str(exc)) from exc
 
 
 def class_count_warning(n_classes: int, n_features: int, class_field: str):

@@ -1,4 +1,6 @@
 """satplugin:searchproducts — find and rank Sentinel-2 products for an area and season."""
+from functools import partial
+
 from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
@@ -15,11 +17,11 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
 )
 
-from ..qgis_satplugin.core.errors import SatPluginError
-from ..qgis_satplugin.core.search import W_CLOUD, W_COVER, W_TIME, acq_groups, search_products, write_footprints_gpkg
+from ..qgis_satplugin.core.area import Area
+from ..qgis_satplugin.core.search import W_CLOUD, W_COVER, W_TIME, SearchOptions, run, write_footprints_gpkg
 from ..qgis_satplugin.core.search.footprints_gpkg import check_output
 from ..qgis_satplugin.core.http.client import DEFAULT_REQUEST_DEADLINE_S, DEFAULT_RUN_DEADLINE_S
-from .base import SatPluginAlgorithm
+from .base import SatPluginAlgorithm, core_errors
 from .qgis_inputs import add_network_parameters, aoi_geometry_4326, credentials_from_authcfg, network_options
 from .styles import save_footprint_style
 
@@ -38,6 +40,8 @@ STRATEGIES = [
     ("cloud", "Every date, ranked by least cloud"),
 ]
 LAYER = "products"
+# The options' descriptions, where the help repeats them.
+OPTION_HELP = dict(SearchOptions.help_lines())
 
 HELP = f"""<p>Searches Sentinel-2 L1C or L2A products over an area of interest and a season, and ranks
 them by how useful they are: cloud (over the scene, or over the AOI itself with AOI_CLOUD), the share
@@ -55,13 +59,13 @@ SERVICE_URL). Items are judged by what they say they are: another mission or lev
 counted in the log, even when a server answers with more than the collection asked for. SERVICE_URL
 and TOKEN_URL override endpoints; requests that carry credentials never follow a redirect, so both
 must be the services' own addresses.</p>
-<p><b>Network limits</b> (advanced): REQUEST_DEADLINE bounds one request, retries and waits included
-(default {DEFAULT_REQUEST_DEADLINE_S:g} s), RUN_DEADLINE all the network work of the search (default
-{DEFAULT_RUN_DEADLINE_S:g} s). Every wait a server asks for is logged before it starts, one that would
+<p><b>Network limits</b> (advanced): REQUEST_DEADLINE {OPTION_HELP["request_deadline"]}, default
+{DEFAULT_REQUEST_DEADLINE_S:g} s; RUN_DEADLINE {OPTION_HELP["run_deadline"]}, default
+{DEFAULT_RUN_DEADLINE_S:g} s. Every wait a server asks for is logged before it starts, one that would
 pass a deadline is refused with a message, and Cancel stops a wait or a stalled request within a second.
 Answers are capped (64 MiB for JSON), and a STAC item's files are only http(s) URLs.</p>
 <p><b>AOI</b>: AOI_LAYER polygons (only the selected ones when the layer has a selection) or the AOI
-extent. The season may cross New Year (e.g. 2023-11-01 to 2024-02-28); END_DATE includes its day.</p>
+extent. END_DATE is {OPTION_HELP["end"]}.</p>
 <p><b>Dates, not tiles</b>: the tiles of one overpass (same acq_group) are ranked, chosen and counted
 together, as the download mosaics them into one image per date; MAX_PRODUCTS counts dates, and
 MIN_AOI_COVERAGE applies to what a date's tiles cover together. A date's cloud is its tiles' cloud (over
@@ -130,10 +134,8 @@ class SearchProducts(SatPluginAlgorithm):
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         if not output.lower().endswith(".gpkg"):
             raise QgsProcessingException(f"OUTPUT must be a GeoPackage (.gpkg) file, got {output}.")
-        try:
+        with core_errors():
             check_output(output)  # before the search: a long search must not be lost to a read-only folder
-        except SatPluginError as exc:
-            raise QgsProcessingException(str(exc)) from exc
         start = self.parameterAsDateTime(parameters, "START_DATE", context).date()
         end = self.parameterAsDateTime(parameters, "END_DATE", context).date()
         if not start.isValid() or not end.isValid():
@@ -141,38 +143,41 @@ class SearchProducts(SatPluginAlgorithm):
         service_url = self.parameterAsString(parameters, "SERVICE_URL", context) or None
         if backend == "local" and not service_url:
             raise QgsProcessingException("The local backend needs the folder of products in SERVICE_URL.")
-        products = self.run_core(
-            search_products,
-            feedback,
-            progress_full=100.0,
-            backend=backend,
-            aoi_geometry_4326=aoi_geometry_4326(self, parameters, context),
-            start=start.toPyDate(),
-            end=end.toPyDate(),
-            collection=COLLECTIONS[self.parameterAsEnum(parameters, "COLLECTION", context)],
-            max_cloud=self.parameterAsDouble(parameters, "MAX_CLOUD", context),
-            min_aoi_coverage=self.parameterAsDouble(parameters, "MIN_AOI_COVERAGE", context),
-            max_products=self.parameterAsInt(parameters, "MAX_PRODUCTS", context),
-            strategy=STRATEGIES[self.parameterAsEnum(parameters, "STRATEGY", context)][0],
-            service_url=service_url,
-            token_url=self.parameterAsString(parameters, "TOKEN_URL", context) or None,
-            credentials=credentials_from_authcfg(self.parameterAsString(parameters, "AUTHCFG", context)),
-            aoi_cloud=self.parameterAsBoolean(parameters, "AOI_CLOUD", context),
-            client_options=network_options(self, parameters, context),
-        )
+        area = Area.from_geometry(aoi_geometry_4326(self, parameters, context))
+        # Read from the QGIS authentication database now and passed in memory: never an option.
+        credentials = credentials_from_authcfg(self.parameterAsString(parameters, "AUTHCFG", context))
+        with core_errors():
+            options = SearchOptions(
+                area=area,
+                start=start.toPyDate().isoformat(),
+                end=end.toPyDate().isoformat(),
+                backend=backend,
+                collection=COLLECTIONS[self.parameterAsEnum(parameters, "COLLECTION", context)],
+                max_cloud=self.parameterAsDouble(parameters, "MAX_CLOUD", context),
+                min_aoi_coverage=self.parameterAsDouble(parameters, "MIN_AOI_COVERAGE", context),
+                max_products=self.parameterAsInt(parameters, "MAX_PRODUCTS", context),
+                strategy=STRATEGIES[self.parameterAsEnum(parameters, "STRATEGY", context)][0],
+                service_url=service_url,
+                token_url=self.parameterAsString(parameters, "TOKEN_URL", context) or None,
+                aoi_cloud=self.parameterAsBoolean(parameters, "AOI_CLOUD", context),
+                **network_options(self, parameters, context),
+            )
+        result = self.run_step(partial(run, credentials=credentials), options, feedback)
+        products = result.products
         if not products:
             feedback.reportError(
                 "No product matches: widen the dates, raise MAX_CLOUD or lower MIN_AOI_COVERAGE. "
                 "The output is a valid empty layer.",
                 False,
             )
-        self.run_core(lambda progress, is_canceled, log: write_footprints_gpkg(products, output, LAYER), feedback)
+        with core_errors():
+            write_footprints_gpkg(products, output, LAYER)
         problem = save_footprint_style(output, LAYER)
         if problem:
             feedback.pushWarning(f"The footprints were written but their style was not stored: {problem}")
         return {
             "OUTPUT": output,
             "PRODUCT_COUNT": len(products),
-            "SELECTED_COUNT": sum(1 for p in products if p.selected),
-            "SELECTED_DATES": len(acq_groups([p for p in products if p.selected])),
+            "SELECTED_COUNT": len(result.selected),
+            "SELECTED_DATES": result.selected_dates,
         }

@@ -2,8 +2,8 @@
 
 The environment is a plain ``venv`` of the system Python without its site packages (so no
 QGIS, no GDAL bindings, none of ``.venv``), filled from the wheelhouse that ``make setup``
-downloads from PyPI (no network in the test). Ground truth runs there on polygons the test
-makes, and its rasters must hold the same pixels, grid and class table as the plugin's core
+downloads from PyPI (no network in the test). Ground truth runs there on a job spec the test
+writes (``GroundTruthOptions`` as JSON, polygons inline), and its rasters must hold the same pixels, grid and class table as the plugin's core
 writes in the developer environment. (The bytes differ: the PyPI rasterio wheel bundles a
 newer GDAL than QGIS's, which lays out TIFF tags differently.)
 """
@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ import shapely
 
 from satplugin.qgis_satplugin.core import __version__
 from satplugin.qgis_satplugin.core.grid import PixelGrid
-from satplugin.qgis_satplugin.core.ground_truth.run import OutputPaths, rasterize_ground_truth
+from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths, run as run_ground_truth
 from tests.conftest import ROOT
 
 WHEELHOUSE = ROOT / ".wheelhouse"
@@ -45,6 +46,11 @@ def _polygons():
     return boxes + [holed], [1, 2, 3, 1, 2, 3]
 
 
+def _outputs_in(folder):
+    return OutputPaths(class_raster=f"{folder}/class.tif", id_raster=f"{folder}/id.tif",
+                       coverage_raster=f"{folder}/coverage.tif", class_table=f"{folder}/classes.csv")
+
+
 DRIVER = textwrap.dedent(
     """
     import json, sys
@@ -56,17 +62,10 @@ DRIVER = textwrap.dedent(
     else:
         raise SystemExit("qgis is importable in the engine's environment")
     import satplugin_engine
-    from satplugin_engine.grid import PixelGrid
-    from satplugin_engine.ground_truth import OutputPaths, rasterize_ground_truth
+    from satplugin_engine.ground_truth import GroundTruthOptions, run
 
-    job = json.loads(open(sys.argv[1]).read())
-    grid = PixelGrid.square(*job["grid"])
-    out = job["out"]
-    result = rasterize_ground_truth(
-        [shapely.from_wkt(w) for w in job["wkt"]], job["classes"], job["crs"], grid,
-        OutputPaths(class_raster=out + "/class.tif", id_raster=out + "/id.tif",
-                    coverage_raster=out + "/coverage.tif", class_table=out + "/classes.csv"),
-        min_coverage=0.3)
+    options = GroundTruthOptions.from_json(open(sys.argv[1]).read())
+    result = run(options)
     print(json.dumps({"version": satplugin_engine.__version__, "labelled": result.labelled_pixels,
                       "module": satplugin_engine.__file__}))
     """
@@ -102,9 +101,10 @@ def test_engine_installs_in_a_fresh_environment_and_runs_ground_truth(tmp_path):
     job = tmp_path / "job.json"
     out_engine = tmp_path / "engine-out"
     out_engine.mkdir()
-    job.write_text(json.dumps({
-        "grid": [GRID.crs, GRID.x_min, GRID.y_max, GRID.pixel_width, GRID.width, GRID.height],
-        "wkt": [p.wkt for p in polygons], "classes": classes, "crs": "EPSG:32633", "out": str(out_engine)}))
+    options = GroundTruthOptions(
+        polygons=tuple(shapely.to_wkb(polygons, hex=True).tolist()), class_values=tuple(classes),
+        source_crs="EPSG:32633", grid=GRID, outputs=_outputs_in(out_engine), min_coverage=0.3)
+    job.write_text(options.to_json())
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     run = subprocess.run([str(python), "-I", str(driver), str(job)], capture_output=True, text=True, env=env,
@@ -116,11 +116,7 @@ def test_engine_installs_in_a_fresh_environment_and_runs_ground_truth(tmp_path):
 
     out_dev = tmp_path / "dev-out"
     out_dev.mkdir()
-    dev = rasterize_ground_truth(
-        polygons, classes, "EPSG:32633", GRID,
-        OutputPaths(class_raster=out_dev / "class.tif", id_raster=out_dev / "id.tif",
-                    coverage_raster=out_dev / "coverage.tif", class_table=out_dev / "classes.csv"),
-        min_coverage=0.3)
+    dev = run_ground_truth(replace(options, outputs=_outputs_in(out_dev)))
     assert answer["labelled"] == dev.labelled_pixels > 0
     for name in ("class.tif", "id.tif", "coverage.tif"):
         with rasterio.open(out_engine / name) as a, rasterio.open(out_dev / name) as b:

@@ -7,6 +7,9 @@
 - the core imports nothing from the QGIS side (gui, processing_algs).
 """
 import ast
+import re
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -124,3 +127,35 @@ def test_no_fixture_or_scene_generator_in_the_runtime():
     names = [p.relative_to(ROOT).as_posix() for p in python_files(*RUNTIME)]
     assert [n for n in names if "synthetic" in n or "fixture" in n] == []
     assert (ROOT / "tests" / "fixtures" / "synthetic_series.py").is_file()
+
+
+# Import name -> distribution name, where they differ.
+DISTRIBUTIONS = {"cv2": "opencv-python-headless", "onnxruntime": "onnxruntime-gpu"}
+# Imported by the dataset loaders the export writes, in the user's training environment.
+USER_ENVIRONMENT = {"torch", "torchgeo", "geopandas"}
+# Installed with a declared dependency (requests brings urllib3).
+CARRIED = {"urllib3": "requests"}
+
+
+def declared_distributions() -> set:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    specs = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        specs += [s for s in extra if not s.startswith("satplugin-engine")]
+    return {re.split(r"[<>=!\[ ;]", spec, maxsplit=1)[0].lower() for spec in specs}
+
+
+def test_the_core_imports_only_what_the_engine_declares():
+    """What the core imports installs from PyPI wheels with the engine (osgeo, for one, does not)."""
+    declared = declared_distributions()
+    undeclared = []
+    for path in python_files(CORE):
+        for line, name in imports_of(path):
+            top = name.split(".")[0]
+            if top == "satplugin" or top in sys.stdlib_module_names or top in USER_ENVIRONMENT:
+                continue
+            dist = DISTRIBUTIONS.get(top, CARRIED.get(top, top)).lower()
+            if dist not in declared:
+                undeclared.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
+    assert undeclared == []
+    assert {"numpy", "rasterio", "onnxruntime-gpu", "pyogrio"} <= declared

@@ -50,8 +50,8 @@ class Area(StepOptions):
 
     @classmethod
     def from_geometry(cls, geometry, crs: str = "EPSG:4326") -> "Area":
-        # Full precision, so the area read back is the same geometry, coordinate for coordinate.
-        return cls(shapely.to_wkt(geometry, rounding_precision=-1, trim=True), str(crs))
+        # Exact, so the area read back is the same geometry, coordinate for coordinate.
+        return cls(exact_wkt(geometry), str(crs))
 
     def geometry(self):
         """The geometry in its own CRS."""
@@ -64,6 +64,37 @@ class Area(StepOptions):
     def lonlat(self):
         """The checked area in EPSG:4326, as searches and downloads need it."""
         return prepare_aoi(self.in_crs("EPSG:4326"))
+
+
+def exact_wkt(geometry) -> str:
+    """WKT whose numbers read back as the very same floats.
+
+    GEOS writes at most 16 significant digits, which rounds off the last bit of some
+    coordinates (0.1 + 0.2 comes back as 0.3); Python's shortest round-trip repr does not.
+    """
+    kind = geometry.geom_type.upper()
+    if geometry.is_empty:
+        return f"{kind} EMPTY"
+    if kind == "GEOMETRYCOLLECTION":
+        return f"{kind} ({', '.join(exact_wkt(part) for part in geometry.geoms)})"
+    dims = " Z" if geometry.has_z else ""
+    parts = geometry.geoms if kind.startswith("MULTI") else None
+    body = ", ".join(_wkt_body(part) for part in parts) if parts is not None else _wkt_body(geometry)[1:-1]
+    return f"{kind}{dims} ({body})"
+
+
+def _wkt_body(geometry) -> str:
+    if geometry.is_empty:
+        return "EMPTY"
+    if geometry.geom_type == "Polygon":
+        return f"({', '.join(_wkt_body(ring) for ring in (geometry.exterior, *geometry.interiors))})"
+    numbers = (" ".join(_number(v) for v in xy) for xy in geometry.coords)
+    return f"({', '.join(numbers)})"
+
+
+def _number(value: float) -> str:
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
 
 
 def reproject(geometry, source_crs, target_crs):

@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 from qgis.core import QgsProcessingException
 
-from satplugin.qgis_satplugin.core.download import download_products
+from satplugin.qgis_satplugin.core.area import Area
+from satplugin.qgis_satplugin.core.download import DownloadOptions, run as download_run
 from satplugin.qgis_satplugin.core.errors import SatPluginError
+from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.grid import memory_budget_bytes
 from satplugin.qgis_satplugin.core.search.footprints_gpkg import write_footprints_gpkg
 from satplugin.qgis_satplugin.core.search.stac import product_from_stac_item
@@ -31,6 +33,14 @@ from tests.servers.files import RangeFileServer
 
 UTC = timezone.utc
 DATES = [datetime(2023, 6, 12, 10, 15, 59, tzinfo=UTC), datetime(2023, 7, 2, 10, 15, 59, tzinfo=UTC)]
+
+
+def run_download(products, aoi, folder, bands, *, credentials=None, client_options=None, progress=None, log=None,
+                 is_canceled=None, **kw):
+    """The download of ``products`` over ``aoi`` (lon/lat) into ``folder``, through its options."""
+    area = None if aoi is None else Area.from_geometry(aoi, "EPSG:4326")
+    options = DownloadOptions(products=products, area=area, output_folder=folder, bands=bands, **kw)
+    return download_run(options, Feedback(progress, log, is_canceled), credentials=credentials, client_options=client_options)
 
 
 def download(params):
@@ -52,7 +62,7 @@ def test_a_pixel_size_far_too_small_is_refused_before_anything(slow, tmp_path):
     before = len(server.requests)
     with pytest.raises(SatPluginError, match=r"The grid would be \d+ x \d+ pixels .* use a larger PIXEL_SIZE or a "
                                              "smaller extent"):
-        download_products(products, s2_world.aoi_4326(), out, ["B02"], pixel_size=0.0001)
+        run_download(products, s2_world.aoi_4326(), out, ["B02"], pixel_size=0.0001)
     assert not out.exists() and len(server.requests) == before
 
 
@@ -128,7 +138,7 @@ def slow(tmp_path_factory):
         gpkg = tmp_path_factory.mktemp("products") / "products.gpkg"
         write_footprints_gpkg(products, gpkg)
         reference = tmp_path_factory.mktemp("reference") / "series"
-        download_products(products, s2_world.aoi_4326(), reference, ["B02", "B03", "B04", "B08"])
+        run_download(products, s2_world.aoi_4326(), reference, ["B02", "B03", "B04", "B08"])
         yield server, gpkg, sha256_tree(reference), products
 
 
@@ -201,7 +211,7 @@ def test_sigterm_cleans_up_and_sigkill_leftovers_go_on_the_rerun(slow, tmp_path)
     server, gpkg, reference, products = slow
     out = tmp_path / "series"
     bands = ["B02", "B03", "B04", "B08"]
-    download_products(products[:1], s2_world.aoi_4326(), out, bands)  # the previous output: the first date
+    run_download(products[:1], s2_world.aoi_4326(), out, bands)  # the previous output: the first date
     before = sha256_tree(out)
     server.delay_s = 0.15
     try:
@@ -221,7 +231,7 @@ def test_sigterm_cleans_up_and_sigkill_leftovers_go_on_the_rerun(slow, tmp_path)
         assert any(".staging-" in name for name in hidden(out))  # a SIGKILL cannot be cleaned up after...
     finally:
         server.delay_s = 0.0
-    download_products(products, s2_world.aoi_4326(), out, bands)
+    run_download(products, s2_world.aoi_4326(), out, bands)
     assert hidden(out) == []  # ...the next run removes it
     assert sha256_tree(out) == reference
     assert json.loads((out / "manifest.json").read_text())["complete"] is True

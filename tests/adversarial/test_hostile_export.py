@@ -18,7 +18,9 @@ from qgis.core import QgsProcessingException
 
 from satplugin.qgis_satplugin.core.image_series import manifest as manifest_module
 from satplugin.qgis_satplugin.core.errors import SatPluginError
-from satplugin.qgis_satplugin.core.export import export_patches
+from satplugin.qgis_satplugin.core.export import ExportOptions
+from satplugin.qgis_satplugin.core.export import run as run_export  # tests here name a process 'run'
+from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.tests.fixtures.synthetic_series import date_series, write_download_folder
 from satplugin.qgis_satplugin.core.grid import PixelGrid
 from tests.adversarial.conftest import fill_disk, sha256_tree
@@ -121,7 +123,7 @@ def test_an_export_that_recorded_no_file_list_is_refused(satplugin_provider, ser
 
 def test_a_file_saved_while_the_export_runs_is_kept(series, tmp_path):
     out = tmp_path / "dataset"
-    export_patches(series, out, patch_size=32)
+    run_export(ExportOptions(series, out, patch_size=32))
     before = sha256_tree(out)
 
     def save_notes(fraction):
@@ -129,7 +131,7 @@ def test_a_file_saved_while_the_export_runs_is_kept(series, tmp_path):
             (out / "notes.txt").write_text("written during the export")
 
     with pytest.raises(SatPluginError, match="holds notes.txt, which the export there did not write"):
-        export_patches(series, out, patch_size=16, progress=save_notes)
+        run_export(ExportOptions(series, out, patch_size=16), Feedback(progress=save_notes))
     assert sha256_tree(out) == {**before, "notes.txt": sha256_tree(out / "notes.txt")["notes.txt"]}
     assert leftovers(tmp_path) == []
 
@@ -138,12 +140,12 @@ def test_a_run_killed_between_the_two_renames_loses_nothing(series, tmp_path):
     """Killed after moving the previous export aside and before renaming the new one in: the
     next run puts the previous export back (then replaces it only if it succeeds)."""
     out = tmp_path / "dataset"
-    export_patches(series, out, patch_size=32)
+    run_export(ExportOptions(series, out, patch_size=32))
     before = sha256_tree(out)
     out.rename(tmp_path / ".dataset.old-0123abcd")
     (tmp_path / ".dataset.partial-89abcdef").mkdir()  # the complete new export, never renamed
     with pytest.raises(SatPluginError, match="is larger than the images"):
-        export_patches(series, out, patch_size=128)
+        run_export(ExportOptions(series, out, patch_size=128))
     assert sha256_tree(out) == before and leftovers(tmp_path) == []
 
 
@@ -316,7 +318,7 @@ def test_two_qgis_process_exports_into_one_folder(big_series, tmp_path):
     assert second.returncode != 0
     assert f"Another export is writing to {out} (process {first.pid})" in second.stdout + second.stderr
     assert first.wait(timeout=120) == 0, first.stdout.read()
-    export_patches(big_series, reference, patch_size=16)  # undisturbed
+    run_export(ExportOptions(big_series, reference, patch_size=16))  # undisturbed
     assert sha256_tree(out) == sha256_tree(reference)
     assert leftovers(tmp_path) == []
 
@@ -327,7 +329,7 @@ def test_two_qgis_process_exports_into_one_folder(big_series, tmp_path):
 @pytest.mark.slow
 def test_sigterm_cleans_up_like_a_cancel_and_sigkill_leftovers_go_on_the_rerun(big_series, series, tmp_path):
     out = tmp_path / "dataset"
-    export_patches(series, out, patch_size=32)  # the previous export
+    run_export(ExportOptions(series, out, patch_size=32))  # the previous export
     before = sha256_tree(out)
 
     run = _start_export(big_series, out)
@@ -344,6 +346,6 @@ def test_sigterm_cleans_up_like_a_cancel_and_sigkill_leftovers_go_on_the_rerun(b
     run.kill()
     run.wait()
     assert staging.exists()  # nothing can clean up after a SIGKILL...
-    export_patches(series, out, patch_size=16)
+    run_export(ExportOptions(series, out, patch_size=16))
     assert leftovers(tmp_path) == []  # ...but the next run does
     assert json.loads((out / "dataset.json").read_text())["patch_size"] == 16

@@ -12,6 +12,7 @@ import pytest
 
 from satplugin.qgis_satplugin.core.download.sentinelhub import service_url_for
 from satplugin.qgis_satplugin.core.errors import SatPluginError
+from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.http.hrefs import inside_product, local_file_in_product, remote_asset_url
 from satplugin.qgis_satplugin.core.http.client import (
     AnswerTooLarge,
@@ -150,7 +151,7 @@ def test_metadata_caps_in_folders_and_zips(tmp_path):
     lines = []
     tracemalloc.start()
     try:
-        found = scan_folder(tmp_path, log=lines.append, max_metadata_bytes=1 << 20)
+        found = scan_folder(tmp_path, feedback=Feedback(log=lines.append), max_metadata_bytes=1 << 20)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 from rasterio.io import MemoryFile
 
-from satplugin.qgis_satplugin.core.download import cog_writer, download_products
+from satplugin.qgis_satplugin.core.area import Area
+from satplugin.qgis_satplugin.core.download import DownloadOptions, cog_writer, run as download_run
 from satplugin.qgis_satplugin.core.errors import Canceled, SatPluginError
+from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.search.catalog import CatalogBackend
 from satplugin.qgis_satplugin.core.search.stac import product_from_stac_item
 from tests.servers import s2_world
@@ -65,9 +67,17 @@ def sh(tmp_path_factory):
     mp.undo()
 
 
+def run_download(products, aoi, folder, bands, *, credentials=None, client_options=None, progress=None, log=None,
+                 is_canceled=None, **kw):
+    """The download of ``products`` over ``aoi`` (lon/lat) into ``folder``, through its options."""
+    area = None if aoi is None else Area.from_geometry(aoi, "EPSG:4326")
+    options = DownloadOptions(products=products, area=area, output_folder=folder, bands=bands, **kw)
+    return download_run(options, Feedback(progress, log, is_canceled), credentials=credentials, client_options=client_options)
+
+
 def sh_run(server, products, folder, sleeps=None, **kw):
     options = {"sleep": sleeps if sleeps is not None else Sleeps(), "rng": random.Random(3), **kw.pop("client_options", {})}
-    return download_products(
+    return run_download(
         products, s2_world.aoi_4326(), folder, BANDS, credentials=CREDS, service_url=server.url, token_url=server.token_url,
         max_request_px=LIMIT, client_options=options, **kw,
     )
@@ -182,7 +192,7 @@ def test_cancel_during_a_retry_wait_is_quick(sh, tmp_path):
     server.script(429, path=PROCESS, headers={"Retry-After": "30000"})  # 30 s
     start = time.monotonic()
     with pytest.raises(Canceled):
-        download_products(
+        run_download(
             products[:1], s2_world.aoi_4326(), tmp_path, BANDS, credentials=CREDS, service_url=server.url, token_url=server.token_url,
             max_request_px=LIMIT, is_canceled=lambda: time.monotonic() - start > 0.5, max_concurrent=1,
         )
@@ -228,7 +238,7 @@ def stac(tmp_path_factory):
 
 def stac_run(products, folder, sleeps=None, **kw):
     options = {"sleep": sleeps if sleeps is not None else Sleeps(), "rng": random.Random(5), **kw.pop("client_options", {})}
-    return download_products(products, s2_world.aoi_4326(), folder, BANDS, client_options=options, **kw)
+    return run_download(products, s2_world.aoi_4326(), folder, BANDS, client_options=options, **kw)
 
 
 def band_path(products, band, i=0):

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from satplugin.qgis_satplugin.core.download import download_products
+from satplugin.qgis_satplugin.core.area import Area
+from satplugin.qgis_satplugin.core.download import DownloadOptions, run as download_run
 from satplugin.qgis_satplugin.core.errors import SatPluginError
+from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.search.local import scan_folder
 from tests.servers import s2_world
 from tests.servers.download_checks import assert_only_complete_files
@@ -40,8 +42,16 @@ def read_all(path):
         return ds.read(), ds.tags(), ds.offsets
 
 
+def run_download(products, aoi, folder, bands, *, credentials=None, client_options=None, progress=None, log=None,
+                 is_canceled=None, **kw):
+    """The download of ``products`` over ``aoi`` (lon/lat) into ``folder``, through its options."""
+    area = None if aoi is None else Area.from_geometry(aoi, "EPSG:4326")
+    options = DownloadOptions(products=products, area=area, output_folder=folder, bands=bands, **kw)
+    return download_run(options, Feedback(progress, log, is_canceled), credentials=credentials, client_options=client_options)
+
+
 def test_both_sides_of_baseline_04_00_give_identical_numbers(safes, tmp_path):
-    result = download_products(safes, s2_world.aoi_4326(), tmp_path, BANDS)
+    result = run_download(safes, s2_world.aoi_4326(), tmp_path, BANDS)
     images = [f for f in result.files if f["kind"] == "image"]
     assert [f["path"] for f in images] == ["20210703T102021_S2A_T33TWM.tif", "20230612T101559_S2A_T33TWM.tif"]
     (old, old_tags, _), (new, new_tags, new_offsets) = (read_all(tmp_path / f["path"]) for f in images)
@@ -60,7 +70,7 @@ def test_both_sides_of_baseline_04_00_give_identical_numbers(safes, tmp_path):
 
 
 def test_without_harmonization_the_new_baseline_keeps_its_offset(safes, tmp_path):
-    result = download_products(safes, s2_world.aoi_4326(), tmp_path, ["B08"], harmonize=False, include_masks=False)
+    result = run_download(safes, s2_world.aoi_4326(), tmp_path, ["B08"], harmonize=False, include_masks=False)
     (old, _, old_offsets), (new, tags, offsets) = (read_all(tmp_path / f["path"]) for f in result.files)
     assert tags["HARMONIZED"] == "false" and offsets == (pytest.approx(-0.1),) and old_offsets == (0.0,)
     np.testing.assert_array_equal(new, np.where(old > 0, old + 1000, 0))
@@ -88,7 +98,7 @@ def test_tiles_of_one_overpass_are_mosaicked(tmp_path):
     assert len(products) == 2 and {p.download["kind"] for p in products} == {"local"}
     aoi = s2_world.aoi_4326((s2_world.X0 + 5000, 5095230.0, s2_world.X0 + 7000, 5096480.0))  # across the seam
     lines = []
-    result = download_products(products, aoi, tmp_path / "out", ["B04"], log=lines.append)
+    result = run_download(products, aoi, tmp_path / "out", ["B04"], log=lines.append)
     assert [f["path"] for f in result.files] == ["20230612T101559_S2B_T33TWL-T33TWM.tif"]  # no SCL in these folders
     assert any("no cloud mask" in line for line in lines)
     assert len(result.files[0]["product_ids"]) == 2
@@ -99,10 +109,10 @@ def test_tiles_of_one_overpass_are_mosaicked(tmp_path):
 
 def test_a_missing_band_file_is_named(safes, tmp_path):
     with pytest.raises(SatPluginError, match="has no B05 file"):
-        download_products(safes[:1], s2_world.aoi_4326(), tmp_path, ["B05"])
+        run_download(safes[:1], s2_world.aoi_4326(), tmp_path, ["B05"])
     assert [p.name for p in tmp_path.iterdir()] == []
 
 
 def test_b10_is_refused_for_l2a(safes, tmp_path):
     with pytest.raises(SatPluginError, match="B10 .* only in L1C"):
-        download_products(safes, s2_world.aoi_4326(), tmp_path, ["B10"])
+        run_download(safes, s2_world.aoi_4326(), tmp_path, ["B10"])

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from satplugin.qgis_satplugin.core.download import download_products
+from satplugin.qgis_satplugin.core.area import Area
+from satplugin.qgis_satplugin.core.download import DownloadOptions, run as download_run
 from satplugin.qgis_satplugin.core.errors import SatPluginError
+from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.search.catalog import CatalogBackend
 from satplugin.qgis_satplugin.core.http.client import CredentialsRefused
 from tests.servers import s2_world
@@ -45,6 +47,14 @@ def server(monkeypatch):
         yield s
 
 
+def run_download(products, aoi, folder, bands, *, credentials=None, client_options=None, progress=None, log=None,
+                 is_canceled=None, **kw):
+    """The download of ``products`` over ``aoi`` (lon/lat) into ``folder``, through its options."""
+    area = None if aoi is None else Area.from_geometry(aoi, "EPSG:4326")
+    options = DownloadOptions(products=products, area=area, output_folder=folder, bands=bands, **kw)
+    return download_run(options, Feedback(progress, log, is_canceled), credentials=credentials, client_options=client_options)
+
+
 def found_products(server, level="L2A"):
     backend = CatalogBackend(server.url, server.token_url, CREDS)
     return backend.search(s2_world.aoi_4326(), datetime(2021, 1, 1, tzinfo=UTC), datetime(2023, 12, 31, tzinfo=UTC), level)
@@ -52,7 +62,7 @@ def found_products(server, level="L2A"):
 
 def run(server, folder, products=None, **kw):
     kw.setdefault("max_request_px", LIMIT)
-    return download_products(
+    return run_download(
         products or found_products(server), s2_world.aoi_4326(), folder, kw.pop("bands", BANDS),
         credentials=CREDS, service_url=server.url, token_url=server.token_url, **kw,
     )
@@ -154,7 +164,7 @@ def test_l1c_gets_the_clm_cloud_mask(monkeypatch, tmp_path):
 def test_wrong_credentials_say_so(server, tmp_path):
     products = found_products(server)
     with pytest.raises(CredentialsRefused, match="refused the credentials"):
-        download_products(products, s2_world.aoi_4326(), tmp_path, BANDS, credentials=("test-client", "wrong"), service_url=server.url, token_url=server.token_url)
+        run_download(products, s2_world.aoi_4326(), tmp_path, BANDS, credentials=("test-client", "wrong"), service_url=server.url, token_url=server.token_url)
     assert list(tmp_path.iterdir()) == []
 
 

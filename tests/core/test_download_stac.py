@@ -17,7 +17,9 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject
 from shapely.geometry import box, mapping, shape
 
-from satplugin.qgis_satplugin.core.download import apply_harmonization, download_products
+from satplugin.qgis_satplugin.core.area import Area
+from satplugin.qgis_satplugin.core.download import DownloadOptions, apply_harmonization, run as download_run
+from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.search.stac import product_from_stac_item
 from tests.servers import s2_world
 from tests.servers.download_checks import assert_only_complete_files
@@ -26,6 +28,14 @@ from tests.servers.items import real_data_dir, stac_item
 
 UTC = timezone.utc
 WHEN = datetime(2023, 6, 12, 10, 15, 59, tzinfo=UTC)
+
+
+def run_download(products, aoi, folder, bands, *, credentials=None, client_options=None, progress=None, log=None,
+                 is_canceled=None, **kw):
+    """The download of ``products`` over ``aoi`` (lon/lat) into ``folder``, through its options."""
+    area = None if aoi is None else Area.from_geometry(aoi, "EPSG:4326")
+    options = DownloadOptions(products=products, area=area, output_folder=folder, bands=bands, **kw)
+    return download_run(options, Feedback(progress, log, is_canceled), credentials=credentials, client_options=client_options)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +62,7 @@ def test_cog_bands_onto_the_grid(served, tmp_path):
     server, folder, product = served
     server.requests.clear()
     bands = ["B02", "B03", "B04", "B08", "B05"]
-    result = download_products([product], s2_world.aoi_4326(), tmp_path, bands, max_concurrent=3)
+    result = run_download([product], s2_world.aoi_4326(), tmp_path, bands, max_concurrent=3)
     grid = result.grid
     assert [f["path"] for f in result.files] == ["20230612T101559_S2B_T33TWM.tif", "20230612T101559_S2B_T33TWM_SCL.tif"]
     with rasterio.open(tmp_path / result.files[0]["path"]) as ds:
@@ -81,7 +91,7 @@ def test_cog_bands_onto_the_grid(served, tmp_path):
 def test_coarse_pixels_read_overviews(served, tmp_path):
     server, folder, product = served
     server.requests.clear()
-    result = download_products([product], s2_world.aoi_4326(), tmp_path, ["B02", "B05"], pixel_size=40.0, include_masks=False)
+    result = run_download([product], s2_world.aoi_4326(), tmp_path, ["B02", "B05"], pixel_size=40.0, include_masks=False)
     grid = result.grid
     with rasterio.open(folder / "B02.tif") as src:
         assert src.overviews(1)[:2] == [2, 4]
@@ -99,7 +109,7 @@ def test_provider_flag_prevents_a_second_subtraction(tmp_path):
     root.mkdir()
     with RangeFileServer(root) as server:
         _, item = s2_world.make_cog_product(root, when=WHEN, baseline="05.09", asset_base=server.url, boa_offset_applied=True, bands=("B04",))
-        result = download_products([product_from_stac_item(item)], s2_world.aoi_4326(), tmp_path / "out", ["B04"], include_masks=False)
+        result = run_download([product_from_stac_item(item)], s2_world.aoi_4326(), tmp_path / "out", ["B04"], include_masks=False)
     (entry,) = result.files
     assert entry["harmonization"][0]["subtract_dn"] == 0 and "already removed" in entry["harmonization"][0]["reason"]
     with rasterio.open(tmp_path / "out" / entry["path"]) as ds:
@@ -120,7 +130,7 @@ def test_real_29rkh_product(tmp_path, pixel_size):
         assert product.processing_baseline == "02.14"
         aoi = shape(rasterio.warp.transform_geom("EPSG:32629", "EPSG:4326", mapping(box(230050, 2720030, 250070, 2740090))))
         bands = ["B02", "B05", "B01"]
-        result = download_products([product], aoi, tmp_path, bands, pixel_size=pixel_size)
+        result = run_download([product], aoi, tmp_path, bands, pixel_size=pixel_size)
     grid = result.grid
     assert grid.crs == "EPSG:32629" and grid.x_min % 60 == 0
     with rasterio.open(tmp_path / result.files[0]["path"]) as ds:
@@ -153,7 +163,7 @@ def test_a_server_that_ignores_range_requests_is_read_once_per_file(tmp_path):
     with NoRanges(root) as server:
         folder, item = s2_world.make_cog_product(root, when=WHEN, baseline="02.14", asset_base=server.url, bands=("B03",))
         item["links"] = []
-        result = download_products([product_from_stac_item(item)], s2_world.aoi_4326(), tmp_path / "out", ["B03"], include_masks=False)
+        result = run_download([product_from_stac_item(item)], s2_world.aoi_4326(), tmp_path / "out", ["B03"], include_masks=False)
         assert len(server.requests_to(f"/{folder.name}/B03.tif")) == 1
     with rasterio.open(tmp_path / "out" / result.files[0]["path"]) as ds:
         np.testing.assert_array_equal(ds.read(1), s2_world.expected_on_grid("B03", result.grid))

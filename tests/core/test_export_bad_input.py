@@ -10,10 +10,11 @@ import rasterio
 from affine import Affine
 
 from satplugin.qgis_satplugin.core.errors import Canceled, SatPluginError
-from satplugin.qgis_satplugin.core.export import ExportedDataset, export_patches
+from satplugin.qgis_satplugin.core.export import ExportedDataset
 from satplugin.qgis_satplugin.core.export import format_npz
+from satplugin.qgis_satplugin.core.feedback import Feedback
 
-from .test_export_helpers import image_paths, leftovers, make_folder, position_ids, write_label
+from .test_export_helpers import export, image_paths, leftovers, make_folder, position_ids, write_label
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def folder(tmp_path):
 def _fails(tmp_path, match, *args, **kwargs):
     out = tmp_path / "out"
     with pytest.raises(SatPluginError, match=match) as info:
-        export_patches(*args, output_folder=out, **kwargs)
+        export(*args, output_folder=out, **kwargs)
     assert not out.exists()
     assert leftovers(tmp_path) == []
     return str(info.value)
@@ -138,14 +139,14 @@ def test_a_folder_with_other_files_is_never_overwritten(folder, tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     with pytest.raises(SatPluginError, match="not an exported dataset"):
-        export_patches(src, out)
+        export(src, out)
     assert (out / "notes.txt").read_text() == "mine"
 
 
 def test_a_previous_export_survives_a_failure_and_is_replaced_on_success(folder, tmp_path, monkeypatch):
     src, _, _ = folder
     out = tmp_path / "out"
-    export_patches(src, out, patch_size=32, split_block_size=1000)
+    export(src, out, patch_size=32, split_block_size=1000)
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
 
     def disk_full(self, sample):
@@ -153,11 +154,11 @@ def test_a_previous_export_survives_a_failure_and_is_replaced_on_success(folder,
 
     monkeypatch.setattr(format_npz.NpzWriter, "write", disk_full)
     with pytest.raises(SatPluginError, match="is full"):
-        export_patches(src, out, patch_size=16, split_block_size=1000)
+        export(src, out, patch_size=16, split_block_size=1000)
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
     assert leftovers(tmp_path) == []
     monkeypatch.undo()
-    export_patches(src, out, patch_size=16, split_block_size=1000)
+    export(src, out, patch_size=16, split_block_size=1000)
     assert len(ExportedDataset(out)) == 4 * 6
     assert leftovers(tmp_path) == []
 
@@ -177,7 +178,7 @@ def test_cancel_leaves_nothing(folder, tmp_path, when):
         return len(staged) >= 3
 
     with pytest.raises(Canceled):
-        export_patches(src, out, patch_size=16, split_block_size=1000, is_canceled=is_canceled)
+        export(src, out, Feedback(is_canceled=is_canceled), patch_size=16, split_block_size=1000)
     assert not out.exists() and leftovers(tmp_path) == []
     if when == "writing":
         assert max(written) == 3
@@ -195,5 +196,5 @@ def test_zarr_missing_gives_a_clear_error(folder, tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_zarr)
     _fails(tmp_path, r"The zarr format needs the zarr package.*or choose npz, geotiff or deepsatdata", src, format="zarr")
     # The other formats do not need it.
-    export_patches(src, tmp_path / "npz", patch_size=32, split_block_size=1000)
+    export(src, tmp_path / "npz", patch_size=32, split_block_size=1000)
     assert len(ExportedDataset(tmp_path / "npz")) == 6

@@ -13,14 +13,14 @@ import shapely
 from pyproj import CRS
 
 from satplugin.qgis_satplugin.core.errors import SatPluginError
-from satplugin.qgis_satplugin.core.export import FORMATS, ExportedDataset, export_patches
+from satplugin.qgis_satplugin.core.export import FORMATS, ExportedDataset
 from satplugin.qgis_satplugin.core.export import torch_dataset
-from satplugin.qgis_satplugin.core.ground_truth.run import OutputPaths, rasterize_ground_truth
+from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths, run as run_ground_truth
 from satplugin.qgis_satplugin.core.grid import PixelGrid
 from satplugin.tests.fixtures.synthetic_parcels import synthetic_parcels
 
 from .test_export_helpers import CRS as GRID_CRS
-from .test_export_helpers import image_paths, make_folder, read_window
+from .test_export_helpers import export, image_paths, make_folder, read_window
 
 K = 2
 LABELS = ("class", "id", "coverage", "conflict", "distance")
@@ -35,9 +35,11 @@ def source(tmp_path_factory):
     fine = PixelGrid.square(GRID_CRS, grid.x_min, grid.y_max, grid.pixel_width / K, grid.width * K, grid.height * K)
     polys, classes, ids = synthetic_parcels(grid.bounds, 30, seed=2, n_classes=4)
     paths = {name: tmp / f"{name}.tif" for name in LABELS}
-    rasterize_ground_truth(polys, classes.tolist(), GRID_CRS, fine, OutputPaths(
-        class_raster=paths["class"], id_raster=paths["id"], coverage_raster=paths["coverage"],
-        conflict_raster=paths["conflict"], distance_raster=paths["distance"]), parcel_ids=ids.tolist())
+    run_ground_truth(GroundTruthOptions(
+        polygons=tuple(shapely.to_wkb(polys, hex=True).tolist()), class_values=tuple(classes.tolist()),
+        source_crs=GRID_CRS, grid=fine, outputs=OutputPaths(
+            class_raster=paths["class"], id_raster=paths["id"], coverage_raster=paths["coverage"],
+            conflict_raster=paths["conflict"], distance_raster=paths["distance"]), parcel_ids=tuple(ids.tolist())))
     return src, grid, paths, tmp
 
 
@@ -45,10 +47,10 @@ def _export(source, fmt, band_resolution="resample", name=None):
     src, _, labels, tmp = source
     out = tmp / (name or f"{fmt}_{band_resolution}")
     if not out.exists():
-        export_patches(src, out, labels=labels, label_scale=K, patch_size=36 if band_resolution == "resample" else 60,
-                       stride=24 if band_resolution == "resample" else 60, band_resolution=band_resolution,
-                       max_cloud=10, format=fmt, split_block_size=48 if band_resolution == "resample" else 1000,
-                       split_ratios=(0.5, 0.25, 0.25), seed=1)
+        export(src, out, labels=labels, label_scale=K, patch_size=36 if band_resolution == "resample" else 60,
+               stride=24 if band_resolution == "resample" else 60, band_resolution=band_resolution,
+               max_cloud=10, format=fmt, split_block_size=48 if band_resolution == "resample" else 1000,
+               split_ratios=(0.5, 0.25, 0.25), seed=1)
     return out
 
 
@@ -204,8 +206,9 @@ def test_export_and_reader_work_without_torch(source, tmp_path):
     code = f"""import sys
 sys.modules["torch"] = None  # 'import torch' now raises ImportError
 from satplugin.qgis_satplugin.core.errors import SatPluginError
-from satplugin.qgis_satplugin.core.export import ExportedDataset, export_patches, torch_dataset
-res = export_patches({str(src)!r}, {str(out)!r}, labels={{"class": {str(labels["class"])!r}}}, label_scale={K}, patch_size=36)
+from satplugin.qgis_satplugin.core.export import ExportedDataset, ExportOptions, run, torch_dataset
+res = run(ExportOptions({str(src)!r}, {str(out)!r}, labels={{"class": {str(labels["class"])!r}}}, label_scale={K},
+                        patch_size=36))
 assert len(ExportedDataset({str(out)!r})) == res.n_samples > 0
 try:
     torch_dataset.PatchDataset

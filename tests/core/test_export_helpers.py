@@ -10,11 +10,23 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
+from satplugin.qgis_satplugin.core.area import Area
+from satplugin.qgis_satplugin.core.export import ExportOptions, SplitArea, run
 from satplugin.qgis_satplugin.core.grid import PixelGrid
 from satplugin.tests.fixtures.synthetic_series import date_series, write_download_folder
 
 CRS = "EPSG:32633"
 X0, Y0 = 499980.0, 5000040.0  # on the 60 m Sentinel-2 lattice
+
+
+def export(images, output_folder, feedback=None, **options):
+    """The export of ``images`` into ``output_folder`` with these options."""
+    return run(ExportOptions(images=images, output_folder=output_folder, **options), feedback)
+
+
+def split_areas(pairs, crs: str = CRS) -> tuple:
+    """[(shapely geometry in ``crs``, split name)] as the export's split areas."""
+    return tuple(SplitArea(Area.from_geometry(geometry, crs), split) for geometry, split in pairs)
 
 
 def utc(*args) -> datetime:

@@ -14,13 +14,13 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-from satplugin.qgis_satplugin.core.export import ExportedDataset, export_patches
+from satplugin.qgis_satplugin.core.export import ExportedDataset
 from satplugin.qgis_satplugin.core.export.samples_table import read_samples_csv
-from satplugin.qgis_satplugin.core.ground_truth.run import OutputPaths, rasterize_ground_truth
+from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths, run as run_ground_truth
 from satplugin.qgis_satplugin.core.grid import PixelGrid
 from satplugin.tests.fixtures.synthetic_parcels import synthetic_parcels
 
-from .test_export_helpers import CRS, X0, Y0, image_paths, make_folder, read_window
+from .test_export_helpers import CRS, X0, Y0, export, image_paths, make_folder, read_window
 
 K = 2  # label pixels per image pixel
 PATCH = 32
@@ -35,8 +35,10 @@ def source(tmp_path_factory):
     fine = PixelGrid.square(CRS, grid.x_min, grid.y_max, grid.pixel_width / K, grid.width * K, grid.height * K)
     polys, classes, ids = synthetic_parcels(grid.bounds, 24, seed=3, n_classes=3)
     labels = {"class": tmp / "class.tif", "id": tmp / "id.tif"}
-    rasterize_ground_truth(polys, classes.tolist(), CRS, fine,
-                           OutputPaths(class_raster=labels["class"], id_raster=labels["id"]), parcel_ids=ids.tolist())
+    run_ground_truth(GroundTruthOptions(
+        polygons=tuple(shapely.to_wkb(polys, hex=True).tolist()), class_values=tuple(classes.tolist()), source_crs=CRS,
+        grid=fine, outputs=OutputPaths(class_raster=labels["class"], id_raster=labels["id"]),
+        parcel_ids=tuple(ids.tolist())))
     return src, labels, dates, tmp
 
 
@@ -46,9 +48,9 @@ def _export(source, fmt, band_resolution="resample"):
     out = tmp / f"{fmt}_{band_resolution}"
     if not out.exists():
         native = band_resolution == "native"
-        export_patches(src, out, labels=labels, label_scale=K, patch_size=60 if native else PATCH,
-                       stride=60 if native else PATCH - 8, band_resolution=band_resolution, max_cloud=10, format=fmt,
-                       split_block_size=1000 if native else 48, split_ratios=(0.5, 0.25, 0.25), seed=1)
+        export(src, out, labels=labels, label_scale=K, patch_size=60 if native else PATCH,
+               stride=60 if native else PATCH - 8, band_resolution=band_resolution, max_cloud=10, format=fmt,
+               split_block_size=1000 if native else 48, split_ratios=(0.5, 0.25, 0.25), seed=1)
     return out
 
 
@@ -264,7 +266,7 @@ def test_catalog_and_croissant_are_in_the_file_list_and_byte_identical_on_rerun(
     runs = []
     for name in ("a", "b"):
         out = tmp_path / name
-        export_patches(src, out, labels=labels, label_scale=K, patch_size=PATCH, format="npz", split_block_size=48)
+        export(src, out, labels=labels, label_scale=K, patch_size=PATCH, format="npz", split_block_size=48)
         runs.append(out)
     card = json.loads((runs[0] / "dataset.json").read_text())
     items = sorted(p.name for p in (runs[0] / "stac").iterdir())

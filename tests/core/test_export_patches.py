@@ -5,12 +5,13 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from satplugin.qgis_satplugin.core.export import ExportedDataset, export_patches
+from satplugin.qgis_satplugin.core.export import ExportedDataset
 from satplugin.qgis_satplugin.core.export import windows as export_windows
 from satplugin.qgis_satplugin.core.export.band_layout import block_mean
 from satplugin.qgis_satplugin.core.export.windows import axis_starts
+from satplugin.qgis_satplugin.core.feedback import Feedback
 
-from .test_export_helpers import (X0, Y0, image_paths, make_folder, position_ids, read_window, utc,
+from .test_export_helpers import (X0, Y0, export, image_paths, make_folder, position_ids, read_window, utc,
                                   write_label)
 
 ONE_BLOCK = 100000  # one split block over everything: no patch is dropped for the split
@@ -27,7 +28,7 @@ def _by_position(ds: ExportedDataset) -> dict:
 
 def test_patches_equal_the_source_pixels_at_their_offsets(folder, tmp_path):
     src, grid, dates = folder
-    res = export_patches(src, tmp_path / "out", patch_size=32, split_block_size=ONE_BLOCK)
+    res = export(src, tmp_path / "out", patch_size=32, split_block_size=ONE_BLOCK)
     rows, cols = axis_starts(150, 32, 32), axis_starts(200, 32, 32)
     assert rows.tolist() == [0, 32, 64, 96, 118] and cols.tolist() == [0, 32, 64, 96, 128, 160, 168]
     ds = ExportedDataset(tmp_path / "out")
@@ -51,7 +52,7 @@ def test_patches_equal_the_source_pixels_at_their_offsets(folder, tmp_path):
 def test_labels_align_with_the_patches(folder, tmp_path, k):
     src, grid, _ = folder
     ids = write_label(tmp_path / "id.tif", position_ids(grid, k), grid, scale=k, nodata=-1)
-    export_patches(src, tmp_path / "out", labels={"id": ids}, label_scale=k, patch_size=32, stride=24,
+    export(src, tmp_path / "out", labels={"id": ids}, label_scale=k, patch_size=32, stride=24,
                    split_block_size=ONE_BLOCK)
     ds = ExportedDataset(tmp_path / "out")
     assert len(ds) == len(axis_starts(150, 32, 24)) * len(axis_starts(200, 32, 24)) == 6 * 8
@@ -68,7 +69,7 @@ def test_labels_covering_part_of_the_images_read_as_nodata_outside(folder, tmp_p
     full = position_ids(grid, k)
     # The label raster starts 40 label pixels right of and 8 below the image origin.
     part = write_label(tmp_path / "id.tif", full[8:300, 40:500].copy(), grid, scale=k, nodata=-1, row_off=8, col_off=40)
-    export_patches(src, tmp_path / "out", labels={"id": part}, label_scale=k, patch_size=32, split_block_size=ONE_BLOCK)
+    export(src, tmp_path / "out", labels={"id": part}, label_scale=k, patch_size=32, split_block_size=ONE_BLOCK)
     s = _by_position(ExportedDataset(tmp_path / "out"))[(0, 0)]["labels"]["id"]
     expected = np.full((128, 128), -1, dtype=np.int32)
     expected[8:, 40:] = full[8:128, 40:128]
@@ -77,7 +78,7 @@ def test_labels_covering_part_of_the_images_read_as_nodata_outside(folder, tmp_p
 
 def test_overlapping_windows_share_identical_pixels(folder, tmp_path):
     src, _, _ = folder
-    export_patches(src, tmp_path / "out", patch_size=32, stride=16, split_block_size=ONE_BLOCK)
+    export(src, tmp_path / "out", patch_size=32, stride=16, split_block_size=ONE_BLOCK)
     samples = _by_position(ExportedDataset(tmp_path / "out"))
     assert len(samples) == len(axis_starts(150, 32, 16)) * len(axis_starts(200, 32, 16))
     a, b, c = samples[(16, 16)]["images"], samples[(16, 32)]["images"], samples[(32, 16)]["images"]
@@ -89,7 +90,7 @@ def test_season_across_new_year(tmp_path):
     dates = [utc(2022, 10, 20, 10), utc(2022, 11, 5, 10), utc(2022, 12, 30, 10), utc(2023, 1, 2, 10),
              utc(2023, 2, 27, 10), utc(2023, 3, 3, 10)]
     src, _, _ = make_folder(tmp_path, width=64, height=64, dates=dates)
-    res = export_patches(src, tmp_path / "out", patch_size=32, season_start="11-01", season_end="02-28",
+    res = export(src, tmp_path / "out", patch_size=32, season_start="11-01", season_end="02-28",
                          split_block_size=ONE_BLOCK, format="deepsatdata")
     assert res.dates == ["2022-11-05T10:00:00Z", "2022-12-30T10:00:00Z", "2023-01-02T10:00:00Z", "2023-02-27T10:00:00Z"]
     ds = ExportedDataset(tmp_path / "out")
@@ -106,7 +107,7 @@ def test_max_dates_subsamples_evenly_in_time(tmp_path):
     days = [0, 1, 2, 3, 10, 20, 30]
     dates = [utc(2023, 5, 1 + d, 10) for d in days]
     src, _, _ = make_folder(tmp_path, width=64, height=64, dates=dates)
-    export_patches(src, tmp_path / "out", patch_size=32, max_dates=3, split_block_size=ONE_BLOCK)
+    export(src, tmp_path / "out", patch_size=32, max_dates=3, split_block_size=ONE_BLOCK)
     ds = ExportedDataset(tmp_path / "out")
     files = image_paths(src)
     for i, r in enumerate(ds.rows):
@@ -122,7 +123,7 @@ def test_cloudy_and_empty_dates_are_dropped_per_patch(tmp_path):
     scl[0:32, 32:40] = 3  # patch (0, 32): 25 % cloud shadow on date 1
     scl[32:64, 64:68] = 10  # patch (32, 64): 12.5 % cirrus on date 1
     src, grid, dates = make_folder(tmp_path, width=96, height=64, n_dates=3, scl={1: scl}, nodata_cols={2: 40})
-    res = export_patches(src, tmp_path / "out", patch_size=32, max_cloud=20, split_block_size=ONE_BLOCK)
+    res = export(src, tmp_path / "out", patch_size=32, max_cloud=20, split_block_size=ONE_BLOCK)
     got = {(r["row"], r["col"]): (r["date_index"], r["cloud"]) for r in ExportedDataset(tmp_path / "out").rows}
     # Date 2 has no data in columns 0..39: patches at column 0 are empty (always dropped),
     # patches at column 32 are 25 % no-data (over max_cloud=20).
@@ -134,7 +135,7 @@ def test_cloudy_and_empty_dates_are_dropped_per_patch(tmp_path):
     assert got[(32, 64)] == ([0, 1, 2], [0.0, 12.5, 0.0])
     assert res.n_samples == 6
     # With max_cloud=100 the 25 % dates come back, the all-empty ones do not.
-    export_patches(src, tmp_path / "all", patch_size=32, max_cloud=100, split_block_size=ONE_BLOCK)
+    export(src, tmp_path / "all", patch_size=32, max_cloud=100, split_block_size=ONE_BLOCK)
     got = {(r["row"], r["col"]): (r["date_index"], r["cloud"]) for r in ExportedDataset(tmp_path / "all").rows}
     assert got[(0, 0)] == ([0, 1], [0.0, 100.0])
     assert got[(0, 32)] == ([0, 1, 2], [0.0, 25.0, 25.0])
@@ -144,7 +145,7 @@ def test_min_dates_counts_the_dropped_patches(tmp_path):
     scl = np.full((64, 64), 5, dtype=np.uint8)
     scl[:32, :32] = 8
     src, _, _ = make_folder(tmp_path, width=64, height=64, n_dates=3, scl={0: scl, 2: scl})
-    res = export_patches(src, tmp_path / "out", patch_size=32, max_cloud=0, min_dates=2, split_block_size=ONE_BLOCK)
+    res = export(src, tmp_path / "out", patch_size=32, max_cloud=0, min_dates=2, split_block_size=ONE_BLOCK)
     assert res.n_samples == 3
     assert [n for why, n in res.dropped.items() if "min_dates" in why] == [1]
     assert (0, 0) not in {(r["row"], r["col"]) for r in ExportedDataset(tmp_path / "out").rows}
@@ -156,7 +157,7 @@ def test_min_labelled_keeps_patches_with_enough_labelled_pixels(folder, tmp_path
     classes[:, :80] = 3  # columns 0..79 labelled
     classes[:10, :] = 255  # no-data rows count as unlabelled
     cls = write_label(tmp_path / "class.tif", classes, grid, nodata=255)
-    res = export_patches(src, tmp_path / "out", labels={"class": cls}, patch_size=32, min_labelled=0.5,
+    res = export(src, tmp_path / "out", labels={"class": cls}, patch_size=32, min_labelled=0.5,
                          split_block_size=ONE_BLOCK)
     kept = {(r["row"], r["col"]) for r in ExportedDataset(tmp_path / "out").rows}
     expected = set()
@@ -178,7 +179,7 @@ def test_min_labelled_keeps_patches_with_enough_labelled_pixels(folder, tmp_path
 
 def test_native_band_resolution_block_averages_coarse_bands(tmp_path):
     src, grid, _ = make_folder(tmp_path, width=132, height=120, n_dates=2, bands=("B02", "B05", "B01", "B08"))
-    export_patches(src, tmp_path / "out", patch_size=60, band_resolution="native", split_block_size=ONE_BLOCK)
+    export(src, tmp_path / "out", patch_size=60, band_resolution="native", split_block_size=ONE_BLOCK)
     ds = ExportedDataset(tmp_path / "out")
     samples = _by_position(ds)
     assert set(samples) == {(0, 0), (0, 60), (0, 72), (60, 0), (60, 60), (60, 72)}  # 132 - 60 = 72 = 12 x 6
@@ -207,9 +208,9 @@ def test_a_list_of_rasters_gives_the_same_dataset_as_the_folder(folder, tmp_path
         paths.append(target)
     masks = sorted(listed.glob("*_SCL.tif"))
     # Masks listed with the images are recognised as masks, not dates.
-    export_patches(list(reversed(paths)) + masks[:1], tmp_path / "a", patch_size=32, split_block_size=ONE_BLOCK,
+    export(list(reversed(paths)) + masks[:1], tmp_path / "a", patch_size=32, split_block_size=ONE_BLOCK,
                    max_cloud=50)
-    export_patches(src, tmp_path / "b", patch_size=32, split_block_size=ONE_BLOCK, max_cloud=50)
+    export(src, tmp_path / "b", patch_size=32, split_block_size=ONE_BLOCK, max_cloud=50)
     a, b = ExportedDataset(tmp_path / "a"), ExportedDataset(tmp_path / "b")
     assert [r["date_index"] for r in a.rows] == [r["date_index"] for r in b.rows]
     for i in range(len(a)):
@@ -228,7 +229,7 @@ def test_dates_come_from_the_tag_when_the_name_has_none(tmp_path):
         paths.append(target)
     with rasterio.open(paths[0]) as ds:
         assert ds.tags()["ACQUISITION_DATETIME"] == "2023-04-01T10:15:59Z"
-    export_patches(paths, tmp_path / "out", patch_size=64, split_block_size=ONE_BLOCK)
+    export(paths, tmp_path / "out", patch_size=64, split_block_size=ONE_BLOCK)
     s = ExportedDataset(tmp_path / "out")[0]
     assert s["dates"] == ["2023-04-01T10:15:59Z", "2023-04-11T10:15:59Z"]
     np.testing.assert_array_equal(s["images"][0], read_window(paths[0], 0, 0, 64))
@@ -242,11 +243,11 @@ def test_peak_memory_does_not_grow_with_the_area(tmp_path, monkeypatch):
     """
     monkeypatch.setattr(export_windows, "CHUNK_BUDGET_BYTES", 1 << 20)
     sources = {side: make_folder(tmp_path, width=side, height=side, n_dates=6, name=f"dl{side}")[0] for side in (256, 512)}
-    export_patches(sources[256], tmp_path / "warm-up", patch_size=32, split_block_size=ONE_BLOCK)  # first-use imports
+    export(sources[256], tmp_path / "warm-up", patch_size=32, split_block_size=ONE_BLOCK)  # first-use imports
     peaks = {}
     for side, src in sources.items():
         tracemalloc.start()
-        export_patches(src, tmp_path / f"out{side}", patch_size=32, split_block_size=ONE_BLOCK)
+        export(src, tmp_path / f"out{side}", patch_size=32, split_block_size=ONE_BLOCK)
         peaks[side] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     # What may grow is per-sample metadata (index rows: ~2 kB a sample), not pixels: the
@@ -259,8 +260,8 @@ def test_peak_memory_does_not_grow_with_the_area(tmp_path, monkeypatch):
 def test_progress_rises_to_one_and_the_log_explains(folder, tmp_path):
     src, _, _ = folder
     steps, messages = [], []
-    export_patches(src, tmp_path / "out", patch_size=32, stride=16, split_block_size=64, max_cloud=30,
-                   progress=steps.append, log=messages.append)
+    export(src, tmp_path / "out", Feedback(progress=steps.append, log=messages.append), patch_size=32, stride=16,
+           split_block_size=64, max_cloud=30)
     assert steps[-1] == 1.0 and all(b >= a for a, b in zip(steps, steps[1:])) and len(steps) > 5
     assert any(m.startswith("4 dates (2023-04-01T10:15:59Z .. 2023-05-01T10:15:59Z), 4 with a cloud mask") for m in messages)
     assert any("patches kept" in m for m in messages) and messages[-1].startswith("Exported ")

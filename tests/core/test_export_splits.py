@@ -4,12 +4,12 @@ import pytest
 import shapely
 
 from satplugin.qgis_satplugin.core.errors import SatPluginError
-from satplugin.qgis_satplugin.core.export import ExportedDataset, export_patches
+from satplugin.qgis_satplugin.core.export import ExportedDataset
 from satplugin.qgis_satplugin.core.export.splits import (NO_SPLIT, SPLITS, BlockGrid, BlockHistogram,
                                                          assign_blocks_balanced, patch_splits)
 from satplugin.qgis_satplugin.core.export.windows import axis_starts
 
-from .test_export_helpers import X0, Y0, make_folder, write_label
+from .test_export_helpers import X0, Y0, export, make_folder, split_areas, write_label
 
 
 def _split_map(ds: ExportedDataset, shape, size) -> np.ndarray:
@@ -66,7 +66,7 @@ def test_patches_touching_two_splits_are_dropped():
 def test_no_pixel_is_in_two_splits_with_overlapping_patches(tmp_path):
     src, grid, _ = make_folder(tmp_path, width=256, height=256, n_dates=2)
     cls = write_label(tmp_path / "class.tif", _block_classes(), grid, nodata=255)
-    res = export_patches(src, tmp_path / "out", labels={"class": cls}, patch_size=32, stride=16, split_block_size=64,
+    res = export(src, tmp_path / "out", labels={"class": cls}, patch_size=32, stride=16, split_block_size=64,
                          split_ratios=(0.6, 0.2, 0.2), seed=5)
     ds = ExportedDataset(tmp_path / "out")
     flags = _split_map(ds, (256, 256), 32)
@@ -82,7 +82,7 @@ def test_no_pixel_is_in_two_splits_with_overlapping_patches(tmp_path):
         split = next(x["split"] for x in ds.rows if (x["row"], x["col"]) == (row, col))
         assert (flags[row : row + 32, col : col + 32] == 1 << SPLITS.index(split)).all()
     # Same inputs and seed: the same assignment.
-    again = export_patches(src, tmp_path / "again", labels={"class": cls}, patch_size=32, stride=16,
+    again = export(src, tmp_path / "again", labels={"class": cls}, patch_size=32, stride=16,
                            split_block_size=64, split_ratios=(0.6, 0.2, 0.2), seed=5)
     assert again.samples_per_split == res.samples_per_split
     assert [r["split"] for r in ExportedDataset(tmp_path / "again").rows] == [r["split"] for r in ds.rows]
@@ -96,7 +96,7 @@ def test_splits_from_polygons(tmp_path):
         (shapely.box(X0 + 640, Y0 - 640, X0 + 1280, Y0), "Validation"),
         (shapely.box(X0 + 1280, Y0 - 640, X0 + 1900, Y0), "test"),  # stops 2 px short of the edge
     ]
-    res = export_patches(src, tmp_path / "out", patch_size=32, stride=16, split_polygons=polygons)
+    res = export(src, tmp_path / "out", patch_size=32, stride=16, split_areas=split_areas(polygons))
     ds = ExportedDataset(tmp_path / "out")
     got = {(r["row"], r["col"]): r["split"] for r in ds.rows}
     for (row, col), split in got.items():
@@ -112,5 +112,6 @@ def test_splits_from_polygons(tmp_path):
 def test_unknown_split_name_is_refused(tmp_path):
     src, _, _ = make_folder(tmp_path, width=64, height=64, n_dates=1)
     with pytest.raises(SatPluginError, match="Unknown split 'holdout'"):
-        export_patches(src, tmp_path / "out", patch_size=32, split_polygons=[(shapely.box(X0, Y0 - 640, X0 + 640, Y0), "holdout")])
+        export(src, tmp_path / "out", patch_size=32,
+               split_areas=split_areas([(shapely.box(X0, Y0 - 640, X0 + 640, Y0), "holdout")]))
     assert not (tmp_path / "out").exists()

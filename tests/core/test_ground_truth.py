@@ -1,4 +1,4 @@
-"""rasterize_ground_truth end to end on small scenes whose answer is known pixel by pixel."""
+"""Ground truth end to end on small scenes whose answer is known pixel by pixel."""
 import json
 import os
 
@@ -10,7 +10,8 @@ from shapely.geometry import box
 
 from satplugin.qgis_satplugin.core.errors import Canceled, SatPluginError
 from satplugin.qgis_satplugin.core.grid import PixelGrid, snapped_grid, utm_epsg_for, utm_grid_for_bounds
-from satplugin.qgis_satplugin.core.ground_truth.run import OutputPaths, rasterize_ground_truth
+from satplugin.qgis_satplugin.core.feedback import Feedback
+from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths, run
 
 CRS = "EPSG:32633"
 # A 10 x 8 grid of 10 m pixels whose top-left corner is (500000, 5000080).
@@ -20,6 +21,20 @@ GRID = PixelGrid.square(CRS, 500000.0, 5000080.0, 10.0, 10, 8)
 def px(col0, row0, col1, row1):
     """A box in map coordinates from pixel-space corners (columns, rows down from the top)."""
     return box(500000 + 10 * col0, 5000080 - 10 * row1, 500000 + 10 * col1, 5000080 - 10 * row0)
+
+
+def rasterize(geometries, class_values, source_crs, grid, outputs, parcel_ids=None, class_names=None,
+              log=None, is_canceled=None, progress=None, **options):
+    """The step's run on shapely polygons, as a job spec of WKB hex strings."""
+    polygons = tuple(None if g is None else shapely.to_wkb(g, hex=True) for g in geometries)
+    return run(
+        GroundTruthOptions(
+            polygons=polygons, class_values=tuple(class_values), source_crs=source_crs, grid=grid, outputs=outputs,
+            parcel_ids=None if parcel_ids is None else tuple(parcel_ids),
+            class_names=None if class_names is None else tuple(class_names), **options,
+        ),
+        Feedback(progress=progress, log=log, is_canceled=is_canceled),
+    )
 
 
 def all_outputs(folder):
@@ -38,9 +53,9 @@ def read(path):
         return ds.read(1)
 
 
-def run(tmp_path, geoms, classes, ids=None, **kwargs):
+def burn(tmp_path, geoms, classes, ids=None, **kwargs):
     outputs = all_outputs(tmp_path)
-    result = rasterize_ground_truth(geoms, classes, CRS, kwargs.pop("grid", GRID), outputs, parcel_ids=ids, **kwargs)
+    result = rasterize(geoms, classes, CRS, kwargs.pop("grid", GRID), outputs, parcel_ids=ids, **kwargs)
     return result, {name: read(getattr(outputs, f"{name}_raster")) for name in ("class", "id", "coverage", "conflict", "distance")}
 
 
@@ -52,7 +67,7 @@ def test_labels_ids_coverage_and_conflicts(tmp_path):
         px(8, 5, 10, 8),  # class 1, overlaps the next one entirely in column 9
         px(9, 5, 10, 8),  # class 4
     ]
-    result, out = run(tmp_path, geoms, [1, 2, 3, 1, 4], ids=[10, 20, 30, 40, 50])
+    result, out = burn(tmp_path, geoms, [1, 2, 3, 1, 4], ids=[10, 20, 30, 40, 50])
     cls, ids, cov, conflict = out["class"], out["id"], out["coverage"], out["conflict"]
     assert cls[0, 0] == 1 and ids[0, 0] == 10 and cov[0, 0] == 1.0
     # Column 3: 1.0 from the first polygon, 0.5 from the second: the first wins, mixed classes.
@@ -75,10 +90,10 @@ def test_labels_ids_coverage_and_conflicts(tmp_path):
 def test_conflict_one_for_mixed_classes_without_full_cover(tmp_path):
     # Two polygons meet inside column 2: 0.6 of it class 1, 0.4 class 2.
     geoms = [px(0, 0, 2.6, 2), px(2.6, 0, 5, 2)]
-    _, out = run(tmp_path, geoms, [1, 2])
+    _, out = burn(tmp_path, geoms, [1, 2])
     assert out["conflict"][0, 2] == 1 and out["class"][0, 2] == 1
     assert out["coverage"][0, 2] == pytest.approx(0.6)
-    same_class = run(tmp_path / "x" if (tmp_path / "x").mkdir() is None else None, geoms, [1, 1])[1]
+    same_class = burn(tmp_path / "x" if (tmp_path / "x").mkdir() is None else None, geoms, [1, 1])[1]
     assert same_class["conflict"][0, 2] == 0
 
 
@@ -92,9 +107,9 @@ def test_feature_order_does_not_change_any_output(tmp_path):
     ids = list(range(100, 112))
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    _, first = run(tmp_path / "a", geoms, classes, ids)
+    _, first = burn(tmp_path / "a", geoms, classes, ids)
     order = rng.permutation(12)
-    _, second = run(tmp_path / "b", [geoms[i] for i in order], [classes[i] for i in order], [ids[i] for i in order])
+    _, second = burn(tmp_path / "b", [geoms[i] for i in order], [classes[i] for i in order], [ids[i] for i in order])
     for name in first:
         np.testing.assert_array_equal(first[name], second[name], err_msg=name)
     assert (first["conflict"] > 0).any(), "the scene should have overlaps to make the test meaningful"
@@ -108,16 +123,24 @@ def test_strip_size_does_not_change_outputs(tmp_path):
     classes = rng.integers(1, 5, 40).tolist()
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    _, one_strip = run(tmp_path / "a", geoms, classes, grid=grid, strip_rows=512)
-    _, many = run(tmp_path / "b", geoms, classes, grid=grid, strip_rows=128)
+    _, one_strip = burn(tmp_path / "a", geoms, classes, grid=grid, strip_rows=512)
+    _, many = burn(tmp_path / "b", geoms, classes, grid=grid, strip_rows=128)
     for name in one_strip:
         np.testing.assert_array_equal(one_strip[name], many[name], err_msg=name)
+
+
+def test_progress_moves_by_strip_on_one_scale(tmp_path):
+    grid = PixelGrid.square(CRS, 500000.0, 5003000.0, 10.0, 40, 300)
+    seen = []
+    rasterize([box(500000, 5000000, 500400, 5003000)], [1], CRS, grid, OutputPaths(class_raster=tmp_path / "c.tif"),
+              strip_rows=128, progress=seen.append)
+    assert seen == pytest.approx([1 / 3, 2 / 3, 1.0])
 
 
 def test_text_classes_map_to_sorted_ids_and_table(tmp_path):
     geoms = [px(0, 0, 2, 2), px(3, 0, 5, 2), px(6, 0, 9, 2)]
     outputs = OutputPaths(class_raster=tmp_path / "c.tif", class_table=tmp_path / "t.json")
-    result = rasterize_ground_truth(geoms, ["wheat", "barley", "wheat"], CRS, GRID, outputs)
+    result = rasterize(geoms, ["wheat", "barley", "wheat"], CRS, GRID, outputs)
     table = json.loads((tmp_path / "t.json").read_text())
     assert [(r["class_id"], r["value"], r["pixel_count"], r["parcel_count"]) for r in table] == [
         (0, 0, 80 - 14, 0),
@@ -134,10 +157,10 @@ def test_text_classes_map_to_sorted_ids_and_table(tmp_path):
 def test_min_coverage_threshold(tmp_path):
     geoms = [px(0, 0, 1.3, 1)]
     outputs = OutputPaths(class_raster=tmp_path / "c.tif", coverage_raster=tmp_path / "v.tif")
-    rasterize_ground_truth(geoms, [7], CRS, GRID, outputs, min_coverage=0.25)
+    rasterize(geoms, [7], CRS, GRID, outputs, min_coverage=0.25)
     assert read(tmp_path / "c.tif")[0, :3].tolist() == [7, 7, 0]
     assert read(tmp_path / "v.tif")[0, 1] == pytest.approx(0.3)
-    rasterize_ground_truth(geoms, [7], CRS, GRID, outputs, min_coverage=0.35)
+    rasterize(geoms, [7], CRS, GRID, outputs, min_coverage=0.35)
     assert read(tmp_path / "c.tif")[0, :3].tolist() == [7, 0, 0]
     assert read(tmp_path / "v.tif")[0, 1] == 0.0
 
@@ -147,7 +170,7 @@ def test_invalid_geometry_is_repaired_and_counted(tmp_path):
     assert not bowtie.is_valid
     messages = []
     outputs = OutputPaths(class_raster=tmp_path / "c.tif", coverage_raster=tmp_path / "v.tif")
-    result = rasterize_ground_truth([bowtie], [1], CRS, GRID, outputs, log=messages.append, min_coverage=0.0)
+    result = rasterize([bowtie], [1], CRS, GRID, outputs, log=messages.append, min_coverage=0.0)
     assert result.n_repaired == 1
     assert any("Repaired 1 invalid" in m for m in messages)
     # The repaired bow-tie is two triangles of 400 m2 each: 800 m2 = 8 pixels of cover.
@@ -161,14 +184,14 @@ def test_reprojected_polygons_match_polygons_given_in_the_grid_crs(tmp_path):
     to_wgs84 = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
     lonlat = shapely.transform(utm.segmentize(1.0), lambda xy: np.column_stack(to_wgs84.transform(xy[:, 0], xy[:, 1])))
     outputs = OutputPaths(coverage_raster=tmp_path / "a.tif")
-    rasterize_ground_truth([utm], [1], CRS, GRID, outputs)
+    rasterize([utm], [1], CRS, GRID, outputs)
     expected = read(tmp_path / "a.tif")
-    rasterize_ground_truth([lonlat], [1], "EPSG:4326", GRID, outputs)
+    rasterize([lonlat], [1], "EPSG:4326", GRID, outputs)
     np.testing.assert_allclose(read(tmp_path / "a.tif"), expected, atol=1e-4)
 
 
 def test_georeferencing_and_metadata_of_outputs(tmp_path):
-    run(tmp_path, [px(0, 0, 3, 3)], [1])
+    burn(tmp_path, [px(0, 0, 3, 3)], [1])
     for name, dtype, nodata in (
         ("class", "uint8", 255),
         ("id", "int32", -1),
@@ -198,7 +221,7 @@ def test_georeferencing_and_metadata_of_outputs(tmp_path):
 )
 def test_bad_input_gives_one_clear_error_and_no_files(tmp_path, geoms, classes, message):
     with pytest.raises(SatPluginError, match=message):
-        rasterize_ground_truth(geoms, classes, CRS, GRID, all_outputs(tmp_path))
+        rasterize(geoms, classes, CRS, GRID, all_outputs(tmp_path))
     assert os.listdir(tmp_path) == []
 
 
@@ -206,20 +229,20 @@ def test_too_many_text_classes(tmp_path):
     n = 65535
     geoms = [px(0, 0, 1, 1)] * n
     with pytest.raises(SatPluginError, match="65535 distinct text values"):
-        rasterize_ground_truth(geoms, [f"c{i}" for i in range(n)], CRS, GRID, all_outputs(tmp_path))
+        rasterize(geoms, [f"c{i}" for i in range(n)], CRS, GRID, all_outputs(tmp_path))
 
 
 def test_unwritable_folder(tmp_path):
     with pytest.raises(SatPluginError, match="does not exist"):
-        rasterize_ground_truth([px(0, 0, 1, 1)], [1], CRS, GRID, OutputPaths(class_raster=tmp_path / "no" / "c.tif"))
+        rasterize([px(0, 0, 1, 1)], [1], CRS, GRID, OutputPaths(class_raster=tmp_path / "no" / "c.tif"))
 
 
 def test_cancel_keeps_previous_outputs_and_leaves_no_partial_file(tmp_path):
     outputs = OutputPaths(class_raster=tmp_path / "c.tif")
-    rasterize_ground_truth([px(0, 0, 2, 2)], [3], CRS, GRID, outputs)
+    rasterize([px(0, 0, 2, 2)], [3], CRS, GRID, outputs)
     before = (tmp_path / "c.tif").read_bytes()
     with pytest.raises(Canceled):
-        rasterize_ground_truth([px(0, 0, 5, 5)], [4], CRS, GRID, outputs, is_canceled=lambda: True)
+        rasterize([px(0, 0, 5, 5)], [4], CRS, GRID, outputs, is_canceled=lambda: True)
     assert (tmp_path / "c.tif").read_bytes() == before
     assert os.listdir(tmp_path) == ["c.tif"]
 

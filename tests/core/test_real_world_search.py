@@ -23,15 +23,18 @@ import rasterio
 from shapely import affinity
 from shapely.geometry import box, shape
 
-from satplugin.qgis_satplugin.core.download import download_products, read_products_gpkg
+from satplugin.qgis_satplugin.core.area import Area
+from satplugin.qgis_satplugin.core.download import DownloadOptions, read_products_gpkg, run as download_run
 from satplugin.qgis_satplugin.core.errors import SatPluginError
+from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.search import (
     LocalBackend,
+    SearchOptions,
     StacBackend,
     TokenCache,
     aoi_cloud_percent,
     make_backend,
-    search_products,
+    run,
     write_footprints_gpkg,
 )
 from satplugin.qgis_satplugin.core.http.client import JsonClient
@@ -60,6 +63,14 @@ def stac(url, **kw) -> StacBackend:
     return StacBackend(url, client_options={"sleep": no_sleep}, **kw)
 
 
+def search(backend, aoi, start, end, *, progress=None, is_canceled=None, log=None, client_options=None, **options):
+    """The search through its options: ``backend`` is a backend name (an option) or a backend object."""
+    named = isinstance(backend, str)
+    spec = SearchOptions(Area.from_geometry(aoi), start, end, **({"backend": backend} if named else {}), **options)
+    feedback = Feedback(progress=progress, log=log, is_canceled=is_canceled)
+    return run(spec, feedback, backend=None if named else backend, client_options=client_options).products
+
+
 def needs_real_data(*parts) -> Path:
     root = real_data_dir()
     if root is None or not (root.joinpath(*parts)).exists():
@@ -83,8 +94,8 @@ def mixed_catalogue():
 def test_items_of_other_missions_and_levels_are_left_out_and_counted():
     log = []
     with StacApiServer(mixed_catalogue(), filter_collections=False) as server:
-        l2a = search_products(stac(server.url), AOI_29RKH, *FEB, log=log.append)
-        l1c = search_products(stac(server.url), AOI_29RKH, *FEB, collection="L1C", log=log.append)
+        l2a = search(stac(server.url), AOI_29RKH, *FEB, log=log.append)
+        l1c = search(stac(server.url), AOI_29RKH, *FEB, collection="L1C", log=log.append)
     assert [(p.datetime.day, p.collection, p.platform) for p in l2a] == [(19, "L2A", "S2A"), (24, "L2A", "S2A")]
     assert l2a[1].download["collection"] == "sentinel-2-c1-l2a"
     assert [(p.product_id, p.collection) for p in l1c] == [
@@ -106,7 +117,7 @@ def test_real_recorded_item_among_foreign_items():
     l1c_twin["properties"]["s2:product_uri"] = "S2A_MSIL1C_20200219T112111_N0209_R037_T29RKH_20200219T114728.SAFE"
     log = []
     with StacApiServer([landsat_item(), l1c_twin, real], filter_collections=False) as server:
-        found = search_products(stac(server.url), AOI_29RKH, *FEB, collection="L2A", log=log.append)
+        found = search(stac(server.url), AOI_29RKH, *FEB, collection="L2A", log=log.append)
     (p,) = found
     assert (p.product_id, p.collection, p.mgrs_tile, p.relative_orbit) == (REAL_ID, "L2A", "29RKH", 37)
     assert p.cloud_cover == pytest.approx(4.051854)
@@ -118,7 +129,7 @@ def test_real_recorded_item_among_foreign_items():
 def test_planetary_computer_items_are_read_from_their_own_keys():
     item = pc_item(when=FEB_19, cloud=4.05)
     with PlanetaryComputerServer([item, landsat_item()], filter_collections=False) as pc:
-        (p,) = search_products("planetary_computer", AOI_29RKH, *FEB, service_url=pc.stac_url)
+        (p,) = search("planetary_computer", AOI_29RKH, *FEB, service_url=pc.stac_url)
         sent = pc.requests_to("/api/stac/v1/search")[0].json
     assert sent["collections"] == ["sentinel-2-l2a"]
     assert (p.product_id, p.platform, p.mgrs_tile, p.relative_orbit) == (
@@ -138,8 +149,15 @@ def test_planetary_computer_items_are_read_from_their_own_keys():
 def search_gpkg(items, tmp_path, **kw) -> Path:
     """Search a loopback STAC API and write the product list, as the QGIS algorithm does."""
     with StacApiServer(items) as server:
-        found = search_products(stac(server.url), s2_world.aoi_4326(), "2023-06-01", "2023-06-30", **kw)
+        found = search(stac(server.url), s2_world.aoi_4326(), "2023-06-01", "2023-06-30", **kw)
     return Path(write_footprints_gpkg(found, tmp_path / "products.gpkg"))
+
+
+def run_download(products, aoi, folder, bands, *, client_options=None, log=None, **kw):
+    """The download of ``products`` over ``aoi`` (lon/lat) into ``folder``, through its options."""
+    options = DownloadOptions(products=products, area=Area.from_geometry(aoi, "EPSG:4326"), output_folder=folder,
+                              bands=bands, **kw)
+    return download_run(options, Feedback(log=log), client_options=client_options)
 
 
 def test_the_offset_flag_travels_with_the_product_list_when_the_self_link_is_gone(tmp_path):
@@ -152,8 +170,8 @@ def test_the_offset_flag_travels_with_the_product_list_when_the_self_link_is_gon
         item["links"] = [{"rel": "self", "href": f"{files.url}/gone/{item['id']}.json"}]  # answers 404
         gpkg = search_gpkg([item], tmp_path)
         log = []
-        result = download_products(read_products_gpkg(gpkg), s2_world.aoi_4326(), tmp_path / "out", ["B04"],
-                                   include_masks=False, log=log.append)
+        result = run_download(read_products_gpkg(gpkg), s2_world.aoi_4326(), tmp_path / "out", ["B04"],
+                              include_masks=False, log=log.append)
         gone = [r for r in files.requests if r.path.startswith("/gone/")]
     (entry,) = result.files
     with rasterio.open(tmp_path / "out" / entry["path"]) as ds:  # not 1000 DN too dark
@@ -172,8 +190,8 @@ def test_an_unstated_offset_flag_is_said_not_guessed_silently(tmp_path):
         item["properties"].pop("earthsearch:boa_offset_applied", None)
         gpkg = search_gpkg([item], tmp_path)
         log = []
-        result = download_products(read_products_gpkg(gpkg), s2_world.aoi_4326(), tmp_path / "out", ["B04"],
-                                   include_masks=False, log=log.append)
+        result = run_download(read_products_gpkg(gpkg), s2_world.aoi_4326(), tmp_path / "out", ["B04"],
+                              include_masks=False, log=log.append)
     (entry,) = result.files
     (harm,) = entry["harmonization"]
     assert (harm["subtract_dn"], harm["provider_removed_offset"]) == (1000, None)
@@ -195,7 +213,7 @@ def test_collection_1_is_searched_first_and_the_legacy_collection_still_counts()
     older = stac_item(when=FEB_19 + timedelta(days=5), cloud=3.0)
     log = []
     with StacApiServer([legacy, older, current]) as server:
-        found = search_products(stac(server.url), AOI_29RKH, *FEB, log=log.append)
+        found = search(stac(server.url), AOI_29RKH, *FEB, log=log.append)
         sent = server.requests_to("/search")[0].json["collections"]
     assert sent == ["sentinel-2-c1-l2a", "sentinel-2-l2a"]
     found.sort(key=lambda p: p.datetime)
@@ -220,11 +238,11 @@ def earth_search_l1c_item():
 def test_earth_search_l1c_in_s3_is_refused_before_the_download_starts(tmp_path):
     log = []
     with StacApiServer([earth_search_l1c_item()]) as server:
-        (p,) = search_products(stac(server.url), s2_world.aoi_4326(), "2023-06-01", "2023-06-30",
+        (p,) = search(stac(server.url), s2_world.aoi_4326(), "2023-06-01", "2023-06-30",
                                collection="L1C", log=log.append)
         server.requests.clear()
         with pytest.raises(SatPluginError, match=r"lists its B04 file only at s3:// \(.*requester-pays.*\): search L1C with CDSE or Sentinel Hub"):
-            download_products([p], s2_world.aoi_4326(), tmp_path / "out", ["B04"], include_masks=False)
+            run_download([p], s2_world.aoi_4326(), tmp_path / "out", ["B04"], include_masks=False)
         asked = list(server.requests)
     assert p.download["assets"] == {}
     assert p.download["refused"] == {"B02": "s3", "B03": "s3", "B04": "s3", "B08": "s3"}
@@ -242,12 +260,12 @@ def test_planetary_computer_files_are_signed_and_the_token_is_never_written(tmp_
             unsigned.send("GET", item["assets"]["B04"]["href"], read=lambda r, w: r.content)
         blobs.requests.clear()
         log = []
-        found = search_products("planetary_computer", s2_world.aoi_4326(), "2023-06-01", "2023-06-30",
+        found = search("planetary_computer", s2_world.aoi_4326(), "2023-06-01", "2023-06-30",
                                 service_url=pc.stac_url, aoi_cloud=True, log=log.append,
                                 client_options={"sleep": no_sleep})
         gpkg = Path(write_footprints_gpkg(found, tmp_path / "products.gpkg"))
-        result = download_products(read_products_gpkg(gpkg), s2_world.aoi_4326(), tmp_path / "out", ["B04"],
-                                   include_masks=True, log=log.append, client_options={"sleep": no_sleep})
+        result = run_download(read_products_gpkg(gpkg), s2_world.aoi_4326(), tmp_path / "out", ["B04"],
+                              include_masks=True, log=log.append, client_options={"sleep": no_sleep})
         tokens = pc.tokens()
         reads = [r for r in blobs.requests if r.path.endswith(".tif")]
     (p,) = found
@@ -302,7 +320,7 @@ def test_the_real_bucket_layout_is_found_from_its_top(tmp_path):
     source = needs_real_data("s2_l2a_29RKH_100m")
     product = tmp_path.joinpath("X", *BUCKET_PATH)
     shutil.copytree(source, product)
-    (p,) = search_products("local", AOI_29RKH, *FEB, service_url=str(tmp_path / "X"))
+    (p,) = search("local", AOI_29RKH, *FEB, service_url=str(tmp_path / "X"))
     assert (p.product_id, p.collection, p.cloud_cover) == (REAL_ID, "L2A", pytest.approx(4.051854))
     assert p.download["path"] == str(product) and len(p.download["assets"]) == 13
     assert p.download["assets"]["B04"] == str(product / "B04.tif")
@@ -323,7 +341,7 @@ def test_a_folder_without_products_says_how_much_was_looked_at(tmp_path):
     (tmp_path / "lib" / "b" / "c" / "photo.tif").write_bytes(b"")
     with pytest.raises(SatPluginError, match=r"No Sentinel-2 product was found in .*lib \(looked at 4 folder\(s\) "
                                              r"and 2 file\(s\), at every depth\)"):
-        search_products("local", AOI_29RKH, *FEB, service_url=str(tmp_path / "lib"))
+        search("local", AOI_29RKH, *FEB, service_url=str(tmp_path / "lib"))
     with pytest.raises(SatPluginError, match="stopping there at the limit of 3"):
         LocalBackend(tmp_path / "lib", max_entries=3).search(AOI_29RKH, *normalise_period(*FEB), "L2A")
 
@@ -348,7 +366,7 @@ def two_tile_dates():
 @pytest.mark.parametrize("strategy", ["all", "even"])
 def test_max_products_counts_dates_and_a_dates_tiles_come_together(strategy):
     with StacApiServer(two_tile_dates()) as server:
-        found = search_products(stac(server.url), AOI_ACROSS, *FEB, max_products=2, strategy=strategy)
+        found = search(stac(server.url), AOI_ACROSS, *FEB, max_products=2, strategy=strategy)
     rows = [(p.rank, p.datetime.day, p.mgrs_tile, p.selected) for p in found]
     if strategy == "all":
         # Clear share: Feb 24 95 %, Feb 19 70 %, Feb 29 about 50 % (its clear tile covers a fifth).
@@ -366,8 +384,8 @@ def test_all_ranks_by_the_clear_share_of_the_aoi_unless_asked_for_least_cloud():
     small = stac_item(tile="32NPF", when=datetime(2020, 2, 19, 10, tzinfo=UTC), cloud=1.0, geometry=box(10.97, 0, 12, 1))
     large = stac_item(tile="32NPF", when=datetime(2020, 2, 24, 10, tzinfo=UTC), cloud=10.0, geometry=box(10.66, 0, 12, 1))
     with StacApiServer([small, large]) as server:
-        by_clear = search_products(stac(server.url), aoi, *FEB)
-        by_cloud = search_products(stac(server.url), aoi, *FEB, strategy="cloud")
+        by_clear = search(stac(server.url), aoi, *FEB)
+        by_cloud = search(stac(server.url), aoi, *FEB, strategy="cloud")
     assert [round(p.aoi_coverage) for p in by_clear] == [34, 3]  # 34 % x 0.90 clear beats 3 % x 0.99
     assert [p.datetime.day for p in by_clear] == [24, 19]
     assert [p.datetime.day for p in by_cloud] == [19, 24]

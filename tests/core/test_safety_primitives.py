@@ -9,7 +9,7 @@ import pytest
 
 from satplugin.qgis_satplugin.core import locks
 from satplugin.qgis_satplugin.core.atomic import AtomicOutputs
-from satplugin.qgis_satplugin.core.download import run as download_run
+from satplugin.qgis_satplugin.core.download.run import _LEFTOVER as DOWNLOAD_LEFTOVER
 from satplugin.qgis_satplugin.core.errors import SatPluginError
 from satplugin.qgis_satplugin.core.export import staging
 from satplugin.qgis_satplugin.core.export.dataset_card import CONTENTS_KEY, FORMAT, JSON_NAME
@@ -76,8 +76,8 @@ def test_a_download_removes_only_its_own_temp_files():
     ours = [".20230612T101559_S2B_T32TQM.staging-0a1b2c3d.tif", ".20230612T101559_S2B_T32TQM_SCL.partial-0a1b2c3d.tif",
             ".manifest.json.0a1b2c3d.tmp"]
     others = [".class.partial-0a1b2c3d.tif", ".series_5m.partial-0a1b2c3d.tif", "20230612T101559_S2B_T32TQM.tif"]
-    assert all(download_run._LEFTOVER.match(n) for n in ours)
-    assert not any(download_run._LEFTOVER.match(n) for n in others)
+    assert all(DOWNLOAD_LEFTOVER.match(n) for n in ours)
+    assert not any(DOWNLOAD_LEFTOVER.match(n) for n in others)
 
 
 def test_an_output_that_cannot_be_replaced_is_one_sentence_and_no_temp_is_left(tmp_path, monkeypatch):

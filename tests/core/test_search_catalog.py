@@ -7,14 +7,17 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from shapely.geometry import box
 
+from satplugin.qgis_satplugin.core.area import Area
+from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.errors import SatPluginError
 from satplugin.qgis_satplugin.core.search import (
     CatalogBackend,
     Credentials,
     CredentialsRefused,
+    SearchOptions,
     make_backend,
     resolve_credentials,
-    search_products,
+    run,
     sh_config,
     sh_data_collection,
 )
@@ -25,6 +28,14 @@ from tests.servers.sentinelhub_api import CATALOG_PATH, TOKEN_PATH, SentinelHubS
 UTC = timezone.utc
 AOI = box(-11.5, 24.5, -11.4, 24.6)
 CREDS = Credentials("test-client", "test-secret")
+
+
+def search(backend, aoi, start, end, *, progress=None, is_canceled=None, log=None, client_options=None, **options):
+    """The search through its options: ``backend`` is a backend name (an option) or a backend object."""
+    named = isinstance(backend, str)
+    spec = SearchOptions(Area.from_geometry(aoi), start, end, **({"backend": backend} if named else {}), **options)
+    feedback = Feedback(progress=progress, log=log, is_canceled=is_canceled)
+    return run(spec, feedback, backend=None if named else backend, client_options=client_options).products
 
 
 class Sleeps(list):
@@ -103,7 +114,7 @@ def test_wrong_secret_gives_clear_message_without_the_secret():
     with SentinelHubServer(items(3)) as server:
         backend = backend_for(server, credentials=Credentials("test-client", "wrong-secret-xyz"))
         with pytest.raises(CredentialsRefused) as info:
-            search_products(backend, AOI, "2023-06-01", "2023-06-30")
+            search(backend, AOI, "2023-06-01", "2023-06-30")
         assert server.requests_to(CATALOG_PATH) == []
         assert len(server.requests_to(TOKEN_PATH)) == 1  # a refusal is not retried
     message = str(info.value)
@@ -158,7 +169,7 @@ def test_token_endpoint_500_then_success():
 
 def test_empty_catalog_result():
     with SentinelHubServer(items(5)) as server:
-        assert search_products(backend_for(server), AOI, "2019-01-01", "2019-12-31") == []
+        assert search(backend_for(server), AOI, "2019-01-01", "2019-12-31") == []
 
 
 def test_make_backend_defaults_and_overrides():

@@ -10,7 +10,9 @@ import pytest
 import rasterio
 from shapely.geometry import box, shape
 
-from satplugin.qgis_satplugin.core.search import LocalBackend, aoi_cloud_percent, scan_folder, search_products
+from satplugin.qgis_satplugin.core.area import Area
+from satplugin.qgis_satplugin.core.feedback import Feedback
+from satplugin.qgis_satplugin.core.search import LocalBackend, SearchOptions, aoi_cloud_percent, run, scan_folder
 from satplugin.qgis_satplugin.core.search.period import normalise_period
 from tests.servers.files import RangeFileServer
 from tests.servers.items import real_data_dir
@@ -24,6 +26,14 @@ from tests.servers.product_folders import (
 
 UTC = timezone.utc
 SAFE_AOI = box(12.6, 45.4, 12.8, 45.6)
+
+
+def search(backend, aoi, start, end, *, progress=None, is_canceled=None, log=None, client_options=None, **options):
+    """The search through its options: ``backend`` is a backend name (an option) or a backend object."""
+    named = isinstance(backend, str)
+    spec = SearchOptions(Area.from_geometry(aoi), start, end, **({"backend": backend} if named else {}), **options)
+    feedback = Feedback(progress=progress, log=log, is_canceled=is_canceled)
+    return run(spec, feedback, backend=None if named else backend, client_options=client_options).products
 
 
 def when(day, month=6):
@@ -48,7 +58,7 @@ def library(tmp_path):
 
 def test_scan_reads_safe_metadata(library):
     log = []
-    found = {p.product_id: p for p in scan_folder(library, log=log.append)}
+    found = {p.product_id: p for p in scan_folder(library, feedback=Feedback(log=log.append))}
     name = "S2B_MSIL2A_20230612T101559_N0509_R065_T32TQM_20230612T131559"
     p = found[name]
     assert p.datetime == datetime(2023, 6, 12, 10, 15, 59, 24000, tzinfo=UTC)
@@ -89,7 +99,7 @@ def test_missing_footprint_falls_back_to_band_extent(library):
 
 
 def test_local_search_filters_period_collection_and_aoi(library):
-    found = search_products("local", SAFE_AOI, "2023-06-01", "2023-06-30", collection="L2A", service_url=str(library))
+    found = search("local", SAFE_AOI, "2023-06-01", "2023-06-30", collection="L2A", service_url=str(library))
     ids = [p.product_id for p in found]
     # June L2A products over the AOI; the band-extent one lies elsewhere; best cloud first.
     assert ids == [
@@ -98,7 +108,7 @@ def test_local_search_filters_period_collection_and_aoi(library):
     ]
     assert all(p.backend == "local" for p in found)
     assert found[0].aoi_coverage == pytest.approx(100.0)
-    l1c = search_products("local", SAFE_AOI, "2023-06-01", "2023-06-30", collection="L1C", service_url=str(library))
+    l1c = search("local", SAFE_AOI, "2023-06-01", "2023-06-30", collection="L1C", service_url=str(library))
     assert [p.product_id for p in l1c] == ["S2B_MSIL1C_20230612T101559_N0509_R065_T32TQM_20230612T131559"]
 
 
@@ -134,13 +144,13 @@ def test_scl_cloud_over_http_range_requests(tmp_path):
 def test_local_search_with_aoi_cloud(tmp_path):
     make_cog_folder(tmp_path, when=when(12), cloud=60.0)
     aoi = cog_quadrant_4326(0, 0).buffer(-1e-6)
-    plain = search_products("local", aoi, "2023-06-01", "2023-06-30", max_cloud=50, service_url=str(tmp_path))
+    plain = search("local", aoi, "2023-06-01", "2023-06-30", max_cloud=50, service_url=str(tmp_path))
     assert plain == []  # the scene is too cloudy...
-    measured = search_products(
+    measured = search(
         "local", aoi, "2023-06-01", "2023-06-30", max_cloud=100, service_url=str(tmp_path), aoi_cloud=True
     )
     assert measured[0].aoi_cloud == pytest.approx(25.0)  # ...but the AOI is mostly clear
-    strict = search_products(
+    strict = search(
         "local", aoi, "2023-06-01", "2023-06-30", max_cloud=20, service_url=str(tmp_path), aoi_cloud=True
     )
     assert strict == []  # scene filter first (60 > 20)

@@ -9,16 +9,19 @@ from pyproj import Geod
 from shapely import affinity
 from shapely.geometry import box, shape
 
+from satplugin.qgis_satplugin.core.area import Area
+from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.errors import SatPluginError
 from satplugin.qgis_satplugin.core.search import (
     Product,
+    SearchOptions,
     StacBackend,
     annotate_coverage,
     collapse_duplicates,
     coverage_percent,
     filter_products,
     rank_products,
-    search_products,
+    run,
     season_periods,
     select_even,
 )
@@ -32,6 +35,14 @@ WEST = shape(TILE_29RKH)  # the real 29RKH data footprint
 EAST = affinity.translate(WEST, xoff=1.0)  # a neighbouring tile, invented, overlapping WEST by ~0.1 deg
 AOI_ACROSS = box(-10.95, 24.6, -10.6, 24.8)  # west tile ends near -10.88, east starts near -10.97
 GEOD = Geod(ellps="WGS84")
+
+
+def search(backend, aoi, start, end, *, progress=None, is_canceled=None, log=None, client_options=None, **options):
+    """The search through its options: ``backend`` is a backend name (an option) or a backend object."""
+    named = isinstance(backend, str)
+    spec = SearchOptions(Area.from_geometry(aoi), start, end, **({"backend": backend} if named else {}), **options)
+    feedback = Feedback(progress=progress, log=log, is_canceled=is_canceled)
+    return run(spec, feedback, backend=None if named else backend, client_options=client_options).products
 
 
 class Sleeps(list):
@@ -100,7 +111,7 @@ def test_search_across_two_tiles_end_to_end():
         stac_item(tile="29RMH", when=when, geometry=affinity.translate(WEST, xoff=3.0)),  # far east: no overlap
     ]
     with StacApiServer(items) as server:
-        found = search_products(
+        found = search(
             StacBackend(server.url, client_options={"sleep": Sleeps()}), AOI_ACROSS, "2020-02-01", "2020-02-29"
         )
     assert [p.mgrs_tile for p in found] == ["29RKH", "29RLH"]  # one acquisition: its tiles in tile order
@@ -116,7 +127,7 @@ def test_search_across_two_tiles_end_to_end():
     # date with only the western tile (about a fifth of the AOI) does not.
     later = stac_item(tile="29RKH", when=when + timedelta(days=10), geometry=WEST, cloud=0.0)
     with StacApiServer([*items, later]) as server:
-        strict = search_products(
+        strict = search(
             StacBackend(server.url, client_options={"sleep": Sleeps()}),
             AOI_ACROSS,
             "2020-02-01",
@@ -150,7 +161,7 @@ def test_reprocessed_products_collapse_to_newest_baseline():
         stac_item(when=t, platform="S2B", baseline="02.14", orbit=37, sequence=0),
     ]
     with StacApiServer(items) as server:
-        found = search_products(
+        found = search(
             StacBackend(server.url, client_options={"sleep": Sleeps()}),
             box(-11.5, 24.5, -11.4, 24.6),
             "2020-02-01",
@@ -262,7 +273,7 @@ def test_season_across_new_year():
     ]
     items = [stac_item(when=d) for d in dates]
     with StacApiServer(items) as server:
-        found = search_products(
+        found = search(
             StacBackend(server.url, client_options={"sleep": Sleeps()}),
             box(-11.5, 24.5, -11.4, 24.6),
             "2023-11-01",

@@ -8,13 +8,23 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from shapely.geometry import box, shape
 
-from satplugin.qgis_satplugin.core.search import StacBackend, product_from_stac_item, search_products
+from satplugin.qgis_satplugin.core.area import Area
+from satplugin.qgis_satplugin.core.feedback import Feedback
+from satplugin.qgis_satplugin.core.search import SearchOptions, StacBackend, product_from_stac_item, run
 from satplugin.qgis_satplugin.core.search.period import normalise_period
 from tests.servers.items import real_item_path, stac_item
 from tests.servers.stac_api import StacApiServer
 
 UTC = timezone.utc
 AOI = box(-11.5, 24.5, -11.4, 24.6)  # inside tile 29RKH
+
+
+def search(backend, aoi, start, end, *, progress=None, is_canceled=None, log=None, client_options=None, **options):
+    """The search through its options: ``backend`` is a backend name (an option) or a backend object."""
+    named = isinstance(backend, str)
+    spec = SearchOptions(Area.from_geometry(aoi), start, end, **({"backend": backend} if named else {}), **options)
+    feedback = Feedback(progress=progress, log=log, is_canceled=is_canceled)
+    return run(spec, feedback, backend=None if named else backend, client_options=client_options).products
 
 
 class Sleeps(list):
@@ -125,7 +135,7 @@ def test_429_then_results_waits_retry_after():
     with StacApiServer(daily_items(3)) as server:
         server.script(429, headers={"Retry-After": "2"}, body={"code": "TooManyRequests"})
         backend = StacBackend(server.url, client_options={"sleep": sleeps})
-        found = search_products(backend, AOI, "2020-01-01", "2020-01-31", max_cloud=100)
+        found = search(backend, AOI, "2020-01-01", "2020-01-31", max_cloud=100)
         assert len(server.requests_to("/search")) == 2
     assert sleeps == [2.0]
     assert len(found) == 3
@@ -148,17 +158,17 @@ def test_500_on_second_page_is_retried():
 def test_empty_result_gives_empty_list():
     with StacApiServer(daily_items(5)) as server:
         backend = StacBackend(server.url, client_options={"sleep": Sleeps()})
-        assert search_products(backend, AOI, "2021-06-01", "2021-06-30") == []
+        assert search(backend, AOI, "2021-06-01", "2021-06-30") == []
         far_away = box(10, 50, 10.1, 50.1)
-        assert search_products(backend, far_away, "2020-01-01", "2020-01-31") == []
+        assert search(backend, far_away, "2020-01-01", "2020-01-31") == []
 
 
-def test_progress_reaches_100_and_is_monotonic():
+def test_progress_reaches_the_end_and_is_monotonic():
     seen = []
     with StacApiServer(daily_items(120)) as server:
         backend = StacBackend(server.url, client_options={"sleep": Sleeps()})
-        search_products(backend, AOI, "2020-01-01", "2020-12-31", progress=seen.append)
-    assert seen[-1] == 100.0
+        search(backend, AOI, "2020-01-01", "2020-12-31", progress=seen.append)
+    assert seen[-1] == 1.0  # the core's one progress scale: 0 to 1
     assert seen == sorted(seen)
 
 
@@ -169,6 +179,6 @@ def test_cancel_stops_the_search():
         backend = StacBackend(server.url, client_options={"sleep": Sleeps()})
         pages = []
         with pytest.raises(Canceled):
-            search_products(backend, AOI, "2020-01-01", "2020-12-31", progress=pages.append,
+            search(backend, AOI, "2020-01-01", "2020-12-31", progress=pages.append,
                             is_canceled=lambda: len(pages) >= 1)
         assert len(server.requests_to("/search")) == 1  # no page after the cancel

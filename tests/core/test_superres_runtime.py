@@ -7,13 +7,19 @@ import pytest
 import rasterio
 
 from satplugin.qgis_satplugin.core.errors import Canceled, SatPluginError
-from satplugin.qgis_satplugin.core.superres import ModelContractError, load_model, super_resolve
+from satplugin.qgis_satplugin.core.feedback import Feedback
+from satplugin.qgis_satplugin.core.superres import ModelContractError, SuperResolveOptions, load_model, run
 from satplugin.qgis_satplugin.core.superres.tiling import TileLayout
 
 from ..superres_fixtures import BANDS, contract_metadata, dated_series, make_model, write_revisit
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
+
+
+def resolve(inputs, output, *, log=None, is_canceled=None, **options):
+    """One run through the step's API: the options, and a feedback made of the callbacks."""
+    return run(SuperResolveOptions(inputs=inputs, output=output, **options), Feedback(log=log, is_canceled=is_canceled))
 
 
 def read(path):
@@ -38,9 +44,9 @@ def random_series(tmp_path):
 @pytest.mark.parametrize("tile,overlap", [(16, 4), (17, 5), (24, 8), (32, 12), (10, 4), (48, 16), (40, 19)])
 def test_tiled_output_equals_the_whole_raster_at_once(tmp_path, box_model, random_series, tile, overlap):
     # The model's receptive field is 1 px: a margin of 1 makes every blended pixel exact.
-    whole = super_resolve(random_series, tmp_path / "whole.tif", model=box_model, tile_size=256, overlap=4)
+    whole = resolve(random_series, tmp_path / "whole.tif", model=box_model, tile_size=256, overlap=4)
     assert whole.tiles == 1
-    tiled = super_resolve(random_series, tmp_path / "tiled.tif", model=box_model, tile_size=tile, overlap=overlap,
+    tiled = resolve(random_series, tmp_path / "tiled.tif", model=box_model, tile_size=tile, overlap=overlap,
                           batch_size=3)
     assert tiled.tiles == TileLayout(45, 61, tile, overlap, 2, margin=1).count > 1
     np.testing.assert_allclose(read(tmp_path / "tiled.tif"), read(tmp_path / "whole.tif"), rtol=0, atol=2e-7)
@@ -48,9 +54,9 @@ def test_tiled_output_equals_the_whole_raster_at_once(tmp_path, box_model, rando
 
 def test_without_context_margin_tiles_would_differ(tmp_path, box_model, random_series):
     # The check above can fail: without overlap there is no margin, and zero padding shows.
-    super_resolve(random_series, tmp_path / "whole.tif", model=box_model, tile_size=256, overlap=4)
+    resolve(random_series, tmp_path / "whole.tif", model=box_model, tile_size=256, overlap=4)
     logs = []
-    super_resolve(random_series, tmp_path / "seams.tif", model=box_model, tile_size=16, overlap=0, log=logs.append)
+    resolve(random_series, tmp_path / "seams.tif", model=box_model, tile_size=16, overlap=0, log=logs.append)
     assert any("Use OVERLAP >= 3 for tile-exact results" in m for m in logs)
     assert np.abs(read(tmp_path / "seams.tif") - read(tmp_path / "whole.tif")).max() > 1e-3
 
@@ -59,7 +65,7 @@ def test_without_context_margin_tiles_would_differ(tmp_path, box_model, random_s
 def test_constant_input_gives_a_constant_output_up_to_the_raster_edges(tmp_path, box_model, tile, overlap):
     dn = np.full((4, 30, 41), 1234)
     paths = dated_series(tmp_path, [dn, dn])
-    super_resolve(paths, tmp_path / "out.tif", model=box_model, tile_size=tile, overlap=overlap)
+    resolve(paths, tmp_path / "out.tif", model=box_model, tile_size=tile, overlap=overlap)
     out = read(tmp_path / "out.tif")
     assert out.shape == (4, 60, 82)
     np.testing.assert_allclose(out, 0.1234, rtol=0, atol=1e-6)
@@ -71,7 +77,7 @@ def test_linear_ramp_stays_linear_across_tile_boundaries(tmp_path, tile, overlap
     rows, cols = np.mgrid[0:40, 0:50]
     dn = np.stack([1000 + 20 * cols + 7 * rows] * 4)
     paths = dated_series(tmp_path, [dn])
-    super_resolve(paths, tmp_path / "out.tif", model=model, tile_size=tile, overlap=overlap)
+    resolve(paths, tmp_path / "out.tif", model=model, tile_size=tile, overlap=overlap)
     out = read(tmp_path / "out.tif")[0].astype(np.float64)
     # Bilinear (half-pixel) upsampling of a ramp is the ramp at the output pixel centres.
     yy, xx = np.mgrid[0:80, 0:100]
@@ -86,7 +92,7 @@ def test_linear_ramp_stays_linear_across_tile_boundaries(tmp_path, tile, overlap
 def test_output_georeferencing_is_the_input_extent_at_finer_pixels(tmp_path, box_model):
     paths = [write_revisit(tmp_path / "S2_20230601.tif", np.full((4, 33, 27), 500),
                            datetime(2023, 6, 1, tzinfo=timezone.utc), origin=(399960.0, 5100060.0), crs="EPSG:32632")]
-    res = super_resolve(paths, tmp_path / "out.tif", model=box_model, tile_size=16, overlap=4)
+    res = resolve(paths, tmp_path / "out.tif", model=box_model, tile_size=16, overlap=4)
     with rasterio.open(paths[0]) as src, rasterio.open(tmp_path / "out.tif") as out:
         assert out.crs == src.crs
         assert out.bounds == src.bounds
@@ -104,7 +110,7 @@ def test_sixteen_bit_range_goes_through_without_truncation_or_wrap(tmp_path):
     dn = np.zeros((4, 12, 12), dtype=np.int64)
     dn[:, :, :4], dn[:, :, 4:8], dn[:, :, 8:] = 65535, 40000, 1
     paths = dated_series(tmp_path, [dn])
-    super_resolve(paths, tmp_path / "out.tif", model=model, tile_size=8, overlap=0)
+    resolve(paths, tmp_path / "out.tif", model=model, tile_size=8, overlap=0)
     out = read(tmp_path / "out.tif")
     assert out[:, :, :8].min() == pytest.approx(6.5535, abs=1e-5)
     assert out[:, :, 8:16].max() == pytest.approx(4.0, abs=1e-5)
@@ -120,7 +126,7 @@ def test_uint16_model_outputs_are_scaled_and_clipped(tmp_path):
     dn[:, :5] = 123
     dn[:, 0, 0] = 0  # no data in every band
     paths = dated_series(tmp_path, [dn])
-    super_resolve(paths, tmp_path / "out.tif", model=model, tile_size=16, overlap=0)
+    resolve(paths, tmp_path / "out.tif", model=model, tile_size=16, overlap=0)
     with rasterio.open(tmp_path / "out.tif") as ds:
         out = ds.read()
         assert ds.dtypes[0] == "uint16" and ds.nodata == 0 and ds.scales == (0.0001,) * 4
@@ -136,7 +142,7 @@ def test_nodata_pixels_are_filled_from_the_next_revisit_or_left_as_nodata(tmp_pa
     first[:, 3, 3] = second[:, 3, 3] = 0  # no revisit has data there
     second[:, 7, 7] = 0
     paths = dated_series(tmp_path, [first, second])  # no masks: no data counts as cloud
-    res = super_resolve(paths, tmp_path / "out.tif", model=model, tile_size=16, overlap=0, max_cloud=100)
+    res = resolve(paths, tmp_path / "out.tif", model=model, tile_size=16, overlap=0, max_cloud=100)
     out = read(tmp_path / "out.tif")
     # Clearest first: the second date lacks 2 of 64 pixels, the first 5.
     assert [r["cloud_percent"] for r in res.revisits] == [3.125, 7.812]
@@ -155,7 +161,7 @@ def test_clearest_first_order_and_cloud_skipping(tmp_path):
     scls[2][:1] = 3  # 10 % shadow: the clearest
     paths = dated_series(tmp_path, stacks, scls=scls)
     logs = []
-    res = super_resolve(paths, tmp_path / "out.tif", model=model, tile_size=16, overlap=0, max_cloud=50, log=logs.append)
+    res = resolve(paths, tmp_path / "out.tif", model=model, tile_size=16, overlap=0, max_cloud=50, log=logs.append)
     assert [r["cloud_percent"] for r in res.revisits] == [10.0, 20.0]
     assert any("Skipping S2_20230501.tif" in m and "60.0 %" in m for m in logs)
     out = read(tmp_path / "out.tif")
@@ -174,7 +180,7 @@ def test_chronological_model_and_fixed_revisits_repeat_when_short(tmp_path):
     scls[0][0, :] = 9
     paths = dated_series(tmp_path, stacks, scls=scls)
     logs = []
-    res = super_resolve(paths, tmp_path / "out.tif", model=model, tile_size=8, overlap=0, log=logs.append)
+    res = resolve(paths, tmp_path / "out.tif", model=model, tile_size=8, overlap=0, log=logs.append)
     assert [r["datetime"][:10] for r in res.revisits] == ["2023-05-01", "2023-05-11", "2023-05-01"]
     assert any("needs 3 revisits and 2 are usable" in m for m in logs)
 
@@ -183,7 +189,7 @@ def test_every_revisit_too_cloudy_is_a_clear_error(tmp_path, box_model):
     scls = [np.full((6, 6), 9, dtype=np.uint8)]
     paths = dated_series(tmp_path, [np.full((4, 6, 6), 100)], scls=scls)
     with pytest.raises(ModelContractError, match="Every revisit is above MAX_CLOUD 50 %.*100.0 %"):
-        super_resolve(paths, tmp_path / "out.tif", model=box_model)
+        resolve(paths, tmp_path / "out.tif", model=box_model)
     assert not (tmp_path / "out.tif").exists()
 
 
@@ -191,7 +197,7 @@ def test_gpu_provider_requested_without_gpu_falls_back_to_cpu(tmp_path, box_mode
     import onnxruntime as ort
 
     logs = []
-    res = super_resolve(random_series, tmp_path / "out.tif", model=box_model, provider="cuda", log=logs.append)
+    res = resolve(random_series, tmp_path / "out.tif", model=box_model, provider="cuda", log=logs.append)
     assert res.provider == "CPU"
     with rasterio.open(tmp_path / "out.tif") as ds:
         assert ds.tags()["PROVIDER"] == "CPU"
@@ -200,7 +206,7 @@ def test_gpu_provider_requested_without_gpu_falls_back_to_cpu(tmp_path, box_mode
     else:
         assert any("CUDA provider is not in this ONNX Runtime build" in m for m in logs)
     logs.clear()
-    assert load_model(box_model, "directml", logs.append).provider == "CPUExecutionProvider"
+    assert load_model(box_model, "directml", Feedback(log=logs.append)).provider == "CPUExecutionProvider"
     assert "DirectML provider is not in this ONNX Runtime build" in logs[0]
     with pytest.raises(SatPluginError, match="PROVIDER must be one of auto, cpu, cuda"):
         load_model(box_model, "vulkan")
@@ -223,7 +229,7 @@ def test_contract_that_does_not_fit_the_model_or_the_input(tmp_path, random_seri
         load_model(fixed)
     wrong_bands = make_model(tmp_path / "wrong.onnx", bands=["B02", "B03", "B04", "B11"])
     with pytest.raises(ModelContractError, match="lacks the band\\(s\\) B11 that the model needs"):
-        super_resolve(random_series, tmp_path / "out.tif", model=wrong_bands)
+        resolve(random_series, tmp_path / "out.tif", model=wrong_bands)
     from satplugin.qgis_satplugin.core.superres.contract import metadata_props
 
     lying = metadata_props(**contract_metadata(output_bands=["B02", "B03"]))
@@ -234,7 +240,7 @@ def test_contract_that_does_not_fit_the_model_or_the_input(tmp_path, random_seri
 
 def test_cancel_leaves_no_file_and_keeps_the_previous_output(tmp_path, box_model, random_series):
     out = tmp_path / "out.tif"
-    super_resolve(random_series, out, model=box_model, tile_size=16, overlap=4)
+    resolve(random_series, out, model=box_model, tile_size=16, overlap=4)
     before = out.read_bytes()
     calls = []
 
@@ -243,7 +249,7 @@ def test_cancel_leaves_no_file_and_keeps_the_previous_output(tmp_path, box_model
         return len(calls) > 5
 
     with pytest.raises(Canceled):
-        super_resolve(random_series, out, model=box_model, tile_size=16, overlap=4, batch_size=1,
+        resolve(random_series, out, model=box_model, tile_size=16, overlap=4, batch_size=1,
                       is_canceled=cancel_midway)
     assert len(calls) == 6
     assert out.read_bytes() == before
@@ -252,13 +258,13 @@ def test_cancel_leaves_no_file_and_keeps_the_previous_output(tmp_path, box_model
 
 def test_bad_parameters_give_clear_errors(tmp_path, box_model, random_series):
     with pytest.raises(SatPluginError, match="OVERLAP must be at least 0 and less than half of TILE_SIZE"):
-        super_resolve(random_series, tmp_path / "o.tif", model=box_model, tile_size=32, overlap=16)
+        resolve(random_series, tmp_path / "o.tif", model=box_model, tile_size=32, overlap=16)
     with pytest.raises(SatPluginError, match="must be a GeoTIFF"):
-        super_resolve(random_series, tmp_path / "o.png", model=box_model)
+        resolve(random_series, tmp_path / "o.png", model=box_model)
     with pytest.raises(SatPluginError, match="does not exist"):
-        super_resolve(random_series, tmp_path / "o.tif", model=tmp_path / "missing.onnx")
+        resolve(random_series, tmp_path / "o.tif", model=tmp_path / "missing.onnx")
     with pytest.raises(SatPluginError, match="not writable|does not exist"):
-        super_resolve(random_series, tmp_path / "no" / "o.tif", model=box_model)
+        resolve(random_series, tmp_path / "no" / "o.tif", model=box_model)
 
 
 @pytest.mark.filterwarnings("ignore:Mean of empty slice")
@@ -268,7 +274,7 @@ def test_overviews_are_the_means_of_the_level_below(tmp_path):
     dn = rng.integers(500, 3000, (4, 300, 283))
     dn[:, :3, :3] = 0  # no data: NaN at full resolution, ignored by the overview means
     paths = dated_series(tmp_path, [dn])
-    super_resolve(paths, tmp_path / "out.tif", model=model, tile_size=64, overlap=8)
+    resolve(paths, tmp_path / "out.tif", model=model, tile_size=64, overlap=8)
     with rasterio.open(tmp_path / "out.tif") as ds:
         assert ds.overviews(1) == [2, 4]
         full = ds.read()
@@ -291,5 +297,27 @@ def test_full_disk_is_a_clear_error_and_leaves_no_file(tmp_path, box_model, rand
 
     monkeypatch.setattr(output_raster.OutputRaster, "_write", no_space)
     with pytest.raises(SatPluginError, match="The disk is full at .*; free some space and run again"):
-        super_resolve(random_series, tmp_path / "out.tif", model=box_model, tile_size=16, overlap=4)
+        resolve(random_series, tmp_path / "out.tif", model=box_model, tile_size=16, overlap=4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["box.onnx", "series"]
+
+
+def test_the_output_is_written_without_the_osgeo_bindings(tmp_path, box_model, random_series, monkeypatch):
+    # A pip-installed engine has rasterio's GDAL but no osgeo.gdal (it has no PyPI wheel).
+    import sys
+
+    monkeypatch.setitem(sys.modules, "osgeo", None)
+    res = resolve(random_series, tmp_path / "out.tif", model=box_model, tile_size=16, overlap=4)
+    with rasterio.open(tmp_path / "out.tif") as ds:
+        assert (ds.width, ds.height) == (res.width, res.height) == (122, 90)
+        assert ds.profile["compress"] == "zstd" and ds.profile["tiled"] and ds.block_shapes[0] == (256, 256)
+        assert ds.tags()["MODEL_FILE"] == "box.onnx" and ds.descriptions == tuple(BANDS)
+        assert not np.isnan(ds.read()).any()
+
+
+def test_a_gdal_failure_is_a_runtime_error_with_gdals_message(tmp_path):
+    from satplugin.qgis_satplugin.core.superres.gdal_writer import GeoTiff
+
+    target = tmp_path / "no such folder" / "out.tif"
+    with pytest.raises(RuntimeError, match="no such folder"):
+        GeoTiff(target, 10, 10, 1, "float32", ["TILED=YES"])
+    assert not target.parent.exists()

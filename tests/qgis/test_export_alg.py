@@ -146,6 +146,41 @@ def test_splits_from_polygons_through_processing_run(series_and_labels, tmp_path
         assert card["splits"][name]["samples"] == sum(1 for s in expected.values() if s == name)
 
 
+def test_split_polygons_in_another_crs_give_the_same_splits(series_and_labels, tmp_path):
+    """A SPLIT_LAYER in lon/lat is reprojected to the images' CRS by the core: the same samples, the same splits."""
+    from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsFeature, QgsGeometry, QgsProject,
+                           QgsRectangle)
+
+    series, labels, first = series_and_labels
+    with rasterio.open(first) as ds:
+        width, height, (x0, y1) = ds.width, ds.height, (ds.transform.c, ds.transform.f)
+    # The boundary at 40 px lies inside a 16 px block, well away from its edges.
+    boxes = {"train": (-5, -5, 40, height + 5), "test": (40, -5, width + 5, height + 5)}
+    to_lonlat = QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:32633"),
+                                       QgsCoordinateReferenceSystem("EPSG:4326"), QgsProject.instance())
+    rows = {}
+    for crs in ("EPSG:32633", "EPSG:4326"):
+        layer = QgsVectorLayer(f"Polygon?crs={crs}&field=split:string", "splits", "memory")
+        features = []
+        for name, (c0, r0, c1, r1) in boxes.items():
+            geometry = QgsGeometry.fromRect(QgsRectangle(x0 + 10 * c0, y1 - 10 * r1, x0 + 10 * c1, y1 - 10 * r0))
+            if crs == "EPSG:4326":
+                geometry = geometry.densifyByCount(20)
+                geometry.transform(to_lonlat)
+            feature = QgsFeature(layer.fields())
+            feature.setGeometry(geometry)
+            feature.setAttributes([name])
+            features.append(feature)
+        layer.dataProvider().addFeatures(features)
+        out = tmp_path / crs.replace(":", "_")
+        run("exportpatches", {"IMAGES": [series], "PATCH_SIZE": 16, "SPLIT_LAYER": layer, "SPLIT_FIELD": "split",
+                              "FORMAT": 0, "OUTPUT_FOLDER": str(out)})
+        rows[crs] = sorted((row["row"], row["col"], row["split"]) for row in ExportedDataset(out).rows)
+    assert rows["EPSG:4326"] == rows["EPSG:32633"]
+    assert {split for _, _, split in rows["EPSG:32633"]} == {"train", "test"}
+    assert all((col + 16 <= 32) == (split == "train") for _, col, split in rows["EPSG:32633"])
+
+
 def test_export_through_qgis_process_subprocess(series_and_labels, tmp_path):
     """The real qgis_process binary: sample count, the card's figures and pixels against the sources."""
     series, labels, first = series_and_labels

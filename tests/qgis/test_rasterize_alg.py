@@ -66,6 +66,12 @@ def test_provider_loads_with_icon_groups_and_help(satplugin_provider):
     assert not satplugin_provider.icon().isNull()
     assert alg.group() == "3 · Ground truth" and alg.groupId() == "groundtruth"
     assert "qgis_process run satplugin:rasterizegroundtruth" in alg.shortHelpString()
+    # The outputs and classes are described once, in the options, and the help shows those words.
+    from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths
+
+    for _, text in OutputPaths.help_lines() + GroundTruthOptions.help_lines()[1:2]:
+        assert text in alg.shortHelpString()
+    assert "OUTPUT_DISTANCE (metres from the pixel centre to the parcel edge" in alg.shortHelpString()
     names = [p.name() for p in alg.parameterDefinitions()]
     for name in ("INPUT", "CLASS_FIELD", "ID_FIELD", "FILTER", "REFERENCE", "EXTENT", "TARGET_CRS", "PIXEL_SIZE",
                  "MIN_COVERAGE", "OUTPUT_CLASS", "OUTPUT_ID", "OUTPUT_COVERAGE", "OUTPUT_CONFLICT",
@@ -196,7 +202,7 @@ def test_line_layer_is_refused(satplugin_provider, tmp_path):
 def test_real_lulc_through_processing_matches_core(satplugin_provider, real_data, tmp_path):
     """The same burn through QGIS (any provider: here OGR) as through the core."""
     from satplugin.qgis_satplugin.core.grid import PixelGrid
-    from satplugin.qgis_satplugin.core.ground_truth.run import OutputPaths, rasterize_ground_truth
+    from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths, run as run_ground_truth
     import geopandas as gpd
 
     gpkg = real_data / "slovenia_s2_l1c" / "lulc_polygons.gpkg"
@@ -216,8 +222,12 @@ def test_real_lulc_through_processing_matches_core(satplugin_provider, real_data
         assert ds.transform.almost_equals(ref.transform) and ds.shape == ref.shape
         grid = PixelGrid.from_transform(ref.crs.to_wkt(), ref.transform, ref.width, ref.height)
     layer = gpd.read_file(gpkg)
-    rasterize_ground_truth(np.asarray(layer.geometry), layer["LULC_ID"].tolist(), "EPSG:32633", grid,
-                           OutputPaths(class_raster=tmp_path / "core.tif"), parcel_ids=list(range(1, len(layer) + 1)))
+    import shapely
+
+    run_ground_truth(GroundTruthOptions(
+        polygons=tuple(shapely.to_wkb(np.asarray(layer.geometry), hex=True).tolist()),
+        class_values=tuple(layer["LULC_ID"].tolist()), source_crs="EPSG:32633", grid=grid,
+        outputs=OutputPaths(class_raster=tmp_path / "core.tif"), parcel_ids=tuple(range(1, len(layer) + 1))))
     via_core, _ = read(tmp_path / "core.tif")
     # Feature ids from OGR are 1-based rows, the same ids the core run used: identical rasters.
     np.testing.assert_array_equal(via_qgis, via_core)

@@ -68,8 +68,10 @@ def test_qgis_process_with_a_gpu_provider_requested(tmp_path, revisits):
         out = ds.read()
     assert not np.isnan(out).any() and out.shape == (4, 80, 104)
     # The same as the core gives in this process, with the same parameters.
-    from satplugin.qgis_satplugin.core.superres import super_resolve
+    from satplugin.qgis_satplugin.core.superres import SuperResolveOptions
+    from satplugin.qgis_satplugin.core.superres import run as run_core
 
-    super_resolve(paths, tmp_path / "core.tif", model=model, tile_size=16, overlap=4, max_cloud=100)
+    run_core(SuperResolveOptions(inputs=paths, output=tmp_path / "core.tif", model=model, tile_size=16, overlap=4,
+                                 max_cloud=100))
     with rasterio.open(tmp_path / "core.tif") as ds:
         np.testing.assert_array_equal(out, ds.read())

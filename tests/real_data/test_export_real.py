@@ -14,9 +14,10 @@ import pytest
 import rasterio
 import shapely
 
-from satplugin.qgis_satplugin.core.export import ExportedDataset, export_patches
+from satplugin.qgis_satplugin.core.export import ExportedDataset, ExportOptions, run
+from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.export.windows import axis_starts
-from satplugin.qgis_satplugin.core.ground_truth.run import OutputPaths, rasterize_ground_truth
+from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths, run as run_ground_truth
 from satplugin.qgis_satplugin.core.grid import PixelGrid
 
 # Invented dates, deliberately not in scene order, so that sorting by date is visible.
@@ -44,10 +45,13 @@ def slovenia(real_data, tmp_path):
     labels = {}
     for k, names in ((1, ("class", "coverage")), (4, ("id",))):
         paths = {n: tmp_path / f"{n}_x{k}.tif" for n in names}
-        rasterize_ground_truth(
-            polygons.geometry.values, polygons["LULC_ID"].tolist(), polygons.crs.to_wkt(), _grid_of(series[0], k),
-            OutputPaths(class_raster=paths.get("class"), coverage_raster=paths.get("coverage"), id_raster=paths.get("id")),
-        )
+        run_ground_truth(GroundTruthOptions(
+            polygons=tuple(shapely.to_wkb(np.asarray(polygons.geometry), hex=True).tolist()),
+            class_values=tuple(polygons["LULC_ID"].tolist()), source_crs=polygons.crs.to_wkt(),
+            grid=_grid_of(series[0], k),
+            outputs=OutputPaths(class_raster=paths.get("class"), coverage_raster=paths.get("coverage"),
+                                id_raster=paths.get("id")),
+        ))
         labels[k] = paths
     return series, labels, polygons
 
@@ -55,8 +59,8 @@ def slovenia(real_data, tmp_path):
 def test_slovenia_scenes_export_pixel_exact_with_aligned_labels(slovenia, tmp_path):
     series, labels, polygons = slovenia
     messages = []
-    res = export_patches(list(series), tmp_path / "out", labels=labels[1], patch_size=32, stride=24,
-                         split_block_size=48, seed=0, log=messages.append)
+    res = run(ExportOptions(list(series), tmp_path / "out", labels=labels[1], patch_size=32, stride=24,
+                            split_block_size=48, seed=0), Feedback(log=messages.append))
     assert res.bands == L1C_BANDS
     assert res.dates == [f"2021-{m}T00:00:00Z" for m in ("04-10", "05-20", "06-15", "07-25", "08-30")]
     assert any("assuming reflectance = 0.0001 x DN" in m for m in messages)
@@ -84,8 +88,8 @@ def test_slovenia_scenes_export_pixel_exact_with_aligned_labels(slovenia, tmp_pa
 
 def test_slovenia_x4_labels_sit_inside_their_polygons(slovenia, tmp_path):
     series, labels, polygons = slovenia
-    export_patches(list(series), tmp_path / "out", labels=labels[4], label_scale=4, patch_size=32,
-                   split_block_size=10000)
+    run(ExportOptions(list(series), tmp_path / "out", labels=labels[4], label_scale=4, patch_size=32,
+                      split_block_size=10000))
     ds = ExportedDataset(tmp_path / "out")
     fine = _grid_of(series[0], 4)
     geoms = polygons.geometry.values
@@ -145,8 +149,8 @@ def _download_folder_29rkh(real_data: Path, folder: Path) -> Path:
 
 def test_real_scl_drops_cloudy_patches(real_data, tmp_path):
     scl = _download_folder_29rkh(real_data, tmp_path / "download")
-    res = export_patches(tmp_path / "download", tmp_path / "out", patch_size=64, max_cloud=5, split_block_size=100000,
-                         format="geotiff")
+    res = run(ExportOptions(tmp_path / "download", tmp_path / "out", patch_size=64, max_cloud=5,
+                            split_block_size=100000, format="geotiff"))
     starts = axis_starts(1098, 64, 64)
     expected = {}
     for r in starts:

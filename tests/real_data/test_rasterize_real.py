@@ -6,7 +6,7 @@ import rasterio
 import shapely
 
 from satplugin.qgis_satplugin.core.grid import PixelGrid, utm_grid_for_bounds
-from satplugin.qgis_satplugin.core.ground_truth.run import OutputPaths, rasterize_ground_truth
+from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths, run
 
 
 def reference_labels(polys, classes, ids, grid: PixelGrid, rows, cols, min_coverage):
@@ -66,6 +66,13 @@ def check_against_reference(folder, polys, classes, ids, grid, window=None, min_
     return ref_cls
 
 
+def rasterize(geometries, class_values, source_crs, grid, outputs, parcel_ids):
+    """The step's run on shapely polygons, as a job spec of WKB hex strings."""
+    return run(GroundTruthOptions(
+        polygons=tuple(shapely.to_wkb(np.asarray(geometries), hex=True).tolist()), class_values=tuple(class_values),
+        source_crs=source_crs, grid=grid, outputs=outputs, parcel_ids=tuple(parcel_ids)))
+
+
 def outputs_in(folder):
     return OutputPaths(
         class_raster=folder / "class.tif", id_raster=folder / "id.tif", coverage_raster=folder / "coverage.tif"
@@ -79,7 +86,7 @@ def test_slovenia_lulc_onto_scene_0_grid(real_data, tmp_path):
     polys = layer.geometry.values.data if hasattr(layer.geometry.values, "data") else np.asarray(layer.geometry)
     classes = layer["LULC_ID"].to_numpy()
     ids = np.arange(len(layer))  # RABA_ID repeats, so use the row as the parcel id
-    result = rasterize_ground_truth(polys, classes.tolist(), "EPSG:32633", grid, outputs_in(tmp_path), parcel_ids=ids.tolist())
+    result = rasterize(polys, classes.tolist(), "EPSG:32633", grid, outputs_in(tmp_path), parcel_ids=ids.tolist())
     assert result.n_rasterized == 88  # 62 inside plus 26 crossing the edge: none dropped
     ref = check_against_reference(tmp_path, np.asarray(polys), classes, ids, grid)
     assert result.labelled_pixels == int((ref > 0).sum()) > 9000
@@ -91,7 +98,7 @@ def test_french_parcels_onto_utm_grids(real_data, tmp_path, pixel_size, window):
     grid = utm_grid_for_bounds(tuple(layer.total_bounds), "EPSG:2154", pixel_size)
     assert grid.crs == "EPSG:32631" and grid.x_min % 60 == 0 and grid.y_max % 60 == 0
     crops = layer["code_cultu"].tolist()
-    result = rasterize_ground_truth(
+    result = rasterize(
         np.asarray(layer.geometry), crops, "EPSG:2154", grid, outputs_in(tmp_path), parcel_ids=layer["id"].tolist()
     )
     assert result.n_rasterized == 193

@@ -14,7 +14,8 @@ import pytest
 import rasterio
 from rasterio.transform import Affine
 
-from satplugin.qgis_satplugin.core.superres import DEFAULT_MODEL, load_model, super_resolve
+from satplugin.qgis_satplugin.core.feedback import Feedback
+from satplugin.qgis_satplugin.core.superres import DEFAULT_MODEL, SuperResolveOptions, load_model, run
 from tests.conftest import real_data_dir
 from tests.superres_fixtures import write_revisit
 
@@ -33,6 +34,11 @@ def _hr(path):
         transform, crs = ds.transform, ds.crs
     h, w = hr.shape[1] - hr.shape[1] % 2, hr.shape[2] - hr.shape[2] % 2
     return hr[:, :h, :w], transform, crs
+
+
+def resolve(inputs, output, *, model, log=None, **options):
+    """One run on the model loaded once for the module's tests (the shipped default)."""
+    return run(SuperResolveOptions(inputs=inputs, output=output, **options), Feedback(log=log), loaded_model=model)
 
 
 def _psnr(pred, target):
@@ -62,7 +68,7 @@ def test_shipped_model_on_held_out_scene_scores_what_its_card_says(degraded):
     model = load_model(DEFAULT_MODEL, "cpu")
     out = degraded["folder"] / "sr.tif"
     logs = []
-    result = super_resolve(degraded["paths"], out, model=model, tile_size=48, overlap=23, log=logs.append)
+    result = resolve(degraded["paths"], out, model=model, tile_size=48, overlap=23, log=logs.append)
     assert [r["datetime"][:10] for r in result.revisits] == ["2021-05-01", "2021-05-11", "2021-05-21", "2021-05-31"]
     assert not any("Warning" in m for m in logs)  # OVERLAP 23 leaves the receptive field (11 px) at each tile edge
     with rasterio.open(out) as ds:
@@ -86,7 +92,7 @@ def test_shipped_model_on_held_out_scene_scores_what_its_card_says(degraded):
 def test_real_output_does_not_depend_on_the_tiling(degraded):
     model = load_model(DEFAULT_MODEL, "cpu")
     folder = degraded["folder"]
-    super_resolve(degraded["paths"], folder / "whole.tif", model=model, tile_size=256, overlap=24)
-    super_resolve(degraded["paths"], folder / "tiles.tif", model=model, tile_size=46, overlap=22, batch_size=3)
+    resolve(degraded["paths"], folder / "whole.tif", model=model, tile_size=256, overlap=24)
+    resolve(degraded["paths"], folder / "tiles.tif", model=model, tile_size=46, overlap=22, batch_size=3)
     with rasterio.open(folder / "whole.tif") as a, rasterio.open(folder / "tiles.tif") as b:
         np.testing.assert_allclose(b.read(), a.read(), rtol=0, atol=2e-5)

@@ -1,7 +1,8 @@
 """Download Sentinel-2 products onto one pixel grid: pure Python, no ``qgis`` import.
 
-:func:`download_products` takes the products of the search step (``Product`` objects,
-dicts, or :func:`read_products_gpkg` of its GeoPackage) and writes, into one folder:
+:func:`run` takes a :class:`DownloadOptions` (the products of the search step as plain
+records, see :func:`product_records`; the area or a reference grid; the bands; the
+folder) and writes, into one folder:
 
 * one multi-band COG per acquisition date (``20230612T101559_S2B_T32TQM.tif``), uint16,
   every date and band on the same grid (the AOI's UTM zone snapped to the Sentinel-2
@@ -25,27 +26,31 @@ from ..sentinel2 import NATIVE_RESOLUTION_M
 from .bands import BAND_PRESETS, resolve_bands
 from .harmonize import Harmonization, apply_harmonization, plan_harmonization
 from ..image_series.manifest import read_manifest, sha256_of
-from .product_list import as_products, product_from_row, read_products_gpkg
-from .run import DownloadResult, download_products, grid_for_aoi
+from .options import DownloadOptions
+from .product_list import as_products, product_from_row, product_record, product_records, read_products_gpkg
+from .run import DownloadResult, grid_for_aoi, run
 from .sentinelhub import MAX_REQUEST_PX, evalscript, process_body, split_windows
 
 __all__ = [
     "BAND_PRESETS",
     "MAX_REQUEST_PX",
     "NATIVE_RESOLUTION_M",
+    "DownloadOptions",
     "DownloadResult",
     "Harmonization",
     "apply_harmonization",
     "as_products",
-    "download_products",
     "evalscript",
     "grid_for_aoi",
     "plan_harmonization",
     "process_body",
     "product_from_row",
     "read_manifest",
+    "product_record",
+    "product_records",
     "read_products_gpkg",
     "resolve_bands",
+    "run",
     "sha256_of",
     "split_windows",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ..feedback import Feedback
 from ..products import Product, parse_product_name
 from ..sentinel2 import baseline_key
 
@@ -67,12 +68,13 @@ class Acquisition:
         return self.datetime.isoformat().replace("+00:00", "Z")
 
 
-def group_acquisitions(products: list[Product], log=None) -> list[Acquisition]:
+def group_acquisitions(products: list[Product], feedback: Feedback | None = None) -> list[Acquisition]:
     """Group by backend kind, collection, platform, UTC day and relative orbit; sort by time.
 
     Two products of the same tile in one group are reprocessings of one datatake; the
-    newest baseline is kept, as the search does.
+    newest baseline is kept, as the search does (and ``feedback`` is told).
     """
+    feedback = Feedback.of(feedback)
     groups: dict[tuple, list[Product]] = {}
     for p in products:
         orbit = p.relative_orbit if p.relative_orbit is not None else p.product_id
@@ -84,8 +86,7 @@ def group_acquisitions(products: list[Product], log=None) -> list[Acquisition]:
         for p in sorted(members, key=lambda q: (q.mgrs_tile, baseline_key(q.processing_baseline)), reverse=True):
             tile = p.mgrs_tile or p.product_id
             if tile in by_tile:
-                if log:
-                    log(f"{p.product_id}: another processing of the same tile and date is newer; skipped.")
+                feedback.log(f"{p.product_id}: another processing of the same tile and date is newer; skipped.")
                 continue
             by_tile[tile] = p
         kept = [by_tile[t] for t in sorted(by_tile)]

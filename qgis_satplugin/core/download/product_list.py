@@ -3,7 +3,8 @@
 The search writes one feature per product with its download references as JSON text
 (see ``search/footprints_gpkg.py``); this turns such rows, plain dicts or
 :class:`Product` objects back into products, so the QGIS algorithm, a model step and a
-notebook all hand the same thing to :func:`download_products`.
+notebook all hand the same thing to the download: plain records (:func:`product_records`)
+in its :class:`~.options.DownloadOptions`.
 """
 
 from __future__ import annotations
@@ -142,6 +143,31 @@ def check_band_files(products, bands) -> None:
         if (p.download or {}).get("kind") in ("stac", "local"):
             for band in bands:
                 checked_file(p, band)
+
+
+def product_record(product: Product) -> dict:
+    """``product`` as the plain record a job spec holds; :func:`product_from_row` reads it back.
+
+    The fields are a search GeoPackage row's, less the ranking and the footprint, which the
+    download does not read (the area to fetch is the options' own).
+    """
+    return {
+        "product_id": product.product_id,
+        "datetime": product.datetime.isoformat().replace("+00:00", "Z"),
+        "platform": product.platform,
+        "mgrs_tile": product.mgrs_tile,
+        "rel_orbit": product.relative_orbit,
+        "baseline": product.processing_baseline,
+        "collection": product.collection,
+        "cloud": product.cloud_cover,
+        "backend": product.backend,
+        "download": json.loads(json.dumps(product.download or {})),  # a copy of plain JSON values
+    }
+
+
+def product_records(products) -> tuple[dict, ...]:
+    """Products, search GeoPackage rows or records (a mix is fine) as plain records, checked."""
+    return tuple(product_record(p) for p in as_products(products))
 
 
 def as_products(products) -> list[Product]:

@@ -1,10 +1,11 @@
-"""``download_products``: plan the outputs, fetch pieces in parallel, publish complete files.
+"""The download's ``run``: plan the outputs, fetch pieces in parallel, publish complete files.
 
 The main thread owns every file: it plans, writes the pieces that worker threads
 fetch into staging files, publishes finished files and the manifest, reports progress
 and log lines, and polls the user's cancel flag (every :data:`POLL_S`). Workers only
 fetch and compute; they see cancellation through a shared event, and they never call
-the user's callbacks (QGIS feedback objects are meant for one thread).
+the run's :class:`~..feedback.Feedback` (a QGIS feedback behind it is meant for one
+thread): their log lines come to the main thread through a queue.
 
 At most ``max_concurrent`` pieces are fetched at once (one request per worker at a
 time), and only a few acquisitions are open at a time, so memory and open files stay
@@ -25,24 +26,25 @@ import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import shapely
 
 from ..atomic import user_error_for
 from ..errors import Canceled, SatPluginError
+from ..feedback import Feedback
 from ..grid import PixelGrid, check_memory, utm_grid_for_bounds
 from ..locks import OutputLock, remove_leftovers
+from ..options import plain
 from ..area import prepare_aoi
 from ..sentinel2 import MASK_NODATA, REFLECTANCE_SCALE
 from .acquisitions import Acquisition, file_stem, group_acquisitions
-from .bands import check_bands_for, resolve_bands
 from .cog_writer import StagedRaster
 from .file_sources import FileSources
 from .harmonize import apply_harmonization
 from ..image_series.manifest import RESUME_NOTE, file_entry, file_is_current, read_manifest, reusable_entries, write_manifest
-from .product_list import as_products, check_band_files, check_references
-from .sentinelhub import MAX_REQUEST_PX, ProcessApi
+from .options import DownloadOptions
+from .product_list import as_products
+from .sentinelhub import ProcessApi
 from .transfer import ClientPool
 
 POLL_S = 0.2
@@ -80,6 +82,21 @@ class DownloadResult:
     def dates(self) -> list[str]:
         return sorted({f["datetime"] for f in self.files})
 
+    def to_dict(self) -> dict:
+        """The result as JSON values: paths as strings, the grid as a dict, the dates too."""
+        return {
+            "output_folder": str(self.output_folder),
+            "manifest_path": str(self.manifest_path),
+            "grid": plain(self.grid),
+            "bands": plain(self.bands),
+            "files": plain(self.files),
+            "written": plain(self.written),
+            "skipped": plain(self.skipped),
+            "transferred_bytes": int(self.transferred_bytes),
+            "requests": int(self.requests),
+            "dates": self.dates,
+        }
+
 
 @dataclass
 class _Job:
@@ -94,65 +111,62 @@ class _Job:
     has_data: bool = False
 
 
-def download_products(
-    products,
-    aoi_geometry_4326,
-    output_folder,
-    bands,
-    pixel_size: float = 10.0,
-    reference_grid: PixelGrid | None = None,
-    include_masks: bool = True,
-    harmonize: bool = True,
-    max_concurrent: int = 4,
-    service_url: str | None = None,
-    token_url: str | None = None,
-    credentials=None,
-    progress: Callable[[float], None] | None = None,
-    is_canceled: Callable[[], bool] | None = None,
-    log: Callable[[str], None] | None = None,
-    client_options: dict | None = None,
+def run(
+    options: DownloadOptions,
+    feedback: Feedback | None = None,
     *,
-    max_request_px: int = MAX_REQUEST_PX,
+    credentials=None,
+    client_options: dict | None = None,
 ) -> DownloadResult:
-    """Download ``bands`` of ``products`` onto one grid, one COG per date (+ mask), resumable.
+    """Download ``options.bands`` of ``options.products`` onto one grid, one COG per date (+ mask), resumable.
 
-    See the package docstring for the rules; ``client_options`` go to every HTTP client
-    (``sleep``, ``max_attempts``, ``timeout``, ``backoff_base``... for tests).
+    See the package docstring for the rules. ``credentials`` (client id and secret) are
+    for the Sentinel Hub backends; ``client_options`` go to every HTTP client on top of
+    the options' deadlines (``sleep``, ``max_attempts``, ``timeout``, ``backoff_base``,
+    ``rng``... for tests).
     """
-    user_canceled = is_canceled or (lambda: False)
-    if user_canceled():
+    feedback = Feedback.of(feedback)
+    if feedback.is_canceled():
         raise Canceled()
-    products = as_products(products)
-    check_references(products, service_url)  # a shared product list must not choose hosts or files
-    band_list = resolve_bands(bands)
-    check_bands_for(band_list, {p.collection for p in products})
-    check_band_files(products, band_list)  # before the folder is touched: a missing file is known now
-    grid = reference_grid if reference_grid is not None else grid_for_aoi(aoi_geometry_4326, pixel_size)
+    # Again here, not only when the options were made: the records are dicts a caller could change since.
+    options.check()
+    products = as_products(options.products)
+    band_list = options.band_list()
+    grid = options.reference_grid
+    if grid is None:
+        grid = grid_for_aoi(options.area.lonlat(), options.pixel_size)
     grid.check_size()
-    check_download_memory(grid, band_list, products, max_concurrent, max_request_px)
-    folder = prepare_folder(output_folder)
+    check_download_memory(grid, band_list, products, options.max_concurrent, options.max_request_px)
+    folder = prepare_folder(options.output_folder)
+    harmonize = options.harmonize
+    network = {"request_deadline": options.request_deadline, "run_deadline": options.run_deadline, **(client_options or {})}
     with OutputLock([folder], "download"):
         # Only while holding the lock: without it these could be another run's files.
         remove_leftovers(folder, _LEFTOVER)
         messages: queue.Queue = queue.Queue()
         cancel_event = threading.Event()
-        pool = ClientPool(client_options, cancel_event.is_set, messages.put)
-        acqs = group_acquisitions(products, log)
+        pool = ClientPool(network, cancel_event.is_set, messages.put)
+        acqs = group_acquisitions(products, feedback)
         file_sources = FileSources(pool, grid)
         process_api = ProcessApi(
-            pool, grid, service_url=service_url, token_url=token_url, credentials=credentials, max_request_px=max_request_px
+            pool,
+            grid,
+            service_url=options.service_url,
+            token_url=options.token_url,
+            credentials=credentials,
+            max_request_px=options.max_request_px,
         )
 
         def backend(acq):
             return process_api if acq.kind == "sentinelhub" else file_sources
 
-        jobs = _plan_jobs(acqs, band_list, include_masks, backend, log)
+        jobs = _plan_jobs(acqs, band_list, options.include_masks, backend, feedback)
         reusable = reusable_entries(read_manifest(folder), grid, harmonize)
         entries: dict[str, dict] = {}
         skipped = []
         todo = []
         for job in jobs:
-            if user_canceled():  # checksumming large files takes a moment each
+            if feedback.is_canceled():  # checksumming large files takes a moment each
                 raise Canceled()
             old = reusable.get(job.entry["path"])
             if file_is_current(folder, old, job.entry):
@@ -160,17 +174,15 @@ def download_products(
                 skipped.append(job.entry["path"])
             else:
                 todo.append(job)
-        if log:
-            for acq in acqs:
-                paths = [j.entry["path"] for j in jobs if j.acq is acq]
-                if paths and all(p in skipped for p in paths):
-                    log(f"{acq.iso_datetime} {acq.stem}: already complete (checksums match); skipped.")
+        for acq in acqs:
+            paths = [j.entry["path"] for j in jobs if j.acq is acq]
+            if paths and all(p in skipped for p in paths):
+                feedback.log(f"{acq.iso_datetime} {acq.stem}: already complete (checksums match); skipped.")
 
-        runner = _Runner(folder, grid, band_list, harmonize, pool, backend, entries, max_concurrent, progress, log, messages)
-        written = runner.run(todo, user_canceled, cancel_event)
+        runner = _Runner(folder, grid, band_list, harmonize, pool, backend, entries, options.max_concurrent, feedback, messages)
+        written = runner.run(todo, cancel_event)
         manifest_path = write_manifest(folder, grid, band_list, harmonize, list(entries.values()), complete=True)
-        if progress:
-            progress(1.0)
+        feedback.set_progress(1.0)
         return DownloadResult(
             output_folder=folder,
             manifest_path=manifest_path,
@@ -236,7 +248,7 @@ def check_download_memory(grid: PixelGrid, band_list, products, max_concurrent: 
     )
 
 
-def _plan_jobs(acqs, band_list, include_masks, backend, log) -> list[_Job]:
+def _plan_jobs(acqs, band_list, include_masks, backend, feedback: Feedback) -> list[_Job]:
     jobs = []
     for acq in acqs:
         stem = file_stem(acq)
@@ -254,8 +266,7 @@ def _plan_jobs(acqs, band_list, include_masks, backend, log) -> list[_Job]:
             continue
         mask = backend(acq).mask_name(acq)
         if mask is None:
-            if log:
-                log(f"{acq.stem}: no cloud mask available for these {acq.collection} products from this source; image only.")
+            feedback.log(f"{acq.stem}: no cloud mask available for these {acq.collection} products from this source; image only.")
             continue
         entry = {"path": f"{stem}_{mask}.tif", "kind": "mask", "bands": [mask], "mask": mask, **common}
         jobs.append(_Job(acq, entry, mask))
@@ -263,7 +274,7 @@ def _plan_jobs(acqs, band_list, include_masks, backend, log) -> list[_Job]:
 
 
 class _Runner:
-    def __init__(self, folder, grid, band_list, harmonize, pool, backend, entries, max_concurrent, progress, log, messages):
+    def __init__(self, folder, grid, band_list, harmonize, pool, backend, entries, max_concurrent, feedback: Feedback, messages):
         self.folder = folder
         self.grid = grid
         self.band_list = band_list
@@ -272,12 +283,11 @@ class _Runner:
         self.backend = backend
         self.entries = entries
         self.max_concurrent = max(1, int(max_concurrent))
-        self.progress = progress
-        self.log = log
+        self.feedback = feedback
         self.messages = messages
         self.written: list[str] = []
 
-    def run(self, todo: list[_Job], user_canceled, cancel_event) -> list[str]:
+    def run(self, todo: list[_Job], cancel_event) -> list[str]:
         if not todo:
             return []
         groups: dict[int, list[_Job]] = {}
@@ -300,7 +310,7 @@ class _Runner:
                             futures[executor.submit(task)] = job
                 done, _ = wait(list(futures), timeout=POLL_S, return_when=FIRST_COMPLETED)
                 self._drain_messages()
-                if user_canceled():
+                if self.feedback.is_canceled():
                     raise Canceled()
                 for fut in done:
                     job = futures.pop(fut)
@@ -315,9 +325,8 @@ class _Runner:
                         done_units += 1
                         if not any(j.acq is job.acq for j in open_jobs):
                             self._log_acquisition(job.acq)
-                    if self.progress:
-                        self.progress(min(0.99, done_units / total_units))
-                    if user_canceled():
+                    self.feedback.set_progress(min(0.99, done_units / total_units))
+                    if self.feedback.is_canceled():
                         raise Canceled()
             return self.written
         except BaseException as exc:
@@ -393,17 +402,15 @@ class _Runner:
             tags["MASK"] = job.mask
             job.staged.finish(descriptions=[job.mask], tags=tags, resampling="NEAREST")
         job.staged = None
-        if job.mask is None and not job.has_data and self.log:
-            self.log(f"{entry['path']}: the products have no data over the area; the image is empty (all no-data).")
+        if job.mask is None and not job.has_data:
+            self.feedback.log(f"{entry['path']}: the products have no data over the area; the image is empty (all no-data).")
         self.entries[entry["path"]] = file_entry(self.folder, entry)
         self.written.append(entry["path"])
         write_manifest(self.folder, self.grid, self.band_list, self.harmonize, list(self.entries.values()), complete=False)
 
     def _log_acquisition(self, acq: Acquisition) -> None:
-        if not self.log:
-            return
         names = [e["path"] for e in self.entries.values() if e["datetime"] == acq.iso_datetime and e["path"] in self.written]
-        self.log(f"{acq.iso_datetime} {acq.stem}: wrote {', '.join(sorted(names))}.")
+        self.feedback.log(f"{acq.iso_datetime} {acq.stem}: wrote {', '.join(sorted(names))}.")
 
     def _drain_messages(self) -> None:
         while True:
@@ -411,8 +418,7 @@ class _Runner:
                 line = self.messages.get_nowait()
             except queue.Empty:
                 return
-            if self.log:
-                self.log(line)
+            self.feedback.log(line)
 
 
 def _band_task(source: FileSources, acq, band: str, index: int, mask: bool, harmonize: bool):

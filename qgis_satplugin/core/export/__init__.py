@@ -1,13 +1,12 @@
 """Export patches: a Sentinel-2 time series (+ ground truth) -> an ML dataset on disk.
 
-``export_patches(images, output_folder, labels=None, patch_size=64, stride=None,
-label_scale=1, bands=None, band_resolution="resample", min_labelled=0.0, max_cloud=100.0,
-min_dates=1, max_dates=None, season_start=None, season_end=None, format="npz",
-split_block_size=None, split_ratios=(0.7, 0.15, 0.15), seed=0, split_polygons=None,
-progress=None, is_canceled=None, log=None) -> ExportResult``
+``run(ExportOptions(images, output_folder, labels=None, patch_size=64, ...), feedback=None)
+-> ExportResult``: every option, with its description, is a field of :class:`ExportOptions`
+(checked when it is made, JSON round trip exact); progress, log and cancel come through a
+:class:`~..feedback.Feedback`. In short:
 
 * ``images``: a download folder (read through ``manifest.json``, see
-  :func:`read_manifest`) or a list of rasters, one date each; a list's dates come from
+  :mod:`..image_series.manifest`) or a tuple of rasters, one date each; a list's dates come from
   the ``ACQUISITION_DATETIME`` tag or the file name (``20230612``, ``2023-06-12``,
   ``20230612T101559``); a ``<name>_SCL.tif`` beside an image is its cloud mask. All
   images must share one grid (the export does not resample).
@@ -23,7 +22,8 @@ progress=None, is_canceled=None, log=None) -> ExportResult``
   ("MM-DD", may cross New Year).
 * splits: blocks of ``split_block_size`` px (default 8 patches; 1 patch with polygons)
   assigned to train/val/test toward ``split_ratios``, class-balanced, seeded; or from
-  ``split_polygons`` [(shapely geometry in the image CRS, "train"|"val"|"test")].
+  ``split_areas``: ``SplitArea(Area(wkt, crs), "train"|"val"|"test")`` values, in any CRS
+  (reprojected to the images' CRS here).
   Patches touching two splits are dropped, so no pixel is in two splits.
 * ``format``: ``npz``, ``zarr``, ``geotiff`` or ``deepsatdata`` (layouts in each
   ``format_*`` module). Every export also writes ``index.gpkg``, ``samples.csv``,
@@ -39,9 +39,9 @@ time writes a folder (a second refuses at once). :class:`ExportedDataset`
 reads any format back as numpy; ``torch_dataset.PatchDataset`` wraps it for PyTorch and
 ``torchgeo_dataset.ExportedGeoDataset`` for TorchGeo's samplers (dates kept).
 """
-from .run import FORMATS, ExportResult, export_patches
-from ..image_series.reader import read_manifest
 from .label_rasters import labels_by_kind
+from .options import FORMATS, ExportOptions, SplitArea
 from .reader import ExportedDataset
+from .run import ExportResult, run
 
-__all__ = ["FORMATS", "ExportResult", "ExportedDataset", "export_patches", "labels_by_kind", "read_manifest"]
+__all__ = ["FORMATS", "ExportOptions", "ExportResult", "ExportedDataset", "SplitArea", "labels_by_kind", "run"]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import Canceled, SatPluginError
+from ..feedback import Feedback
 from ..sentinel2 import MASK_CLOUD_VALUES, MASK_NODATA
 from ..image_series.dates import even_in_time
 from ..image_series.reader import ImageSeries
@@ -72,14 +73,14 @@ def _window_sums(bad: np.ndarray, cols: np.ndarray, width: int) -> np.ndarray:
     return cs[cols + width] - cs[cols]
 
 
-def _labelled_fractions(labels: LabelSet, pg: PatchGrid, hist: BlockHistogram, width: int, is_canceled) -> np.ndarray:
+def _labelled_fractions(labels: LabelSet, pg: PatchGrid, hist: BlockHistogram, width: int, feedback: Feedback) -> np.ndarray:
     """Share of labelled label pixels per patch; fills the block histogram on the way."""
     k, size = labels.scale, pg.size
     nodata = labels.rasters["class"].nodata
     out = np.empty((pg.row_starts.size, pg.col_starts.size), dtype=np.float64)
     counted_to = 0
     for group in _row_groups(pg.row_starts, size, max(1, PLAN_READ_ROWS // k)):
-        if is_canceled():
+        if feedback.is_canceled():
             raise Canceled()
         top, bottom = group[0], group[-1] + size
         classes = labels.read("class", top, bottom, 0, width)
@@ -94,7 +95,7 @@ def _labelled_fractions(labels: LabelSet, pg: PatchGrid, hist: BlockHistogram, w
     return out.ravel()
 
 
-def _cloud_percent(series: ImageSeries, pg: PatchGrid, is_canceled, progress) -> tuple[np.ndarray, np.ndarray]:
+def _cloud_percent(series: ImageSeries, pg: PatchGrid, feedback: Feedback) -> tuple[np.ndarray, np.ndarray]:
     """[patches, T]: % cloud or no data, and whether the patch is all no-data, per date."""
     import rasterio
 
@@ -113,7 +114,7 @@ def _cloud_percent(series: ImageSeries, pg: PatchGrid, is_canceled, progress) ->
             continue
         with rasterio.open(path) as ds:
             for group in _row_groups(pg.row_starts, size, PLAN_READ_ROWS):
-                if is_canceled():
+                if feedback.is_canceled():
                     raise Canceled()
                 top = group[0]
                 values = ds.read(band, window=((top, group[-1] + size), (0, width)))
@@ -125,13 +126,14 @@ def _cloud_percent(series: ImageSeries, pg: PatchGrid, is_canceled, progress) ->
                     rows = slice(r - top, r - top + size)
                     cloud[sl, t] = 100.0 * _window_sums(bad[rows], pg.col_starts, size) / area
                     empty[sl, t] = _window_sums(missing[rows], pg.col_starts, size) == area
-        progress((t + 1) / t_count)
+        feedback.set_progress((t + 1) / t_count)
     return cloud, empty
 
 
 def plan_patches(series: ImageSeries, labels: LabelSet | None, pg: PatchGrid, *, min_labelled: float, max_cloud: float,
                  min_dates: int, max_dates, block_size: int, ratios: np.ndarray, seed: int, split_polygons,
-                 is_canceled, progress, log) -> Plan:
+                 feedback: Feedback) -> Plan:
+    """``split_polygons``: [(geometry in the images' CRS, split name)] or None (balanced blocks)."""
     grid = series.grid
     n = len(pg)
     rows, cols = pg.rows, pg.cols
@@ -139,12 +141,12 @@ def plan_patches(series: ImageSeries, labels: LabelSet | None, pg: PatchGrid, *,
     hist = BlockHistogram(blocks)
     has_class = labels is not None and "class" in labels
     if has_class:
-        frac = _labelled_fractions(labels, pg, hist, grid.width, is_canceled)
+        frac = _labelled_fractions(labels, pg, hist, grid.width, feedback)
     else:
         hist.add_rows(0, grid.height, grid.width, None, 1, None)
         frac = np.full(n, np.nan)
-    progress(0.2)
-    cloud, empty = _cloud_percent(series, pg, is_canceled, lambda f: progress(0.2 + 0.7 * f))
+    feedback.set_progress(0.2)
+    cloud, empty = _cloud_percent(series, pg, feedback.sub_range(0.2, 0.9))
 
     dropped = {}
     alive = np.ones(n, dtype=bool)
@@ -184,7 +186,7 @@ def plan_patches(series: ImageSeries, labels: LabelSet | None, pg: PatchGrid, *,
 
     keep = np.flatnonzero(alive)
     plan = Plan(rows[keep], cols[keep], codes[keep], [date_lists[i] for i in keep], cloud[keep], n, dropped, split_info)
-    progress(1.0)
+    feedback.set_progress(1.0)
     if not len(plan):
         details = "; ".join(f"{count} {why}" for why, count in dropped.items() if count)
         raise SatPluginError(
@@ -192,6 +194,6 @@ def plan_patches(series: ImageSeries, labels: LabelSet | None, pg: PatchGrid, *,
         )
     for i, s in enumerate(SPLITS):
         if ratios[i] > 0 and not (plan.splits == i).any() and split_polygons is None:
-            log(f"Warning: no patch went to the {s} split; use a smaller split_block_size or a larger area.")
-    log(f"{len(plan)} of {n} patches kept; " + ", ".join(f"{c} dropped {why}" for why, c in dropped.items() if c))
+            feedback.log(f"Warning: no patch went to the {s} split; use a smaller split_block_size or a larger area.")
+    feedback.log(f"{len(plan)} of {n} patches kept; " + ", ".join(f"{c} dropped {why}" for why, c in dropped.items() if c))
     return plan

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..errors import Canceled
+from ..feedback import Feedback
 from . import windows
 from .band_layout import block_mean
 from .dataset_card import BandStatistics
@@ -40,12 +41,12 @@ def _group_images(values: np.ndarray, meta: DatasetMeta, nodata) -> dict:
 class SampleSink:
     """Everything that happens to a finished sample, on one background thread."""
 
-    def __init__(self, writer, meta: DatasetMeta, class_nodata, is_canceled, catalog=None):
+    def __init__(self, writer, meta: DatasetMeta, class_nodata, feedback: Feedback, catalog=None):
         self.writer = writer
         self.catalog = catalog  # stac_catalog.CatalogWriter: one STAC item per sample, per chunk
         self.meta = meta
         self.class_nodata = class_nodata
-        self.is_canceled = is_canceled
+        self.feedback = feedback  # only its cancel check: progress is the reading loop's
         self.stats = BandStatistics(meta.bands)
         self.class_pixels = {s: defaultdict(int) for s in SPLITS}
         self.records, self.index_rows = [], []
@@ -55,7 +56,7 @@ class SampleSink:
     def _write_all(self, samples):
         first_row = len(self.index_rows)
         for sample in samples:
-            if self.is_canceled():
+            if self.feedback.is_canceled():
                 raise Canceled()
             path = self.writer.write(sample)
             hist = _class_hist(sample.labels["class"], self.class_nodata) if "class" in sample.labels else {}
@@ -90,7 +91,7 @@ class SampleSink:
         self.pool.shutdown(wait=True)
 
 
-def stream_samples(series, label_set, plan, sink: SampleSink, is_canceled, progress) -> None:
+def stream_samples(series, label_set, plan, sink: SampleSink, feedback: Feedback) -> None:
     import rasterio
 
     meta = sink.meta
@@ -110,7 +111,7 @@ def stream_samples(series, label_set, plan, sink: SampleSink, is_canceled, progr
                 for slot, t in enumerate(plan.dates[i].tolist()):
                     users[t].append((i, slot))
             for t in sorted(users):
-                if is_canceled():
+                if feedback.is_canceled():
                     raise Canceled()
                 data = sources[t].read(series.band_index, window=((r0, r1), (c0, c1)))
                 for i, slot in users[t]:
@@ -135,7 +136,7 @@ def stream_samples(series, label_set, plan, sink: SampleSink, is_canceled, progr
             sink.submit(samples)
             del samples
             done += chunk.patches.size
-            progress(done / len(plan))
+            feedback.set_progress(done / len(plan))
         sink.finish()
     finally:
         for ds in sources:

@@ -1,16 +1,18 @@
-"""``manifest.json``: what the output folder holds, and the key to resuming a download.
+"""``manifest.json``: the download folder format. This module is its one writer and its one reader.
 
-It lists the grid, the bands and, per file, its acquisition, products, size and
-SHA-256. A rerun recomputes each planned file's checksum and skips the files whose
-checksum (and inputs) match, so an interrupted download resumes where it stopped and
-a corrupted file is fetched again. It is rewritten (atomically) after every file, so
-it never lists a file that is not complete, and it holds no timestamps: two runs that
-produce the same files produce the same manifest.
+The manifest lists the grid, the bands and, per file, its acquisition, products, size and
+SHA-256. A rerun of the download recomputes each planned file's checksum and skips the
+files whose checksum (and inputs) match, so an interrupted download resumes where it
+stopped and a corrupted file is fetched again. It is rewritten (atomically) after every
+file, so it never lists a file that is not complete, and it holds no timestamps: two runs
+that produce the same files produce the same manifest.
 
-This module is also the one reader of the schema: :func:`load_manifest` checks a
-manifest (which a user may have edited by hand) and :func:`verify_listed_files` checks
-the files it lists against their sizes and checksums. The export and super-resolution
-steps read download folders through them only.
+Writing: :func:`write_manifest` (entries made by :func:`file_entry`). Reading:
+:func:`load_manifest` is the one strict reader (a user may have edited the file by hand)
+and returns a :class:`Manifest`; :func:`read_manifest` is the download's resume view of it
+(None instead of an error), and :func:`verify_listed_files` checks the listed files
+against their sizes and checksums. The export and super-resolution steps read download
+folders through :func:`..reader.open_image_series`, which uses these.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import math
 import os
 import re
 import uuid
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..atomic import user_error_for
 from ..errors import SatPluginError
+from ..feedback import Feedback
 from ..grid import PixelGrid
 from ..sentinel2 import REFLECTANCE_SCALE
 
@@ -69,13 +73,32 @@ def manifest_error(path, problem: str) -> SatPluginError:
     )
 
 
-def load_manifest(folder) -> dict:
+@dataclass(frozen=True)
+class Manifest:
+    """A checked ``manifest.json``: what :func:`load_manifest` returns."""
+
+    folder: Path
+    body: dict  # the JSON object as written (every key, "grid" as written too)
+    grid: PixelGrid
+    bands: list  # band names, in file order
+    complete: bool  # False while a download is still writing (or stopped early)
+    entries: list  # the checked file entries, in manifest order
+
+    @property
+    def path(self) -> Path:
+        return self.folder / NAME
+
+    @property
+    def reflectance_scale(self):
+        """The scale a download states for its DN (reflectance = scale x DN), or None."""
+        return self.body.get("reflectance_scale")
+
+
+def load_manifest(folder) -> Manifest:
     """Read and check ``folder/manifest.json``; raise one clear :class:`SatPluginError` when unusable.
 
-    Returns the manifest's JSON object, checked, plus ``"pixel_grid"``: its grid as a
-    :class:`PixelGrid`; every file entry is checked by :func:`check_entry`.
-    Keys a hand-written manifest may lack (``format``, ``complete``, sizes, checksums)
-    are only checked when present.
+    Every file entry is checked by :func:`check_entry`. Keys a hand-written manifest may
+    lack (``format``, ``complete``, sizes, checksums) are only checked when present.
     """
     folder = Path(folder)
     path = folder / NAME
@@ -89,12 +112,10 @@ def load_manifest(folder) -> dict:
         raise manifest_error(path, f"is not valid JSON ({exc})") from None
     except OSError as exc:
         raise SatPluginError(f"Cannot read {path}: {exc.strerror or exc}.") from None
-    return check_manifest(body, folder)
+    return _checked(body, folder)
 
 
-def check_manifest(body, folder) -> dict:
-    """:func:`load_manifest` without the reading: ``body`` is the parsed JSON."""
-    folder = Path(folder)
+def _checked(body, folder: Path) -> Manifest:
     path = folder / NAME
     if not isinstance(body, dict):
         raise manifest_error(path, f"holds a JSON {_json_kind(body)}, not the object a download writes")
@@ -121,7 +142,7 @@ def check_manifest(body, folder) -> dict:
             raise manifest_error(path, f"lists {entry['path']!r} twice")
         seen.add(entry["path"])
         entries.append(entry)
-    return {**body, "complete": complete, "pixel_grid": grid, "bands": list(bands), "files": entries}
+    return Manifest(folder, body, grid, list(bands), complete, entries)
 
 
 def check_entry(entry, index: int, folder) -> dict:
@@ -177,12 +198,13 @@ def listed_path(folder, name, index: int = 0) -> Path:
     return folder / posix
 
 
-def verify_listed_files(folder, entries, budget_bytes: int | None = None, log=None) -> None:
+def verify_listed_files(folder, entries, feedback: Feedback | None = None, budget_bytes: int | None = None) -> None:
     """Check that every listed file is there, has its listed size and (within the budget) its SHA-256.
 
     A truncated or damaged file would otherwise fail deep inside a read with GDAL's own
     error, or worse, decode into wrong pixels.
     """
+    feedback = Feedback.of(feedback)
     folder = Path(folder)
     sizes = []
     for entry in entries:
@@ -206,9 +228,8 @@ def verify_listed_files(folder, entries, budget_bytes: int | None = None, log=No
     with_sums = [e for e in entries if e.get("sha256")]
     total = sum(size for size, e in zip(sizes, entries) if e.get("sha256"))
     if total > (CHECKSUM_BUDGET_BYTES if budget_bytes is None else budget_bytes):
-        if log:
-            log(f"Checked the sizes of the {len(entries)} listed files ({total / 2**30:.1f} GiB: checksums would take "
-                "a while); a damaged file is named if it fails to read.")
+        feedback.log(f"Checked the sizes of the {len(entries)} listed files ({total / 2**30:.1f} GiB: checksums would take "
+                     "a while); a damaged file is named if it fails to read.")
         return
     for entry in with_sums:
         path = folder / entry["path"]
@@ -260,10 +281,11 @@ def _short(value, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def read_manifest(folder: Path) -> dict | None:
+def read_manifest(folder: Path) -> Manifest | None:
     """The previous run's manifest for resuming, or None when absent or unusable (then nothing is skipped).
 
-    The download rewrites an unusable manifest, so it only needs to know which files to trust.
+    The download's view of :func:`load_manifest`: it rewrites an unusable manifest, so it
+    only needs to know which files to trust.
     """
     try:
         return load_manifest(folder)
@@ -271,11 +293,11 @@ def read_manifest(folder: Path) -> dict | None:
         return None
 
 
-def reusable_entries(old: dict | None, grid: PixelGrid, harmonize: bool) -> dict:
+def reusable_entries(old: Manifest | None, grid: PixelGrid, harmonize: bool) -> dict:
     """Entries of the previous manifest by path, if it was made for the same grid and scale."""
-    if not old or old.get("grid") != grid_record(grid) or old.get("harmonize") != bool(harmonize):
+    if old is None or old.body.get("grid") != grid_record(grid) or old.body.get("harmonize") != bool(harmonize):
         return {}
-    return {e["path"]: e for e in old.get("files") or [] if isinstance(e, dict) and "path" in e}
+    return {e["path"]: e for e in old.entries}
 
 
 def file_is_current(folder: Path, entry: dict | None, planned: dict) -> bool:

@@ -5,9 +5,9 @@ list of raster paths. Everything the export needs from them (grid, band names, d
 per-band scale and offset, masks) is gathered and checked here once, before any output
 exists, so that a bad input gives one clear message and no partial dataset.
 
-The manifest schema belongs to the download step: its module
-(:mod:`..download.manifest`) reads and checks it, paths and checksums included, for
-both steps; :func:`read_manifest` only picks out what the export needs.
+The manifest is read and checked, paths and checksums included, by :mod:`.manifest`
+(the one reader of the file); :func:`manifest_images` is the export and super-resolution
+view of it: the images, each with its mask.
 """
 from __future__ import annotations
 
@@ -15,14 +15,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 from pyproj import CRS
 
 from .manifest import NAME as MANIFEST_NAME
-from .manifest import listed_path, load_manifest, verify_listed_files
+from .manifest import Manifest, listed_path, load_manifest, verify_listed_files
 from ..errors import SatPluginError
+from ..feedback import Feedback
 from ..grid import PixelGrid
 from ..sentinel2 import REFLECTANCE_SCALE, canonical_band_name
 from .dates import DATE_TAG, date_from_name, iso_z, parse_iso_datetime
@@ -69,20 +70,17 @@ class ImageSeries:
         )
 
 
-def read_manifest(folder) -> dict:
-    """A download folder's manifest reduced to what the export needs.
+def manifest_images(manifest: Manifest) -> tuple[list, list]:
+    """A download's images, each paired with its mask, and the manifest entries of those files.
 
-    Returns ``{"grid": PixelGrid, "bands": [...], "scale": float | None, "images": [{"path",
-    "datetime", "product_id", "mask_path", "mask_kind"}], "entries": [the manifest's entries
-    of those files]}``. Masks pair with the image of the same name plus ``_SCL`` (or
-    ``_CLM``), else with the only mask of the same datetime. The manifest is checked by
-    the download step's own reader (:func:`..download.manifest.load_manifest`).
+    Returns ``([{"path", "datetime", "product_id", "mask_path", "mask_kind"}], [entries])``.
+    Masks pair with the image of the same name plus ``_SCL`` (or ``_CLM``), else with the
+    only mask of the same datetime. An incomplete download is refused.
     """
-    folder = Path(folder)
-    body = load_manifest(folder)
-    if not body["complete"]:
+    folder = manifest.folder
+    if not manifest.complete:
         raise SatPluginError(f"The download in {folder} is incomplete ({MANIFEST_NAME} says so); run the download again.")
-    entries = body["files"]
+    entries = manifest.entries
     masks = [e for e in entries if e.get("kind") == "mask" or Path(e["path"]).stem.upper().endswith(MASK_SUFFIXES)]
     images = [e for e in entries if e.get("kind", "image") == "image" and e not in masks]
     out, used = [], []
@@ -99,8 +97,7 @@ def read_manifest(folder) -> dict:
             "mask_kind": _mask_kind(mask) if mask else None,
         })
         used += [entry] + ([mask] if mask else [])
-    return {"grid": body["pixel_grid"], "bands": list(body["bands"]), "scale": body.get("reflectance_scale"),
-            "images": out, "entries": used}
+    return out, used
 
 
 def input_paths(images, param: str) -> dict:
@@ -232,15 +229,16 @@ def _select_bands(names: list, bands) -> list:
     return out
 
 
-def open_image_series(images, bands=None, log: Callable[[str], None] = lambda m: None) -> ImageSeries:
+def open_image_series(images, bands=None, feedback: Feedback | None = None) -> ImageSeries:
     """Check and describe the input series (see the module docstring)."""
     import rasterio
 
+    feedback = Feedback.of(feedback)
     manifest = None
     if isinstance(images, (str, Path)) and Path(images).is_dir():
-        manifest = read_manifest(images)
-        verify_listed_files(images, manifest["entries"], log=log)
-        entries = manifest["images"]
+        manifest = load_manifest(images)
+        entries, listed = manifest_images(manifest)
+        verify_listed_files(images, listed, feedback)
         source = "manifest"
     else:
         paths = [Path(images)] if isinstance(images, (str, Path)) else [Path(p) for p in (images or [])]
@@ -260,7 +258,7 @@ def open_image_series(images, bands=None, log: Callable[[str], None] = lambda m:
     if not entries:
         raise SatPluginError("The input holds no image rasters (only masks).")
 
-    grid = manifest["grid"] if manifest else None
+    grid = manifest.grid if manifest else None
     first_name = None
     names = None
     dtype = nodata = None
@@ -316,12 +314,12 @@ def open_image_series(images, bands=None, log: Callable[[str], None] = lambda m:
     scale_arr = np.stack([scales[i] for i in order])[:, sel]
     offset_arr = np.stack([offsets[i] for i in order])[:, sel]
     if np.all(scale_arr == 1.0) and np.all(offset_arr == 0.0) and np.dtype(dtype).kind in "ui":
-        assumed = float((manifest or {}).get("scale") or DEFAULT_REFLECTANCE_SCALE)
+        assumed = float((manifest.reflectance_scale if manifest else None) or DEFAULT_REFLECTANCE_SCALE)
         scale_arr = np.full_like(scale_arr, assumed)
-        log(f"The images carry no scale/offset; assuming reflectance = {assumed:g} x DN (Sentinel-2 convention).")
+        feedback.log(f"The images carry no scale/offset; assuming reflectance = {assumed:g} x DN (Sentinel-2 convention).")
     n_masks = sum(r.mask_path is not None for r in records)
-    log(f"{len(records)} dates ({iso_z(records[0].when)} .. {iso_z(records[-1].when)}), {n_masks} with a cloud mask, "
-        f"{len(band_index)} bands, grid {grid.width} x {grid.height} px.")
+    feedback.log(f"{len(records)} dates ({iso_z(records[0].when)} .. {iso_z(records[-1].when)}), {n_masks} with a cloud mask, "
+                 f"{len(band_index)} bands, grid {grid.width} x {grid.height} px.")
     return ImageSeries(grid, [names[i - 1] for i in band_index], band_index, records, dtype, nodata,
                        scale_arr, offset_arr, block_rows, source)
 
@@ -330,8 +328,8 @@ def _band_names(ds, manifest) -> list:
     descriptions = list(ds.descriptions)
     if all(descriptions):
         return [canonical_band_name(d) or d for d in descriptions]
-    if manifest and len(manifest["bands"]) == ds.count:
-        return [canonical_band_name(b) or b for b in manifest["bands"]]
+    if manifest and len(manifest.bands) == ds.count:
+        return [canonical_band_name(b) or b for b in manifest.bands]
     return [f"band_{i}" for i in range(1, ds.count + 1)]
 
 

@@ -2,14 +2,15 @@
 
 Backends: a STAC API (Earth Search by default; Microsoft Planetary Computer, whose
 files are signed), the Sentinel Hub Catalog API (Copernicus Data Space Ecosystem or
-commercial Sentinel Hub) and a local folder. ``search_products`` runs one and returns
-:class:`Product` objects ranked by acquisition;
-``write_footprints_gpkg`` turns them into a layer.
+commercial Sentinel Hub) and a local folder, each a :class:`SearchBackend`.
+``run(SearchOptions(...))`` runs one and returns a :class:`SearchResult` of
+:class:`Product` objects ranked by acquisition; ``write_footprints_gpkg`` turns them into a layer.
 """
 
 from ..sentinel2 import SCL_CLOUD_CLASSES as CLOUD_CLASSES
 from ..sentinel2 import canonical_band
 from .aoi_cloud import aoi_cloud_percent
+from .backends import SearchBackend
 from .catalog import CatalogBackend, sh_data_collection
 from ..http.sentinelhub_auth import (
     CDSE_BASE_URL,
@@ -41,7 +42,9 @@ from .ranking import (
     rank_products,
     select_even,
 )
-from .run import BACKENDS, make_backend, search_products
+from .options import BACKENDS, SearchOptions
+from .result import SearchResult, product_record
+from .run import make_backend, run
 from ..http.signing import PLANETARY_COMPUTER_STAC_URL, TokenCache
 from .stac import EARTH_SEARCH_URL, STAC_COLLECTION_IDS, StacBackend, item_level, product_from_stac_item
 
@@ -68,6 +71,9 @@ __all__ = [
     "JsonClient",
     "LocalBackend",
     "Product",
+    "SearchBackend",
+    "SearchOptions",
+    "SearchResult",
     "StacBackend",
     "TokenCache",
     "acq_groups",
@@ -83,10 +89,11 @@ __all__ = [
     "normalise_period",
     "parse_product_name",
     "product_from_stac_item",
+    "product_record",
     "rank_products",
     "resolve_credentials",
+    "run",
     "scan_folder",
-    "search_products",
     "season_periods",
     "select_even",
     "sh_config",

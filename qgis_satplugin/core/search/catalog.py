@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Callable
 
 from ..area import query_geometry
+from ..feedback import Feedback
 from ..http.client import CredentialsRefused, JsonClient
 from ..http.sentinelhub_auth import (
     CDSE_BASE_URL,
@@ -116,15 +117,14 @@ class CatalogBackend:
         collection: str,
         max_cloud: float | None = None,
         *,
-        progress: Callable[[float], None] | None = None,
-        is_canceled: Callable[[], bool] | None = None,
-        log: Callable[[str], None] | None = None,
+        feedback: Feedback | None = None,
     ) -> list[Product]:
+        feedback = Feedback.of(feedback)
         client = self.client or JsonClient(
             **{
                 "retry_after_unit": SENTINELHUB_RETRY_AFTER_UNIT,
-                "is_canceled": is_canceled,
-                "log": log,
+                "is_canceled": feedback.is_canceled,
+                "log": feedback.log,
                 **self.client_options,
             }
         )
@@ -159,25 +159,21 @@ class CatalogBackend:
                 }
                 products.append(product)
             nxt = (page.get("context") or {}).get("next")
-            if progress:
-                # The Catalog API does not say how many items match; show pages done.
-                progress(min(95.0, 100.0 * page_number / (page_number + 1)))
+            # The Catalog API does not say how many items match; show pages done.
+            feedback.set_progress(min(0.95, page_number / (page_number + 1)))
             if nxt is None or not features:
                 break
             if nxt == body.get("next"):
-                if log:
-                    log("The catalog sent the same next page twice; stopping there.")
+                feedback.log("The catalog sent the same next page twice; stopping there.")
                 break
             body = {**body, "next": nxt}
         else:
-            if log:
-                log(f"Stopped after {self.max_pages} pages; narrow the period or the area to see everything.")
-        if left_out and log:
-            log(left_out_message(left_out, level))
-        if refused and log:
-            log(refused_assets_message(refused, products))
-        if progress:
-            progress(100.0)
+            feedback.log(f"Stopped after {self.max_pages} pages; narrow the period or the area to see everything.")
+        if left_out:
+            feedback.log(left_out_message(left_out, level))
+        if refused:
+            feedback.log(refused_assets_message(refused, products))
+        feedback.set_progress(1.0)
         return products
 
     def _post_search(self, client: JsonClient, body: dict) -> dict:

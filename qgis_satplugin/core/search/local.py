@@ -35,12 +35,12 @@ import xml.etree.ElementTree as ET
 import zipfile
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 import shapely
 from shapely.geometry import Polygon, box
 
 from ..errors import Canceled, SatPluginError
+from ..feedback import Feedback
 from ..geometry import polygonal_part
 from ..sentinel2 import canonical_band, format_baseline
 from ..http.hrefs import inside_product
@@ -87,10 +87,9 @@ class LocalBackend:
         collection: str,
         max_cloud: float | None = None,
         *,
-        progress: Callable[[float], None] | None = None,
-        is_canceled: Callable[[], bool] | None = None,
-        log: Callable[[str], None] | None = None,
+        feedback: Feedback | None = None,
     ) -> list[Product]:
+        feedback = Feedback.of(feedback)
         if not self.folder.is_dir():
             raise SatPluginError(f"The folder {self.folder} does not exist.")
         level = normalise_collection(collection)
@@ -98,8 +97,7 @@ class LocalBackend:
         found = scan_folder(
             self.folder,
             max_entries=self.max_entries,
-            log=log,
-            is_canceled=is_canceled,
+            feedback=feedback,
             max_metadata_bytes=self.max_metadata_bytes,
             stats=walk,
         )
@@ -120,8 +118,7 @@ class LocalBackend:
             if not p.footprint.intersects(aoi):
                 continue
             kept.append(p)
-        if progress:
-            progress(100.0)
+        feedback.set_progress(1.0)
         return kept
 
 
@@ -138,8 +135,7 @@ def scan_folder(
     folder,
     *,
     max_entries: int = MAX_ENTRIES,
-    log=None,
-    is_canceled=None,
+    feedback: Feedback | None = None,
     max_metadata_bytes: int = MAX_METADATA_BYTES,
     stats: ScanStats | None = None,
 ) -> list[Product]:
@@ -147,50 +143,49 @@ def scan_folder(
 
     The walk stops after ``max_entries`` files and folders (logged); ``stats`` receives
     the counts. Symbolic links to folders are not followed, so a link loop cannot keep it going.
+    ``feedback`` receives the products skipped, and is polled for cancel once per folder.
     """
+    feedback = Feedback.of(feedback)
     root = Path(folder)
     walk = stats if stats is not None else ScanStats()
     products = []
     safe_folder = functools.partial(read_safe, max_metadata_bytes=max_metadata_bytes)
     safe_zip = functools.partial(read_safe_zip, max_metadata_bytes=max_metadata_bytes)
     for dirpath, dirnames, filenames in os.walk(root):
-        if is_canceled is not None and is_canceled():
+        if feedback.is_canceled():
             raise Canceled()
         walk.folders += 1
         walk.files += len(filenames)
         if walk.folders + walk.files > max_entries:
             walk.truncated = True
-            if log:
-                log(
-                    f"Stopped looking for products after {max_entries} files and folders in {root}; "
-                    "choose the folder that holds the products to search all of them."
-                )
+            feedback.log(
+                f"Stopped looking for products after {max_entries} files and folders in {root}; "
+                "choose the folder that holds the products to search all of them."
+            )
             break
         here = Path(dirpath)
         for d in sorted(dirnames):
             if d.upper().endswith(".SAFE"):
-                _add(products, safe_folder, here / d, log)
+                _add(products, safe_folder, here / d, feedback)
         # A product folder is read as a whole: do not look inside it again.
         dirnames[:] = sorted(d for d in dirnames if not d.upper().endswith(".SAFE"))
         for f in sorted(filenames):
             if f.lower().endswith(".zip") and f.upper().startswith("S2"):
-                _add(products, safe_zip, here / f, log)
+                _add(products, safe_zip, here / f, feedback)
         if _looks_like_cog_folder(filenames):
-            _add(products, read_cog_folder, here, log)
+            _add(products, read_cog_folder, here, feedback)
             dirnames[:] = []
     return products
 
 
-def _add(products, reader, path, log):
+def _add(products, reader, path, feedback: Feedback):
     try:
-        product = reader(path, log=log)
+        product = reader(path, feedback=feedback)
     except SatPluginError as exc:
-        if log:
-            log(f"Skipped {path.name}: {exc}")
+        feedback.log(f"Skipped {path.name}: {exc}")
         return
     except (OSError, ValueError, KeyError, ET.ParseError, zipfile.BadZipFile) as exc:
-        if log:
-            log(f"Skipped {path.name}: could not read it ({type(exc).__name__}: {exc}).")
+        feedback.log(f"Skipped {path.name}: could not read it ({type(exc).__name__}: {exc}).")
         return
     if product is not None:
         products.append(product)
@@ -229,54 +224,54 @@ def read_capped(stream, limit: int) -> bytes:
             raise _too_large(limit)
 
 
-def _product_images(name: str, entries, log) -> list[str]:
+def _product_images(name: str, entries, feedback: Feedback) -> list[str]:
     """The ``IMAGE_FILE`` entries that stay inside the product; the others are logged and dropped."""
     kept = [e for e in entries if inside_product(e)]
-    if len(kept) < len(entries) and log:
-        log(
+    if len(kept) < len(entries):
+        feedback.log(
             f"{name}: ignored {len(entries) - len(kept)} IMAGE_FILE entr(ies) of its metadata that point outside "
             "the product; only files inside a product are read."
         )
     return kept
 
 
-def read_safe(path, *, log=None, max_metadata_bytes: int = MAX_METADATA_BYTES) -> Product | None:
+def read_safe(path, *, feedback: Feedback | None = None, max_metadata_bytes: int = MAX_METADATA_BYTES) -> Product | None:
+    feedback = Feedback.of(feedback)
     path = Path(path)
     mtd = next((path / n for n in _MTD_NAMES if (path / n).is_file()), None)
     if mtd is None:
-        if log:
-            log(f"Skipped {path.name}: no MTD_MSIL2A.xml or MTD_MSIL1C.xml inside.")
+        feedback.log(f"Skipped {path.name}: no MTD_MSIL2A.xml or MTD_MSIL1C.xml inside.")
         return None
     with open(mtd, "rb") as f:
         meta = parse_product_metadata(read_capped(f, max_metadata_bytes))
-    rel = _band_images(_product_images(path.name, meta["images"], log))
+    rel = _band_images(_product_images(path.name, meta["images"], feedback))
     images = {band: str(path / r) for band, r in rel.items()}
     if not images:
         images = _glob_safe_images(path)
-    return _safe_product(path.name, meta, images, str(path), log)
+    return _safe_product(path.name, meta, images, str(path), feedback)
 
 
-def read_safe_zip(path, *, log=None, max_metadata_bytes: int = MAX_METADATA_BYTES) -> Product | None:
+def read_safe_zip(path, *, feedback: Feedback | None = None, max_metadata_bytes: int = MAX_METADATA_BYTES) -> Product | None:
+    feedback = Feedback.of(feedback)
     path = Path(path)
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
         mtd = next((n for n in names if n.count("/") == 1 and n.rsplit("/", 1)[-1] in _MTD_NAMES), None)
         if mtd is None:
-            if log:
-                log(f"Skipped {path.name}: no product metadata inside the archive.")
+            feedback.log(f"Skipped {path.name}: no product metadata inside the archive.")
             return None
         if zf.getinfo(mtd).file_size > max_metadata_bytes:
             raise _too_large(max_metadata_bytes)  # the declared size; the read below checks the real one
         with zf.open(mtd) as member:
             meta = parse_product_metadata(read_capped(member, max_metadata_bytes))
         safe_dir = mtd.split("/", 1)[0]
-        rel = _band_images(_product_images(path.name, meta["images"], log))
+        rel = _band_images(_product_images(path.name, meta["images"], feedback))
         if not rel:
             members = [n[len(safe_dir) + 1 :] for n in names if n.startswith(safe_dir + "/") and n.endswith(".jp2")]
             rel = _band_images(m.rsplit(".", 1)[0] for m in members if inside_product(m))
     vsi = f"/vsizip/{path.resolve()}/{safe_dir}"
     images = {band: f"{vsi}/{r}" for band, r in rel.items()}
-    return _safe_product(safe_dir, meta, images, str(path), log)
+    return _safe_product(safe_dir, meta, images, str(path), feedback)
 
 
 def parse_product_metadata(xml_bytes: bytes) -> dict:
@@ -323,21 +318,19 @@ def _glob_safe_images(path: Path) -> dict:
     return {band: str(path / rel) for band, rel in _band_images(rels).items()}
 
 
-def _safe_product(name: str, meta: dict, images: dict, product_path: str, log) -> Product | None:
+def _safe_product(name: str, meta: dict, images: dict, product_path: str, feedback: Feedback) -> Product | None:
     texts = meta["texts"]
     named = parse_product_name(name)
     if not named.get("mgrs_tile"):
-        if log:
-            log(f"Skipped {name}: the name is not a Sentinel-2 product name.")
+        feedback.log(f"Skipped {name}: the name is not a Sentinel-2 product name.")
         return None
     footprint = footprint_from_pos_list(texts["EXT_POS_LIST"]) if texts.get("EXT_POS_LIST") else None
     if footprint is None:
         footprint = _raster_footprint(images.values())
-        if footprint is not None and log:
-            log(f"{name}: no footprint in the metadata; using the tile's extent.")
+        if footprint is not None:
+            feedback.log(f"{name}: no footprint in the metadata; using the tile's extent.")
     if footprint is None:
-        if log:
-            log(f"Skipped {name}: no footprint in the metadata and no readable band to take one from.")
+        feedback.log(f"Skipped {name}: no footprint in the metadata and no readable band to take one from.")
         return None
     cloud = texts.get("Cloud_Coverage_Assessment")
     orbit = texts.get("SENSING_ORBIT_NUMBER")
@@ -380,8 +373,9 @@ def _raster_footprint(paths):
 # --- COG folders --------------------------------------------------------------------
 
 
-def read_cog_folder(path, *, log=None) -> Product | None:
+def read_cog_folder(path, *, feedback: Feedback | None = None) -> Product | None:
     """A folder of band GeoTIFFs with the product's STAC item JSON beside them."""
+    feedback = Feedback.of(feedback)
     path = Path(path)
     item = None
     for candidate in sorted(path.glob("*.json")):
@@ -395,18 +389,15 @@ def read_cog_folder(path, *, log=None) -> Product | None:
             item = data
             break
     if item is None:
-        if log:
-            log(f"Skipped {path.name}: band files but no STAC item JSON to date them.")
+        feedback.log(f"Skipped {path.name}: band files but no STAC item JSON to date them.")
         return None
     mission = item_level(item)[0]
     if mission != SENTINEL2:
-        if log:
-            log(f"Skipped {path.name}: its STAC item is a {mission} product, not Sentinel-2.")
+        feedback.log(f"Skipped {path.name}: its STAC item is a {mission} product, not Sentinel-2.")
         return None
     product = product_from_stac_item(item, backend="local")
     if product is None:
-        if log:
-            log(f"Skipped {path.name}: its STAC item has no geometry or date.")
+        feedback.log(f"Skipped {path.name}: its STAC item has no geometry or date.")
         return None
     assets = {}
     for f in sorted(path.iterdir()):

@@ -39,13 +39,14 @@ import json
 import posixpath
 from collections import Counter
 from datetime import datetime
-from typing import Callable, Iterator
+from typing import Iterator
 from urllib.parse import urlsplit
 
 import shapely
 from shapely.geometry import box, shape
 
 from ..errors import SatPluginError
+from ..feedback import Feedback
 from ..geometry import polygonal_part
 from ..sentinel2 import canonical_band, format_baseline
 from ..area import query_geometry
@@ -336,18 +337,19 @@ class StacBackend:
         collection: str,
         max_cloud: float | None = None,
         *,
-        progress: Callable[[float], None] | None = None,
-        is_canceled: Callable[[], bool] | None = None,
-        log: Callable[[str], None] | None = None,
+        feedback: Feedback | None = None,
     ) -> list[Product]:
+        feedback = Feedback.of(feedback)
         level = normalise_collection(collection)
         body = self.search_body(aoi, start, end, level, max_cloud)
-        client = self.client or JsonClient(**{"is_canceled": is_canceled, "log": log, **self.client_options})
+        client = self.client or JsonClient(
+            **{"is_canceled": feedback.is_canceled, "log": feedback.log, **self.client_options}
+        )
         products = []
         skipped = seen = 0
         left_out: Counter = Counter()
         refused: list = []
-        for items, matched, page_url in self._pages(client, body, log):
+        for items, matched, page_url in self._pages(client, body, feedback):
             for item in items:
                 seen += 1
                 if not isinstance(item, dict):
@@ -364,18 +366,18 @@ class StacBackend:
                 if self.signing:
                     product.download["signing"] = signing_record(self.url, str(item.get("collection") or ""))
                 products.append(product)
-            if progress and matched:
-                progress(min(100.0, 100.0 * seen / matched))
-        products = prefer_collections(products, body["collections"], log)
-        if left_out and log:
-            log(left_out_message(left_out, level))
-        if skipped and log:
-            log(f"Skipped {skipped} item(s) without a geometry or date.")
-        if refused and log:
-            log(refused_assets_message(refused, products))
+            if matched:
+                feedback.set_progress(min(1.0, seen / matched))
+        products = prefer_collections(products, body["collections"], feedback)
+        if left_out:
+            feedback.log(left_out_message(left_out, level))
+        if skipped:
+            feedback.log(f"Skipped {skipped} item(s) without a geometry or date.")
+        if refused:
+            feedback.log(refused_assets_message(refused, products))
         return products
 
-    def _pages(self, client: JsonClient, body: dict, log) -> Iterator[tuple[list, int | None, str]]:
+    def _pages(self, client: JsonClient, body: dict, feedback: Feedback) -> Iterator[tuple[list, int | None, str]]:
         """Yield (items, total matched or None, the page's URL) per page, following ``next`` links."""
         method, url, payload = "POST", f"{self.url}/search", body
         seen = set()
@@ -390,20 +392,17 @@ class StacBackend:
             method = (nxt.get("method") or "GET").upper()
             url = remote_asset_url(nxt.get("href"), url)
             if url is None:
-                if log:
-                    log("The server's next-page link is not an http(s) URL; stopping there.")
+                feedback.log("The server's next-page link is not an http(s) URL; stopping there.")
                 return
             if method == "POST":
                 link_body = nxt.get("body") or {}
                 payload = {**payload, **link_body} if nxt.get("merge") else (link_body or payload)
             key = (method, url, json.dumps(payload, sort_keys=True) if method == "POST" else "")
             if key in seen:
-                if log:
-                    log("The server sent the same next page twice; stopping there.")
+                feedback.log("The server sent the same next page twice; stopping there.")
                 return
             seen.add(key)
-        if log:
-            log(f"Stopped after {self.max_pages} pages; narrow the period or the area to see everything.")
+        feedback.log(f"Stopped after {self.max_pages} pages; narrow the period or the area to see everything.")
 
 
 def refused_assets_message(bands: list, products=()) -> str:
@@ -425,7 +424,7 @@ def refused_assets_message(bands: list, products=()) -> str:
 # Said at the search and again when a download would need such a file.
 
 
-def prefer_collections(products: list[Product], collections, log=None) -> list[Product]:
+def prefer_collections(products: list[Product], collections, feedback: Feedback | None = None) -> list[Product]:
     """One product per product id: the copy from the collection asked for first (Collection 1 over legacy)."""
     order = {c: i for i, c in enumerate(collections)}
     best: dict[str, Product] = {}
@@ -436,8 +435,8 @@ def prefer_collections(products: list[Product], collections, log=None) -> list[P
             best[p.product_id] = p
     # Only a copy from another collection gives way; repeats within one are collapse_duplicates' business.
     kept = [p for p in products if p.download.get("collection") == best[p.product_id].download.get("collection")]
-    if len(kept) < len(products) and log:
-        log(
+    if len(kept) < len(products):
+        Feedback.of(feedback).log(
             f"{len(products) - len(kept)} product(s) are listed in more than one collection; kept each from "
             f"the first of {', '.join(collections)}."
         )

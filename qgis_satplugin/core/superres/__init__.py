@@ -1,7 +1,8 @@
 """Super-resolution of Sentinel-2 revisits with ONNX models (see :mod:`.run`)."""
 from .contract import ModelContract, ModelContractError, metadata_props
-from .run import DEFAULT_MODEL, SuperResolveResult, super_resolve
-from .session import PROVIDER_CHOICES, load_model
+from .options import SuperResolveOptions
+from .run import DEFAULT_MODEL, SuperResolveResult, run
+from .session import PROVIDER_CHOICES, LoadedModel, load_model
 
-__all__ = ["DEFAULT_MODEL", "ModelContract", "ModelContractError", "PROVIDER_CHOICES", "SuperResolveResult",
-           "load_model", "metadata_props", "super_resolve"]
+__all__ = ["DEFAULT_MODEL", "LoadedModel", "ModelContract", "ModelContractError", "PROVIDER_CHOICES",
+           "SuperResolveOptions", "SuperResolveResult", "load_model", "metadata_props", "run"]

@@ -4,10 +4,10 @@ Finished rows arrive top to bottom. They are written in whole rows of the file's
 blocks, together with the matching rows of every overview level (2 x 2 means of the
 level below, so QGIS draws a large output at once), and flushed, all on a background
 thread: compression overlaps inference instead of piling up at close, and no
-compressed block is ever rewritten. GDAL's own bindings write the file because they
-can flush a dataset's cache (rasterio cannot); they are the same GDAL that rasterio and
-QGIS load. On success the file is renamed onto its final name: a failure, a full disk
-or a cancel leaves no partial file and keeps a previous output.
+compressed block is ever rewritten. rasterio's GDAL writes the file, through the few C
+calls of :mod:`.gdal_writer` (rasterio itself can neither write an overview level nor
+flush a dataset's cache). On success the file is renamed onto its final name: a failure,
+a full disk or a cancel leaves no partial file and keeps a previous output.
 """
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ import numpy as np
 
 from ..atomic import AtomicOutputs, user_error_for
 from ..grid import PixelGrid
+from .gdal_writer import GeoTiff
 
 LOST = "No output was written; a previous file of that name is unchanged."
 BLOCK = 256
 MAX_LEVELS = 8  # 2**8 = BLOCK: each block row of the file gives whole rows at every level
-GDAL_TYPES = {"float32": 6, "uint16": 2}  # gdal.GDT_Float32, gdal.GDT_UInt16
 
 
 def overview_factors(width: int, height: int) -> list:
@@ -60,9 +60,8 @@ def halve(data: np.ndarray, nodata) -> np.ndarray:
 
 class OutputRaster:
     def __init__(self, path, grid: PixelGrid, count: int, dtype: str, nodata):
-        from osgeo import gdal
+        import rasterio
 
-        gdal.UseExceptions()
         self.path = Path(path)
         self.grid = grid
         self._atomic = AtomicOutputs([self.path], what="super-resolution")
@@ -73,19 +72,20 @@ class OutputRaster:
         options = ["TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", "COMPRESS=ZSTD", "ZSTD_LEVEL=1",
                    f"PREDICTOR={predictor}", "INTERLEAVE=PIXEL" if count <= 4 else "INTERLEAVE=BAND",
                    "BIGTIFF=IF_SAFER"]
+        ds = None
         try:
-            ds = gdal.GetDriverByName("GTiff").Create(str(self._temp), grid.width, grid.height, count,
-                                                      GDAL_TYPES[self.dtype.name], options)
-            ds.SetGeoTransform(grid.transform.to_gdal())
-            ds.SetProjection(grid.pyproj_crs().to_wkt())
-            for i in range(1, count + 1):
-                ds.GetRasterBand(i).SetNoDataValue(float(nodata))
-            self.factors = overview_factors(grid.width, grid.height)
-            if self.factors:
-                # Internal overviews take the main image's compression and predictor.
-                ds.BuildOverviews("NONE", self.factors)  # allocated empty, filled as rows arrive
+            # An Env points rasterio's GDAL at its data files (a wheel's PROJ database), as for every read.
+            with rasterio.Env():
+                ds = GeoTiff(self._temp, grid.width, grid.height, count, self.dtype.name, options)
+                ds.set_georeferencing(grid.transform.to_gdal(), grid.pyproj_crs().to_wkt())
+                ds.set_nodata(float(nodata))
+                self.factors = overview_factors(grid.width, grid.height)
+                if self.factors:
+                    # Internal overviews take the main image's compression and predictor.
+                    ds.allocate_overviews(self.factors)  # allocated empty, filled as rows arrive
         except Exception as exc:
-            ds = None
+            if ds is not None:
+                ds.close()
             self._fail(exc)
             raise
         self._ds = ds
@@ -124,17 +124,16 @@ class OutputRaster:
 
     def _write(self, data: np.ndarray, row: int) -> None:
         """Runs on the writer thread: full resolution, then each overview level, then a flush."""
-        bands = list(range(1, data.shape[0] + 1))
-        self._ds.WriteRaster(0, row, data.shape[2], data.shape[1], memoryview(data).cast("B"), band_list=bands)
+        self._ds.write(data, row)
         level = data
         for k, factor in enumerate(self.factors):
             level = halve(level, self.nodata)
             top = row // factor
-            for b in bands:
-                overview = self._ds.GetRasterBand(b).GetOverview(k)
-                rows = min(level.shape[1], overview.YSize - top)
-                overview.WriteArray(level[b - 1, :rows, :overview.XSize], 0, top)
-        self._ds.FlushCache()
+            for b in range(1, data.shape[0] + 1):
+                width, height = self._ds.overview_size(b, k)
+                rows = min(level.shape[1], height - top)
+                self._ds.write_overview(b, k, level[b - 1, :rows, :width], top)
+        self._ds.flush()
 
     def _wait(self) -> None:
         if self._job is not None:
@@ -151,15 +150,10 @@ class OutputRaster:
                 raise RuntimeError(f"{self._next_row} of {self.grid.height} rows written")
             ds = self._ds
             for i, (text, unit) in enumerate(zip(descriptions, units), start=1):
-                band = ds.GetRasterBand(i)
-                band.SetDescription(str(text))
-                band.SetUnitType(str(unit))
-                band.SetMetadata({k: str(v) for k, v in band_tags[i - 1].items()})
-                if scales is not None:
-                    band.SetScale(float(scales[i - 1]))
-                    band.SetOffset(0.0)
-            ds.SetMetadata({k: str(v) for k, v in tags.items()})
-            ds.FlushCache()
+                ds.describe_band(i, text, unit, {k: str(v) for k, v in band_tags[i - 1].items()},
+                                 None if scales is None else scales[i - 1])
+            ds.set_metadata({k: str(v) for k, v in tags.items()})
+            ds.flush()
             self._close()
             self._pool.shutdown()
         except BaseException as exc:
@@ -189,5 +183,5 @@ class OutputRaster:
 
     def _close(self) -> None:
         if not self._closed:
-            self._ds = None  # GDAL closes a dataset when its last reference goes
+            self._ds.close()
             self._closed = True

@@ -21,6 +21,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import Canceled
+from ..feedback import Feedback
 from ..image_series.dates import iso_z
 from ..image_series.reader import ImageSeries
 from ..sentinel2 import MASK_CLOUD_VALUES, MASK_NODATA
@@ -58,32 +59,34 @@ def cloud_percent(series: ImageSeries, index: int) -> Optional[float]:
     return float(100.0 * flagged.mean())
 
 
-def choose_revisits(series: ImageSeries, contract: ModelContract, max_cloud: float, log, is_canceled) -> list:
+def choose_revisits(series: ImageSeries, contract: ModelContract, max_cloud: float, feedback: Feedback) -> list:
     """The revisits to feed, in the model's order: a list of :class:`Revisit` (repeats allowed)."""
     candidates = []
     for i in range(len(series.images)):
-        if is_canceled():
+        if feedback.is_canceled():
             raise Canceled()
         candidates.append(Revisit(i, cloud_percent(series, i)))
     usable = [r for r in candidates if r.cloud_percent is None or r.cloud_percent <= max_cloud]
     skipped = [r for r in candidates if r not in usable]
     for r in skipped:
-        log(f"Skipping {_describe(series, r)}: {r.cloud_percent:.1f} % cloud or no data is above MAX_CLOUD {max_cloud:g} %.")
+        feedback.log(f"Skipping {_describe(series, r)}: {r.cloud_percent:.1f} % cloud or no data is above "
+                     f"MAX_CLOUD {max_cloud:g} %.")
     if not usable:
         raise ModelContractError(
             f"Every revisit is above MAX_CLOUD {max_cloud:g} % cloud or no data "
             f"(the clearest has {min(r.cloud_percent for r in candidates):.1f} %); raise MAX_CLOUD or add dates.")
     if contract.revisit_order == "clearest_first":
         if any(r.cloud_percent is None for r in usable):
-            log("Some revisits have no cloud mask and no nodata value: they rank as clear as possible.")
+            feedback.log("Some revisits have no cloud mask and no nodata value: they rank as clear as possible.")
         usable.sort(key=lambda r: (r.cloud_percent or 0.0, series.images[r.index].when))
     count = contract.revisits_to_use(len(usable))
     if not contract.multi_frame and len(usable) > 1:
-        log(f"The model takes a single image: using {_describe(series, usable[0])}, the first of {len(usable)} "
-            f"usable revisits in {contract.revisit_order.replace('_', ' ')} order.")
+        feedback.log(f"The model takes a single image: using {_describe(series, usable[0])}, the first of "
+                     f"{len(usable)} usable revisits in {contract.revisit_order.replace('_', ' ')} order.")
     chosen = usable[:count]
     if len(chosen) < count:  # fixed-size stack, fewer usable dates: repeat them in order
-        log(f"The model needs {count} revisits and {len(chosen)} are usable: repeating them to fill the stack.")
+        feedback.log(f"The model needs {count} revisits and {len(chosen)} are usable: repeating them to fill "
+                     "the stack.")
         chosen = [chosen[k % len(chosen)] for k in range(count)]
     return chosen
 

@@ -19,24 +19,24 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from ..atomic import check_output_paths, check_writable_folder
+from ..dependencies import require
 from ..errors import Canceled, SatPluginError
-from ..image_series.reader import input_paths, input_read_errors, open_image_series
+from ..feedback import Feedback
 from ..grid import PixelGrid
+from ..image_series.reader import input_paths, input_read_errors, open_image_series
+from ..options import plain
 from .contract import ModelContract
 from .input_strips import StripReader
+from .options import DEFAULT_MODEL, SuperResolveOptions
 from .output_raster import OutputRaster
 from .revisits import choose_revisits, describe_revisits
-from ..dependencies import require
-from ..resources import resource_path
 from .session import LoadedModel, load_model
 from .tiling import TileLayout, context_margin
 
-DEFAULT_MODEL = resource_path("superres", "s2_sr_x2_rgbn.onnx")
 FLOAT_NODATA = float("nan")
 UINT16_NODATA = 0
 
@@ -53,6 +53,11 @@ class SuperResolveResult:
     tiles: int = 0
     seconds_inference: float = 0.0
 
+    def to_dict(self) -> dict:
+        return {"output": str(self.output), "provider": self.provider, "model": self.model, "scale": self.scale,
+                "width": self.width, "height": self.height, "revisits": plain(self.revisits), "tiles": self.tiles,
+                "seconds_inference": self.seconds_inference}
+
 
 def auto_batch_size(provider: str) -> int:
     """One tile a call on the CPU (measured fastest there: the activations stay in cache,
@@ -66,51 +71,40 @@ def output_grid(grid: PixelGrid, scale: int) -> PixelGrid:
                      grid.width * scale, grid.height * scale)
 
 
-def super_resolve(
-    inputs,
-    output,
-    *,
-    model=None,
-    provider: str = "auto",
-    tile_size: int = 256,
-    overlap: int = 32,
-    batch_size: int = 0,
-    max_cloud: float = 50.0,
-    progress: Callable[[float], None] = lambda fraction: None,
-    is_canceled: Callable[[], bool] = lambda: False,
-    log: Callable[[str], None] = lambda message: None,
-) -> SuperResolveResult:
-    """Run the model over ``inputs`` (a download folder, or raster paths, one per revisit).
+def run(options: SuperResolveOptions, feedback: Feedback | None = None, *,
+        loaded_model: LoadedModel | None = None) -> SuperResolveResult:
+    """Run the model over ``options.inputs`` (a download folder, or raster paths, one per revisit).
 
-    ``model`` is a ``.onnx`` path (default: the shipped model) or a :class:`LoadedModel`.
+    ``loaded_model`` is a model already loaded with :func:`.session.load_model` (several runs
+    on one session); it must be the file ``options.model`` names (unset: the shipped default).
     """
-    if batch_size < 0:
-        raise SatPluginError(f"BATCH_SIZE must be 0 (automatic) or more, got {batch_size}.")
-    if not 0.0 <= max_cloud <= 100.0:
-        raise SatPluginError(f"MAX_CLOUD must lie between 0 and 100 %, got {max_cloud}.")
-    output = Path(output)
-    if output.suffix.lower() not in (".tif", ".tiff"):
-        raise SatPluginError(f"The output must be a GeoTIFF (.tif), got {output.name}.")
+    feedback = Feedback.of(feedback)
+    inputs, output = options.inputs, Path(options.output)
+    model_path = Path(options.model) if options.model else DEFAULT_MODEL
+    if loaded_model is not None and not _same_file(loaded_model.path, model_path):
+        raise SatPluginError(f"The loaded model is {loaded_model.path} but the options name {model_path}; "
+                             "give the same model to both.")
     # Before any work: an output that would overwrite an input (or the model), that is a
     # folder, or whose folder cannot be written.
     require("Super-resolution", "onnxruntime", "cv2")
-    model_path = model.path if isinstance(model, LoadedModel) else (model or DEFAULT_MODEL)
     check_output_paths({"OUTPUT": output}, {**input_paths(inputs, "INPUT"), "MODEL": model_path})
     check_writable_folder(output)
     with input_read_errors(inputs):
-        loaded = model if isinstance(model, LoadedModel) else load_model(model or DEFAULT_MODEL, provider, log)
+        loaded = loaded_model or load_model(model_path, options.provider, feedback)
         contract = loaded.contract
-        batch_size = batch_size or auto_batch_size(loaded.provider)
-        series = open_image_series(inputs, log=log)
+        batch_size = options.batch_size or auto_batch_size(loaded.provider)
+        series = open_image_series(inputs, feedback=feedback)
         positions = contract.band_positions(series.bands, "The input")
-        chosen = choose_revisits(series, contract, max_cloud, log, is_canceled)
+        chosen = choose_revisits(series, contract, options.max_cloud, feedback)
         stack = describe_revisits(series, chosen)
-        log("Revisits fed, in order: " + "; ".join(
+        feedback.log("Revisits fed, in order: " + "; ".join(
             f"{r['datetime']} ({'?' if r['cloud_percent'] is None else r['cloud_percent']} % cloud)" for r in stack))
+        overlap = options.overlap
         margin = context_margin(overlap, contract.receptive_field)
-        layout = TileLayout(series.grid.height, series.grid.width, tile_size, overlap, contract.scale, margin)
+        layout = TileLayout(series.grid.height, series.grid.width, options.tile_size, overlap, contract.scale, margin)
         if contract.receptive_field is not None and contract.receptive_field > margin:
-            log(f"Warning: the model sees {contract.receptive_field} px around each pixel but OVERLAP {overlap} leaves "
+            feedback.log(
+                f"Warning: the model sees {contract.receptive_field} px around each pixel but OVERLAP {overlap} leaves "
                 f"{margin} px of context at tile edges: tiles may differ slightly where they meet. "
                 f"Use OVERLAP >= {2 * contract.receptive_field + 1} for tile-exact results.")
         grid = output_grid(series.grid, contract.scale)
@@ -120,7 +114,7 @@ def super_resolve(
         reader = None
         try:
             reader = StripReader(series, chosen, positions, contract, layout.margin)
-            seconds = _run_tiles(loaded, layout, reader, writer, contract, batch_size, progress, is_canceled)
+            seconds = _run_tiles(loaded, layout, reader, writer, contract, batch_size, feedback)
             tags = {
                 "SOURCE": "satplugin:superresolve",
                 "MODEL": contract.name or loaded.path.stem,
@@ -143,14 +137,21 @@ def super_resolve(
         finally:
             if reader is not None:
                 reader.close()
-        log(f"Wrote {output.name}: {grid.width} x {grid.height} px of {grid.pixel_width:g} m, "
-            f"{len(contract.output_bands)} bands, {layout.count} tiles, provider {loaded.provider_label}.")
+        feedback.log(f"Wrote {output.name}: {grid.width} x {grid.height} px of {grid.pixel_width:g} m, "
+                     f"{len(contract.output_bands)} bands, {layout.count} tiles, provider {loaded.provider_label}.")
         return SuperResolveResult(output, loaded.provider_label, loaded.path.name, contract.scale, grid.width, grid.height,
                                   stack, layout.count, seconds)
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
 def _run_tiles(loaded: LoadedModel, layout: TileLayout, reader: StripReader, writer: OutputRaster,
-               contract: ModelContract, batch_size: int, progress, is_canceled) -> float:
+               contract: ModelContract, batch_size: int, feedback: Feedback) -> float:
     """Infer every tile and stream the blended rows to ``writer``; returns seconds in ONNX Runtime."""
     import time
 
@@ -173,7 +174,7 @@ def _run_tiles(loaded: LoadedModel, layout: TileLayout, reader: StripReader, wri
                 pending = pool.submit(reader.read, int(row_starts[k + 1]), th)
             tiles = [strip.values[..., int(c0):int(c0) + tw] for c0 in col_starts]
             for b0 in range(0, len(tiles), batch_size):
-                if is_canceled():
+                if feedback.is_canceled():
                     raise Canceled()
                 batch = np.stack(tiles[b0:b0 + batch_size])
                 if not contract.multi_frame:
@@ -187,7 +188,7 @@ def _run_tiles(loaded: LoadedModel, layout: TileLayout, reader: StripReader, wri
                     np.multiply(tile_out, np.outer(wy[k], wx[j])[None], out=tile_out)
                     acc[:, :, c:c + tw * s] += tile_out
                 done += batch.shape[0]
-                progress(done / total)
+                feedback.set_progress(done / total)
             # Input validity at output resolution, for the rows this strip covers (None: all valid).
             valid = None if strip.valid.all() else np.repeat(np.repeat(strip.valid, s, axis=0), s, axis=1)
             last = k + 1 == row_starts.size

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SatPluginError
+from ..feedback import Feedback
 from .contract import ModelContract, ModelContractError
 
 # User-facing choice -> ONNX Runtime provider name.
@@ -48,7 +49,7 @@ class LoadedModel:
         return label(self.provider)
 
 
-def _provider_list(choice: str, available: list, log) -> list:
+def _provider_list(choice: str, available: list, feedback: Feedback) -> list:
     choice = (choice or "auto").strip().lower()
     if choice not in PROVIDER_CHOICES:
         raise SatPluginError(f"PROVIDER must be one of {', '.join(PROVIDER_CHOICES)}, got {choice!r}.")
@@ -59,20 +60,22 @@ def _provider_list(choice: str, available: list, log) -> list:
     if wanted == CPU:
         return [CPU]
     if wanted not in available:
-        log(f"The {label(wanted)} provider is not in this ONNX Runtime build "
+        feedback.log(f"The {label(wanted)} provider is not in this ONNX Runtime build "
             f"(it has {', '.join(label(p) for p in available)}); running on the CPU instead.")
         return [CPU]
     return [wanted, CPU]
 
 
-def load_model(path, provider: str = "auto", log=lambda m: None, threads: int = 0) -> LoadedModel:
+def load_model(path, provider: str = "auto", feedback: Feedback | None = None, threads: int = 0) -> LoadedModel:
     """Open ``path`` with the best working provider for ``provider``; check its contract."""
     import onnxruntime as ort
+
+    feedback = Feedback.of(feedback)
 
     path = Path(path)
     if not path.is_file():
         raise SatPluginError(f"The model {path} does not exist.")
-    providers = _provider_list(provider, ort.get_available_providers(), log)
+    providers = _provider_list(provider, ort.get_available_providers(), feedback)
     # Trying a GPU provider on a machine without one makes ORT print a screen of library
     # errors: for "auto" that is expected, and our one-line message says it; when a GPU
     # provider was asked for by name, ORT's details (which library is missing) are kept.
@@ -86,7 +89,7 @@ def load_model(path, provider: str = "auto", log=lambda m: None, threads: int = 
     except Exception as exc:  # ORT raises its own exception types
         if providers == [CPU]:
             raise SatPluginError(f"ONNX Runtime cannot load {path.name}: {exc}") from exc
-        log(f"The {label(providers[0])} provider failed to load ({_first_line(exc)}); "
+        feedback.log(f"The {label(providers[0])} provider failed to load ({_first_line(exc)}); "
             "running on the CPU instead.")
         try:
             session = ort.InferenceSession(str(path), sess_options=options, providers=[CPU])
@@ -94,12 +97,12 @@ def load_model(path, provider: str = "auto", log=lambda m: None, threads: int = 
             raise SatPluginError(f"ONNX Runtime cannot load {path.name}: {exc2}") from exc2
     running = session.get_providers()[0]
     if running != providers[0]:
-        log(f"The {label(providers[0])} provider could not start here (no usable GPU or "
+        feedback.log(f"The {label(providers[0])} provider could not start here (no usable GPU or "
             f"driver); running on {label(running)} instead.")
     meta = session.get_modelmeta().custom_metadata_map
     contract = ModelContract.from_metadata(meta, path.name)
     input_name = _check_signature(session, contract, path.name)
-    log(f"Model: {contract.describe()}; provider: {label(running)}.")
+    feedback.log(f"Model: {contract.describe()}; provider: {label(running)}.")
     return LoadedModel(session, contract, running, input_name, path)
 
 

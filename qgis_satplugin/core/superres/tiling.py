@@ -23,6 +23,14 @@ import numpy as np
 from ..errors import SatPluginError
 
 
+def check_tiling(tile: int, overlap: int) -> None:
+    """Refuse a tile size or an overlap the layout cannot use (one sentence each)."""
+    if tile < 8:
+        raise SatPluginError(f"TILE_SIZE must be at least 8 pixels, got {tile}.")
+    if not 0 <= overlap < tile // 2:
+        raise SatPluginError(f"OVERLAP must be at least 0 and less than half of TILE_SIZE ({tile}), got {overlap}.")
+
+
 def context_margin(overlap: int, receptive_field=None) -> int:
     """Input pixels discarded at each tile edge: the model's receptive field when the overlap
     has room for it on both sides, else as much as fits; a quarter of the overlap when the
@@ -96,11 +104,7 @@ class TileLayout:
     margin: int
 
     def __post_init__(self):
-        if self.tile < 8:
-            raise SatPluginError(f"TILE_SIZE must be at least 8 pixels, got {self.tile}.")
-        if not 0 <= self.overlap < self.tile // 2:
-            raise SatPluginError(
-                f"OVERLAP must be at least 0 and less than half of TILE_SIZE ({self.tile}), got {self.overlap}.")
+        check_tiling(self.tile, self.overlap)
         if not 0 <= 2 * self.margin <= self.overlap:
             raise ValueError(f"margin {self.margin} does not fit twice in the overlap {self.overlap}")
 

@@ -1,0 +1,74 @@
+"""The polygons before burning: decoded, checked, repaired, reprojected, clipped to the grid.
+
+Everything here works on whole arrays of geometries (shapely's vectorised functions),
+so a layer of a hundred thousand parcels is prepared in a fraction of a second.
+"""
+from __future__ import annotations
+
+import numpy as np
+import shapely
+from pyproj import CRS, Transformer
+
+from ..errors import SatPluginError
+from ..feedback import Feedback
+from ..geometry import polygonal_part
+from ..grid import PixelGrid
+
+# Shapely type ids a polygon layer may hold: Polygon, MultiPolygon, GeometryCollection (from repair).
+POLYGONAL_TYPES = {3, 6, 7}
+
+
+def decode_polygons(polygons) -> np.ndarray:
+    """Shapely geometries from WKB hex strings; None (a NULL geometry) stays missing."""
+    items = np.empty(len(polygons), dtype=object)
+    items[:] = list(polygons)
+    try:
+        return shapely.from_wkb(items)
+    except shapely.errors.GEOSException as exc:
+        raise SatPluginError(f"A polygon is not valid WKB ({exc}).") from None
+
+
+def prepare_polygons(polygons, source_crs, grid: PixelGrid, feedback: Feedback):
+    """Repaired polygons in the grid's CRS. Returns (geoms, n_repaired, n_empty)."""
+    geoms = decode_polygons(polygons)
+    if geoms.size == 0:
+        raise SatPluginError("There are no polygons to rasterize: the layer, the selection or the filter is empty.")
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    types = set(shapely.get_type_id(geoms[~missing]).tolist())
+    if types - POLYGONAL_TYPES:
+        raise SatPluginError("The input layer must contain polygons; found points or lines.")
+    invalid = ~missing & ~shapely.is_valid(geoms)
+    n_repaired = int(invalid.sum())
+    if n_repaired:
+        geoms[invalid] = [polygonal_part(g) for g in shapely.make_valid(geoms[invalid])]
+        feedback.log(f"Repaired {n_repaired} invalid geometries (self-intersections, bad rings).")
+    geoms[missing] = None
+    n_empty = int(missing.sum())
+    if n_empty:
+        feedback.log(f"Skipped {n_empty} features without geometry.")
+    src, dst = CRS.from_user_input(source_crs), grid.pyproj_crs()
+    if src != dst:
+        # Not area.reproject: that one densifies lon/lat edges to 0.05 degrees first, which
+        # suits a search area but would move parcel edges longer than that (and change the
+        # output bytes), and it builds a transformer per geometry, where this transforms the
+        # whole array with one (20 000 parcels: 84 s against 0.5 s).
+        transformer = Transformer.from_crs(src, dst, always_xy=True)
+        present = ~shapely.is_missing(geoms)
+        geoms[present] = shapely.transform(
+            geoms[present], lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+        )
+        feedback.log(f"Reprojected polygons from {src.to_string()} to {dst.to_string()}.")
+    return geoms, n_repaired, n_empty
+
+
+def clip_to_grid(geoms: np.ndarray, grid: PixelGrid):
+    """The polygons clipped to the grid plus a pixel, and a mask of those with area left.
+
+    Polygons crossing the grid's edge are cut, not dropped.
+    """
+    margin_x, margin_y = grid.pixel_width, grid.pixel_height
+    clipped = shapely.clip_by_rect(
+        geoms, grid.x_min - margin_x, grid.y_min - margin_y, grid.x_max + margin_x, grid.y_max + margin_y
+    )
+    inside = ~shapely.is_missing(clipped) & ~shapely.is_empty(clipped) & (shapely.area(clipped) > 0)
+    return clipped, inside
