@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: export throughput and peak memory against a plain ``np.save`` of the same bytes.
 
-For each ``--size`` a synthetic series (``core.export.synthetic_series``, seed 0: size x size
+For each ``--size`` a synthetic series (``tests/fixtures/synthetic_series.py``, seed 0: size x size
 px, 4 bands, one date every 5 days, zstd-compressed 512 px tiles like the download step's
 COGs, an SCL mask per date) and a uint8 class raster are written once. Then, for each date
 count and format, one child process runs the export (``run(ExportOptions(...))``, patch

@@ -3,7 +3,7 @@
 
 For each model (the shipped default, and a WorldStrat-sized HighResNet with random
 weights: 8 revisits of 12 L2A bands) a synthetic download folder is written once
-(``core.export.synthetic_series``, seed 0: one uint16 GeoTIFF and SCL mask per date,
+(``tests/fixtures/synthetic_series.py``, seed 0: one uint16 GeoTIFF and SCL mask per date,
 zstd tiles like the download step's COGs). Then, in one child process per size:
 
 - **ours**: the step's ``run`` on the folder, the model loaded beforehand (in QGIS that is

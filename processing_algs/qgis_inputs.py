@@ -18,10 +18,10 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
-from .base import core_errors, crs_string
 from ..qgis_satplugin.core.grid import PixelGrid
-from ..qgis_satplugin.core.http.sentinelhub_auth import Credentials
 from ..qgis_satplugin.core.http.client import DEFAULT_REQUEST_DEADLINE_S
+from ..qgis_satplugin.core.http.sentinelhub_auth import Credentials
+from .base import core_errors, crs_string
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 

@@ -25,7 +25,14 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..qgis_satplugin.core.grid import PixelGrid, snapped_grid, transform_bounds, utm_grid_for_bounds
 from ..qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths, run
-from .base import SatPluginAlgorithm, check_outputs_against_inputs, core_errors, crs_string, layer_file, require_packages
+from .base import (
+    SatPluginAlgorithm,
+    check_outputs_against_inputs,
+    core_errors,
+    crs_string,
+    layer_file,
+    require_packages,
+)
 from .qgis_inputs import grid_of_raster_layer
 
 INTEGER_TYPES = (QVariant.Int, QVariant.UInt, QVariant.LongLong, QVariant.ULongLong)

@@ -18,9 +18,9 @@ from qgis.core import (
 )
 
 from ..qgis_satplugin.core.area import Area
+from ..qgis_satplugin.core.http.client import DEFAULT_REQUEST_DEADLINE_S, DEFAULT_RUN_DEADLINE_S
 from ..qgis_satplugin.core.search import W_CLOUD, W_COVER, W_TIME, SearchOptions, run, write_footprints_gpkg
 from ..qgis_satplugin.core.search.footprints_gpkg import check_output
-from ..qgis_satplugin.core.http.client import DEFAULT_REQUEST_DEADLINE_S, DEFAULT_RUN_DEADLINE_S
 from .base import SatPluginAlgorithm, core_errors
 from .qgis_inputs import add_network_parameters, aoi_geometry_4326, credentials_from_authcfg, network_options
 from .styles import save_footprint_style

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import types
 import typing
 from typing import Any
@@ -33,6 +34,14 @@ class StepOptions:
     """Mixin for a step's frozen options dataclass: validation, JSON round trip, help lines."""
 
     def __post_init__(self):
+        # Plain values whatever the caller passed: a pathlib.Path becomes its string, a list a
+        # tuple where the field is a tuple, so the options equal their JSON round trip.
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            coerced = _coerced(hints[f.name], value)
+            if coerced is not value:
+                object.__setattr__(self, f.name, coerced)
         self.check()
 
     def check(self) -> None:
@@ -84,6 +93,27 @@ def plain(value: Any):
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
     raise TypeError(f"an option holds plain values only, not {type(value).__name__}")
+
+
+def _coerced(hint, value):
+    """``value`` with paths as strings and sequences as the tuples ``hint`` declares (else as given)."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        for candidate in (a for a in args if a is not type(None)):
+            if typing.get_origin(candidate) is tuple and isinstance(value, (list, tuple)):
+                return _coerced(candidate, value)
+        return value
+    if origin is tuple and isinstance(value, (list, tuple)):
+        element = args[0] if len(args) == 2 and args[1] is Ellipsis else None
+        items = tuple(_coerced(element, v) if element is not None else
+                      (os.fspath(v) if isinstance(v, os.PathLike) else v) for v in value)
+        return value if isinstance(value, tuple) and all(a is b for a, b in zip(items, value)) else items
+    if origin is dict and isinstance(value, dict):
+        items = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in value.items()}
+        return value if all(items[k] is value[k] for k in value) else items
+    return value
 
 
 def _typed(hint, value):

@@ -9,6 +9,7 @@ Sentinel-2 facts.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -169,3 +170,92 @@ def parse_product_name(name: str) -> dict:
     elif "L2A" in stem.upper():
         out["collection"] = "L2A"
     return out
+
+
+# How a product is fetched: the kinds of its ``download`` references.
+DOWNLOAD_KINDS = ("sentinelhub", "stac", "local")
+
+
+def product_row(p: Product, *, ranking: bool = True) -> dict:
+    """A product as a plain record with the search GeoPackage's field names.
+
+    The one record of a product: the search's layer rows (the GeoPackage stores ``download``
+    as JSON text and ``selected`` as 0/1), a download job spec's products (``ranking=False``:
+    without the AOI shares, rank and selection) and the search result's JSON.
+    :func:`product_from_row` reads any of them back.
+    """
+    row = {
+        "product_id": p.product_id,
+        "datetime": p.datetime.isoformat().replace("+00:00", "Z"),
+        "platform": p.platform,
+        "mgrs_tile": p.mgrs_tile,
+        "rel_orbit": p.relative_orbit,
+        "baseline": p.processing_baseline,
+        "collection": p.collection,
+        "cloud": p.cloud_cover,
+    }
+    if ranking:
+        row.update({
+            "aoi_cover": round(float(p.aoi_coverage), 4),
+            "aoi_cloud": None if p.aoi_cloud is None else round(float(p.aoi_cloud), 4),
+            "rank": p.rank,
+            "selected": bool(p.selected),
+        })
+    row["backend"] = p.backend
+    row["download"] = json.loads(json.dumps(p.download))  # a copy of plain JSON values
+    if ranking:
+        row["acq_group"] = p.acq_group
+    return row
+
+
+def product_from_row(row: dict) -> Product:
+    """A Product from a GeoPackage row or a dict with either field names."""
+    download = row.get("download") or {}
+    if isinstance(download, (str, bytes)):
+        try:
+            download = json.loads(download)
+        except ValueError:
+            raise SatPluginError(f"Product {row.get('product_id')}: its download field is not JSON.") from None
+    if not isinstance(download, dict) or download.get("kind") not in DOWNLOAD_KINDS:
+        raise SatPluginError(
+            f"Product {row.get('product_id')}: unknown download kind {download.get('kind') if isinstance(download, dict) else None!r}."
+        )
+    product_id = str(row.get("product_id") or "")
+    if not product_id:
+        raise SatPluginError("A product without product_id cannot be downloaded.")
+    named = parse_product_name(product_id)
+    when = parse_datetime(row.get("datetime")) or named.get("datetime")
+    if when is None:
+        raise SatPluginError(f"Product {product_id} has no acquisition date.")
+    orbit = row.get("rel_orbit", row.get("relative_orbit"))
+    collection = row.get("collection") or named.get("collection") or download.get("collection") or "L2A"
+    footprint = row.get("footprint", row.get("geometry"))
+    return Product(
+        product_id=product_id,
+        datetime=when,
+        platform=normalise_platform(row.get("platform")) or named.get("platform") or "",
+        mgrs_tile=str(row.get("mgrs_tile") or named.get("mgrs_tile") or ""),
+        relative_orbit=int(orbit) if orbit not in (None, "") else named.get("relative_orbit"),
+        processing_baseline=format_baseline(row.get("baseline", row.get("processing_baseline")))
+        or named.get("processing_baseline"),
+        collection=normalise_collection(collection),
+        cloud_cover=_float(row.get("cloud", row.get("cloud_cover"))),
+        footprint=footprint,
+        backend=str(row.get("backend") or download["kind"]),
+        download=download,
+        selected=row_flag(row.get("selected")),
+    )
+
+
+def _float(value):
+    try:
+        return None if value is None or value == "" else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def row_flag(value) -> bool:
+    try:
+        return bool(int(value))
+    except (TypeError, ValueError):
+        return False

@@ -135,3 +135,12 @@ def test_an_area_is_reprojected_in_the_core():
     back = Area.from_geometry(lonlat, "EPSG:4326").in_crs("EPSG:32633")
     assert abs(back.area - 3000.0 * 3000.0) / 9e6 < 1e-3
     assert area.in_crs("EPSG:32633").equals(area.geometry())
+
+
+def test_paths_become_strings_and_lists_tuples_so_options_equal_their_json():
+    from pathlib import Path
+
+    given = Example(output=Path("/tmp/x"), ratios=[0.6, 0.4], labels={"class": Path("/tmp/c.tif")})
+    assert given == Example(output="/tmp/x", ratios=(0.6, 0.4), labels={"class": "/tmp/c.tif"})
+    assert isinstance(given.output, str) and isinstance(given.ratios, tuple)
+    assert Example.from_json(given.to_json()) == given

@@ -22,12 +22,13 @@ Reflectance is resampled bilinearly, masks by nearest neighbour. With ``harmoniz
 scale (see :mod:`.harmonize`).
 """
 
+from ..image_series.manifest import read_manifest, sha256_of
 from ..sentinel2 import NATIVE_RESOLUTION_M
 from .bands import BAND_PRESETS, resolve_bands
 from .harmonize import Harmonization, apply_harmonization, plan_harmonization
-from ..image_series.manifest import read_manifest, sha256_of
 from .options import DownloadOptions
-from .product_list import as_products, product_from_row, product_record, product_records, read_products_gpkg
+from ..products import product_from_row
+from .product_list import as_products, product_record, product_records, read_products_gpkg
 from .run import DownloadResult, grid_for_aoi, run
 from .sentinelhub import MAX_REQUEST_PX, evalscript, process_body, split_windows
 

@@ -35,8 +35,8 @@ import numpy as np
 from rasterio.enums import Resampling
 
 from ..errors import SatPluginError
-from ..http.hrefs import S3_ADVICE, S3_WHY, is_http_url, local_file_in_product
 from ..http.client import BadAnswer
+from ..http.hrefs import S3_ADVICE, S3_WHY, is_http_url, local_file_in_product
 from ..http.signing import TokenCache, check_signing
 from ..sentinel2 import BOA_OFFSET_DN
 from .bands import FILE_MASKS

@@ -12,7 +12,6 @@ spec written to a dataset card or sent to another process never holds a secret.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Optional
 
@@ -82,13 +81,9 @@ class DownloadOptions(StepOptions):
     )
 
     def __post_init__(self):
-        # A job spec holds plain values: paths as strings, sequences as tuples, products as records.
-        if self.output_folder is not None and not isinstance(self.output_folder, str):
-            object.__setattr__(self, "output_folder", os.fspath(self.output_folder))
+        # One band (or preset) may be given alone; products as Product objects or rows become records.
         if isinstance(self.bands, str):
             object.__setattr__(self, "bands", (self.bands,))
-        elif isinstance(self.bands, list):
-            object.__setattr__(self, "bands", tuple(self.bands))
         object.__setattr__(self, "products", product_records(self.products))
         super().__post_init__()
 

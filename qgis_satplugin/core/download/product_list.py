@@ -9,23 +9,14 @@ in its :class:`~.options.DownloadOptions`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import shapely
 
 from ..errors import SatPluginError
-from ..products import (
-    Product,
-    normalise_collection,
-    normalise_platform,
-    parse_datetime,
-    parse_product_name,
-)
-from ..sentinel2 import format_baseline
+from ..products import DOWNLOAD_KINDS, Product, product_from_row, product_row, row_flag
 
 LAYER = "products"
-DOWNLOAD_KINDS = ("sentinelhub", "stac", "local")
 
 
 def read_products_gpkg(path, selected_only: bool | None = None, *, product_ids=None, layer: str = LAYER) -> list[Product]:
@@ -54,62 +45,9 @@ def read_products_gpkg(path, selected_only: bool | None = None, *, product_ids=N
     if product_ids is not None:
         wanted = {str(p) for p in product_ids}
         rows = [r for r in rows if r.get("product_id") in wanted]
-    elif selected_only is True or (selected_only is None and any(_flag(r.get("selected")) for r in rows)):
-        rows = [r for r in rows if _flag(r.get("selected"))]
+    elif selected_only is True or (selected_only is None and any(row_flag(r.get("selected")) for r in rows)):
+        rows = [r for r in rows if row_flag(r.get("selected"))]
     return [product_from_row(r) for r in rows]
-
-
-def _flag(value) -> bool:
-    try:
-        return bool(int(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def product_from_row(row: dict) -> Product:
-    """A Product from a GeoPackage row or a dict with either field names."""
-    download = row.get("download") or {}
-    if isinstance(download, (str, bytes)):
-        try:
-            download = json.loads(download)
-        except ValueError:
-            raise SatPluginError(f"Product {row.get('product_id')}: its download field is not JSON.") from None
-    if not isinstance(download, dict) or download.get("kind") not in DOWNLOAD_KINDS:
-        raise SatPluginError(
-            f"Product {row.get('product_id')}: unknown download kind {download.get('kind') if isinstance(download, dict) else None!r}."
-        )
-    product_id = str(row.get("product_id") or "")
-    if not product_id:
-        raise SatPluginError("A product without product_id cannot be downloaded.")
-    named = parse_product_name(product_id)
-    when = parse_datetime(row.get("datetime")) or named.get("datetime")
-    if when is None:
-        raise SatPluginError(f"Product {product_id} has no acquisition date.")
-    orbit = row.get("rel_orbit", row.get("relative_orbit"))
-    collection = row.get("collection") or named.get("collection") or download.get("collection") or "L2A"
-    footprint = row.get("footprint", row.get("geometry"))
-    return Product(
-        product_id=product_id,
-        datetime=when,
-        platform=normalise_platform(row.get("platform")) or named.get("platform") or "",
-        mgrs_tile=str(row.get("mgrs_tile") or named.get("mgrs_tile") or ""),
-        relative_orbit=int(orbit) if orbit not in (None, "") else named.get("relative_orbit"),
-        processing_baseline=format_baseline(row.get("baseline", row.get("processing_baseline")))
-        or named.get("processing_baseline"),
-        collection=normalise_collection(collection),
-        cloud_cover=_float(row.get("cloud", row.get("cloud_cover"))),
-        footprint=footprint,
-        backend=str(row.get("backend") or download["kind"]),
-        download=download,
-        selected=_flag(row.get("selected")),
-    )
-
-
-def _float(value):
-    try:
-        return None if value is None or value == "" else float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def check_references(products, service_url: str | None = None) -> None:
@@ -146,23 +84,12 @@ def check_band_files(products, bands) -> None:
 
 
 def product_record(product: Product) -> dict:
-    """``product`` as the plain record a job spec holds; :func:`product_from_row` reads it back.
+    """``product`` as the plain record a job spec holds: its product row without the ranking.
 
-    The fields are a search GeoPackage row's, less the ranking and the footprint, which the
-    download does not read (the area to fetch is the options' own).
+    The download does not read the ranking or the footprint (the area to fetch is the
+    options' own); :func:`..products.product_from_row` reads the record back.
     """
-    return {
-        "product_id": product.product_id,
-        "datetime": product.datetime.isoformat().replace("+00:00", "Z"),
-        "platform": product.platform,
-        "mgrs_tile": product.mgrs_tile,
-        "rel_orbit": product.relative_orbit,
-        "baseline": product.processing_baseline,
-        "collection": product.collection,
-        "cloud": product.cloud_cover,
-        "backend": product.backend,
-        "download": json.loads(json.dumps(product.download or {})),  # a copy of plain JSON values
-    }
+    return product_row(product, ranking=False)
 
 
 def product_records(products) -> tuple[dict, ...]:

@@ -29,19 +29,26 @@ from pathlib import Path
 
 import shapely
 
+from ..area import prepare_aoi
 from ..atomic import user_error_for
 from ..errors import Canceled, SatPluginError
 from ..feedback import Feedback
 from ..grid import PixelGrid, check_memory, utm_grid_for_bounds
+from ..image_series.manifest import (
+    RESUME_NOTE,
+    file_entry,
+    file_is_current,
+    read_manifest,
+    reusable_entries,
+    write_manifest,
+)
 from ..locks import OutputLock, remove_leftovers
 from ..options import plain
-from ..area import prepare_aoi
 from ..sentinel2 import MASK_NODATA, REFLECTANCE_SCALE
 from .acquisitions import Acquisition, file_stem, group_acquisitions
 from .cog_writer import StagedRaster
 from .file_sources import FileSources
 from .harmonize import apply_harmonization
-from ..image_series.manifest import RESUME_NOTE, file_entry, file_is_current, read_manifest, reusable_entries, write_manifest
 from .options import DownloadOptions
 from .product_list import as_products
 from .sentinelhub import ProcessApi

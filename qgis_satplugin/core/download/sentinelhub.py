@@ -40,6 +40,7 @@ from rasterio.windows import Window
 
 from ..errors import SatPluginError
 from ..grid import PixelGrid
+from ..http.client import BadAnswer, CredentialsRefused, origin, safe_url
 from ..http.sentinelhub_auth import (
     CDSE_BASE_URL,
     CDSE_TOKEN_URL,
@@ -49,7 +50,6 @@ from ..http.sentinelhub_auth import (
     TokenSource,
     as_credentials,
 )
-from ..http.client import BadAnswer, CredentialsRefused, origin, safe_url
 from ..sentinel2 import MASK_NODATA
 from .bands import SENTINELHUB_MASKS
 from .harmonize import Harmonization, plan_harmonization

@@ -20,16 +20,16 @@ import math
 
 import numpy as np
 import rasterio
-from rasterio.enums import Resampling
 from rasterio._err import CPLE_BaseError
+from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.io import MemoryFile
 from rasterio.warp import reproject
 from rasterio.windows import Window, from_bounds
 
 from ..grid import PixelGrid, transform_bounds
-from ..http.hrefs import is_http_url
 from ..http.client import BadAnswer
+from ..http.hrefs import is_http_url
 from .remote_file import remote_opener
 
 PAD_PX = 2

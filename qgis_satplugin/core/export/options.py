@@ -7,7 +7,6 @@ algorithm's help is built from it, and the dataset card's ``parameters`` come fr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
@@ -94,20 +93,10 @@ class ExportOptions(StepOptions):
         "it overlaps; blocks overlapping two splits, or none, are left out."))
 
     def __post_init__(self):
-        # Paths become strings and sequences tuples, so the options are plain values and
-        # equal to their JSON round trip.
-        images = self.images
-        images = str(images) if isinstance(images, (str, Path)) else tuple(str(p) for p in images or ())
-        object.__setattr__(self, "images", images)
-        object.__setattr__(self, "output_folder", str(self.output_folder))
-        if self.labels is not None:
-            object.__setattr__(self, "labels", {str(k): str(v) for k, v in self.labels.items()})
+        # One band may be given alone, and as a numpy number (a band index from an array).
         if self.bands is not None:
             bands = (self.bands,) if isinstance(self.bands, (str, int, np.integer)) else self.bands
             object.__setattr__(self, "bands", tuple(int(b) if isinstance(b, np.integer) else b for b in bands))
-        object.__setattr__(self, "split_ratios", tuple(self.split_ratios))
-        if self.split_areas is not None:
-            object.__setattr__(self, "split_areas", tuple(self.split_areas))
         super().__post_init__()
 
     def check(self) -> None:

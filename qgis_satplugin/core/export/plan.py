@@ -23,12 +23,19 @@ import numpy as np
 
 from ..errors import Canceled, SatPluginError
 from ..feedback import Feedback
-from ..sentinel2 import MASK_CLOUD_VALUES, MASK_NODATA
 from ..image_series.dates import even_in_time
 from ..image_series.reader import ImageSeries
+from ..sentinel2 import MASK_CLOUD_VALUES, MASK_NODATA
 from .label_rasters import LabelSet, labelled
-from .splits import (NO_SPLIT, SPLITS, BlockGrid, BlockHistogram, assign_blocks_balanced,
-                     assign_blocks_from_polygons, patch_splits)
+from .splits import (
+    NO_SPLIT,
+    SPLITS,
+    BlockGrid,
+    BlockHistogram,
+    assign_blocks_balanced,
+    assign_blocks_from_polygons,
+    patch_splits,
+)
 from .windows import PatchGrid
 
 # Rows read at once by the planning passes (uint8 or small label rasters).

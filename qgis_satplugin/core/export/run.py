@@ -25,17 +25,17 @@ from pathlib import Path
 from ..atomic import check_output_paths
 from ..errors import SatPluginError
 from ..feedback import Feedback
+from ..image_series.dates import iso_z, season_mask
+from ..image_series.reader import input_paths, input_read_errors, open_image_series
 from ..options import plain
 from .band_layout import band_layout
 from .croissant import NAME as CROISSANT_NAME
 from .croissant import write_croissant
 from .dataset_card import CONTENTS_KEY, FORMAT, JSON_NAME, MD_NAME, licence_line, source_rows, write_card
-from ..image_series.dates import iso_z, season_mask
 from .format_deepsatdata import DeepSatDataWriter
 from .format_geotiff import GeoTiffWriter
 from .format_npz import NpzWriter
 from .format_zarr import ZarrWriter, import_zarr
-from ..image_series.reader import input_paths, input_read_errors, open_image_series
 from .index_gpkg import NAME as INDEX_NAME
 from .index_gpkg import write_index
 from .label_rasters import LabelSet

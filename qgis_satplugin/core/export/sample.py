@@ -6,6 +6,7 @@ file layout; the reading, filtering and splitting never depend on the format.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 
 from ..image_series.dates import day_of_year, iso_z

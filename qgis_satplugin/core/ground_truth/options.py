@@ -7,7 +7,6 @@ it can be written as JSON, run in another process, and read back into an equal o
 from __future__ import annotations
 
 import numbers
-import os
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -38,14 +37,6 @@ class OutputPaths(StepOptions):
         "a parcel cut by the grid edge ends there; capped at 128 pixels",
     )
     class_table: Optional[str] = option(None, help=".csv or .json: class id, value, name, pixel and parcel counts")
-
-    def __post_init__(self):
-        # Paths are strings in a job spec; a pathlib.Path given by a caller is one too.
-        for name in ("class_raster", "id_raster", "coverage_raster", "conflict_raster", "distance_raster", "class_table"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
-                object.__setattr__(self, name, os.fspath(value))
-        super().__post_init__()
 
     def rasters(self) -> dict:
         """Output name -> path of every raster asked for."""

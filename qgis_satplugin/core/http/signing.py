@@ -29,9 +29,9 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from ..errors import SatPluginError
-from .hrefs import is_http_url
-from .client import JsonClient, origin, safe_url
 from ..products import parse_datetime
+from .client import JsonClient, origin, safe_url
+from .hrefs import is_http_url
 
 PLANETARY_COMPUTER_STAC_URL = "https://planetarycomputer.microsoft.com/api/stac/v1"
 SAS_API_PATH = "/api/sas/v1"

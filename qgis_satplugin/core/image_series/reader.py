@@ -20,13 +20,13 @@ from typing import Optional
 import numpy as np
 from pyproj import CRS
 
-from .manifest import NAME as MANIFEST_NAME
-from .manifest import Manifest, listed_path, load_manifest, verify_listed_files
 from ..errors import SatPluginError
 from ..feedback import Feedback
 from ..grid import PixelGrid
 from ..sentinel2 import REFLECTANCE_SCALE, canonical_band_name
 from .dates import DATE_TAG, date_from_name, iso_z, parse_iso_datetime
+from .manifest import NAME as MANIFEST_NAME
+from .manifest import Manifest, listed_path, load_manifest, verify_listed_files
 
 MASK_SUFFIXES = ("_SCL", "_CLM")
 # A file that states no scale holds Sentinel-2 digital numbers (reflectance x 10000).

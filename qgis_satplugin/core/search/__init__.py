@@ -7,11 +7,7 @@ commercial Sentinel Hub) and a local folder, each a :class:`SearchBackend`.
 :class:`Product` objects ranked by acquisition; ``write_footprints_gpkg`` turns them into a layer.
 """
 
-from ..sentinel2 import SCL_CLOUD_CLASSES as CLOUD_CLASSES
-from ..sentinel2 import canonical_band
-from .aoi_cloud import aoi_cloud_percent
-from .backends import SearchBackend
-from .catalog import CatalogBackend, sh_data_collection
+from ..http.client import CredentialsRefused, HttpStatusError, JsonClient
 from ..http.sentinelhub_auth import (
     CDSE_BASE_URL,
     CDSE_TOKEN_URL,
@@ -21,12 +17,18 @@ from ..http.sentinelhub_auth import (
     resolve_credentials,
     sh_config,
 )
+from ..http.signing import PLANETARY_COMPUTER_STAC_URL, TokenCache
+from ..products import Product, parse_product_name
+from ..sentinel2 import SCL_CLOUD_CLASSES as CLOUD_CLASSES
+from ..sentinel2 import canonical_band
+from .aoi_cloud import aoi_cloud_percent
+from .backends import SearchBackend
+from .catalog import CatalogBackend, sh_data_collection
 from .footprints_gpkg import FIELDS as GPKG_FIELDS
 from .footprints_gpkg import write_footprints_gpkg
-from ..http.client import CredentialsRefused, HttpStatusError, JsonClient
 from .local import LocalBackend, scan_folder
+from .options import BACKENDS, SearchOptions
 from .period import normalise_period, season_periods
-from ..products import Product, parse_product_name
 from .ranking import (
     STRATEGIES,
     W_CLOUD,
@@ -42,10 +44,8 @@ from .ranking import (
     rank_products,
     select_even,
 )
-from .options import BACKENDS, SearchOptions
 from .result import SearchResult, product_record
 from .run import make_backend, run
-from ..http.signing import PLANETARY_COMPUTER_STAC_URL, TokenCache
 from .stac import EARTH_SEARCH_URL, STAC_COLLECTION_IDS, StacBackend, item_level, product_from_stac_item
 
 __all__ = [

@@ -18,8 +18,8 @@ from rasterio.enums import Resampling
 from rasterio.features import geometry_mask
 from rasterio.windows import Window, from_bounds
 
-from ..sentinel2 import SCL_CLOUD_CLASSES, SCL_NO_DATA
 from ..area import DENSIFY_DEG
+from ..sentinel2 import SCL_CLOUD_CLASSES, SCL_NO_DATA
 
 # Cloud is SCL_CLOUD_CLASSES (cloud shadow, cloud medium and high probability, thin
 # cirrus). No data (SCL_NO_DATA) is left out of the total, so a product half outside its

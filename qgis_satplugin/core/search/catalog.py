@@ -38,8 +38,8 @@ from ..http.sentinelhub_auth import (
     TokenSource,
     bearer,
 )
-from .period import stac_interval
 from ..products import Product, normalise_collection
+from .period import stac_interval
 from .stac import left_out_message, product_from_stac_item, refused_assets_message, unwanted_item
 
 CATALOG_SEARCH_PATH = "/api/v1/catalog/1.0.0/search"

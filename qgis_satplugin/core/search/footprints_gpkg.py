@@ -28,7 +28,7 @@ from shapely.geometry import MultiPolygon
 from ..atomic import check_writable_folder, user_error_for
 from ..errors import SatPluginError
 from ..geometry import polygonal_part
-from ..products import Product
+from ..products import Product, product_row
 
 DEFAULT_LAYER = "products"
 
@@ -54,23 +54,9 @@ FIELDS = {
 
 
 def _row(p: Product) -> dict:
-    return {
-        "product_id": p.product_id,
-        "datetime": p.datetime.isoformat().replace("+00:00", "Z"),
-        "platform": p.platform,
-        "mgrs_tile": p.mgrs_tile,
-        "rel_orbit": p.relative_orbit,
-        "baseline": p.processing_baseline,
-        "collection": p.collection,
-        "cloud": p.cloud_cover,
-        "aoi_cover": round(float(p.aoi_coverage), 4),
-        "aoi_cloud": None if p.aoi_cloud is None else round(float(p.aoi_cloud), 4),
-        "rank": p.rank,
-        "selected": int(bool(p.selected)),
-        "backend": p.backend,
-        "download": json.dumps(p.download, sort_keys=True),
-        "acq_group": p.acq_group,
-    }
+    # The GeoPackage stores the download references as JSON text and the selection as 0/1.
+    row = product_row(p)
+    return {**row, "selected": int(row["selected"]), "download": json.dumps(row["download"], sort_keys=True)}
 
 
 def _as_multipolygon(geom):

@@ -42,7 +42,6 @@ from shapely.geometry import Polygon, box
 from ..errors import Canceled, SatPluginError
 from ..feedback import Feedback
 from ..geometry import polygonal_part
-from ..sentinel2 import canonical_band, format_baseline
 from ..http.hrefs import inside_product
 from ..products import (
     Product,
@@ -51,6 +50,7 @@ from ..products import (
     parse_datetime,
     parse_product_name,
 )
+from ..sentinel2 import canonical_band, format_baseline
 from .stac import SENTINEL2, item_level, product_from_stac_item
 
 # A library of a few thousand products is a few hundred thousand files (a SAFE holds

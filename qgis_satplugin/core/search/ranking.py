@@ -46,12 +46,12 @@ from dataclasses import dataclass
 
 import shapely
 
+from ..area import EqualAreaFrame
 from ..errors import SatPluginError
 from ..geometry import polygonal_part
-from ..area import EqualAreaFrame
-from .period import days_between
-from ..sentinel2 import baseline_key
 from ..products import Product
+from ..sentinel2 import baseline_key
+from .period import days_between
 
 W_TIME = 1.0
 W_CLOUD = 1.0

@@ -8,7 +8,7 @@ from datetime import datetime
 import shapely
 
 from ..options import plain
-from ..products import Product
+from ..products import Product, product_row
 from .ranking import acq_groups
 
 
@@ -37,29 +37,13 @@ class SearchResult:
 
 
 def product_record(p: Product) -> dict:
-    """A product as JSON values: datetimes as ISO 8601 UTC text, geometries as lon/lat WKT."""
-    return plain(
-        {
-            "product_id": p.product_id,
-            "datetime": _iso(p.datetime),
-            "platform": p.platform,
-            "mgrs_tile": p.mgrs_tile,
-            "relative_orbit": p.relative_orbit,
-            "processing_baseline": p.processing_baseline,
-            "collection": p.collection,
-            "cloud_cover": p.cloud_cover,
-            "footprint": _wkt(p.footprint),
-            "backend": p.backend,
-            "download": p.download,
-            "processing_time": _iso(p.processing_time),
-            "aoi_coverage": float(p.aoi_coverage),
-            "aoi_cloud": None if p.aoi_cloud is None else float(p.aoi_cloud),
-            "rank": p.rank,
-            "selected": bool(p.selected),
-            "aoi_footprint": _wkt(p.aoi_footprint),
-            "acq_group": p.acq_group,
-        }
-    )
+    """A product as JSON values: its product row, with its footprints as lon/lat WKT."""
+    return plain({
+        **product_row(p),
+        "processing_time": _iso(p.processing_time),
+        "footprint": _wkt(p.footprint),
+        "aoi_footprint": _wkt(p.aoi_footprint),
+    })
 
 
 def _iso(value: datetime | None) -> str | None:

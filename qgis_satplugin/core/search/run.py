@@ -23,15 +23,16 @@ from __future__ import annotations
 
 from ..errors import Canceled, SatPluginError
 from ..feedback import Feedback
+from ..http.client import JsonClient
+from ..http.sentinelhub_auth import CDSE_BASE_URL, CDSE_TOKEN_URL, SENTINELHUB_BASE_URL, SENTINELHUB_TOKEN_URL
+from ..http.signing import PLANETARY_COMPUTER_STAC_URL, SIGNING_KIND, TokenCache, check_signing
+from ..products import normalise_collection
 from .aoi_cloud import aoi_cloud_percent
 from .backends import SearchBackend
 from .catalog import CatalogBackend
-from ..http.sentinelhub_auth import CDSE_BASE_URL, CDSE_TOKEN_URL, SENTINELHUB_BASE_URL, SENTINELHUB_TOKEN_URL
 from .local import LocalBackend
 from .options import BACKENDS, SearchOptions, backend_name
 from .period import normalise_period
-from ..http.client import JsonClient
-from ..products import normalise_collection
 from .ranking import (
     acq_groups,
     annotate_coverage,
@@ -41,7 +42,6 @@ from .ranking import (
     rank_products,
 )
 from .result import SearchResult
-from ..http.signing import PLANETARY_COMPUTER_STAC_URL, SIGNING_KIND, TokenCache, check_signing
 from .stac import EARTH_SEARCH_URL, StacBackend
 
 # Planetary Computer has Sentinel-2 L2A only.

@@ -45,14 +45,13 @@ from urllib.parse import urlsplit
 import shapely
 from shapely.geometry import box, shape
 
+from ..area import query_geometry
 from ..errors import SatPluginError
 from ..feedback import Feedback
 from ..geometry import polygonal_part
-from ..sentinel2 import canonical_band, format_baseline
-from ..area import query_geometry
-from ..http.hrefs import S3_ADVICE, S3_WHY, remote_asset_url
 from ..http.client import JsonClient
-from .period import stac_interval
+from ..http.hrefs import S3_ADVICE, S3_WHY, remote_asset_url
+from ..http.signing import SIGNING_KIND, signing_record
 from ..products import (
     Product,
     normalise_collection,
@@ -60,7 +59,8 @@ from ..products import (
     parse_datetime,
     parse_product_name,
 )
-from ..http.signing import SIGNING_KIND, signing_record
+from ..sentinel2 import canonical_band, format_baseline
+from .period import stac_interval
 
 EARTH_SEARCH_URL = "https://earth-search.aws.element84.com/v1"
 # Searched in this order; for a product listed in several, the first collection's copy wins.

@@ -24,7 +24,6 @@ from ..image_series.reader import ImageSeries
 from ..sentinel2 import MASK_CLOUD_VALUES, MASK_NODATA
 from .contract import ModelContract
 
-
 # Cloud masks miss the thin, bright edges of clouds and shadows; treating a 2-px ring
 # around them as cloudy too keeps those edges out of the fused image.
 CLOUD_BUFFER = 2

@@ -55,13 +55,7 @@ class SuperResolveOptions(StepOptions):
         "Revisits with more cloud or no data than this share (%) are skipped; 100 keeps every date."))
 
     def __post_init__(self):
-        # Paths become strings and sequences tuples, so the options are plain values and
-        # equal to their JSON round trip.
-        inputs = self.inputs
-        inputs = str(inputs) if isinstance(inputs, (str, Path)) else tuple(str(p) for p in inputs or ())
-        object.__setattr__(self, "inputs", inputs)
-        object.__setattr__(self, "output", str(self.output))
-        if self.model is not None:
+        if self.model is not None:  # an empty MODEL is the default model
             object.__setattr__(self, "model", str(self.model) or None)
         super().__post_init__()
         if isinstance(self.max_cloud, int) and not isinstance(self.max_cloud, bool):  # as JSON reads it back
