@@ -62,12 +62,8 @@ DRIVER = textwrap.dedent(
     else:
         raise SystemExit("qgis is importable in the engine's environment")
     import satplugin_engine
-    from satplugin_engine.ground_truth import GroundTruthOptions, run
 
-    options = GroundTruthOptions.from_json(open(sys.argv[1]).read())
-    result = run(options)
-    print(json.dumps({"version": satplugin_engine.__version__, "labelled": result.labelled_pixels,
-                      "module": satplugin_engine.__file__}))
+    print(json.dumps({"version": satplugin_engine.__version__, "module": satplugin_engine.__file__}))
     """
 )
 
@@ -107,12 +103,19 @@ def test_engine_installs_in_a_fresh_environment_and_runs_ground_truth(tmp_path):
     job.write_text(options.to_json())
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
-    run = subprocess.run([str(python), "-I", str(driver), str(job)], capture_output=True, text=True, env=env,
-                         cwd=tmp_path)
+    probe = subprocess.run([str(python), "-I", str(driver)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+    installed = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert installed["version"] == __version__
+    assert str(venv) in installed["module"]  # the installed copy runs, not the checkout
+    # The step runs through the engine's command line, as the plugin's engine process will run it.
+    run = subprocess.run([str(python), "-I", "-m", "satplugin_engine", "run", "ground_truth", str(job)],
+                         capture_output=True, text=True, env=env, cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
-    answer = json.loads(run.stdout.strip().splitlines()[-1])
-    assert answer["version"] == __version__
-    assert str(venv) in answer["module"]  # the installed copy ran, not the checkout
+    events = [json.loads(line) for line in run.stdout.splitlines()]
+    progress = [e["progress"] for e in events if "progress" in e]
+    assert progress == sorted(progress) and progress[-1] == 1.0
+    answer = {"labelled": events[-1]["result"]["labelled_pixels"]}
 
     out_dev = tmp_path / "dev-out"
     out_dev.mkdir()

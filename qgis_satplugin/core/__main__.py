@@ -1,0 +1,68 @@
+"""The engine's command line: run one step from its job spec, streaming feedback as JSON lines.
+
+    python -m satplugin_engine run ground_truth job.json
+
+``job.json`` is the step's options (``<Name>Options.to_json()``). Every line on stdout is
+one JSON object: ``{"progress": 0.25}`` and ``{"log": "..."}`` while it runs (see
+:class:`.feedback.JsonLinesFeedback`), then ``{"result": {...}}`` (exit 0) or
+``{"error": "one sentence"}`` (exit 1; a cancel exits 3). SIGTERM or SIGINT cancels the
+run at its next check, which leaves no output half-written. Credentials are never in a
+job file: the Sentinel Hub steps read ``SH_CLIENT_ID`` and ``SH_CLIENT_SECRET`` from the
+environment.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+from .errors import Canceled, SatPluginError
+from .feedback import JsonLinesFeedback
+from .steps import STEPS, step
+
+EXIT_ERROR = 1
+EXIT_CANCELED = 3  # argparse exits 2 on a bad command line
+
+
+def main(argv=None, stdout=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m satplugin_engine", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="run one step from its job spec")
+    run_parser.add_argument("step", choices=sorted(STEPS))
+    run_parser.add_argument("job", help="the step's options as JSON (a file, or - for stdin)")
+    args = parser.parse_args(argv)
+    out = stdout or sys.stdout
+
+    canceled = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: canceled.set())
+    feedback = JsonLinesFeedback(out, is_canceled=canceled.is_set)
+
+    def answer(event: dict, code: int) -> int:
+        out.write(json.dumps(event) + "\n")
+        out.flush()
+        return code
+
+    try:
+        options_class, run = step(args.step)
+        text = sys.stdin.read() if args.job == "-" else _read(args.job)
+        result = run(options_class.from_json(text), feedback)
+    except Canceled as exc:
+        return answer({"error": str(exc) or "Canceled."}, EXIT_CANCELED)
+    except SatPluginError as exc:
+        return answer({"error": str(exc)}, EXIT_ERROR)
+    return answer({"result": result.to_dict()}, 0)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise SatPluginError(f"The job file {path} cannot be read ({exc.strerror or exc}).") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

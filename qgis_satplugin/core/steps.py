@@ -1,0 +1,31 @@
+"""The five steps by name: where each one's options class and ``run`` live.
+
+One table for everything that runs a step from its name: the engine's command line
+(``python -m satplugin_engine run <step> job.json``) and, later, the plugin's engine
+process and Dask workers. Modules are imported when a step is asked for, so naming one
+step does not load the others' dependencies.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+from .errors import SatPluginError
+
+# step name -> (package, options class)
+STEPS = {
+    "search": ("search", "SearchOptions"),
+    "download": ("download", "DownloadOptions"),
+    "ground_truth": ("ground_truth", "GroundTruthOptions"),
+    "export": ("export", "ExportOptions"),
+    "superres": ("superres", "SuperResolveOptions"),
+}
+
+
+def step(name: str) -> tuple[type, Callable]:
+    """The options class and the ``run`` function of the step called ``name``."""
+    if name not in STEPS:
+        raise SatPluginError(f"There is no step {name!r}; the steps are {', '.join(STEPS)}.")
+    package, options_class = STEPS[name]
+    module = importlib.import_module(f".{package}", __package__)
+    return getattr(module, options_class), getattr(module, "run")
