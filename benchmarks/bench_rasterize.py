@@ -2,7 +2,7 @@
 """Benchmark: our ground-truth rasterizer against gdal_rasterize and a per-pixel shapely loop.
 
 Prints figures (a Markdown table), asserts nothing. All contenders work on the same
-synthetic parcels (``core.synthetic``, fixed seed) and the same Sentinel-2-like grid
+synthetic parcels (``tests/fixtures/synthetic_parcels.py``, fixed seed) and the same Sentinel-2-like grid
 (UTM 33N, 10 m, origin 399960 E / 5100000 N; ``--size 10980`` is a full tile).
 
 Each contender runs in its own child process, so its peak memory is measured cleanly

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout: the core is importable
     sys.path.insert(0, str(ROOT))
 
-from qgis_satplugin.core.superres.contract import canonical_band  # noqa: E402
+from qgis_satplugin.core.superres.contract import band_match_key  # noqa: E402
 
 BANDS = ("B02", "B03", "B04", "B08")
 DN_SCALE = 1e-4
@@ -48,11 +48,11 @@ def read_bands(path, bands=BANDS) -> np.ndarray:
     import rasterio
 
     with rasterio.open(path) as src:
-        names = [canonical_band(d) if d else "" for d in src.descriptions]
-        missing = [b for b in bands if canonical_band(b) not in names]
+        names = [band_match_key(d) if d else "" for d in src.descriptions]
+        missing = [b for b in bands if band_match_key(b) not in names]
         if missing:
             raise ValueError(f"{path} lacks bands {missing} (it has {src.descriptions})")
-        indexes = [names.index(canonical_band(b)) + 1 for b in bands]
+        indexes = [names.index(band_match_key(b)) + 1 for b in bands]
         return src.read(indexes).astype(np.float32) * np.float32(DN_SCALE)
 
 

@@ -99,7 +99,7 @@ def add_network_parameters(algorithm, run_deadline_s: float) -> None:
 
 
 def network_options(algorithm, parameters, context) -> dict:
-    """The core's ``client_options`` from the parameters added by :func:`add_network_parameters`."""
+    """The network deadlines (options of the search and the download) from :func:`add_network_parameters`."""
     return {
         "request_deadline": algorithm.parameterAsDouble(parameters, "REQUEST_DEADLINE", context),
         "run_deadline": algorithm.parameterAsDouble(parameters, "RUN_DEADLINE", context),

@@ -21,7 +21,7 @@ from ..qgis_satplugin.core.area import Area
 from ..qgis_satplugin.core.http.client import DEFAULT_REQUEST_DEADLINE_S, DEFAULT_RUN_DEADLINE_S
 from ..qgis_satplugin.core.search import W_CLOUD, W_COVER, W_TIME, SearchOptions, run, write_footprints_gpkg
 from ..qgis_satplugin.core.search.footprints_gpkg import check_output
-from .base import SatPluginAlgorithm, core_errors
+from .base import SatPluginAlgorithm, core_errors, terminate_cancels
 from .qgis_inputs import add_network_parameters, aoi_geometry_4326, credentials_from_authcfg, network_options
 from .styles import save_footprint_style
 
@@ -170,7 +170,7 @@ class SearchProducts(SatPluginAlgorithm):
                 "The output is a valid empty layer.",
                 False,
             )
-        with core_errors():
+        with core_errors(), terminate_cancels(feedback):  # a SIGTERM mid-write must not leave a temp file
             write_footprints_gpkg(products, output, LAYER)
         problem = save_footprint_style(output, LAYER)
         if problem:

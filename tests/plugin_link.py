@@ -5,6 +5,7 @@ workflow generator import it through a link named ``satplugin`` in a temporary f
 that every module (the core, the test fixtures, the loopback servers) is loaded once, under
 one name, and objects passed between them are of one class.
 """
+import atexit
 import sys
 import tempfile
 from pathlib import Path
@@ -19,6 +20,17 @@ def link_plugin_package() -> Path:
         if entry and link.is_symlink() and link.resolve() == ROOT:
             return Path(entry)
     parent = Path(tempfile.mkdtemp(prefix="satplugin-path-"))
-    (parent / "satplugin").symlink_to(ROOT, target_is_directory=True)
+    link = parent / "satplugin"
+    link.symlink_to(ROOT, target_is_directory=True)
     sys.path.insert(0, str(parent))
+    atexit.register(_remove, link)
     return parent
+
+
+def _remove(link: Path) -> None:
+    # The link itself, never what it points to; then its (empty) folder.
+    try:
+        link.unlink()
+        link.parent.rmdir()
+    except OSError:
+        pass

@@ -17,6 +17,7 @@ import json
 import signal
 import sys
 import threading
+import traceback
 
 from .errors import Canceled, SatPluginError
 from .feedback import JsonLinesFeedback
@@ -36,8 +37,7 @@ def main(argv=None, stdout=None) -> int:
     out = stdout or sys.stdout
 
     canceled = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: canceled.set())
+    previous = {signum: signal.signal(signum, lambda *_: canceled.set()) for signum in (signal.SIGTERM, signal.SIGINT)}
     feedback = JsonLinesFeedback(out, is_canceled=canceled.is_set)
 
     def answer(event: dict, code: int) -> int:
@@ -49,11 +49,18 @@ def main(argv=None, stdout=None) -> int:
         options_class, run = step(args.step)
         text = sys.stdin.read() if args.job == "-" else _read(args.job)
         result = run(options_class.from_json(text), feedback)
+        return answer({"result": result.to_dict()}, 0)
     except Canceled as exc:
-        return answer({"error": str(exc) or "Canceled."}, EXIT_CANCELED)
+        return answer({"error": str(exc)}, EXIT_CANCELED)
     except SatPluginError as exc:
         return answer({"error": str(exc)}, EXIT_ERROR)
-    return answer({"result": result.to_dict()}, 0)
+    except Exception as exc:  # a defect: still one line the parent can show, the traceback on stderr
+        traceback.print_exc()
+        return answer({"error": f"The engine failed unexpectedly ({type(exc).__name__}: {exc}); "
+                                "the details are in its error output."}, EXIT_ERROR)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _read(path: str) -> str:

@@ -13,6 +13,7 @@ follow the same lines on the ground after projection.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import shapely
@@ -98,19 +99,29 @@ def _number(value: float) -> str:
 
 
 def reproject(geometry, source_crs, target_crs):
-    """``geometry`` from ``source_crs`` to ``target_crs``; lon/lat edges are densified first."""
-    src, dst = CRS.from_user_input(source_crs), CRS.from_user_input(target_crs)
-    if src == dst or geometry is None or geometry.is_empty:
+    """``geometry`` (one, or an array of them) from ``source_crs`` to ``target_crs``, vertex by vertex.
+
+    Vertices only, as QGIS reprojects a layer: polygons drawn in one CRS keep their vertices,
+    and a split or parcel boundary lands where the user sees it on the map. The transformer
+    is made once per pair of CRSs, so reprojecting features one by one stays cheap.
+    """
+    if geometry is None:
         return geometry
-    if src.is_geographic:
-        geometry = shapely.segmentize(geometry, DENSIFY_DEG)
-    transformer = Transformer.from_crs(src, dst, always_xy=True)
+    transformer = _transformer(str(source_crs), str(target_crs))
+    if transformer is None:
+        return geometry
 
     def coords(xy):
         x, y = transformer.transform(xy[:, 0], xy[:, 1])
         return np.column_stack([x, y])
 
     return shapely.transform(geometry, coords)
+
+
+@lru_cache(maxsize=32)
+def _transformer(source_crs: str, target_crs: str):
+    src, dst = CRS.from_user_input(source_crs), CRS.from_user_input(target_crs)
+    return None if src == dst else Transformer.from_crs(src, dst, always_xy=True)
 
 
 def prepare_aoi(aoi):

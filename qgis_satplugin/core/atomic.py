@@ -68,7 +68,7 @@ def user_error_for(exc: BaseException, where, lost: str = "No output was written
 
 
 def _is_io_error(exc: BaseException) -> bool:
-    if isinstance(exc, (OSError, RuntimeError)):  # osgeo.gdal raises RuntimeError
+    if isinstance(exc, (OSError, RuntimeError)):  # GDAL's C API (superres/gdal_writer.py) raises RuntimeError
         return True
     return any(cls.__module__.split(".")[0] == "rasterio" for cls in type(exc).__mro__)
 

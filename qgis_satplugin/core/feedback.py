@@ -33,7 +33,7 @@ class Feedback:
         self._log = log
         self._is_canceled = is_canceled
         self._last = 0.0
-        # Steps report from worker threads (download, export); one reported value at a time.
+        # Worker threads may report too: the check against the last value is atomic.
         self._lock = threading.Lock()
 
     @classmethod
@@ -57,10 +57,10 @@ class Feedback:
     def is_canceled(self) -> bool:
         return bool(self._is_canceled and self._is_canceled())
 
-    def check_canceled(self, message: str = "Canceled.") -> None:
-        """Raise :class:`Canceled` when the user asked to stop."""
+    def check_canceled(self, message: str | None = None) -> None:
+        """Raise :class:`Canceled` (its message, or the standard one) when the user asked to stop."""
         if self.is_canceled():
-            raise Canceled(message)
+            raise Canceled() if message is None else Canceled(message)
 
     def sub_range(self, start: float, end: float) -> "Feedback":
         """A feedback whose 0..1 is this one's ``start``..``end``; log and cancel pass through."""

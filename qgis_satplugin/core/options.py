@@ -18,6 +18,8 @@ import types
 import typing
 from typing import Any
 
+import numpy as np
+
 from .errors import SatPluginError
 
 FORMAT_KEY = "options"
@@ -56,15 +58,7 @@ class StepOptions:
 
     @classmethod
     def from_dict(cls, values: dict):
-        if not isinstance(values, dict):
-            raise SatPluginError(f"{cls.__name__} is read from a JSON object, not {type(values).__name__}.")
-        hints = typing.get_type_hints(cls)
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names - {FORMAT_KEY})
-        if unknown:
-            raise SatPluginError(f"{cls.__name__} has no option {', '.join(unknown)}.")
-        kwargs = {name: _typed(hints[name], value) for name, value in values.items() if name in names}
-        return cls(**kwargs)
+        return _build(cls, values, cls.__name__)
 
     @classmethod
     def from_json(cls, text: str):
@@ -95,28 +89,75 @@ def plain(value: Any):
     raise TypeError(f"an option holds plain values only, not {type(value).__name__}")
 
 
+def _build(cls, values, where: str):
+    """A dataclass from JSON values; a missing, unknown or mistyped field is one sentence."""
+    if not isinstance(values, dict):
+        raise SatPluginError(f"{where} is read from a JSON object, not {type(values).__name__}.")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields) - {FORMAT_KEY})
+    if unknown:
+        raise SatPluginError(f"{where} has no option {', '.join(unknown)}.")
+    missing = [name for name, f in fields.items() if name not in values
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise SatPluginError(f"{where} needs {', '.join(missing)}.")
+    kwargs = {name: _typed(hints[name], value, f"{where}.{name}") for name, value in values.items() if name in fields}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise SatPluginError(f"{where} has a value of the wrong kind ({exc}).") from None
+
+
 def _coerced(hint, value):
-    """``value`` with paths as strings and sequences as the tuples ``hint`` declares (else as given)."""
+    """``value`` as the plain value ``hint`` declares: a path as its string, a sequence or array as a
+    tuple, a numpy number as a Python one, an int as a float where the field is a float."""
     if isinstance(value, os.PathLike):
         return os.fspath(value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    elif isinstance(value, np.ndarray):
+        value = tuple(value.tolist())
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        for candidate in (a for a in args if a is not type(None)):
-            if typing.get_origin(candidate) is tuple and isinstance(value, (list, tuple)):
-                return _coerced(candidate, value)
+        if value is None:
+            return value
+        candidates = [a for a in args if a is not type(None)]
+        if any(_is_instance(c, value) for c in candidates):
+            return _coerced(next(c for c in candidates if _is_instance(c, value)), value)
+        for candidate in candidates:
+            coerced = _coerced(candidate, value)
+            if coerced is not value:
+                return coerced
         return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
     if origin is tuple and isinstance(value, (list, tuple)):
-        element = args[0] if len(args) == 2 and args[1] is Ellipsis else None
-        items = tuple(_coerced(element, v) if element is not None else
-                      (os.fspath(v) if isinstance(v, os.PathLike) else v) for v in value)
+        element = args[0] if len(args) == 2 and args[1] is Ellipsis else Any
+        items = tuple(_coerced(element, v) for v in value)
         return value if isinstance(value, tuple) and all(a is b for a, b in zip(items, value)) else items
     if origin is dict and isinstance(value, dict):
-        items = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in value.items()}
+        element = args[1] if len(args) == 2 else Any
+        items = {k: _coerced(element, v) for k, v in value.items()}
         return value if all(items[k] is value[k] for k in value) else items
     return value
 
 
-def _typed(hint, value):
+def _is_instance(hint, value) -> bool:
+    """True when ``value`` already is of the declared type (no coercion needed)."""
+    origin = typing.get_origin(hint) or hint
+    if hint is Any:
+        return True
+    if hint is float:
+        return isinstance(value, float)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(origin, type):
+        return isinstance(value, origin)
+    return False
+
+
+def _typed(hint, value, where: str):
     """A JSON value back in the annotated type: tuples stay tuples, nested options are rebuilt."""
     if value is None:
         return None
@@ -126,21 +167,20 @@ def _typed(hint, value):
         candidates = [a for a in args if a is not type(None)]
         for candidate in candidates:
             if _fits(candidate, value):
-                return _typed(candidate, value)
+                return _typed(candidate, value, where)
         return value
     if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-        inner = typing.get_type_hints(hint)
-        return hint(**{k: _typed(inner.get(k, Any), v) for k, v in value.items()})
+        return _build(hint, value, where)
     if origin is tuple and isinstance(value, list):
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_typed(args[0], v) for v in value)
+            return tuple(_typed(args[0], v, where) for v in value)
         if args:
-            return tuple(_typed(a, v) for a, v in zip(args, value))
+            return tuple(_typed(a, v, where) for a, v in zip(args, value))
         return tuple(value)
     if origin is list and isinstance(value, list):
-        return [_typed(args[0], v) if args else v for v in value]
+        return [_typed(args[0], v, where) if args else v for v in value]
     if origin is dict and isinstance(value, dict):
-        return {k: _typed(args[1], v) if args else v for k, v in value.items()}
+        return {k: _typed(args[1], v, where) if args else v for k, v in value.items()}
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value

@@ -82,6 +82,11 @@ def test_a_bad_job_is_one_sentence_and_exit_1(tmp_path):
     out, _ = child.communicate(timeout=60)
     assert child.returncode == 1
     assert json.loads(out.splitlines()[-1]) == {"error": "GroundTruthOptions has no option colour."}
+    job.write_text('{"start": "2023-06-01", "end": "2023-06-30"}')
+    child = engine("run", "search", job)
+    out, _ = child.communicate(timeout=60)
+    assert child.returncode == 1
+    assert json.loads(out.splitlines()[-1]) == {"error": "SearchOptions needs area."}
     child = engine("run", "ground_truth", tmp_path / "missing.json")
     out, _ = child.communicate(timeout=60)
     assert child.returncode == 1

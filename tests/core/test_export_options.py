@@ -100,7 +100,7 @@ def _transformed(geometry, transformer):
     ({"label_scale": 0}, r"^label_scale must be a whole number >= 1, got 0\.$"),
     ({"min_dates": 3, "max_dates": 2}, r"^max_dates \(2\) is below min_dates \(3\)\.$"),
     ({"min_labelled": 1.5}, r"^min_labelled is a share of the patch between 0 and 1, got 1\.5\.$"),
-    ({"max_cloud": -1}, r"^max_cloud is a percentage between 0 and 100, got -1\.$"),
+    ({"max_cloud": -1}, r"^max_cloud is a percentage between 0 and 100, got -1\.0\.$"),  # a float field
     ({"format": "hdf5"}, r"^Unknown format 'hdf5'; choose one of npz, zarr, geotiff, deepsatdata\.$"),
     ({"split_ratios": (1, 0)}, r"^split_ratios must be three non-negative numbers"),
     ({"band_resolution": "10m"}, r"^band_resolution must be 'resample' or 'native', got '10m'\.$"),

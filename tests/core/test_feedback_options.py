@@ -52,6 +52,8 @@ def test_cancel_passes_through_sub_ranges():
     assert feedback.is_canceled()
     with pytest.raises(Canceled, match="Stopped at tile 3"):
         feedback.check_canceled("Stopped at tile 3.")
+    with pytest.raises(Canceled, match="^Canceled by the user; no output was written.$"):
+        feedback.check_canceled()
     assert Feedback.of(None).is_canceled() is False
 
 
@@ -144,3 +146,21 @@ def test_paths_become_strings_and_lists_tuples_so_options_equal_their_json():
     assert given == Example(output="/tmp/x", ratios=(0.6, 0.4), labels={"class": "/tmp/c.tif"})
     assert isinstance(given.output, str) and isinstance(given.ratios, tuple)
     assert Example.from_json(given.to_json()) == given
+
+
+def test_numpy_values_and_ints_for_floats_become_the_declared_plain_values():
+    import numpy as np
+
+    given = Example(output="o", ratios=np.array([0.6, 0.4]), size=np.int64(32), scale=3)
+    assert given.ratios == (0.6, 0.4) and type(given.ratios[0]) is float
+    assert type(given.size) is int and type(given.scale) is float
+    assert given.to_json() == Example.from_json(given.to_json()).to_json()
+
+
+def test_a_job_missing_or_mistyping_a_field_is_one_sentence():
+    with pytest.raises(SatPluginError, match="^Example needs output.$"):
+        Example.from_json("{}")
+    with pytest.raises(SatPluginError, match="^Example.grid needs pixel_height, width, height.$"):
+        Example.from_json('{"output": "o", "grid": {"crs": "EPSG:32633", "x_min": 0, "y_max": 0, "pixel_width": 10}}')
+    with pytest.raises(SatPluginError, match="^Example.area has no option colour.$"):
+        Example.from_json('{"output": "o", "area": {"wkt": "POINT (0 0)", "colour": 1}}')

@@ -6,7 +6,7 @@ import pytest
 
 from satplugin.qgis_satplugin.core import sentinel2 as s2
 from satplugin.qgis_satplugin.core.search import CLOUD_CLASSES
-from satplugin.qgis_satplugin.core.superres.contract import canonical_band as contract_band
+from satplugin.qgis_satplugin.core.superres.contract import band_match_key as contract_band
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "qgis_satplugin" / "core"

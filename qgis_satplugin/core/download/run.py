@@ -133,8 +133,7 @@ def run(
     ``rng``... for tests).
     """
     feedback = Feedback.of(feedback)
-    if feedback.is_canceled():
-        raise Canceled()
+    feedback.check_canceled()
     # Again here, not only when the options were made: the records are dicts a caller could change since.
     options.check()
     products = as_products(options.products)

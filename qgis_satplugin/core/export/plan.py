@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import Canceled, SatPluginError
+from ..errors import SatPluginError
 from ..feedback import Feedback
 from ..image_series.dates import even_in_time
 from ..image_series.reader import ImageSeries
@@ -87,8 +87,7 @@ def _labelled_fractions(labels: LabelSet, pg: PatchGrid, hist: BlockHistogram, w
     out = np.empty((pg.row_starts.size, pg.col_starts.size), dtype=np.float64)
     counted_to = 0
     for group in _row_groups(pg.row_starts, size, max(1, PLAN_READ_ROWS // k)):
-        if feedback.is_canceled():
-            raise Canceled()
+        feedback.check_canceled()
         top, bottom = group[0], group[-1] + size
         classes = labels.read("class", top, bottom, 0, width)
         lab = labelled(classes, nodata)
@@ -121,8 +120,7 @@ def _cloud_percent(series: ImageSeries, pg: PatchGrid, feedback: Feedback) -> tu
             continue
         with rasterio.open(path) as ds:
             for group in _row_groups(pg.row_starts, size, PLAN_READ_ROWS):
-                if feedback.is_canceled():
-                    raise Canceled()
+                feedback.check_canceled()
                 top = group[0]
                 values = ds.read(band, window=((top, group[-1] + size), (0, width)))
                 missing = values == nodata

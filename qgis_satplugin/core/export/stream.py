@@ -111,8 +111,7 @@ def stream_samples(series, label_set, plan, sink: SampleSink, feedback: Feedback
                 for slot, t in enumerate(plan.dates[i].tolist()):
                     users[t].append((i, slot))
             for t in sorted(users):
-                if feedback.is_canceled():
-                    raise Canceled()
+                feedback.check_canceled()
                 data = sources[t].read(series.band_index, window=((r0, r1), (c0, c1)))
                 for i, slot in users[t]:
                     r, c = plan.rows[i] - r0, plan.cols[i] - c0

@@ -19,7 +19,7 @@ from ..atomic import AtomicOutputs
 from ..class_table import ClassTable, build_class_table
 from ..coverage import polygon_segments, strip_coverage
 from ..dependencies import require
-from ..errors import Canceled, SatPluginError
+from ..errors import SatPluginError
 from ..feedback import Feedback
 from ..grid import PixelGrid
 from ..options import plain
@@ -101,8 +101,7 @@ def run(options: GroundTruthOptions, feedback: Feedback | None = None) -> Ground
         try:
             n_strips = -(-grid.height // strip_rows)
             for index, row0 in enumerate(range(0, grid.height, strip_rows)):
-                if feedback.is_canceled():
-                    raise Canceled()
+                feedback.check_canceled()
                 row1 = min(row0 + strip_rows, grid.height)
                 near = (seg_y_hi > row0) & (seg_y_lo < row1)
                 cov = strip_coverage(seg.subset(near), row0, row1, grid.width)

@@ -159,7 +159,5 @@ class TokenSource:
         return token
 
 
-
-
 def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}

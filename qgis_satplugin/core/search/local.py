@@ -39,7 +39,7 @@ from pathlib import Path
 import shapely
 from shapely.geometry import Polygon, box
 
-from ..errors import Canceled, SatPluginError
+from ..errors import SatPluginError
 from ..feedback import Feedback
 from ..geometry import polygonal_part
 from ..http.hrefs import inside_product
@@ -152,8 +152,7 @@ def scan_folder(
     safe_folder = functools.partial(read_safe, max_metadata_bytes=max_metadata_bytes)
     safe_zip = functools.partial(read_safe_zip, max_metadata_bytes=max_metadata_bytes)
     for dirpath, dirnames, filenames in os.walk(root):
-        if feedback.is_canceled():
-            raise Canceled()
+        feedback.check_canceled()
         walk.folders += 1
         walk.files += len(filenames)
         if walk.folders + walk.files > max_entries:

@@ -21,7 +21,7 @@ AOI cloud measurement the rest.
 
 from __future__ import annotations
 
-from ..errors import Canceled, SatPluginError
+from ..errors import SatPluginError
 from ..feedback import Feedback
 from ..http.client import JsonClient
 from ..http.sentinelhub_auth import CDSE_BASE_URL, CDSE_TOKEN_URL, SENTINELHUB_BASE_URL, SENTINELHUB_TOKEN_URL
@@ -115,7 +115,7 @@ def run(
     search_share = 0.6 if options.aoi_cloud else 0.9
     source = backend or make_backend(options.backend, options.service_url, options.token_url, credentials, network)
     found = source.search(aoi, start_dt, end_dt, level, max_cloud, feedback=feedback.sub_range(0.0, search_share))
-    _stop_if_canceled(feedback)
+    feedback.check_canceled()
     feedback.log(f"The search returned {len(found)} product(s).")
 
     # The backends leave out what is not Sentinel-2 of the level asked for; a backend
@@ -152,12 +152,6 @@ def run(
     return SearchResult(ranked)
 
 
-def _stop_if_canceled(feedback: Feedback) -> None:
-    # Canceled's own message (what the user reads in QGIS), not Feedback's short default.
-    if feedback.is_canceled():
-        raise Canceled()
-
-
 class _Signer:
     """Signs the SCL URLs that the AOI cloud step reads, for backends whose files need a token."""
 
@@ -179,7 +173,7 @@ def _measure_aoi_cloud(products, aoi, feedback: Feedback, sign) -> None:
     """Each product's cloud over the AOI from its SCL layer; ``feedback`` goes from 0 to 1 over the products."""
     missing = 0
     for i, p in enumerate(products):
-        _stop_if_canceled(feedback)
+        feedback.check_canceled()
         scl = (p.download.get("assets") or {}).get("SCL")
         if not scl:
             missing += 1

@@ -72,8 +72,9 @@ class ModelContractError(SatPluginError):
     """The model's metadata is missing, malformed, or does not fit the input."""
 
 
-def canonical_band(name: str) -> str:
-    """``b2``, ``B02``, `` B8a`` -> ``B02``, ``B8A``; other names are kept, upper-cased and stripped.
+def band_match_key(name: str) -> str:
+    """The key a band name is matched by against a model's bands: ``b2``, ``B02``, `` B8a`` -> ``B02``,
+    ``B8A``; other names are kept, upper-cased and stripped.
 
     Sentinel-2 band names are written both ways in the wild; matching them canonically
     means a model trained on ``B2`` reads a download folder that says ``B02``. The
@@ -133,8 +134,8 @@ class ModelContract:
         if missing:
             raise ModelContractError(
                 f"{source} lacks the super-resolution metadata {', '.join(missing)} "
-                f"(ONNX metadata_props; see models/README or core/superres/contract.py). "
-                "Export it with models/onnx_export.py or convert it with models/convert_worldstrat.py."
+                f"(ONNX metadata_props, listed in core/superres/contract.py). Export it with models/onnx_export.py "
+                "or convert it with models/convert_worldstrat.py, from the plugin's source repository."
             )
         model_type = MODEL_TYPES.get(meta["model_type"].strip().lower())
         if model_type is None:
@@ -215,8 +216,8 @@ class ModelContract:
         Raises when a band the model needs is absent. A raster without band names is
         accepted only when its band count equals the model's (then taken in order).
         """
-        names = [canonical_band(b) if b else "" for b in available]
-        wanted = [canonical_band(b) for b in self.input_bands]
+        names = [band_match_key(b) if b else "" for b in available]
+        wanted = [band_match_key(b) for b in self.input_bands]
         if not any(names):
             if len(available) == len(wanted):
                 return list(range(len(wanted)))

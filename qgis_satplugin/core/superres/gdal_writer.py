@@ -7,7 +7,8 @@ has no PyPI wheel, so an engine installed with pip would have no way to write it
 few calls therefore go to GDAL's C API through ctypes, in the very library that
 rasterio's own extension modules link against: one GDAL for the inputs read and the
 output written, whatever other GDAL the process holds (QGIS loads its own). They are the
-calls ``osgeo.gdal`` made before, in the same order, so the file is byte for byte the same.
+calls ``osgeo.gdal`` made before, in the same order, so with the same GDAL the file is byte
+for byte the same (another GDAL version may lay out or compress it differently).
 A GDAL failure raises ``RuntimeError`` with GDAL's message, as ``osgeo.gdal`` does with
 exceptions on (:func:`..atomic.user_error_for` reads a full disk from it).
 """
@@ -27,6 +28,8 @@ GDAL_TYPES = {"float32": 6, "uint16": 2}  # GDT_Float32, GDT_UInt16
 _ERR = "err"  # the call returns a CPLErr, checked as well as GDAL's last error
 SIGNATURES = {
     "CPLErrorReset": (None, []),
+    "CPLPushErrorHandler": (None, [c_void_p]),
+    "CPLPopErrorHandler": (None, []),
     "CPLGetLastErrorType": (c_int, []),
     "CPLGetLastErrorMsg": (c_char_p, []),
     "GDALGetDriverByName": (c_void_p, [c_char_p]),
@@ -44,13 +47,14 @@ SIGNATURES = {
     "GDALGetOverview": (c_void_p, [c_void_p, c_int]),
     "GDALGetRasterBandXSize": (c_int, [c_void_p]),
     "GDALGetRasterBandYSize": (c_int, [c_void_p]),
-    "GDALFlushCache": (None, [c_void_p]),  # void before GDAL 3.7, CPLErr since: the last error says
+    # void before GDAL 3.7, CPLErr since: declared void, so the last error says whether they failed.
+    "GDALFlushCache": (None, [c_void_p]),
     "GDALSetDescription": (None, [c_void_p, c_char_p]),
     "GDALSetRasterUnitType": (_ERR, [c_void_p, c_char_p]),
     "GDALSetMetadata": (_ERR, [c_void_p, POINTER(c_char_p), c_char_p]),
     "GDALSetRasterScale": (_ERR, [c_void_p, c_double]),
     "GDALSetRasterOffset": (_ERR, [c_void_p, c_double]),
-    "GDALClose": (None, [c_void_p]),
+    "GDALClose": (None, [c_void_p]),  # writes the last blocks and the directory: checked as above
 }
 
 
@@ -62,8 +66,10 @@ def library() -> ctypes.CDLL:
     # On Linux and macOS a symbol looked up through a loaded module's handle is searched
     # in that module and the libraries it depends on: rasterio's GDAL (wheel or system).
     lib = ctypes.CDLL(rasterio._io.__file__)
-    if not hasattr(lib, "GDALCreate"):  # Windows looks in the module itself only
-        lib = _loaded_windows_gdal()
+    if not hasattr(lib, "GDALCreate"):
+        if os.name != "nt":
+            raise RuntimeError(f"GDAL's functions are not reachable through {rasterio._io.__file__}.")
+        lib = _loaded_windows_gdal(os.path.dirname(os.path.dirname(rasterio.__file__)))
     for name, (restype, argtypes) in SIGNATURES.items():
         function = getattr(lib, name)
         function.restype = c_int if restype == _ERR else restype
@@ -71,8 +77,12 @@ def library() -> ctypes.CDLL:
     return lib
 
 
-def _loaded_windows_gdal() -> ctypes.CDLL:
-    """The GDAL DLL already loaded in this process (by rasterio's modules), found among its modules."""
+def _loaded_windows_gdal(site_packages: str) -> ctypes.CDLL:
+    """The GDAL DLL already loaded in this process by rasterio's modules, found among its modules.
+
+    Windows looks a symbol up in the module itself only. In QGIS the process holds QGIS's own
+    GDAL too: a DLL under rasterio's site-packages (the wheel's ``rasterio.libs``) comes first.
+    """
     from ctypes import wintypes
 
     kernel32, psapi = ctypes.WinDLL("kernel32"), ctypes.WinDLL("psapi")
@@ -83,24 +93,34 @@ def _loaded_windows_gdal() -> ctypes.CDLL:
     modules, needed = (wintypes.HMODULE * 4096)(), wintypes.DWORD()
     psapi.EnumProcessModules(kernel32.GetCurrentProcess(), modules, ctypes.sizeof(modules), ctypes.byref(needed))
     name = ctypes.create_unicode_buffer(32768)
+    candidates = []
     for handle in modules[: needed.value // ctypes.sizeof(wintypes.HMODULE)]:
         kernel32.GetModuleFileNameW(handle, name, len(name))
         base = os.path.basename(name.value).lower()
         if base.startswith(("gdal", "libgdal")) and base.endswith(".dll"):
-            lib = ctypes.CDLL(name.value)
-            if hasattr(lib, "GDALCreate"):  # not a GDAL plugin DLL (gdal_netCDF.dll, ...)
-                return lib
+            candidates.append(name.value)
+    inside = os.path.normcase(os.path.abspath(site_packages))
+    candidates.sort(key=lambda path: not os.path.normcase(path).startswith(inside))
+    for path in candidates:
+        lib = ctypes.CDLL(path)
+        if hasattr(lib, "GDALCreate"):  # not a GDAL plugin DLL (gdal_netCDF.dll, ...)
+            return lib
     raise RuntimeError("The GDAL library that rasterio uses is not loaded in this process.")
 
 
 def _call(name: str, *args):
     """Call GDAL's ``name``; raise ``RuntimeError`` with GDAL's message when it fails."""
     lib = library()
-    lib.CPLErrorReset()
-    result = getattr(lib, name)(*args)
-    failed = lib.CPLGetLastErrorType() >= CE_FAILURE or (SIGNATURES[name][0] == _ERR and result >= CE_FAILURE)
+    # GDAL's default handler would also print "ERROR 1: ..." to stderr; the error is raised instead.
+    lib.CPLPushErrorHandler(ctypes.cast(lib.CPLQuietErrorHandler, c_void_p))
+    try:
+        lib.CPLErrorReset()
+        result = getattr(lib, name)(*args)
+        failed = lib.CPLGetLastErrorType() >= CE_FAILURE or (SIGNATURES[name][0] == _ERR and result >= CE_FAILURE)
+        message = (lib.CPLGetLastErrorMsg() or b"").decode("utf-8", "replace") if failed else ""
+    finally:
+        lib.CPLPopErrorHandler()
     if failed:
-        message = (lib.CPLGetLastErrorMsg() or b"").decode("utf-8", "replace")
         raise RuntimeError(message or f"{name} failed")
     return result
 
@@ -119,7 +139,8 @@ class GeoTiff:
     """One GeoTIFF created with ``options`` (GDAL creation options), written band-sequential."""
 
     def __init__(self, path, width: int, height: int, count: int, dtype: str, options: list):
-        self.gdal_type = GDAL_TYPES[np.dtype(dtype).name]
+        self.dtype = np.dtype(dtype).name
+        self.gdal_type = GDAL_TYPES[self.dtype]
         driver = _call("GDALGetDriverByName", b"GTiff")
         handle = _call("GDALCreate", driver, os.fspath(path).encode("utf-8"), width, height, count, self.gdal_type,
                        _strings(options))
@@ -146,6 +167,8 @@ class GeoTiff:
 
     def write(self, data: np.ndarray, row: int) -> None:
         """Contiguous ``[count, rows, width]`` values at ``row``, every band."""
+        if data.dtype != np.dtype(self.dtype) or not data.flags.c_contiguous:
+            raise ValueError(f"write takes C-contiguous {self.dtype} values, not {data.dtype}")
         bands, rows, cols = data.shape
         band_map = (c_int * bands)(*range(1, bands + 1))
         _call("GDALDatasetRasterIOEx", self._handle, GF_WRITE, 0, row, cols, rows, _pointer(data), cols, rows,
@@ -158,6 +181,8 @@ class GeoTiff:
     def write_overview(self, band: int, level: int, values: np.ndarray, row: int) -> None:
         """2-D ``values`` (any strides) into overview ``level`` of ``band`` at ``row``."""
         overview = _call("GDALGetOverview", self.band(band), level)
+        if values.dtype != np.dtype(self.dtype):
+            raise ValueError(f"write_overview takes {self.dtype} values, not {values.dtype}")
         rows, cols = values.shape
         _call("GDALRasterIOEx", overview, GF_WRITE, 0, row, cols, rows, _pointer(values), cols, rows, self.gdal_type,
               values.strides[1], values.strides[0], None)
@@ -185,4 +210,4 @@ class GeoTiff:
         """Close the file (GDAL writes what its cache still holds); a second call does nothing."""
         handle, self._handle = self._handle, None
         if handle:
-            library().GDALClose(handle)
+            _call("GDALClose", handle)

@@ -58,8 +58,6 @@ class SuperResolveOptions(StepOptions):
         if self.model is not None:  # an empty MODEL is the default model
             object.__setattr__(self, "model", str(self.model) or None)
         super().__post_init__()
-        if isinstance(self.max_cloud, int) and not isinstance(self.max_cloud, bool):  # as JSON reads it back
-            object.__setattr__(self, "max_cloud", float(self.max_cloud))
 
     def check(self) -> None:
         for name, value in (("TILE_SIZE", self.tile_size), ("OVERLAP", self.overlap), ("BATCH_SIZE", self.batch_size)):

@@ -20,7 +20,6 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import Canceled
 from ..feedback import Feedback
 from ..image_series.dates import iso_z
 from ..image_series.reader import ImageSeries
@@ -63,8 +62,7 @@ def choose_revisits(series: ImageSeries, contract: ModelContract, max_cloud: flo
     """The revisits to feed, in the model's order: a list of :class:`Revisit` (repeats allowed)."""
     candidates = []
     for i in range(len(series.images)):
-        if feedback.is_canceled():
-            raise Canceled()
+        feedback.check_canceled()
         candidates.append(Revisit(i, cloud_percent(series, i)))
     usable = [r for r in candidates if r.cloud_percent is None or r.cloud_percent <= max_cloud]
     skipped = [r for r in candidates if r not in usable]

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..atomic import check_output_paths, check_writable_folder
 from ..dependencies import require
-from ..errors import Canceled, SatPluginError
+from ..errors import SatPluginError
 from ..feedback import Feedback
 from ..grid import PixelGrid
 from ..image_series.reader import input_paths, input_read_errors, open_image_series
@@ -174,8 +174,7 @@ def _run_tiles(loaded: LoadedModel, layout: TileLayout, reader: StripReader, wri
                 pending = pool.submit(reader.read, int(row_starts[k + 1]), th)
             tiles = [strip.values[..., int(c0):int(c0) + tw] for c0 in col_starts]
             for b0 in range(0, len(tiles), batch_size):
-                if feedback.is_canceled():
-                    raise Canceled()
+                feedback.check_canceled()
                 batch = np.stack(tiles[b0:b0 + batch_size])
                 if not contract.multi_frame:
                     batch = batch[:, 0]

@@ -61,7 +61,7 @@ def _provider_list(choice: str, available: list, feedback: Feedback) -> list:
         return [CPU]
     if wanted not in available:
         feedback.log(f"The {label(wanted)} provider is not in this ONNX Runtime build "
-            f"(it has {', '.join(label(p) for p in available)}); running on the CPU instead.")
+                     f"(it has {', '.join(label(p) for p in available)}); running on the CPU instead.")
         return [CPU]
     return [wanted, CPU]
 
@@ -90,7 +90,7 @@ def load_model(path, provider: str = "auto", feedback: Feedback | None = None, t
         if providers == [CPU]:
             raise SatPluginError(f"ONNX Runtime cannot load {path.name}: {exc}") from exc
         feedback.log(f"The {label(providers[0])} provider failed to load ({_first_line(exc)}); "
-            "running on the CPU instead.")
+                     "running on the CPU instead.")
         try:
             session = ort.InferenceSession(str(path), sess_options=options, providers=[CPU])
         except Exception as exc2:
@@ -98,7 +98,7 @@ def load_model(path, provider: str = "auto", feedback: Feedback | None = None, t
     running = session.get_providers()[0]
     if running != providers[0]:
         feedback.log(f"The {label(providers[0])} provider could not start here (no usable GPU or "
-            f"driver); running on {label(running)} instead.")
+                     f"driver); running on {label(running)} instead.")
     meta = session.get_modelmeta().custom_metadata_map
     contract = ModelContract.from_metadata(meta, path.name)
     input_name = _check_signature(session, contract, path.name)
