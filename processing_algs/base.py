@@ -3,6 +3,7 @@
 The bridge turns ``QgsProcessingFeedback`` into the core's progress, cancel and log
 callbacks, and core errors into ``QgsProcessingException`` with the same message.
 """
+import html
 import re
 import signal
 import threading
@@ -68,6 +69,25 @@ class SatPluginAlgorithm(QgsProcessingAlgorithm):
         )
         with core_errors(), terminate_cancels(feedback):
             return run(options, core_feedback)
+
+
+def options_help(options_class, parameter_of: dict, notes: dict | None = None, last=()) -> str:
+    """One paragraph per parameter, from the options' own descriptions (written once, in the core).
+
+    ``parameter_of`` maps an option to the parameter that sets it (options without one are
+    left out); ``notes`` adds what the parameter means in QGIS; options in ``last`` come last,
+    as they stand in the dialog.
+    """
+    notes = notes or {}
+    lines = [(name, text) for name, text in options_class.help_lines() if name in parameter_of]
+    lines.sort(key=lambda line: line[0] in last)
+    paragraphs = []
+    for name, text in lines:
+        text = text[:1].upper() + text[1:] + notes.get(name, "")
+        if not text.endswith("."):
+            text += "."
+        paragraphs.append(f"<p><b>{parameter_of[name]}</b>: {html.escape(text, quote=False)}</p>")
+    return "\n".join(paragraphs)
 
 
 @contextmanager

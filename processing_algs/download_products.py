@@ -27,7 +27,7 @@ from ..qgis_satplugin.core.download import DownloadOptions, as_products, run
 from ..qgis_satplugin.core.download.product_list import check_references
 from ..qgis_satplugin.core.download.transfer import DOWNLOAD_RUN_DEADLINE_S
 from ..qgis_satplugin.core.sentinel2 import L1C_BANDS
-from .base import SatPluginAlgorithm, core_errors
+from .base import SatPluginAlgorithm, core_errors, options_help
 from .qgis_inputs import (
     WGS84,
     add_network_parameters,
@@ -55,11 +55,7 @@ PARAMETER_OF = {
     "run_deadline": "RUN_DEADLINE",
     "output_folder": "OUTPUT_FOLDER",
 }
-PARAMETER_HELP = "\n".join(
-    f"<p><b>{PARAMETER_OF[name]}</b>: {text[:1].upper()}{text[1:]}.</p>"
-    for name, text in DownloadOptions.help_lines()
-    if name in PARAMETER_OF
-)
+PARAMETER_HELP = options_help(DownloadOptions, PARAMETER_OF)
 
 HELP = f"""<p>Downloads the products chosen by "Search products": every date clipped to the area of
 interest, all chosen bands on one pixel grid, with cloud masks. The output folder is what

@@ -1,5 +1,4 @@
 """satplugin:exportpatches — patches and per-location time series, ready for ML code."""
-import html
 
 import shapely
 from qgis.core import (
@@ -18,7 +17,7 @@ from qgis.core import (
 
 from ..qgis_satplugin.core.area import Area
 from ..qgis_satplugin.core.export import ExportOptions, SplitArea, labels_by_kind, run
-from .base import SatPluginAlgorithm, core_errors, crs_string
+from .base import SatPluginAlgorithm, core_errors, crs_string, options_help
 from .qgis_inputs import image_series_input
 
 FORMATS = [
@@ -37,11 +36,7 @@ PARAMETER_NOTES = {
     "format": " The zarr store opens in xarray (xarray.open_zarr) with named dimensions and coordinates.",
     "split_areas": " Here: the SPLIT_LAYER polygons, in the layer's CRS, each with the split in its SPLIT_FIELD.",
 }
-# In the order of the dialog: the output folder last.
-PARAMETER_HELP = "\n".join(
-    f"<p><b>{PARAMETER_OF[name]}</b>: {html.escape(text + PARAMETER_NOTES.get(name, ''), quote=False)}</p>"
-    for name, text in sorted(ExportOptions.help_lines(), key=lambda line: line[0] == "output_folder")
-)
+PARAMETER_HELP = options_help(ExportOptions, PARAMETER_OF, PARAMETER_NOTES, last=("output_folder",))
 
 HELP = f"""<p>Cuts imagery and ground truth into a dataset that ML code loads without glue: fixed-size
 patches with their time series (images + labels + dates), spatially blocked train/val/test splits,

@@ -11,7 +11,7 @@ from qgis.core import (
 )
 
 from ..qgis_satplugin.core.superres import PROVIDER_CHOICES, SuperResolveOptions, run
-from .base import SatPluginAlgorithm, core_errors
+from .base import SatPluginAlgorithm, core_errors, options_help
 from .qgis_inputs import image_series_input
 
 PROVIDER_LABELS = ["Auto (best available)", "CPU", "CUDA", "TensorRT", "DirectML", "CoreML"]
@@ -29,11 +29,7 @@ PARAMETER_OF = {
 }
 # Where the plugin keeps the shipped model (the engine's options cannot know the plugin's layout).
 WHERE_MODELS_ARE = " The shipped models are in qgis_satplugin/core/resources/superres/."
-PARAMETER_HELP = "\n".join(
-    f"<p><b>{PARAMETER_OF[name]}</b>: {text}{WHERE_MODELS_ARE if name == 'model' else ''}</p>"
-    for name, text in SuperResolveOptions.help_lines()
-    if name in PARAMETER_OF
-)
+PARAMETER_HELP = options_help(SuperResolveOptions, PARAMETER_OF, {"model": WHERE_MODELS_ARE})
 
 HELP = f"""<p>Fuses Sentinel-2 revisits into a sharper image with an ONNX model, on the GPU when
 there is one and on the CPU otherwise, tile by tile, into a GeoTIFF with exactly the input's
