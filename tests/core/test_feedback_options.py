@@ -164,3 +164,17 @@ def test_a_job_missing_or_mistyping_a_field_is_one_sentence():
         Example.from_json('{"output": "o", "grid": {"crs": "EPSG:32633", "x_min": 0, "y_max": 0, "pixel_width": 10}}')
     with pytest.raises(SatPluginError, match="^Example.area has no option colour.$"):
         Example.from_json('{"output": "o", "area": {"wkt": "POINT (0 0)", "colour": 1}}')
+
+
+def test_a_step_without_its_inputs_or_output_says_so():
+    from satplugin.qgis_satplugin.core.export import ExportOptions
+    from satplugin.qgis_satplugin.core.superres import SuperResolveOptions
+
+    with pytest.raises(SatPluginError, match="^Give the images: a download folder, or one raster per date.$"):
+        ExportOptions(images=(), output_folder="dataset")
+    with pytest.raises(SatPluginError, match="^Choose an output folder for the dataset.$"):
+        ExportOptions(images="series", output_folder="")
+    with pytest.raises(SatPluginError, match="^Give the inputs: a download folder, or one raster per revisit.$"):
+        SuperResolveOptions(inputs="", output="sr.tif")
+    with pytest.raises(SatPluginError, match=r"^Choose the output GeoTIFF \(.tif\).$"):
+        SuperResolveOptions(inputs="series", output=None)

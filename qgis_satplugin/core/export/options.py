@@ -100,6 +100,11 @@ class ExportOptions(StepOptions):
         super().__post_init__()
 
     def check(self) -> None:
+        if not self.images:
+            raise SatPluginError("Give the images: a download folder, or one raster per date.")
+        if not self.output_folder:
+            raise SatPluginError("Choose an output folder for the dataset.")
+
         def whole(name, value, lowest):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lowest:
                 raise SatPluginError(f"{name} must be a whole number >= {lowest}, got {value!r}.")

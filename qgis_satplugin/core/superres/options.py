@@ -60,6 +60,10 @@ class SuperResolveOptions(StepOptions):
         super().__post_init__()
 
     def check(self) -> None:
+        if not self.inputs:
+            raise SatPluginError("Give the inputs: a download folder, or one raster per revisit.")
+        if not isinstance(self.output, str) or not self.output:
+            raise SatPluginError("Choose the output GeoTIFF (.tif).")
         for name, value in (("TILE_SIZE", self.tile_size), ("OVERLAP", self.overlap), ("BATCH_SIZE", self.batch_size)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise SatPluginError(f"{name} must be a whole number, got {value!r}.")
