@@ -61,9 +61,26 @@ DRIVER = textwrap.dedent(
         pass
     else:
         raise SystemExit("qgis is importable in the engine's environment")
+    import numpy as np
+    import rasterio
     import satplugin_engine
+    from satplugin_engine.grid import PixelGrid
+    from satplugin_engine.superres.output_raster import OutputRaster
 
-    print(json.dumps({"version": satplugin_engine.__version__, "module": satplugin_engine.__file__}))
+    # The super-resolution writer calls the GDAL of this environment's rasterio wheel (ctypes):
+    # a float raster with internal overviews, written strip by strip, reads back exactly.
+    grid = PixelGrid.square("EPSG:32633", 500000.0, 5000000.0, 5.0, 600, 520)
+    values = np.arange(2 * 520 * 600, dtype="float32").reshape(2, 520, 600)
+    out = OutputRaster(sys.argv[1], grid, 2, "float32", float("nan"))
+    for row in range(0, 520, 130):
+        out.append(values[:, row:row + 130])
+    out.finish(descriptions=["B02", "B03"], units=["reflectance"] * 2, tags={"MODEL": "test"},
+               band_tags=[{}, {}])
+    with rasterio.open(sys.argv[1]) as ds:
+        written = {"equal": bool(np.array_equal(ds.read(), values)), "overviews": ds.overviews(1),
+                   "descriptions": list(ds.descriptions), "model": ds.tags()["MODEL"], "gdal": rasterio.__gdal_version__}
+
+    print(json.dumps({"version": satplugin_engine.__version__, "module": satplugin_engine.__file__, "written": written}))
     """
 )
 
@@ -103,11 +120,14 @@ def test_engine_installs_in_a_fresh_environment_and_runs_ground_truth(tmp_path):
     job.write_text(options.to_json())
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
-    probe = subprocess.run([str(python), "-I", str(driver)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    probe = subprocess.run([str(python), "-I", str(driver), str(tmp_path / "written.tif")], capture_output=True,
+                           text=True, env=env, cwd=tmp_path)
     assert probe.returncode == 0, probe.stdout + probe.stderr
     installed = json.loads(probe.stdout.strip().splitlines()[-1])
     assert installed["version"] == __version__
     assert str(venv) in installed["module"]  # the installed copy runs, not the checkout
+    assert installed["written"] == {"equal": True, "overviews": [2, 4], "descriptions": ["B02", "B03"],
+                                    "model": "test", "gdal": installed["written"]["gdal"]}
     # The step runs through the engine's command line, as the plugin's engine process will run it.
     run = subprocess.run([str(python), "-I", "-m", "satplugin_engine", "run", "ground_truth", str(job)],
                          capture_output=True, text=True, env=env, cwd=tmp_path)
