@@ -17,10 +17,7 @@ from pathlib import Path
 import pytest
 from qgis.core import QgsProcessingException
 
-from satplugin.qgis_satplugin.core.area import Area
-from satplugin.qgis_satplugin.core.download import DownloadOptions, run as download_run
 from satplugin.qgis_satplugin.core.errors import SatPluginError
-from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.grid import memory_budget_bytes
 from satplugin.qgis_satplugin.core.search.footprints_gpkg import write_footprints_gpkg
 from satplugin.qgis_satplugin.core.search.stac import product_from_stac_item
@@ -30,17 +27,10 @@ from tests.qgis.conftest import AOI, library, products_layer  # noqa: F401 (fixt
 from tests.servers import s2_world
 from tests.servers.download_checks import assert_only_complete_files
 from tests.servers.files import RangeFileServer
+from satplugin.tests.fixtures.step_runs import run_download
 
 UTC = timezone.utc
 DATES = [datetime(2023, 6, 12, 10, 15, 59, tzinfo=UTC), datetime(2023, 7, 2, 10, 15, 59, tzinfo=UTC)]
-
-
-def run_download(products, aoi, folder, bands, *, credentials=None, client_options=None, progress=None, log=None,
-                 is_canceled=None, **kw):
-    """The download of ``products`` over ``aoi`` (lon/lat) into ``folder``, through its options."""
-    area = None if aoi is None else Area.from_geometry(aoi, "EPSG:4326")
-    options = DownloadOptions(products=products, area=area, output_folder=folder, bands=bands, **kw)
-    return download_run(options, Feedback(progress, log, is_canceled), credentials=credentials, client_options=client_options)
 
 
 def download(params):

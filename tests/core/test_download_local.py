@@ -12,13 +12,11 @@ import numpy as np
 import pytest
 import rasterio
 
-from satplugin.qgis_satplugin.core.area import Area
-from satplugin.qgis_satplugin.core.download import DownloadOptions, run as download_run
 from satplugin.qgis_satplugin.core.errors import SatPluginError
-from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.search.local import scan_folder
 from tests.servers import s2_world
 from tests.servers.download_checks import assert_only_complete_files
+from satplugin.tests.fixtures.step_runs import run_download
 
 UTC = timezone.utc
 OLD = datetime(2021, 7, 3, 10, 20, 21, tzinfo=UTC)
@@ -40,14 +38,6 @@ def safes(tmp_path_factory):
 def read_all(path):
     with rasterio.open(path) as ds:
         return ds.read(), ds.tags(), ds.offsets
-
-
-def run_download(products, aoi, folder, bands, *, credentials=None, client_options=None, progress=None, log=None,
-                 is_canceled=None, **kw):
-    """The download of ``products`` over ``aoi`` (lon/lat) into ``folder``, through its options."""
-    area = None if aoi is None else Area.from_geometry(aoi, "EPSG:4326")
-    options = DownloadOptions(products=products, area=area, output_folder=folder, bands=bands, **kw)
-    return download_run(options, Feedback(progress, log, is_canceled), credentials=credentials, client_options=client_options)
 
 
 def test_both_sides_of_baseline_04_00_give_identical_numbers(safes, tmp_path):

@@ -15,16 +15,14 @@ import numpy as np
 import pytest
 import rasterio
 
-from satplugin.qgis_satplugin.core.area import Area
-from satplugin.qgis_satplugin.core.download import DownloadOptions, run as download_run
 from satplugin.qgis_satplugin.core.errors import SatPluginError
-from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.search.catalog import CatalogBackend
 from satplugin.qgis_satplugin.core.http.client import CredentialsRefused
 from tests.servers import s2_world
 from tests.servers.download_checks import assert_only_complete_files
 from tests.servers.items import catalog_item
 from tests.servers.process_api import Acquisition, ProcessApiServer
+from satplugin.tests.fixtures.step_runs import run_download
 
 # rasterio sometimes warns about its own temporary in-memory datasets when the emulator
 # reprojects from several server threads at once; the pixel checks below are what count.
@@ -45,14 +43,6 @@ def server(monkeypatch):
     items = [catalog_item(when=a.datetime, baseline=a.baseline, tile="33TWM", geometry=s2_world.footprint_4326()) for a in acqs]
     with ProcessApiServer(acqs, items=items, max_px=LIMIT) as s:
         yield s
-
-
-def run_download(products, aoi, folder, bands, *, credentials=None, client_options=None, progress=None, log=None,
-                 is_canceled=None, **kw):
-    """The download of ``products`` over ``aoi`` (lon/lat) into ``folder``, through its options."""
-    area = None if aoi is None else Area.from_geometry(aoi, "EPSG:4326")
-    options = DownloadOptions(products=products, area=area, output_folder=folder, bands=bands, **kw)
-    return download_run(options, Feedback(progress, log, is_canceled), credentials=credentials, client_options=client_options)
 
 
 def found_products(server, level="L2A"):

@@ -17,25 +17,16 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject
 from shapely.geometry import box, mapping, shape
 
-from satplugin.qgis_satplugin.core.area import Area
-from satplugin.qgis_satplugin.core.download import DownloadOptions, apply_harmonization, run as download_run
-from satplugin.qgis_satplugin.core.feedback import Feedback
+from satplugin.qgis_satplugin.core.download import apply_harmonization
 from satplugin.qgis_satplugin.core.search.stac import product_from_stac_item
 from tests.servers import s2_world
 from tests.servers.download_checks import assert_only_complete_files
 from tests.servers.files import RangeFileServer
 from tests.servers.items import real_data_dir, stac_item
+from satplugin.tests.fixtures.step_runs import run_download
 
 UTC = timezone.utc
 WHEN = datetime(2023, 6, 12, 10, 15, 59, tzinfo=UTC)
-
-
-def run_download(products, aoi, folder, bands, *, credentials=None, client_options=None, progress=None, log=None,
-                 is_canceled=None, **kw):
-    """The download of ``products`` over ``aoi`` (lon/lat) into ``folder``, through its options."""
-    area = None if aoi is None else Area.from_geometry(aoi, "EPSG:4326")
-    options = DownloadOptions(products=products, area=area, output_folder=folder, bands=bands, **kw)
-    return download_run(options, Feedback(progress, log, is_canceled), credentials=credentials, client_options=client_options)
 
 
 @pytest.fixture(scope="module")

@@ -23,18 +23,14 @@ import rasterio
 from shapely import affinity
 from shapely.geometry import box, shape
 
-from satplugin.qgis_satplugin.core.area import Area
-from satplugin.qgis_satplugin.core.download import DownloadOptions, read_products_gpkg, run as download_run
+from satplugin.qgis_satplugin.core.download import read_products_gpkg
 from satplugin.qgis_satplugin.core.errors import SatPluginError
-from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.search import (
     LocalBackend,
-    SearchOptions,
     StacBackend,
     TokenCache,
     aoi_cloud_percent,
     make_backend,
-    run,
     write_footprints_gpkg,
 )
 from satplugin.qgis_satplugin.core.http.client import JsonClient
@@ -46,6 +42,7 @@ from tests.servers.items import TILE_29RKH, c1_item, landsat_item, pc_item, real
 from tests.servers.planetary import PlanetaryComputerServer, SignedBlobServer, planetary_product
 from tests.servers.product_folders import cog_footprint_4326, make_cog_folder
 from tests.servers.stac_api import StacApiServer
+from satplugin.tests.fixtures.step_runs import run_download, search
 
 UTC = timezone.utc
 AOI_29RKH = box(-11.5, 24.5, -11.4, 24.6)
@@ -61,14 +58,6 @@ def no_sleep(_seconds):
 
 def stac(url, **kw) -> StacBackend:
     return StacBackend(url, client_options={"sleep": no_sleep}, **kw)
-
-
-def search(backend, aoi, start, end, *, progress=None, is_canceled=None, log=None, client_options=None, **options):
-    """The search through its options: ``backend`` is a backend name (an option) or a backend object."""
-    named = isinstance(backend, str)
-    spec = SearchOptions(Area.from_geometry(aoi), start, end, **({"backend": backend} if named else {}), **options)
-    feedback = Feedback(progress=progress, log=log, is_canceled=is_canceled)
-    return run(spec, feedback, backend=None if named else backend, client_options=client_options).products
 
 
 def needs_real_data(*parts) -> Path:
@@ -151,13 +140,6 @@ def search_gpkg(items, tmp_path, **kw) -> Path:
     with StacApiServer(items) as server:
         found = search(stac(server.url), s2_world.aoi_4326(), "2023-06-01", "2023-06-30", **kw)
     return Path(write_footprints_gpkg(found, tmp_path / "products.gpkg"))
-
-
-def run_download(products, aoi, folder, bands, *, client_options=None, log=None, **kw):
-    """The download of ``products`` over ``aoi`` (lon/lat) into ``folder``, through its options."""
-    options = DownloadOptions(products=products, area=Area.from_geometry(aoi, "EPSG:4326"), output_folder=folder,
-                              bands=bands, **kw)
-    return download_run(options, Feedback(log=log), client_options=client_options)
 
 
 def test_the_offset_flag_travels_with_the_product_list_when_the_self_link_is_gone(tmp_path):

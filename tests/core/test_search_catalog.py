@@ -7,35 +7,24 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from shapely.geometry import box
 
-from satplugin.qgis_satplugin.core.area import Area
-from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.errors import SatPluginError
 from satplugin.qgis_satplugin.core.search import (
     CatalogBackend,
     Credentials,
     CredentialsRefused,
-    SearchOptions,
     make_backend,
     resolve_credentials,
-    run,
     sh_config,
     sh_data_collection,
 )
 from satplugin.qgis_satplugin.core.search.period import normalise_period
 from tests.servers.items import catalog_item
 from tests.servers.sentinelhub_api import CATALOG_PATH, TOKEN_PATH, SentinelHubServer
+from satplugin.tests.fixtures.step_runs import search
 
 UTC = timezone.utc
 AOI = box(-11.5, 24.5, -11.4, 24.6)
 CREDS = Credentials("test-client", "test-secret")
-
-
-def search(backend, aoi, start, end, *, progress=None, is_canceled=None, log=None, client_options=None, **options):
-    """The search through its options: ``backend`` is a backend name (an option) or a backend object."""
-    named = isinstance(backend, str)
-    spec = SearchOptions(Area.from_geometry(aoi), start, end, **({"backend": backend} if named else {}), **options)
-    feedback = Feedback(progress=progress, log=log, is_canceled=is_canceled)
-    return run(spec, feedback, backend=None if named else backend, client_options=client_options).products
 
 
 class Sleeps(list):

@@ -10,9 +10,8 @@ import pytest
 import rasterio
 from shapely.geometry import box, shape
 
-from satplugin.qgis_satplugin.core.area import Area
 from satplugin.qgis_satplugin.core.feedback import Feedback
-from satplugin.qgis_satplugin.core.search import LocalBackend, SearchOptions, aoi_cloud_percent, run, scan_folder
+from satplugin.qgis_satplugin.core.search import LocalBackend, aoi_cloud_percent, scan_folder
 from satplugin.qgis_satplugin.core.search.period import normalise_period
 from tests.servers.files import RangeFileServer
 from tests.servers.items import real_data_dir
@@ -23,17 +22,10 @@ from tests.servers.product_folders import (
     make_cog_folder,
     make_safe,
 )
+from satplugin.tests.fixtures.step_runs import search
 
 UTC = timezone.utc
 SAFE_AOI = box(12.6, 45.4, 12.8, 45.6)
-
-
-def search(backend, aoi, start, end, *, progress=None, is_canceled=None, log=None, client_options=None, **options):
-    """The search through its options: ``backend`` is a backend name (an option) or a backend object."""
-    named = isinstance(backend, str)
-    spec = SearchOptions(Area.from_geometry(aoi), start, end, **({"backend": backend} if named else {}), **options)
-    feedback = Feedback(progress=progress, log=log, is_canceled=is_canceled)
-    return run(spec, feedback, backend=None if named else backend, client_options=client_options).products
 
 
 def when(day, month=6):

@@ -12,31 +12,22 @@ from pyogrio import read_info
 from pyogrio.raw import read
 from shapely.geometry import box
 
-from satplugin.qgis_satplugin.core.area import Area
-from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.errors import SatPluginError
 from satplugin.qgis_satplugin.core.search import (
     GPKG_FIELDS,
     Product,
-    SearchOptions,
     StacBackend,
-    run,
     write_footprints_gpkg,
 )
 from tests.servers.files import RangeFileServer
 from tests.servers.items import stac_item
 from tests.servers.product_folders import cog_footprint_4326, cog_quadrant_4326, make_cog_folder
 from tests.servers.stac_api import StacApiServer
+from satplugin.tests.fixtures.step_runs import search
 
 UTC = timezone.utc
 
 
-def search(backend, aoi, start, end, *, progress=None, is_canceled=None, log=None, client_options=None, **options):
-    """The search through its options: ``backend`` is a backend name (an option) or a backend object."""
-    named = isinstance(backend, str)
-    spec = SearchOptions(Area.from_geometry(aoi), start, end, **({"backend": backend} if named else {}), **options)
-    feedback = Feedback(progress=progress, log=log, is_canceled=is_canceled)
-    return run(spec, feedback, backend=None if named else backend, client_options=client_options).products
 EXPECTED_FIELDS = [
     "product_id",
     "datetime",

@@ -9,19 +9,15 @@ from pyproj import Geod
 from shapely import affinity
 from shapely.geometry import box, shape
 
-from satplugin.qgis_satplugin.core.area import Area
-from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.errors import SatPluginError
 from satplugin.qgis_satplugin.core.search import (
     Product,
-    SearchOptions,
     StacBackend,
     annotate_coverage,
     collapse_duplicates,
     coverage_percent,
     filter_products,
     rank_products,
-    run,
     season_periods,
     select_even,
 )
@@ -29,20 +25,13 @@ from satplugin.qgis_satplugin.core.search.period import normalise_period
 from satplugin.qgis_satplugin.core.search.ranking import W_CLOUD, W_COVER, W_TIME, even_cost, even_targets
 from tests.servers.items import TILE_29RKH, stac_item
 from tests.servers.stac_api import StacApiServer
+from satplugin.tests.fixtures.step_runs import search
 
 UTC = timezone.utc
 WEST = shape(TILE_29RKH)  # the real 29RKH data footprint
 EAST = affinity.translate(WEST, xoff=1.0)  # a neighbouring tile, invented, overlapping WEST by ~0.1 deg
 AOI_ACROSS = box(-10.95, 24.6, -10.6, 24.8)  # west tile ends near -10.88, east starts near -10.97
 GEOD = Geod(ellps="WGS84")
-
-
-def search(backend, aoi, start, end, *, progress=None, is_canceled=None, log=None, client_options=None, **options):
-    """The search through its options: ``backend`` is a backend name (an option) or a backend object."""
-    named = isinstance(backend, str)
-    spec = SearchOptions(Area.from_geometry(aoi), start, end, **({"backend": backend} if named else {}), **options)
-    feedback = Feedback(progress=progress, log=log, is_canceled=is_canceled)
-    return run(spec, feedback, backend=None if named else backend, client_options=client_options).products
 
 
 class Sleeps(list):

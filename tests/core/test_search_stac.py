@@ -8,23 +8,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from shapely.geometry import box, shape
 
-from satplugin.qgis_satplugin.core.area import Area
-from satplugin.qgis_satplugin.core.feedback import Feedback
-from satplugin.qgis_satplugin.core.search import SearchOptions, StacBackend, product_from_stac_item, run
+from satplugin.qgis_satplugin.core.search import StacBackend, product_from_stac_item
 from satplugin.qgis_satplugin.core.search.period import normalise_period
 from tests.servers.items import real_item_path, stac_item
 from tests.servers.stac_api import StacApiServer
+from satplugin.tests.fixtures.step_runs import search
 
 UTC = timezone.utc
 AOI = box(-11.5, 24.5, -11.4, 24.6)  # inside tile 29RKH
-
-
-def search(backend, aoi, start, end, *, progress=None, is_canceled=None, log=None, client_options=None, **options):
-    """The search through its options: ``backend`` is a backend name (an option) or a backend object."""
-    named = isinstance(backend, str)
-    spec = SearchOptions(Area.from_geometry(aoi), start, end, **({"backend": backend} if named else {}), **options)
-    feedback = Feedback(progress=progress, log=log, is_canceled=is_canceled)
-    return run(spec, feedback, backend=None if named else backend, client_options=client_options).products
 
 
 class Sleeps(list):
