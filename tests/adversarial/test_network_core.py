@@ -79,7 +79,7 @@ def test_retry_after_waits_add_up_against_the_deadlines():
         for _ in range(5):
             server.script(429, headers={"Retry-After": when})
         lines = []
-        c = client(now=lambda: NOW, log=lines.append)
+        c = client(now=lambda: NOW, feedback=Feedback(log=lines.append))
         with pytest.raises(DeadlineExceeded, match=r"asks for a wait of 590 s \(HTTP 429\), which would pass the request deadline of 900 s"):
             c.get(server.url + "/x")
         assert c._sleep == [590.0]

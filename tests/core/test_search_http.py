@@ -10,6 +10,7 @@ from email.utils import format_datetime
 import pytest
 
 from satplugin.qgis_satplugin.core.errors import Canceled, SatPluginError
+from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.http.client import (
     CredentialsRefused,
     HttpStatusError,
@@ -142,7 +143,7 @@ def test_cancel_during_wait_stops_without_another_request(server):
         sleeps.append(seconds)
         canceled["flag"] = True  # the user pressed Cancel while we waited
 
-    c = client(sleep=sleep, is_canceled=lambda: canceled["flag"])
+    c = client(sleep=sleep, feedback=Feedback(is_canceled=lambda: canceled["flag"]))
     with pytest.raises(Canceled):
         c.get(server.url + "/x")
     assert len(server.requests) == 1
@@ -157,7 +158,7 @@ def test_built_in_sleep_is_cancelable(server):
         calls["n"] += 1
         return calls["n"] > 2  # cancel shortly after the wait starts
 
-    c = JsonClient(is_canceled=is_canceled)
+    c = JsonClient(feedback=Feedback(is_canceled=is_canceled))
     t0 = datetime.now()
     with pytest.raises(Canceled):
         c.get(server.url + "/x")
@@ -175,7 +176,7 @@ def test_too_long_retry_after_is_reported_not_waited(server):
 def test_log_lines_do_not_leak_query_strings(server):
     server.script(500)
     lines = []
-    c = client(log=lines.append)
+    c = client(feedback=Feedback(log=lines.append))
     c.get(server.url + "/x?token=abc123")
     assert lines and all("abc123" not in line for line in lines)
     assert "HTTP 500" in lines[0]

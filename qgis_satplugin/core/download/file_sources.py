@@ -106,8 +106,8 @@ class FileSources:
                 }
                 acq.info[key] = plans
                 assumed = [pid for pid, h in plans.items() if h.assumed]
-                if assumed and harmonize and self.pool.log:
-                    self.pool.log(
+                if assumed and harmonize:
+                    self.pool.feedback.log(
                         f"{', '.join(assumed)}: the product list does not say whether the provider already removed "
                         f"the +1000 DN offset, so the baseline decided and {BOA_OFFSET_DN} DN were subtracted; if these "
                         "files are already harmonized, download them again with HARMONIZE off."

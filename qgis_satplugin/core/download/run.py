@@ -151,7 +151,8 @@ def run(
         remove_leftovers(folder, _LEFTOVER)
         messages: queue.Queue = queue.Queue()
         cancel_event = threading.Event()
-        pool = ClientPool(network, cancel_event.is_set, messages.put)
+        # The workers' clients stop on the run's cancel event and send their lines to the main thread.
+        pool = ClientPool(network, Feedback(log=messages.put, is_canceled=cancel_event.is_set))
         acqs = group_acquisitions(products, feedback)
         file_sources = FileSources(pool, grid)
         process_api = ProcessApi(

@@ -208,8 +208,8 @@ class ProcessApi:
     def subtraction(self, acq, harmonize: bool) -> int:
         """One value for the whole answer: Sentinel Hub mosaics an acquisition's tiles itself."""
         values = {h.subtract_dn for h in self.harmonization(acq, harmonize).values()}
-        if len(values) > 1 and self.pool.log:
-            self.pool.log(f"{acq.stem}: tiles with different baselines in one request; the offset rule of the newest applies.")
+        if len(values) > 1:
+            self.pool.feedback.log(f"{acq.stem}: tiles with different baselines in one request; the offset rule of the newest applies.")
         return max(values)
 
     def fetch(self, acq, window: Window, bands: list[str], *, mask: bool) -> np.ndarray:

@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Callable
 
-from ..errors import Canceled
+from ..feedback import Feedback
 from ..http.client import BadAnswer, Deadline, JsonClient
 
 # A long series over a large area is hours of work; a run that passes this is stalled,
@@ -50,11 +49,10 @@ class TransferStats:
 class ClientPool:
     """One :class:`JsonClient` per thread, all with the same options and cancel flag."""
 
-    def __init__(self, options: dict | None, is_canceled: Callable[[], bool], log: Callable[[str], None] | None):
+    def __init__(self, options: dict | None, feedback: Feedback):
         self.options = dict(options or {})
         self.run_deadline = Deadline.of(self.options.pop("run_deadline", DOWNLOAD_RUN_DEADLINE_S))
-        self.is_canceled = is_canceled
-        self.log = log
+        self.feedback = feedback
         self.stats = TransferStats()
         self._local = threading.local()
 
@@ -64,14 +62,13 @@ class ClientPool:
         if key not in cache:
             # The caller's options (a test's sleep, attempts, timeout) win over a backend's defaults.
             cache[key] = JsonClient(
-                **{"is_canceled": self.is_canceled, "log": self.log, **overrides, **self.options},
+                **{"feedback": self.feedback, **overrides, **self.options},
                 run_deadline=self.run_deadline,
             )
         return cache[key]
 
     def check_canceled(self) -> None:
-        if self.is_canceled():
-            raise Canceled()
+        self.feedback.check_canceled()
 
 
 def read_body(response, client: JsonClient, where: str, stats: TransferStats | None = None, limit: int | None = None) -> bytes:

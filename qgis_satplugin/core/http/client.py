@@ -53,6 +53,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..errors import Canceled, SatPluginError
+from ..feedback import Feedback
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_ATTEMPTS = 5
@@ -413,7 +414,8 @@ class _Retry:
 class JsonClient:
     """GET/POST returning parsed JSON, with bounded, cancelable retries and deadlines.
 
-    ``sleep`` and ``is_canceled`` are injectable so tests run without real waits; an
+    ``feedback`` is the run's (its cancel flag stops waits and requests, its log says why a
+    request is retried). ``sleep`` is injectable so tests run without real waits; an
     injected ``sleep`` gets each whole wait in one call (and the deadlines count it as
     spent). ``now`` (a callable returning an aware datetime) only serves to resolve
     HTTP-date ``Retry-After`` values. ``request_deadline`` is in seconds (None: none);
@@ -434,10 +436,9 @@ class JsonClient:
         max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         sleep: Callable[[float], None] | None = None,
-        is_canceled: Callable[[], bool] | None = None,
+        feedback: Feedback | None = None,
         now: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
-        log: Callable[[str], None] | None = None,
         session: requests.Session | None = None,
     ):
         if max_attempts < 1:
@@ -455,10 +456,9 @@ class JsonClient:
         self.max_json_bytes = int(max_json_bytes)
         self.max_body_bytes = int(max_body_bytes)
         self._sleep = sleep
-        self.is_canceled = is_canceled
+        self.feedback = Feedback.of(feedback)  # the run's cancel flag and log
         self._now = now or (lambda: datetime.now(timezone.utc))
         self._rng = rng or random.Random()
-        self._log = log
         self.session = session or new_session()
 
     def get(self, url: str, *, params=None, headers=None) -> dict:
@@ -598,7 +598,7 @@ class JsonClient:
             raise self.run_deadline.passed_error(where)
         reason = "request" if request_left <= run_left else "run"
         left = min(request_left, run_left)
-        watch = _Watch(time.monotonic() + left if math.isfinite(left) else math.inf, reason, self.is_canceled)
+        watch = _Watch(time.monotonic() + left if math.isfinite(left) else math.inf, reason, self.feedback.is_canceled)
         previous = getattr(_CURRENT, "watch", None)
         _CURRENT.watch = watch
         _WATCHDOG.add(watch)
@@ -667,11 +667,10 @@ class JsonClient:
             if deadline is not None and delay > deadline.left():
                 raise deadline.wait_refused_error(where, delay, problem)
         total = budget.add_wait(delay) if budget is not None else delay
-        if self._log:
-            self._log(
-                f"{problem} from {where}; retrying in {delay:.1f} s (attempt {attempt + 1} of {self.max_attempts}; "
-                f"{total:.0f} s of waiting for this request in all)."
-            )
+        self.feedback.log(
+            f"{problem} from {where}; retrying in {delay:.1f} s (attempt {attempt + 1} of {self.max_attempts}; "
+            f"{total:.0f} s of waiting for this request in all)."
+        )
         self._wait(delay, budget)
 
     def _wait(self, seconds: float, budget: Deadline | None = None) -> None:
@@ -691,8 +690,7 @@ class JsonClient:
             time.sleep(min(left, _CANCEL_POLL_S))
 
     def _check_canceled(self) -> None:
-        if self.is_canceled is not None and self.is_canceled():
-            raise Canceled()
+        self.feedback.check_canceled()
 
 
 def _too_large(where: str, limit: int, what: str) -> AnswerTooLarge:

@@ -123,8 +123,7 @@ class CatalogBackend:
         client = self.client or JsonClient(
             **{
                 "retry_after_unit": SENTINELHUB_RETRY_AFTER_UNIT,
-                "is_canceled": feedback.is_canceled,
-                "log": feedback.log,
+                "feedback": feedback,
                 **self.client_options,
             }
         )

@@ -156,7 +156,7 @@ class _Signer:
     """Signs the SCL URLs that the AOI cloud step reads, for backends whose files need a token."""
 
     def __init__(self, client_options: dict, feedback: Feedback):
-        self._options = {"is_canceled": feedback.is_canceled, "log": feedback.log, **client_options}
+        self._options = {"feedback": feedback, **client_options}
         self._client = None
         self._tokens = TokenCache()
 

@@ -343,7 +343,7 @@ class StacBackend:
         level = normalise_collection(collection)
         body = self.search_body(aoi, start, end, level, max_cloud)
         client = self.client or JsonClient(
-            **{"is_canceled": feedback.is_canceled, "log": feedback.log, **self.client_options}
+            **{"feedback": feedback, **self.client_options}
         )
         products = []
         skipped = seen = 0
