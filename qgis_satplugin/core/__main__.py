@@ -37,7 +37,10 @@ def main(argv=None, stdout=None) -> int:
     out = stdout or sys.stdout
 
     canceled = threading.Event()
-    previous = {signum: signal.signal(signum, lambda *_: canceled.set()) for signum in (signal.SIGTERM, signal.SIGINT)}
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # signals can be handled there only
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, lambda *_: canceled.set())
     feedback = JsonLinesFeedback(out, is_canceled=canceled.is_set)
 
     def answer(event: dict, code: int) -> int:
@@ -60,7 +63,8 @@ def main(argv=None, stdout=None) -> int:
                                 "the details are in its error output."}, EXIT_ERROR)
     finally:
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            # None: a handler installed from C (an embedding host); the default is the safe return.
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 def _read(path: str) -> str:

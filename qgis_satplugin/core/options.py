@@ -114,7 +114,7 @@ def _coerced(hint, value):
     tuple, a numpy number as a Python one, an int as a float where the field is a float."""
     if isinstance(value, os.PathLike):
         return os.fspath(value)
-    if isinstance(value, np.generic):
+    if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
         value = value.item()
     elif isinstance(value, np.ndarray):
         value = tuple(value.tolist())
@@ -168,7 +168,7 @@ def _typed(hint, value, where: str):
         for candidate in candidates:
             if _fits(candidate, value):
                 return _typed(candidate, value, where)
-        return value
+        raise SatPluginError(f"{where} is {' or '.join(_kind_of(c) for c in candidates)}, not {_json_kind(value)}.")
     if dataclasses.is_dataclass(hint) and isinstance(value, dict):
         return _build(hint, value, where)
     if origin is tuple and isinstance(value, list):
@@ -181,9 +181,34 @@ def _typed(hint, value, where: str):
         return [_typed(args[0], v, where) if args else v for v in value]
     if origin is dict and isinstance(value, dict):
         return {k: _typed(args[1], v, where) if args else v for k, v in value.items()}
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    if hint in _KINDS:
+        if hint is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if not _fits(hint, value):
+            raise SatPluginError(f"{where} is {_KINDS[hint]}, not {_json_kind(value)}.")
     return value
+
+
+# How a plain value's kind is said in a message.
+_KINDS = {str: "text", int: "a whole number", float: "a number", bool: "true or false"}
+
+
+def _kind_of(hint) -> str:
+    if hint in _KINDS:
+        return _KINDS[hint]
+    if dataclasses.is_dataclass(hint) or (typing.get_origin(hint) or hint) is dict:
+        return "an object"
+    return "a list"
+
+
+def _json_kind(value) -> str:
+    if isinstance(value, bool):
+        return f"{str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    return "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else type(value).__name__
 
 
 def _fits(hint, value) -> bool:
@@ -196,6 +221,8 @@ def _fits(hint, value) -> bool:
         return isinstance(value, dict)
     if hint is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
     if isinstance(origin, type):
         return isinstance(value, origin)
     return True

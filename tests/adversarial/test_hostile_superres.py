@@ -169,3 +169,31 @@ def test_a_second_run_into_a_locked_output_refuses(satplugin_provider, tmp_path,
         holder.kill()
         holder.wait()
     assert sha256_tree(out) == before and no_partials(tmp_path)
+
+
+def test_a_disk_that_fills_while_writing_leaves_nothing_and_releases_the_output(small_fs):
+    # The write fails, and so does GDAL's close of the half-written file: the close's own error
+    # must not hide the full disk, and the temp file and the output's lock must go.
+    from satplugin.qgis_satplugin.core.errors import SatPluginError
+    from satplugin.qgis_satplugin.core.grid import PixelGrid
+    from satplugin.qgis_satplugin.core.superres.output_raster import OutputRaster
+
+    fs = small_fs("2M")
+    grid = PixelGrid.square("EPSG:32633", 500000.0, 5000000.0, 5.0, 1024, 1024)
+    noise = np.random.default_rng(0).random((4, 1024, 1024), dtype=np.float32)  # incompressible
+    raster = OutputRaster(fs / "sr.tif", grid, 4, "float32", float("nan"))
+    with pytest.raises(SatPluginError, match=f"^The disk is full at {fs}; free some space and run again."):
+        try:  # as the super-resolution run drives its writer
+            for row in range(0, 1024, 256):
+                raster.append(noise[:, row:row + 256])
+            raster.finish(descriptions=["B02", "B03", "B04", "B08"], units=["reflectance"] * 4, tags={},
+                          band_tags=[{}] * 4)
+        except BaseException as exc:
+            if not raster.finished:
+                raster.abort(exc)
+            raise
+    assert list(fs.iterdir()) == []
+    again = OutputRaster(fs / "sr.tif", PixelGrid.square("EPSG:32633", 500000.0, 5000000.0, 5.0, 64, 64), 1,
+                         "float32", float("nan"))  # not "another super-resolution is writing"
+    again.append(np.zeros((1, 64, 64), dtype=np.float32))
+    assert again.finish(descriptions=["B02"], units=["reflectance"], tags={}, band_tags=[{}]) == fs / "sr.tif"

@@ -17,10 +17,8 @@ from pathlib import Path
 import pytest
 from rasterio.io import MemoryFile
 
-from satplugin.qgis_satplugin.core.area import Area
-from satplugin.qgis_satplugin.core.download import DownloadOptions, cog_writer, run as download_run
+from satplugin.qgis_satplugin.core.download import cog_writer
 from satplugin.qgis_satplugin.core.errors import Canceled, SatPluginError
-from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.search.catalog import CatalogBackend
 from satplugin.qgis_satplugin.core.search.stac import product_from_stac_item
 from tests.servers import s2_world
@@ -28,6 +26,7 @@ from tests.servers.download_checks import assert_only_complete_files, folder_has
 from tests.servers.files import RangeFileServer
 from tests.servers.items import catalog_item
 from tests.servers.process_api import Acquisition, ProcessApiServer
+from satplugin.tests.fixtures.step_runs import run_download
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 
@@ -65,14 +64,6 @@ def sh(tmp_path_factory):
         sh_run(server, products, reference)
         yield server, products, folder_hashes(reference)
     mp.undo()
-
-
-def run_download(products, aoi, folder, bands, *, credentials=None, client_options=None, progress=None, log=None,
-                 is_canceled=None, **kw):
-    """The download of ``products`` over ``aoi`` (lon/lat) into ``folder``, through its options."""
-    area = None if aoi is None else Area.from_geometry(aoi, "EPSG:4326")
-    options = DownloadOptions(products=products, area=area, output_folder=folder, bands=bands, **kw)
-    return download_run(options, Feedback(progress, log, is_canceled), credentials=credentials, client_options=client_options)
 
 
 def sh_run(server, products, folder, sleeps=None, **kw):

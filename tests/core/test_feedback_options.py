@@ -5,6 +5,7 @@ import sys
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import pytest
 import shapely
 
@@ -178,3 +179,15 @@ def test_a_step_without_its_inputs_or_output_says_so():
         SuperResolveOptions(inputs="", output="sr.tif")
     with pytest.raises(SatPluginError, match=r"^Choose the output GeoTIFF \(.tif\).$"):
         SuperResolveOptions(inputs="series", output=None)
+
+
+def test_a_json_value_of_the_wrong_kind_names_the_field():
+    with pytest.raises(SatPluginError, match="^Example.size is a whole number, not true.$"):
+        Example.from_json('{"output": "o", "size": true}')
+    with pytest.raises(SatPluginError, match="^Example.labels is text, not the number 5.$"):
+        Example.from_json('{"output": "o", "labels": {"class": 5}}')
+    with pytest.raises(SatPluginError, match="^Example.output is text, not a list.$"):
+        Example.from_json('{"output": ["o"]}')
+    with pytest.raises(SatPluginError, match=r"^Example.grid is an object, not the text 'EPSG:32633'.$"):
+        Example.from_json('{"output": "o", "grid": "EPSG:32633"}')
+    assert Example(output=np.array("/tmp/x"), size=np.array(8)).output == "/tmp/x"

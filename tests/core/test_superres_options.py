@@ -59,15 +59,19 @@ def test_a_run_with_round_tripped_options_gives_the_same_output(tmp_path):
     ({"tile_size": 4}, "^TILE_SIZE must be at least 8 pixels, got 4.$"),
     ({"tile_size": 32, "overlap": 16}, "^OVERLAP must be at least 0 and less than half of TILE_SIZE \\(32\\), got 16.$"),
     ({"overlap": -1}, "^OVERLAP must be at least 0 and less than half of TILE_SIZE \\(256\\), got -1.$"),
-    ({"tile_size": "big"}, "^TILE_SIZE must be a whole number, got 'big'.$"),
-    ({"batch_size": 1.5}, "^BATCH_SIZE must be a whole number, got 1.5.$"),
+    # A JSON value of the wrong kind is refused when the JSON is read, naming the field.
+    ({"tile_size": "big"}, ("^TILE_SIZE must be a whole number, got 'big'.$",
+                            "^SuperResolveOptions.tile_size is a whole number, not the text 'big'.$")),
+    ({"batch_size": 1.5}, ("^BATCH_SIZE must be a whole number, got 1.5.$",
+                           "^SuperResolveOptions.batch_size is a whole number, not the number 1.5.$")),
     ({"provider": "vulkan"}, "^PROVIDER must be one of auto, cpu, cuda, tensorrt, directml, coreml, got 'vulkan'.$"),
 ])
 def test_bad_values_are_one_sentence_each(change, message):
-    with pytest.raises(SatPluginError, match=message):
+    made, read = message if isinstance(message, tuple) else (message, message)
+    with pytest.raises(SatPluginError, match=made):
         SuperResolveOptions(**{"inputs": "series", "output": "sr.tif", **change})
     good = SuperResolveOptions(inputs="series", output="sr.tif").to_dict()
-    with pytest.raises(SatPluginError, match=message):
+    with pytest.raises(SatPluginError, match=read):
         SuperResolveOptions.from_json(json.dumps({**good, **change}))
 
 

@@ -27,7 +27,7 @@ def test_the_export_help_is_built_from_its_options(satplugin_provider):
 
     help_text = satplugin_provider.algorithm("exportpatches").shortHelpString()
     for name, text in ExportOptions.help_lines():
-        assert escape(text[1:], quote=False) in help_text, name  # the first letter is capitalised
+        assert escape(text[:1].upper() + text[1:], quote=False) in help_text, name  # a paragraph starts capitalised
     assert "<p><b>PATCH_SIZE</b>: The width and height of a patch, in image pixels.</p>" in help_text
     assert "<b>SPLIT_LAYER + SPLIT_FIELD</b>" in help_text and "&lt;name&gt;_SCL.tif" in help_text
     assert "<code>qgis_process run satplugin:exportpatches -- IMAGES=series LABELS=class.tif" in help_text

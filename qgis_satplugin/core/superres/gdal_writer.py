@@ -206,8 +206,20 @@ class GeoTiff:
     def _set_metadata(handle, metadata: dict) -> None:
         _call("GDALSetMetadata", handle, _strings(f"{k}={v}" for k, v in metadata.items()), b"")
 
-    def close(self) -> None:
-        """Close the file (GDAL writes what its cache still holds); a second call does nothing."""
+    def close(self, *, check: bool = True) -> None:
+        """Close the file (GDAL writes what its cache still holds); a second call does nothing.
+
+        ``check=False`` after a failure: the file is being dropped, and a full disk that made
+        the write fail makes the close fail too; that second error must not hide the first.
+        """
         handle, self._handle = self._handle, None
         if handle:
-            _call("GDALClose", handle)
+            if check:
+                _call("GDALClose", handle)
+            else:
+                lib = library()
+                lib.CPLPushErrorHandler(ctypes.cast(lib.CPLQuietErrorHandler, c_void_p))
+                try:
+                    lib.GDALClose(handle)
+                finally:
+                    lib.CPLPopErrorHandler()

@@ -85,7 +85,7 @@ class OutputRaster:
                     ds.allocate_overviews(self.factors)  # allocated empty, filled as rows arrive
         except Exception as exc:
             if ds is not None:
-                ds.close()
+                ds.close(check=False)
             self._fail(exc)
             raise
         self._ds = ds
@@ -169,7 +169,7 @@ class OutputRaster:
         except Exception:
             pass
         self._pool.shutdown()
-        self._close()
+        self._close(check=False)
         self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
@@ -181,7 +181,7 @@ class OutputRaster:
             raise error from exc
         self._atomic.__exit__(type(exc), exc, exc.__traceback__)
 
-    def _close(self) -> None:
+    def _close(self, *, check: bool = True) -> None:
         if not self._closed:
-            self._ds.close()
             self._closed = True
+            self._ds.close(check=check)
