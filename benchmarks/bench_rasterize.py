@@ -345,7 +345,10 @@ def _bench(args, work: Path, spawner):
     gdal_cmd = [
         "gdal_rasterize", "-q", "-l", "parcels", "-a", "class",
         "-te", *(repr(v) for v in grid.bounds), "-tr", repr(PIXEL), repr(PIXEL),
-        "-ot", "Byte", "-init", "0", "-co", "COMPRESS=DEFLATE", "-co", "TILED=YES",
+        # The file written as ours are (PixelGrid.geotiff_profile + the ground truth writer):
+        # ZSTD level 1, 256 x 256 tiles, one compression thread.
+        "-ot", "Byte", "-init", "0", "-co", "COMPRESS=ZSTD", "-co", "ZSTD_LEVEL=1", "-co", "TILED=YES",
+        "-co", "BLOCKXSIZE=256", "-co", "BLOCKYSIZE=256", "-co", "NUM_THREADS=1",
         str(gpkg), str(gdal_out),
     ]  # fmt: skip
     print("Running: gdal_rasterize ...", flush=True)
