@@ -152,18 +152,11 @@ class EqualAreaFrame:
 
     def __init__(self, aoi):
         centre = aoi.centroid
-        self.crs = CRS.from_proj4(
-            f"+proj=laea +lat_0={centre.y:.6f} +lon_0={centre.x:.6f} +datum=WGS84 +units=m +no_defs"
-        )
-        self._to_plane = Transformer.from_crs(CRS.from_epsg(4326), self.crs, always_xy=True)
+        self._proj4 = f"+proj=laea +lat_0={centre.y:.6f} +lon_0={centre.x:.6f} +datum=WGS84 +units=m +no_defs"
+        self.crs = CRS.from_proj4(self._proj4)
 
     def project(self, geom):
-        dense = shapely.segmentize(geom, DENSIFY_DEG)
-        return shapely.transform(dense, self._transform_coords)
+        return reproject(shapely.segmentize(geom, DENSIFY_DEG), "EPSG:4326", self._proj4)
 
     def area_m2(self, geom) -> float:
         return float(self.project(geom).area) if geom is not None and not geom.is_empty else 0.0
-
-    def _transform_coords(self, xy):
-        x, y = self._to_plane.transform(xy[:, 0], xy[:, 1])
-        return np.column_stack([x, y])

@@ -13,12 +13,12 @@ import math
 import numpy as np
 import rasterio
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS
 from rasterio.enums import Resampling
 from rasterio.features import geometry_mask
 from rasterio.windows import Window, from_bounds
 
-from ..area import DENSIFY_DEG
+from ..area import DENSIFY_DEG, reproject
 from ..sentinel2 import SCL_CLOUD_CLASSES, SCL_NO_DATA
 
 # Cloud is SCL_CLOUD_CLASSES (cloud shadow, cloud medium and high probability, thin
@@ -78,13 +78,7 @@ def aoi_cloud_percent(scl_href: str, aoi_4326) -> float | None:
 
 
 def _to_crs(geom_4326, crs):
-    target = CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
-    if target.equals(CRS.from_epsg(4326)):
+    target = crs.to_wkt() if hasattr(crs, "to_wkt") else str(crs)
+    if CRS.from_user_input(target).equals(CRS.from_epsg(4326)):
         return geom_4326
-    tr = Transformer.from_crs(CRS.from_epsg(4326), target, always_xy=True)
-
-    def project(xy):
-        x, y = tr.transform(xy[:, 0], xy[:, 1])
-        return np.column_stack([x, y])
-
-    return shapely.transform(shapely.segmentize(geom_4326, DENSIFY_DEG), project)
+    return reproject(shapely.segmentize(geom_4326, DENSIFY_DEG), "EPSG:4326", target)
