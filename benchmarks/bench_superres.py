@@ -118,7 +118,7 @@ def _child(spec: dict) -> dict:
     # contender pays the first run's set-up inside its timing.
     margin = context_margin(spec["overlap"], loaded.contract.receptive_field)
     layout = TileLayout(spec["size"], spec["size"], spec["tile"], spec["overlap"], loaded.contract.scale, margin)
-    from satplugin.qgis_satplugin.core.superres.run import auto_batch_size
+    from satplugin.qgis_satplugin.core.superres.runner import auto_batch_size
 
     spec["batch"] = spec["batch"] or auto_batch_size(loaded.provider)
     _bare_tiles(loaded, layout, spec["batch"], limit=spec["batch"])
@@ -179,7 +179,7 @@ def main():
         args.sizes, args.models, args.tile, args.overlap = "64,128", "default", 64, 16
     print(f"$ {' '.join([Path(sys.executable).name] + sys.argv)}")
     print(f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}")
-    from satplugin.qgis_satplugin.core.superres.run import DEFAULT_MODEL
+    from satplugin.qgis_satplugin.core.superres.runner import DEFAULT_MODEL
 
     default_model = args.default_model or DEFAULT_MODEL
     with tempfile.TemporaryDirectory(prefix="bench-superres-") as tmp:

@@ -4,24 +4,38 @@ The bridge turns ``QgsProcessingFeedback`` into the core's progress, cancel and 
 callbacks, and core errors into ``QgsProcessingException`` with the same message.
 """
 import html
+import json
 import re
 import signal
 import threading
 from contextlib import contextmanager
 
-from qgis.core import QgsCoordinateReferenceSystem, QgsProcessingAlgorithm, QgsProcessingException, QgsProviderRegistry
+from qgis.core import (
+    QgsApplication,
+    QgsCoordinateReferenceSystem,
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProviderRegistry,
+)
 from qgis.PyQt.QtGui import QIcon
 
+from ..qgis_satplugin.core import __version__, steps
 from ..qgis_satplugin.core.atomic import check_output_paths
 from ..qgis_satplugin.core.dependencies import require
 from ..qgis_satplugin.core.errors import Canceled, SatPluginError
 from ..qgis_satplugin.core.feedback import Feedback
 from ..qgis_satplugin.core.resources import resource_path
+from ..qgis_satplugin.engine_env.child import run_in_engine
+from ..qgis_satplugin.engine_env.locate import Engine, EngineMissing, find_engine
+
+# The Processing setting that names the engine's Python (Options > Processing > Providers).
+ENGINE_PYTHON_SETTING = "SATPLUGIN_ENGINE_PYTHON"
 
 ICON = resource_path("icon.svg")
 
 # One group per step of the workflow, numbered so the toolbox lists them in order.
 GROUPS = {
+    "engine": "0 · Engine",
     "search": "1 · Search",
     "download": "2 · Download",
     "groundtruth": "3 · Ground truth",
@@ -59,8 +73,22 @@ class SatPluginAlgorithm(QgsProcessingAlgorithm):
     def createInstance(self):  # noqa: N802 (QGIS API)
         return type(self)()
 
-    def run_step(self, run, options, feedback):
-        """Run a step's core ``run(options, feedback)`` with this QGIS feedback; map its errors for QGIS."""
+    def canExecute(self):  # noqa: N802 (QGIS API): checked before a run, and the dialog says why not
+        try:
+            current_engine()
+        except QgsProcessingException as exc:
+            return False, str(exc)
+        return True, ""
+
+    def run_step(self, step: str, options, feedback, *, credentials=None) -> dict:
+        """Run a step (``core.steps`` name) on ``options`` in the engine; its result as JSON values.
+
+        The engine is a child process of the engine's Python (see ``engine_env.locate``), or
+        this process when QGIS's own Python has the engine's packages. ``credentials`` (from
+        QGIS's authentication database) reach a child through its environment only
+        (SH_CLIENT_ID, SH_CLIENT_SECRET), never a file or a command line.
+        """
+        engine = current_engine()
         lines = ConsoleLines(feedback)
         core_feedback = Feedback(
             progress=lambda fraction: lines.progress(100.0 * fraction),
@@ -68,7 +96,31 @@ class SatPluginAlgorithm(QgsProcessingAlgorithm):
             is_canceled=feedback.isCanceled,
         )
         with core_errors(), terminate_cancels(feedback):
-            return run(options, core_feedback)
+            if engine.in_process:
+                run = steps.step(step)[1]
+                live = {"credentials": credentials} if credentials is not None else {}
+                # Through JSON, so a result reads the same from this process as from a child.
+                return json.loads(json.dumps(run(options, core_feedback, **live).to_dict()))
+            lines.info(f"Running in the engine: {engine.python} ({engine.origin})")
+            secrets = {"SH_CLIENT_ID": credentials.client_id, "SH_CLIENT_SECRET": credentials.client_secret} if credentials else None
+            return run_in_engine(engine.python, step, options.to_json(), core_feedback, extra_env=secrets)
+
+
+def current_engine() -> Engine:
+    """The engine the steps run in now, or a ``QgsProcessingException`` that says how to get one."""
+    try:
+        return find_engine(__version__, setting=engine_setting(), profile_folder=QgsApplication.qgisSettingsDirPath())
+    except EngineMissing as exc:
+        raise QgsProcessingException(str(exc)) from None
+
+
+def engine_setting() -> str:
+    """The Processing setting ENGINE_PYTHON ('' when unset, or where Processing's settings are not loaded)."""
+    try:
+        from processing.core.ProcessingConfig import ProcessingConfig
+    except ImportError:
+        return ""
+    return str(ProcessingConfig.getSetting(ENGINE_PYTHON_SETTING) or "")
 
 
 def options_help(options_class, parameter_of: dict, notes: dict | None = None, last=()) -> str:
@@ -189,6 +241,10 @@ def check_outputs_against_inputs(outputs: dict, inputs: dict) -> None:
 
 
 def require_packages(needed_by: str, *modules: str, alternative: str = "") -> None:
-    """:func:`core.dependencies.require` for an algorithm, before it reads its inputs."""
-    with core_errors():
-        require(needed_by, *modules, alternative=alternative)
+    """:func:`core.dependencies.require` for an algorithm, before it reads its inputs.
+
+    Only for steps run in this process: an engine process checks its own packages.
+    """
+    if current_engine().in_process:
+        with core_errors():
+            require(needed_by, *modules, alternative=alternative)

@@ -1,7 +1,5 @@
 """satplugin:downloadproducts — the search's products, clipped and co-registered on one grid."""
-from functools import partial
 
-import shapely
 from qgis.core import (
     QgsCoordinateTransform,
     QgsGeometry,
@@ -23,12 +21,13 @@ from qgis.core import (
 )
 
 from ..qgis_satplugin.core.area import Area
-from ..qgis_satplugin.core.download import DownloadOptions, as_products, run
-from ..qgis_satplugin.core.download.product_list import check_references
-from ..qgis_satplugin.core.download.transfer import DOWNLOAD_RUN_DEADLINE_S
+from ..qgis_satplugin.core.download.options import DownloadOptions
+from ..qgis_satplugin.core.download.product_list import as_products, check_references
+from ..qgis_satplugin.core.http.limits import DOWNLOAD_RUN_DEADLINE_S
 from ..qgis_satplugin.core.sentinel2 import L1C_BANDS
 from .base import SatPluginAlgorithm, core_errors, options_help
 from .qgis_inputs import (
+    EXACT_WKT_DECIMALS,
     WGS84,
     add_network_parameters,
     aoi_geometry_4326,
@@ -141,7 +140,7 @@ class DownloadProducts(SatPluginAlgorithm):
         with core_errors():
             options = DownloadOptions(
                 products=rows,
-                area=Area.from_geometry(aoi, "EPSG:4326"),
+                area=Area(aoi.asWkt(EXACT_WKT_DECIMALS), "EPSG:4326"),
                 output_folder=self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
                 bands=bands,
                 pixel_size=self.parameterAsDouble(parameters, "PIXEL_SIZE", context),
@@ -156,13 +155,13 @@ class DownloadProducts(SatPluginAlgorithm):
             )
         # The secret stays out of the options: it is the run's own argument.
         credentials = credentials_from_authcfg(self.parameterAsString(parameters, "AUTHCFG", context))
-        result = self.run_step(partial(run, credentials=credentials), options, feedback)
+        result = self.run_step("download", options, feedback, credentials=credentials)
         return {
-            "OUTPUT_FOLDER": str(result.output_folder),
-            "MANIFEST": str(result.manifest_path),
-            "DATE_COUNT": len(result.dates),
-            "FILES_WRITTEN": len(result.written),
-            "FILES_SKIPPED": len(result.skipped),
+            "OUTPUT_FOLDER": result["output_folder"],
+            "MANIFEST": result["manifest_path"],
+            "DATE_COUNT": len(result["dates"]),
+            "FILES_WRITTEN": len(result["written"]),
+            "FILES_SKIPPED": len(result["skipped"]),
         }
 
 
@@ -179,8 +178,7 @@ def _product_rows(layer):
     rows = []
     for feature in features:
         row = {name: (None if feature[name] is None or str(feature[name]) == "NULL" else feature[name]) for name in names}
-        geometry = feature.geometry()
-        row["geometry"] = shapely.from_wkb(bytes(geometry.asWkb())) if not geometry.isNull() else None
+        row["geometry"] = None  # the download fetches the options' area; a record holds no footprint
         rows.append(row)
     if not layer.selectedFeatureCount() and any(_is_selected(r) for r in rows):
         rows = [r for r in rows if _is_selected(r)]
@@ -202,4 +200,4 @@ def _footprints_union_4326(layer, context):
         raise QgsProcessingException("Give AOI or AOI_LAYER: the products have no footprints to take the area from.")
     union = QgsGeometry.unaryUnion(geometries)
     union.transform(QgsCoordinateTransform(layer.crs(), WGS84, context.transformContext()))
-    return shapely.from_wkb(bytes(union.asWkb()))
+    return union

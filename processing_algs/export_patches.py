@@ -1,6 +1,5 @@
 """satplugin:exportpatches — patches and per-location time series, ready for ML code."""
 
-import shapely
 from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
@@ -16,9 +15,10 @@ from qgis.core import (
 )
 
 from ..qgis_satplugin.core.area import Area
-from ..qgis_satplugin.core.export import ExportOptions, SplitArea, labels_by_kind, run
+from ..qgis_satplugin.core.export.label_rasters import labels_by_kind
+from ..qgis_satplugin.core.export.options import ExportOptions, SplitArea
 from .base import SatPluginAlgorithm, core_errors, crs_string, options_help
-from .qgis_inputs import image_series_input
+from .qgis_inputs import first_band_description, image_series_input
 
 FORMATS = [
     ("npz", "npz: one file per sample, arrays [T, C, H, W] + dates + labels"),
@@ -123,7 +123,7 @@ class ExportPatches(SatPluginAlgorithm):
             options = ExportOptions(
                 images=images if isinstance(images, str) else tuple(images),
                 output_folder=self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
-                labels=labels_by_kind(labels) if labels else None,
+                labels=labels_by_kind(labels, first_band_description) if labels else None,
                 patch_size=self.parameterAsInt(parameters, "PATCH_SIZE", context),
                 stride=self.parameterAsInt(parameters, "STRIDE", context) or None,
                 label_scale=self.parameterAsInt(parameters, "LABEL_SCALE", context),
@@ -142,13 +142,13 @@ class ExportPatches(SatPluginAlgorithm):
                 seed=self.parameterAsInt(parameters, "SEED", context),
                 split_areas=_split_areas(*split_layer) if split_layer else None,
             )
-        result = self.run_step(run, options, feedback)
-        feedback.pushInfo(f"Samples per split: {result.samples_per_split}; dropped: {result.dropped}.")
+        result = self.run_step("export", options, feedback)
+        feedback.pushInfo(f"Samples per split: {result['samples_per_split']}; dropped: {result['dropped']}.")
         return {
-            "OUTPUT_FOLDER": result.output_folder,
-            "SAMPLE_COUNT": result.n_samples,
-            "INDEX": result.files.get("index", ""),
-            "DATASET_CARD": result.files.get("card_json", ""),
+            "OUTPUT_FOLDER": result["output_folder"],
+            "SAMPLE_COUNT": result["n_samples"],
+            "INDEX": result["files"].get("index", ""),
+            "DATASET_CARD": result["files"].get("card_json", ""),
         }
 
     def _split_layer(self, parameters, context):
@@ -165,7 +165,8 @@ def _split_areas(source, field) -> tuple:
     """Each polygon in the layer's own CRS with its split; the core reprojects them to the images' CRS."""
     crs = crs_string(source.sourceCrs())
     return tuple(
-        SplitArea(Area.from_geometry(shapely.from_wkb(bytes(feature.geometry().asWkb())), crs),
+        # 17 decimals: WKT that reads back as the very same coordinates.
+        SplitArea(Area(feature.geometry().asWkt(17), crs),
                   str(feature[field]).strip().lower())
         for feature in source.getFeatures()
     )

@@ -6,7 +6,6 @@ core in memory only; parameters (and so saved models) hold just the authcfg id.
 import json
 import math
 
-import shapely
 from qgis.core import (
     QgsApplication,
     QgsAuthMethodConfig,
@@ -19,15 +18,17 @@ from qgis.core import (
 )
 
 from ..qgis_satplugin.core.grid import PixelGrid
-from ..qgis_satplugin.core.http.client import DEFAULT_REQUEST_DEADLINE_S
-from ..qgis_satplugin.core.http.sentinelhub_auth import Credentials
+from ..qgis_satplugin.core.http.limits import DEFAULT_REQUEST_DEADLINE_S
+from ..qgis_satplugin.core.http.credentials import Credentials
 from .base import core_errors, crs_string
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
+# Decimals of the WKT an Area is given as: 17 reads back as the very same coordinates.
+EXACT_WKT_DECIMALS = 17
 
 
 def aoi_geometry_4326(algorithm, parameters, context, extent_name="AOI", layer_name="AOI_LAYER"):
-    """The AOI as a shapely geometry in EPSG:4326.
+    """The AOI as a QgsGeometry in EPSG:4326 (``.asWkt(EXACT_WKT_DECIMALS)`` for an Area).
 
     A polygon layer wins over an extent; of a layer with a selection, only the selected
     features count, as users expect from the map.
@@ -57,7 +58,7 @@ def aoi_geometry_4326(algorithm, parameters, context, extent_name="AOI", layer_n
     box = union.boundingBox()
     if not all(math.isfinite(v) for v in (box.xMinimum(), box.yMinimum(), box.xMaximum(), box.yMaximum())):
         raise QgsProcessingException("The area of interest has no valid coordinates (check its extent and CRS).")
-    return shapely.from_wkb(bytes(union.asWkb()))
+    return union
 
 
 def credentials_from_authcfg(authcfg):
@@ -137,3 +138,13 @@ def image_series_input(algorithm, parameters, name, context):
     if len(images) == 1 and not images[0].lower().endswith(RASTER_SUFFIXES):
         return images[0]
     return images
+
+
+def first_band_description(path) -> str:
+    """A raster's first band description, read with QGIS's own GDAL bindings."""
+    from osgeo import gdal
+
+    dataset = gdal.Open(str(path))
+    if dataset is None:
+        raise QgsProcessingException(f"{path} cannot be read as a raster.")
+    return (dataset.GetRasterBand(1).GetDescription() or "").strip()

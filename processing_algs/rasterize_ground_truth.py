@@ -24,7 +24,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..qgis_satplugin.core.grid import PixelGrid, snapped_grid, transform_bounds, utm_grid_for_bounds
-from ..qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths, run
+from ..qgis_satplugin.core.ground_truth.options import GroundTruthOptions, OutputPaths
 from .base import (
     SatPluginAlgorithm,
     check_outputs_against_inputs,
@@ -191,19 +191,19 @@ class RasterizeGroundTruth(SatPluginAlgorithm):
                 class_names=None if names is None else tuple(None if n is None else str(n) for n in names),
                 min_coverage=self.parameterAsDouble(parameters, "MIN_COVERAGE", context),
             )
-        result = self.run_step(run, options, feedback)
-        warning = class_count_warning(len(result.class_table.ids), result.n_features, class_field)
+        result = self.run_step("ground_truth", options, feedback)
+        warning = class_count_warning(result["n_classes"], result["n_features"], class_field)
         if warning:
             feedback.reportError(warning, False)
         results = {name: getattr(outputs, attr) for name, (attr, _, _) in self.RASTER_OUTPUTS.items() if getattr(outputs, attr)}
         if outputs.class_table:
             results["OUTPUT_CLASS_TABLE"] = outputs.class_table
         results.update(
-            LABELLED_PIXELS=result.labelled_pixels,
-            CLASSES=len(result.class_table.ids),
-            RASTERIZED_FEATURES=result.n_rasterized,
-            REPAIRED_GEOMETRIES=result.n_repaired,
-            CONFLICT_PIXELS=sum(result.conflict_pixels.values()),
+            LABELLED_PIXELS=result["labelled_pixels"],
+            CLASSES=result["n_classes"],
+            RASTERIZED_FEATURES=result["n_rasterized"],
+            REPAIRED_GEOMETRIES=result["n_repaired"],
+            CONFLICT_PIXELS=sum(result["conflict_pixels"].values()),
         )
         return results
 

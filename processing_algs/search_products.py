@@ -1,5 +1,4 @@
 """satplugin:searchproducts — find and rank Sentinel-2 products for an area and season."""
-from functools import partial
 
 from qgis.core import (
     QgsProcessing,
@@ -18,11 +17,11 @@ from qgis.core import (
 )
 
 from ..qgis_satplugin.core.area import Area
-from ..qgis_satplugin.core.http.client import DEFAULT_REQUEST_DEADLINE_S, DEFAULT_RUN_DEADLINE_S
-from ..qgis_satplugin.core.search import W_CLOUD, W_COVER, W_TIME, SearchOptions, run, write_footprints_gpkg
-from ..qgis_satplugin.core.search.footprints_gpkg import check_output
-from .base import SatPluginAlgorithm, core_errors, terminate_cancels
-from .qgis_inputs import add_network_parameters, aoi_geometry_4326, credentials_from_authcfg, network_options
+from ..qgis_satplugin.core.http.limits import DEFAULT_REQUEST_DEADLINE_S, DEFAULT_RUN_DEADLINE_S
+from ..qgis_satplugin.core.search.options import SearchOptions, check_footprints_path
+from ..qgis_satplugin.core.search.ranking import W_CLOUD, W_COVER, W_TIME
+from .base import SatPluginAlgorithm, core_errors
+from .qgis_inputs import EXACT_WKT_DECIMALS, add_network_parameters, aoi_geometry_4326, credentials_from_authcfg, network_options
 from .styles import save_footprint_style
 
 # (key, label): the keys are what the core takes; the order is the public enum order.
@@ -135,7 +134,7 @@ class SearchProducts(SatPluginAlgorithm):
         if not output.lower().endswith(".gpkg"):
             raise QgsProcessingException(f"OUTPUT must be a GeoPackage (.gpkg) file, got {output}.")
         with core_errors():
-            check_output(output)  # before the search: a long search must not be lost to a read-only folder
+            check_footprints_path(output)  # before the search: a long search must not be lost to a read-only folder
         start = self.parameterAsDateTime(parameters, "START_DATE", context).date()
         end = self.parameterAsDateTime(parameters, "END_DATE", context).date()
         if not start.isValid() or not end.isValid():
@@ -143,7 +142,7 @@ class SearchProducts(SatPluginAlgorithm):
         service_url = self.parameterAsString(parameters, "SERVICE_URL", context) or None
         if backend == "local" and not service_url:
             raise QgsProcessingException("The local backend needs the folder of products in SERVICE_URL.")
-        area = Area.from_geometry(aoi_geometry_4326(self, parameters, context))
+        area = Area(aoi_geometry_4326(self, parameters, context).asWkt(EXACT_WKT_DECIMALS))
         # Read from the QGIS authentication database now and passed in memory: never an option.
         credentials = credentials_from_authcfg(self.parameterAsString(parameters, "AUTHCFG", context))
         with core_errors():
@@ -160,24 +159,22 @@ class SearchProducts(SatPluginAlgorithm):
                 service_url=service_url,
                 token_url=self.parameterAsString(parameters, "TOKEN_URL", context) or None,
                 aoi_cloud=self.parameterAsBoolean(parameters, "AOI_CLOUD", context),
+                footprints=output,
                 **network_options(self, parameters, context),
             )
-        result = self.run_step(partial(run, credentials=credentials), options, feedback)
-        products = result.products
-        if not products:
+        result = self.run_step("search", options, feedback, credentials=credentials)
+        if not result["product_count"]:
             feedback.reportError(
                 "No product matches: widen the dates, raise MAX_CLOUD or lower MIN_AOI_COVERAGE. "
                 "The output is a valid empty layer.",
                 False,
             )
-        with core_errors(), terminate_cancels(feedback):  # a SIGTERM mid-write must not leave a temp file
-            write_footprints_gpkg(products, output, LAYER)
         problem = save_footprint_style(output, LAYER)
         if problem:
             feedback.pushWarning(f"The footprints were written but their style was not stored: {problem}")
         return {
             "OUTPUT": output,
-            "PRODUCT_COUNT": len(products),
-            "SELECTED_COUNT": len(result.selected),
-            "SELECTED_DATES": result.selected_dates,
+            "PRODUCT_COUNT": result["product_count"],
+            "SELECTED_COUNT": result["selected_count"],
+            "SELECTED_DATES": result["selected_dates"],
         }

@@ -10,7 +10,8 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from ..qgis_satplugin.core.superres import PROVIDER_CHOICES, SuperResolveOptions, run
+from ..qgis_satplugin.core.superres.options import SuperResolveOptions
+from ..qgis_satplugin.core.superres.session import PROVIDER_CHOICES
 from .base import SatPluginAlgorithm, core_errors, options_help
 from .qgis_inputs import image_series_input
 
@@ -83,10 +84,10 @@ class SuperResolve(SatPluginAlgorithm):
                 batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
                 max_cloud=self.parameterAsDouble(parameters, "MAX_CLOUD", context),
             )
-        result = self.run_step(run, options, feedback)
+        result = self.run_step("superres", options, feedback)
         return {
-            "OUTPUT": str(result.output),
-            "PROVIDER_USED": result.provider,
-            "REVISITS_USED": len(result.revisits),
-            "SCALE": result.scale,
+            "OUTPUT": result["output"],
+            "PROVIDER_USED": result["provider"],
+            "REVISITS_USED": len(result["revisits"]),
+            "SCALE": result["scale"],
         }

@@ -7,6 +7,7 @@ and ``unload`` touch ``iface``, and ``unload`` only when ``initGui`` ran.
 from qgis.core import QgsApplication
 
 MENU = "&Sentinel-2 ML datasets"
+INSTALL_ENGINE_LABEL = "Install engine…"
 
 
 class SatPlugin:
@@ -51,6 +52,32 @@ class SatPlugin:
         self.dock.openedStateChanged.connect(self.action.setChecked)
         self.iface.addToolBarIcon(self.action)
         self.iface.addPluginToMenu(MENU, self.action)
+        self.offer_engine()
+
+    def offer_engine(self):
+        """Without a usable engine, a message bar that says so, with Install engine… (the installer's dialog)."""
+        from qgis.core import Qgis, QgsProcessingException
+        from qgis.PyQt.QtWidgets import QPushButton
+
+        from ..processing_algs.base import current_engine
+
+        try:
+            current_engine()
+        except QgsProcessingException as exc:
+            bar = self.iface.messageBar()
+            message = bar.createMessage("Sentinel-2 ML datasets", str(exc))
+            button = QPushButton(INSTALL_ENGINE_LABEL, message)
+            button.clicked.connect(self.open_installer)
+            message.layout().addWidget(button)
+            bar.pushWidget(message, Qgis.Warning)
+            return message
+        return None
+
+    def open_installer(self):
+        """The install algorithm's dialog: what, how big and where (its help), the wheelhouse, progress and Cancel."""
+        import processing
+
+        processing.execAlgorithmDialog("satplugin:installengine", {})
 
     def _toggle_dock(self):
         # Hidden or tabbed behind another panel: bring it to the front; in front: close it.

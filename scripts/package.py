@@ -6,7 +6,8 @@ with the files git knows about: tracked files plus untracked files that .gitigno
 not exclude (``git ls-files --cached --others --exclude-standard``), so virtual
 environments, caches and build outputs never get in. Development-only files (tests,
 benchmarks, CI, scripts, build and test configuration) and hidden files are left out;
-docs/ goes in, since the packaged README shows docs/images/ and links to docs/*.md.
+docs/ goes in, since the packaged README shows docs/images/ and links to docs/*.md, and
+so does the engine, built as a wheel (``engine_wheel/``), which *Install engine* installs.
 The version comes from metadata.txt; a build without the e-mail and repository address
 that plugins.qgis.org requires for an upload says so (the zip still installs from file). The zip is written to a temporary file first and
 then renamed, so an interrupted build never leaves a half-written zip behind.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import configparser
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +28,7 @@ from pathlib import Path, PurePosixPath
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_DIR = "satplugin"
+ENGINE_WHEEL_DIR = "engine_wheel"  # where the plugin's installer looks (qgis_satplugin/engine_env/install.py)
 
 # Top-level folders and files that stay in the repository only: the zip holds what runs.
 # models/ is training code (torch); the shipped ONNX models are in qgis_satplugin/core/resources/.
@@ -92,16 +95,33 @@ def package_files(root: Path = ROOT) -> list[str]:
     return files
 
 
+def engine_wheel(folder: Path, root: Path = ROOT) -> Path:
+    """The engine package (pyproject.toml) built as a wheel into ``folder``: what Install engine installs."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--disable-pip-version-check",
+         "-w", str(folder), str(root)],
+        check=True,
+    )
+    wheels = sorted(folder.glob(f"satplugin_engine-{plugin_version(root)}-*.whl"))
+    if not wheels:
+        sys.exit(f"package: building the engine wheel left no satplugin_engine-{plugin_version(root)} wheel in {folder}")
+    return wheels[-1]
+
+
 def build(output_dir: Path, root: Path = ROOT) -> tuple[Path, int]:
     version = plugin_version(root)
     files = package_files(root)
     output_dir.mkdir(parents=True, exist_ok=True)
+    wheel_folder = Path(tempfile.mkdtemp(prefix="satplugin-engine-wheel-"))
     target = output_dir / f"{PLUGIN_DIR}-{version}.zip"
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=output_dir)
     try:
         with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for name in files:
                 zf.write(root / name, f"{PLUGIN_DIR}/{name}")
+            # The engine, as the wheel the plugin installs into its managed environment.
+            wheel = engine_wheel(wheel_folder, root)
+            zf.write(wheel, f"{PLUGIN_DIR}/{ENGINE_WHEEL_DIR}/{wheel.name}")
         # mkstemp creates the file 0600; give the zip the usual permissions.
         umask = os.umask(0)
         os.umask(umask)
@@ -113,7 +133,9 @@ def build(output_dir: Path, root: Path = ROOT) -> tuple[Path, int]:
         except FileNotFoundError:
             pass
         raise
-    return target, len(files)
+    finally:
+        shutil.rmtree(wheel_folder, ignore_errors=True)
+    return target, len(files) + 1
 
 
 def main(argv=None) -> int:

@@ -40,12 +40,13 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "$WANT" > "$STAMP"
 fi
 
-# A wheelhouse of the engine's core dependencies (PyPI wheels for QGIS's Python version),
-# so that tests install the engine package into a fresh virtual environment offline.
+# A wheelhouse of the engine and all its extras (PyPI wheels for QGIS's Python version, pip
+# included): what `qgis_process run satplugin:installengine -- WHEELHOUSE=...` installs from on a
+# machine without internet, and what the tests install the engine from, offline.
 WHEELHOUSE=.wheelhouse
-ENGINE_WHEELS="numpy==1.26.4 shapely==2.2.0 rasterio==1.4.4 affine==2.4.0 pyproj==3.7.1 requests==2.32.3 setuptools==75.8.0 wheel==0.45.1"
+ENGINE_WHEELS="numpy==1.26.4 shapely==2.2.0 rasterio==1.4.4 affine==2.4.0 pyproj==3.7.1 requests==2.32.3 setuptools==75.8.0 wheel==0.45.1 pyogrio==0.13.0 pandas==2.3.3 opencv-python-headless==4.10.0.84 onnxruntime==1.31.1 zarr==2.18.7 numcodecs==0.15.2 sentinelhub==3.12.0 pip==24.3.1"
 if [ "$(cat "$WHEELHOUSE/.stamp" 2>/dev/null)" != "$ENGINE_WHEELS" ]; then
-  echo "setup: downloading the engine's wheels into $WHEELHOUSE (about 70 MB)"
+  echo "setup: downloading the engine's wheels into $WHEELHOUSE (about 200 MB)"
   rm -rf "$WHEELHOUSE"
   # shellcheck disable=SC2086
   .venv/bin/python -m pip download -q --disable-pip-version-check --only-binary=:all: -d "$WHEELHOUSE" $ENGINE_WHEELS 2>&1 |

@@ -167,7 +167,7 @@ def test_engine_wheel_holds_the_core_and_no_qgis_side(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     modules = {n for n in names if n.endswith(".py")}
     # Every step's entry module, and the floors they share.
-    for module in ("search/run.py", "download/run.py", "ground_truth/run.py", "export/run.py", "superres/run.py",
+    for module in ("search/runner.py", "download/runner.py", "ground_truth/runner.py", "export/runner.py", "superres/runner.py",
                    "http/client.py", "image_series/manifest.py", "sentinel2.py", "feedback.py", "options.py"):
         assert f"satplugin_engine/{module}" in modules, module
     assert modules == {f"satplugin_engine/{p.relative_to(ROOT / 'qgis_satplugin' / 'core').as_posix()}"

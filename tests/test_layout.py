@@ -7,6 +7,7 @@
 - the core imports nothing from the QGIS side (gui, processing_algs).
 """
 import ast
+import os
 import re
 import sys
 import tomllib
@@ -63,10 +64,10 @@ def step_of(module: str):
 
 def test_the_import_resolver_sees_relative_and_absolute_imports(tmp_path):
     # A check that cannot fail proves nothing: resolve a known module's imports.
-    found = dict((name, line) for line, name in imports_of(CORE / "superres" / "run.py"))
+    found = dict((name, line) for line, name in imports_of(CORE / "superres" / "runner.py"))
     assert "satplugin.qgis_satplugin.core.image_series.reader" in found
     assert "satplugin.qgis_satplugin.core.superres.tiling" in found
-    assert step_of("satplugin.qgis_satplugin.core.export.run") == "export"
+    assert step_of("satplugin.qgis_satplugin.core.export.runner") == "export"
     assert step_of("satplugin.qgis_satplugin.core.image_series.reader") is None
 
 
@@ -159,3 +160,39 @@ def test_the_core_imports_only_what_the_engine_declares():
                 undeclared.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
     assert undeclared == []
     assert {"numpy", "rasterio", "onnxruntime", "onnxruntime-gpu", "pyogrio"} <= declared
+
+
+QGIS_SHIPS_NOT = ("shapely", "rasterio", "affine", "pyogrio", "pandas", "geopandas", "cv2", "onnxruntime",
+                  "sentinelhub", "zarr", "numcodecs", "requests", "urllib3", "pyproj")
+BLOCKER = """
+import importlib.abc, sys
+BLOCKED = set(sys.argv[1].split(","))
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"{name} is not in a stock QGIS")
+sys.meta_path.insert(0, Block())
+sys.path.insert(0, sys.argv[2])
+import importlib
+for module in sys.argv[3:]:
+    importlib.import_module(module)
+from satplugin.qgis_satplugin.core.ground_truth.options import GroundTruthOptions  # the options build, too
+from satplugin.qgis_satplugin.core.area import Area
+Area("POLYGON ((0 0, 1 0, 1 1, 0 0))")
+print("ok")
+"""
+
+
+def test_the_qgis_side_imports_only_what_qgis_ships(tmp_path):
+    """The provider, every algorithm, the dock and the options load without the engine's packages."""
+    import subprocess
+    import sys
+
+    from tests.plugin_link import link_plugin_package
+
+    modules = ["satplugin", "satplugin.processing_algs.provider"] + [
+        f"satplugin.qgis_satplugin.gui.{p.stem}" for p in (ROOT / "qgis_satplugin" / "gui").glob("*.py") if p.stem != "__init__"
+    ] + [f"satplugin.qgis_satplugin.core.{step}.options" for step in ("search", "download", "ground_truth", "export", "superres")]
+    proc = subprocess.run([sys.executable, "-c", BLOCKER, ",".join(QGIS_SHIPS_NOT), str(link_plugin_package()), *modules],
+                          capture_output=True, text=True, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]

@@ -123,7 +123,7 @@ def test_package_builds_a_clean_plugin_zip(tmp_path):
         "satplugin/metadata.txt",
         "satplugin/__init__.py",
         "satplugin/processing_algs/rasterize_ground_truth.py",
-        "satplugin/qgis_satplugin/core/ground_truth/run.py",
+        "satplugin/qgis_satplugin/core/ground_truth/runner.py",
         "satplugin/qgis_satplugin/core/resources/superres/s2_sr_x2_rgbn.onnx",
         "satplugin/qgis_satplugin/core/resources/workflows/ground_truth.model3",
     ):
@@ -176,7 +176,7 @@ def test_core_imports_no_qgis():
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert "qgis_satplugin.core.ground_truth.run" in result["imported"]
+    assert "qgis_satplugin.core.ground_truth.runner" in result["imported"]
     assert len(result["imported"]) == len(list((ROOT / "qgis_satplugin" / "core").rglob("*.py")))
     assert result["qgis"] == []
 

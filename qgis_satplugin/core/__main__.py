@@ -1,6 +1,7 @@
 """The engine's command line: run one step from its job spec, streaming feedback as JSON lines.
 
     python -m satplugin_engine run ground_truth job.json
+    python -m satplugin_engine version
 
 ``job.json`` is the step's options (``<Name>Options.to_json()``). Every line on stdout is
 one JSON object: ``{"progress": 0.25}`` and ``{"log": "..."}`` while it runs (see
@@ -19,6 +20,7 @@ import sys
 import threading
 import traceback
 
+from . import __version__
 from .errors import Canceled, SatPluginError
 from .feedback import JsonLinesFeedback
 from .steps import STEPS, step
@@ -33,13 +35,21 @@ def main(argv=None, stdout=None) -> int:
     run_parser = commands.add_parser("run", help="run one step from its job spec")
     run_parser.add_argument("step", choices=sorted(STEPS))
     run_parser.add_argument("job", help="the step's options as JSON (a file, or - for stdin)")
+    commands.add_parser("version", help="print the engine's version and Python as one JSON line")
     args = parser.parse_args(argv)
     out = stdout or sys.stdout
+    if args.command == "version":
+        # What the plugin checks before a run (the engine must match its version); quick:
+        # it imports none of the steps' packages.
+        out.write(json.dumps({"version": __version__, "python": sys.version.split()[0], "executable": sys.executable}) + "\n")
+        out.flush()
+        return 0
 
     canceled = threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():  # signals can be handled there only
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        # SIGBREAK: what the plugin's CTRL_BREAK_EVENT is on Windows.
+        for signum in (signal.SIGTERM, signal.SIGINT, *([signal.SIGBREAK] if hasattr(signal, "SIGBREAK") else [])):
             previous[signum] = signal.signal(signum, lambda *_: canceled.set())
     feedback = JsonLinesFeedback(out, is_canceled=canceled.is_set)
 

@@ -15,15 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-import numpy as np
-import shapely
-from pyproj import CRS, Transformer
-from pyproj.exceptions import CRSError
-from shapely.geometry import mapping
-
 from .errors import SatPluginError
-from .geometry import polygonal_part
-from .options import StepOptions, option
+from .options import StepOptions, engine_checks, option
+
+# shapely and pyproj are imported where they are used: the plugin's QGIS side builds Areas
+# in a QGIS whose Python may have neither, and the engine checks them when it reads the job.
 
 # Servers reject or slow down on huge request bodies; a hull is a safe superset
 # because coverage is measured locally against the exact AOI afterwards.
@@ -40,6 +36,12 @@ class Area(StepOptions):
     crs: str = option("EPSG:4326", help="the CRS of the WKT (EPSG code, WKT or PROJ string)")
 
     def check(self) -> None:
+        if not engine_checks():
+            return
+        import shapely
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError
+
         try:
             shapely.from_wkt(self.wkt)
         except (shapely.errors.GEOSException, TypeError, ValueError):
@@ -56,6 +58,8 @@ class Area(StepOptions):
 
     def geometry(self):
         """The geometry in its own CRS."""
+        import shapely
+
         return shapely.from_wkt(self.wkt)
 
     def in_crs(self, crs) -> object:
@@ -105,6 +109,9 @@ def reproject(geometry, source_crs, target_crs):
     and a split or parcel boundary lands where the user sees it on the map. The transformer
     is made once per pair of CRSs, so reprojecting features one by one stays cheap.
     """
+    import numpy as np
+    import shapely
+
     if geometry is None:
         return geometry
     transformer = _transformer(str(source_crs), str(target_crs))
@@ -120,12 +127,18 @@ def reproject(geometry, source_crs, target_crs):
 
 @lru_cache(maxsize=32)
 def _transformer(source_crs: str, target_crs: str):
+    from pyproj import CRS, Transformer
+
     src, dst = CRS.from_user_input(source_crs), CRS.from_user_input(target_crs)
     return None if src == dst else Transformer.from_crs(src, dst, always_xy=True)
 
 
 def prepare_aoi(aoi):
     """A valid, non-empty polygonal geometry in EPSG:4326, or a clear error."""
+    import shapely
+
+    from .geometry import polygonal_part
+
     if aoi is None:
         raise SatPluginError("The area of interest is missing.")
     geom = shapely.make_valid(aoi) if not shapely.is_valid(aoi) else aoi
@@ -142,6 +155,9 @@ def prepare_aoi(aoi):
 
 def query_geometry(aoi) -> dict:
     """GeoJSON for the ``intersects`` of a search, simplified to a hull when it is big."""
+    import shapely
+    from shapely.geometry import mapping
+
     if shapely.get_num_coordinates(aoi) > MAX_QUERY_VERTICES:
         aoi = aoi.convex_hull
     return mapping(aoi)
@@ -151,11 +167,15 @@ class EqualAreaFrame:
     """Projects lon/lat geometries to an equal-area plane centred on the AOI."""
 
     def __init__(self, aoi):
+        from pyproj import CRS
+
         centre = aoi.centroid
         self._proj4 = f"+proj=laea +lat_0={centre.y:.6f} +lon_0={centre.x:.6f} +datum=WGS84 +units=m +no_defs"
         self.crs = CRS.from_proj4(self._proj4)
 
     def project(self, geom):
+        import shapely
+
         return reproject(shapely.segmentize(geom, DENSIFY_DEG), "EPSG:4326", self._proj4)
 
     def area_m2(self, geom) -> float:

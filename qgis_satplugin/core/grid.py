@@ -9,8 +9,6 @@ import math
 import os
 from dataclasses import dataclass
 
-from pyproj import CRS, Transformer
-
 from .errors import SatPluginError
 
 S2_GRID_STEP_M = 60.0
@@ -93,6 +91,8 @@ class PixelGrid:
         return Affine(self.pixel_width, 0.0, self.x_min, 0.0, -self.pixel_height, self.y_max)
 
     def pyproj_crs(self) -> CRS:
+        from pyproj import CRS  # here: PixelGrid is part of the options, which load without pyproj
+
         return CRS.from_user_input(self.crs)
 
     def geotiff_profile(self, count: int, dtype, nodata) -> dict:
@@ -119,6 +119,8 @@ class PixelGrid:
 
 
 def _unit(crs) -> str:
+    from pyproj import CRS  # here: PixelGrid is part of the options, which load without pyproj
+
     try:
         axis = CRS.from_user_input(crs).axis_info[0]
     except Exception:  # noqa: BLE001 - only for a message
@@ -151,6 +153,8 @@ def check_longitude_span(bounds, crs) -> None:
     Such an area's longitudes jump from +180 to -180, so its bounds cover the whole
     globe the other way round, and no UTM grid fits it.
     """
+    from pyproj import CRS  # here: PixelGrid is part of the options, which load without pyproj
+
     src = CRS.from_user_input(crs)
     if src.is_geographic and (bounds[2] - bounds[0]) > 180.0:
         raise SatPluginError(
@@ -187,6 +191,8 @@ def snapped_grid(bounds, crs, pixel_size: float, snap: float = S2_GRID_STEP_M) -
 
 def utm_grid_for_bounds(bounds, crs, pixel_size: float) -> PixelGrid:
     """A Sentinel-2-aligned grid in the UTM zone of the centre of ``bounds`` (given in ``crs``)."""
+    from pyproj import CRS, Transformer  # here: PixelGrid is part of the options, which load without pyproj
+
     src = CRS.from_user_input(crs)
     check_longitude_span(bounds, src)
     to_lonlat = Transformer.from_crs(src, CRS.from_epsg(4326), always_xy=True)
@@ -199,6 +205,8 @@ def utm_grid_for_bounds(bounds, crs, pixel_size: float) -> PixelGrid:
 
 def transform_bounds(bounds, src, dst, densify: int = 21):
     """Bounds in ``dst`` of a rectangle in ``src``, following its curved edges."""
+    from pyproj import CRS, Transformer  # here: PixelGrid is part of the options, which load without pyproj
+
     src, dst = CRS.from_user_input(src), CRS.from_user_input(dst)
     if src == dst:
         return tuple(float(v) for v in bounds)

@@ -12,6 +12,8 @@ build their help text from it, so a parameter is described once.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib.util
 import json
 import os
 import types
@@ -23,6 +25,23 @@ import numpy as np
 from .errors import SatPluginError
 
 FORMAT_KEY = "options"
+# What the checks that parse geometries, CRSs or files need (see engine_checks).
+ENGINE_CHECK_PACKAGES = ("shapely", "pyproj", "rasterio")
+
+
+@functools.lru_cache(maxsize=1)
+def engine_checks() -> bool:
+    """Whether this Python can run the checks that need the engine's packages.
+
+    The plugin's QGIS side builds the options in a QGIS whose Python may lack shapely,
+    pyproj and rasterio; it checks there what plain Python can (numbers, names, paths), and
+    the engine checks the rest when it reads the job, before any work: a bad area or a
+    missing band file is the same sentence, one step later.
+    """
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in ENGINE_CHECK_PACKAGES)
+    except (ImportError, ValueError):  # a broken install counts as missing
+        return False
 
 
 def option(default=dataclasses.MISSING, *, help: str, default_factory=dataclasses.MISSING):  # noqa: A002

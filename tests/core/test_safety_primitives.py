@@ -9,7 +9,7 @@ import pytest
 
 from satplugin.qgis_satplugin.core import locks
 from satplugin.qgis_satplugin.core.atomic import AtomicOutputs
-from satplugin.qgis_satplugin.core.download.run import _LEFTOVER as DOWNLOAD_LEFTOVER
+from satplugin.qgis_satplugin.core.download.runner import _LEFTOVER as DOWNLOAD_LEFTOVER
 from satplugin.qgis_satplugin.core.errors import SatPluginError
 from satplugin.qgis_satplugin.core.export import staging
 from satplugin.qgis_satplugin.core.export.dataset_card import CONTENTS_KEY, FORMAT, JSON_NAME

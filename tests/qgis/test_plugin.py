@@ -24,8 +24,8 @@ def test_desktop_initgui_registers_the_provider_and_unload_removes_it(qgis_iface
     provider = registry.providerById("satplugin")
     assert provider is not None
     assert sorted(a.id() for a in provider.algorithms()) == [
-        "satplugin:downloadproducts", "satplugin:exportpatches", "satplugin:rasterizegroundtruth",
-        "satplugin:searchproducts", "satplugin:superresolve",
+        "satplugin:downloadproducts", "satplugin:exportpatches", "satplugin:installengine",
+        "satplugin:rasterizegroundtruth", "satplugin:removeengine", "satplugin:searchproducts", "satplugin:superresolve",
     ]
     # The dock, docked on the right, hidden until its action (toolbar and menu) shows it.
     from qgis.PyQt.QtCore import Qt
@@ -58,3 +58,55 @@ def test_headless_start_without_iface(qgis_processing):
     assert plugin.dock is None and plugin.action is None
     plugin.unload()
     assert registry.providerById("satplugin") is None
+
+
+def test_without_an_engine_desktop_offers_install_engine(qgis_iface, qgis_processing, monkeypatch, tmp_path):
+    """The message bar says why and offers Install engine…, which opens the installer's dialog."""
+    import processing
+    from qgis.PyQt.QtWidgets import QPushButton
+
+    import satplugin
+
+    for name in ("addDockWidget", "removeDockWidget", "addToolBarIcon", "removeToolBarIcon",
+                 "addPluginToMenu", "removePluginMenu"):
+        monkeypatch.setattr(qgis_iface, name, lambda *args: None, raising=False)
+    missing = tmp_path / "gone" / "bin" / "python"
+    monkeypatch.setenv("SATPLUGIN_ENGINE_PYTHON", str(missing))
+    _remove_registered()
+    plugin = satplugin.classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        item = qgis_iface.messageBar().currentItem()
+        assert item is not None and f"{missing}, does not exist" in item.text()
+        buttons = [b for b in item.findChildren(QPushButton) if b.text() == "Install engine…"]
+        assert len(buttons) == 1
+        opened = []
+        monkeypatch.setattr(processing, "execAlgorithmDialog", lambda alg, params: opened.append(alg))
+        buttons[0].click()
+        assert opened == ["satplugin:installengine"]
+        # A step cannot start, and says the same sentence where the dialog shows it.
+        algorithm = QgsApplication.processingRegistry().algorithmById("satplugin:rasterizegroundtruth")
+        can, why = algorithm.canExecute()
+        assert not can and "does not exist" in why
+        # The installer's dialog tells what, how big and where, before anything is done.
+        installer = QgsApplication.processingRegistry().algorithmById("satplugin:installengine")
+        assert installer.canExecute()[0]
+        text = installer.shortHelpString()
+        assert f"{QgsApplication.qgisSettingsDirPath()}" in text and "satplugin-engine" in text and "MB" in text
+        monkeypatch.setattr(qgis_iface, "browserModel", lambda: None, raising=False)  # the fake iface has none
+        dialog = processing.createAlgorithmDialog("satplugin:installengine", {})
+        assert dialog is not None and "WHEELHOUSE" in [p.name() for p in dialog.algorithm().parameterDefinitions()]
+        dialog.deleteLater()
+    finally:
+        plugin.unload()
+        qgis_iface.messageBar().clearWidgets()
+
+    # With an engine (here: the developer environment runs the steps itself), no message.
+    monkeypatch.delenv("SATPLUGIN_ENGINE_PYTHON")
+    _remove_registered()
+    plugin = satplugin.classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        assert qgis_iface.messageBar().currentItem() is None
+    finally:
+        plugin.unload()

@@ -21,37 +21,31 @@ Reflectance is resampled bilinearly, masks by nearest neighbour. With ``harmoniz
 (the default) the +1000 DN offset of baseline 04.00+ is removed so all dates share one
 scale (see :mod:`.harmonize`).
 """
+from ..lazy import lazy_exports
 
-from ..image_series.manifest import read_manifest, sha256_of
-from ..sentinel2 import NATIVE_RESOLUTION_M
-from .bands import BAND_PRESETS, resolve_bands
-from .harmonize import Harmonization, apply_harmonization, plan_harmonization
-from .options import DownloadOptions
-from ..products import product_from_row
-from .product_list import as_products, product_record, product_records, read_products_gpkg
-from .run import DownloadResult, grid_for_aoi, run
-from .sentinelhub import MAX_REQUEST_PX, evalscript, process_body, split_windows
-
-__all__ = [
-    "BAND_PRESETS",
-    "MAX_REQUEST_PX",
-    "NATIVE_RESOLUTION_M",
-    "DownloadOptions",
-    "DownloadResult",
-    "Harmonization",
-    "apply_harmonization",
-    "as_products",
-    "evalscript",
-    "grid_for_aoi",
-    "plan_harmonization",
-    "process_body",
-    "product_from_row",
-    "read_manifest",
-    "product_record",
-    "product_records",
-    "read_products_gpkg",
-    "resolve_bands",
-    "run",
-    "sha256_of",
-    "split_windows",
-]
+# Imported when first used (see ..lazy): the options load without the step's dependencies.
+EXPORTS = {
+    "BAND_PRESETS": "bands",
+    "DownloadOptions": "options",
+    "DownloadResult": "runner",
+    "Harmonization": "harmonize",
+    "MAX_REQUEST_PX": "..http.limits",
+    "NATIVE_RESOLUTION_M": "..sentinel2",
+    "apply_harmonization": "harmonize",
+    "as_products": "product_list",
+    "evalscript": "sentinelhub",
+    "grid_for_aoi": "runner",
+    "plan_harmonization": "harmonize",
+    "process_body": "sentinelhub",
+    "product_from_row": "..products",
+    "product_record": "product_list",
+    "product_records": "product_list",
+    "read_manifest": "..image_series.manifest",
+    "read_products_gpkg": "product_list",
+    "resolve_bands": "bands",
+    "run": "runner",
+    "sha256_of": "..image_series.manifest",
+    "split_windows": "sentinelhub",
+}
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
+__all__ = sorted(EXPORTS)

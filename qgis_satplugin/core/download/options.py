@@ -18,12 +18,10 @@ from typing import Optional
 from ..area import Area
 from ..errors import SatPluginError
 from ..grid import PixelGrid
-from ..http.client import DEFAULT_REQUEST_DEADLINE_S
-from ..options import StepOptions, option
+from ..http.limits import DEFAULT_REQUEST_DEADLINE_S, DOWNLOAD_RUN_DEADLINE_S, MAX_REQUEST_PX
+from ..options import StepOptions, engine_checks, option
 from .bands import check_bands_for, resolve_bands
 from .product_list import as_products, check_band_files, check_references, product_records
-from .sentinelhub import MAX_REQUEST_PX
-from .transfer import DOWNLOAD_RUN_DEADLINE_S
 
 
 @dataclass(frozen=True)
@@ -93,7 +91,8 @@ class DownloadOptions(StepOptions):
         check_references(products, self.service_url)  # a shared product list must not choose hosts or files
         band_list = resolve_bands(self.bands)
         check_bands_for(band_list, {p.collection for p in products})
-        check_band_files(products, band_list)  # before the folder is touched: a missing file is known now
+        if engine_checks():
+            check_band_files(products, band_list)  # before the folder is touched: a missing file is known now
         if self.reference_grid is None:
             if self.area is None:
                 raise SatPluginError("Give an area of interest or a reference grid.")

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import shapely
-
 from ..errors import SatPluginError
 from ..products import DOWNLOAD_KINDS, Product, product_from_row, product_row, row_flag
 
@@ -26,6 +24,8 @@ def read_products_gpkg(path, selected_only: bool | None = None, *, product_ids=N
     (the default) keeps the selected ones when any feature is selected, else all.
     ``product_ids`` (the QGIS layer's own selection, passed by the caller) wins over both.
     """
+    import shapely  # here, not above: the options import this module without the engine's packages
+
     from pyogrio.raw import read as ogr_read
 
     path = Path(path)

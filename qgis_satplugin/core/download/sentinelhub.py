@@ -53,10 +53,10 @@ from ..http.sentinelhub_auth import (
 from ..sentinel2 import MASK_NODATA
 from .bands import SENTINELHUB_MASKS
 from .harmonize import Harmonization, plan_harmonization
+from ..http.limits import MAX_REQUEST_PX
 from .transfer import ClientPool, read_body
 
 PROCESS_PATH = "/api/v1/process"
-MAX_REQUEST_PX = 2500
 # Tiles of one overpass are sensed within seconds of each other; the next overpass of
 # the same place is at least ~100 minutes later (an adjacent orbit).
 TIME_MARGIN = timedelta(minutes=10)

@@ -25,10 +25,8 @@ import threading
 
 from ..feedback import Feedback
 from ..http.client import BadAnswer, Deadline, JsonClient
+from ..http.limits import DOWNLOAD_RUN_DEADLINE_S
 
-# A long series over a large area is hours of work; a run that passes this is stalled,
-# and a rerun resumes from its complete files.
-DOWNLOAD_RUN_DEADLINE_S = 12 * 3600.0
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 

@@ -16,9 +16,17 @@ time writes a folder (a second refuses at once). :class:`ExportedDataset`
 reads any format back as numpy; ``torch_dataset.PatchDataset`` wraps it for PyTorch and
 ``torchgeo_dataset.ExportedGeoDataset`` for TorchGeo's samplers (dates kept).
 """
-from .label_rasters import labels_by_kind
-from .options import FORMATS, ExportOptions, SplitArea
-from .reader import ExportedDataset
-from .run import ExportResult, run
+from ..lazy import lazy_exports
 
-__all__ = ["FORMATS", "ExportOptions", "ExportResult", "ExportedDataset", "SplitArea", "labels_by_kind", "run"]
+# Imported when first used (see ..lazy): the options load without the step's dependencies.
+EXPORTS = {
+    "ExportOptions": "options",
+    "ExportResult": "runner",
+    "ExportedDataset": "reader",
+    "FORMATS": "options",
+    "SplitArea": "options",
+    "labels_by_kind": "label_rasters",
+    "run": "runner",
+}
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
+__all__ = sorted(EXPORTS)

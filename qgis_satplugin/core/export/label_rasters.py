@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pyproj import CRS
 
 from ..errors import SatPluginError
 from ..grid import PixelGrid
+from .options import LABEL_NAMES
 
-LABEL_NAMES = ("class", "id", "coverage", "conflict", "distance")
 # The DeepSatData key of each label (see peers.md).
 DEEPSATDATA_KEYS = {"class": "labels", "id": "ids", "conflict": "masks", "coverage": "ratios", "distance": "distances"}
 ALIGN_TOLERANCE = 1e-3  # of a label pixel
@@ -26,14 +25,16 @@ ALIGN_TOLERANCE = 1e-3  # of a label pixel
 KIND_OF_DESCRIPTION = {"class": "class", "parcel_id": "id", "coverage": "coverage", "conflict": "conflict", "distance_m": "distance"}
 
 
-def labels_by_kind(paths) -> dict:
-    """{kind: path} for rasterize outputs, recognised by their band description."""
-    import rasterio
+def labels_by_kind(paths, first_band_description=None) -> dict:
+    """{kind: path} for rasterize outputs, recognised by their band description.
 
+    ``first_band_description(path)`` reads it (default: with rasterio; the plugin's QGIS side
+    passes one that uses QGIS's own GDAL bindings).
+    """
+    read = first_band_description or _first_band_description
     kinds: dict = {}
     for path in paths:
-        with rasterio.open(path) as ds:
-            description = (ds.descriptions[0] or "").strip()
+        description = read(path)
         kind = KIND_OF_DESCRIPTION.get(description)
         if kind is None:
             raise SatPluginError(
@@ -44,6 +45,13 @@ def labels_by_kind(paths) -> dict:
             raise SatPluginError(f"Two {kind} label rasters were given: {Path(kinds[kind]).name} and {Path(path).name}.")
         kinds[kind] = str(path)
     return kinds
+
+
+def _first_band_description(path) -> str:
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        return (ds.descriptions[0] or "").strip()
 
 
 @dataclass
@@ -82,6 +90,8 @@ class LabelSet:
                 raise SatPluginError(f"The {name} label raster {path} does not exist.")
             with rasterio.open(path) as ds:
                 t = ds.transform
+                from pyproj import CRS  # here: the plugin's QGIS side imports this module without pyproj
+
                 if ds.crs is None or not CRS.from_user_input(ds.crs.to_wkt()).equals(grid.pyproj_crs()):
                     raise SatPluginError(
                         f"The {name} labels ({path.name}) are in {ds.crs.to_string() if ds.crs else 'no CRS'}, "

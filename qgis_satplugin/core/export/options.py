@@ -15,8 +15,10 @@ from ..area import Area
 from ..errors import SatPluginError
 from ..image_series.dates import parse_month_day
 from ..options import StepOptions, option
-from .label_rasters import LABEL_NAMES
 from .splits import normalise_ratios, split_code
+
+# The ground-truth rasters an export can take, by kind (see .label_rasters).
+LABEL_NAMES = ("class", "id", "coverage", "conflict", "distance")
 
 FORMATS = ("npz", "zarr", "geotiff", "deepsatdata")
 BAND_RESOLUTIONS = ("resample", "native")
@@ -36,7 +38,7 @@ class SplitArea(StepOptions):
 
 @dataclass(frozen=True)
 class ExportOptions(StepOptions):
-    """What to cut into patches, and how (see :func:`.run.run`)."""
+    """What to cut into patches, and how (see :func:`.runner.run`)."""
 
     images: Union[str, tuple[str, ...]] = option(help=(
         "A download folder (read through its manifest.json; an incomplete download is refused), or one raster per "

@@ -2,9 +2,16 @@
 
 ``options`` holds the job spec, ``polygons`` checks, repairs, reprojects and clips the
 polygons, ``strips`` resolves each strip's labels, ``distance`` measures the distance
-raster, ``writer`` writes and checks the files, and ``run`` puts them together.
+raster, ``writer`` writes and checks the files, and ``runner`` puts them together.
 """
-from .options import GroundTruthOptions, OutputPaths
-from .run import GroundTruthResult, run
+from ..lazy import lazy_exports
 
-__all__ = ["GroundTruthOptions", "GroundTruthResult", "OutputPaths", "run"]
+# Imported when first used (see ..lazy): the options load without the step's dependencies.
+EXPORTS = {
+    "GroundTruthOptions": "options",
+    "GroundTruthResult": "runner",
+    "OutputPaths": "options",
+    "run": "runner",
+}
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
+__all__ = sorted(EXPORTS)

@@ -39,7 +39,11 @@ def distance_to_edge(ids: np.ndarray, pixel_size: float) -> np.ndarray:
     else:
         # OpenCV's precise L2 transform is exact and ~10x faster than scipy's.
         steps = cv2.distanceTransform(not_edge.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        # An exact transform's squared distances are whole numbers (dx² + dy²); OpenCV's float32
+        # arithmetic leaves them an ulp off in a way that depends on the image's height (and so
+        # on the strip). Rounding them back makes every distance exact, whatever the strip.
         np.minimum(steps, DISTANCE_HALO, out=steps)
+        np.sqrt(np.rint(np.square(steps, out=steps), out=steps), out=steps)  # exact in float32 below 2**24
     steps += np.float32(0.5)
     steps *= np.float32(pixel_size)
     steps[~on_parcel] = 0

@@ -16,9 +16,11 @@ from ..class_table import build_class_table
 from ..errors import SatPluginError
 from ..grid import PixelGrid
 from ..options import StepOptions, option
-from .strips import STRIP_ROWS
 
 INT32_MAX = int(np.iinfo(np.int32).max)
+# Rows per strip (see .strips): memory is about 60 bytes per pixel of a strip (~650 MB for a
+# strip of a full 10980-pixel-wide tile), whatever the number of parcels or the grid's height.
+STRIP_ROWS = 1024
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,8 @@ import numpy as np
 from ..coverage import expand_ranges
 from ..grid import PixelGrid, check_memory
 from .distance import DISTANCE_HALO
+from .options import STRIP_ROWS
 
-# Rows per strip: memory is about 60 bytes per pixel of a strip (~650 MB for a strip of a
-# full 10980-pixel-wide tile), whatever the number of parcels or the grid's height.
-STRIP_ROWS = 1024
 BYTES_PER_STRIP_PIXEL = 60
 # Wider grids get fewer rows per strip, so a strip stays under this (at least DISTANCE_HALO rows).
 STRIP_BUDGET_BYTES = 1 << 30

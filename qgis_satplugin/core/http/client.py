@@ -54,6 +54,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..errors import Canceled, SatPluginError
 from ..feedback import Feedback
+from .limits import DEFAULT_REQUEST_DEADLINE_S, DEFAULT_RUN_DEADLINE_S  # noqa: F401 (the client's defaults)
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_ATTEMPTS = 5
@@ -62,11 +63,6 @@ BACKOFF_MAX_S = 60.0
 # A server asking for a longer pause than this is better answered with "try later"
 # than with a task that sits silently for many minutes.
 MAX_RETRY_AFTER_S = 600.0
-# One logical request, attempts and waits included: generous for a 150 MB Process API
-# answer on a slow line, short enough that a stalled server is noticed.
-DEFAULT_REQUEST_DEADLINE_S = 900.0
-# All the network work of one search (a download sets its own, longer one).
-DEFAULT_RUN_DEADLINE_S = 1800.0
 # A catalogue page or a token answer is a few hundred kB at most.
 DEFAULT_MAX_JSON_BYTES = 64 * 1024 * 1024
 # Nothing the plugin downloads in one request is larger than a few hundred MB.

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import SatPluginError
 from .client import CREDENTIALS_HELP, CredentialsRefused, HttpStatusError, JsonClient
+from .credentials import Credentials
 
 CDSE_BASE_URL = "https://sh.dataspace.copernicus.eu"
 CDSE_TOKEN_URL = "https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token"
@@ -23,14 +24,6 @@ SENTINELHUB_RETRY_AFTER_UNIT = 0.001
 TOKEN_MARGIN_S = 60.0
 # OAuth error codes that mean "these credentials are wrong", whatever the HTTP status.
 _BAD_CREDENTIAL_ERRORS = {"invalid_client", "unauthorized_client", "invalid_grant"}
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """OAuth client credentials; the secret never appears in ``repr``."""
-
-    client_id: str
-    client_secret: str = field(repr=False)
 
 
 def resolve_credentials(

@@ -6,97 +6,60 @@ commercial Sentinel Hub) and a local folder, each a :class:`SearchBackend`.
 ``run(SearchOptions(...))`` runs one and returns a :class:`SearchResult` of
 :class:`Product` objects ranked by acquisition; ``write_footprints_gpkg`` turns them into a layer.
 """
+from ..lazy import lazy_exports
 
-from ..http.client import CredentialsRefused, HttpStatusError, JsonClient
-from ..http.sentinelhub_auth import (
-    CDSE_BASE_URL,
-    CDSE_TOKEN_URL,
-    SENTINELHUB_BASE_URL,
-    SENTINELHUB_TOKEN_URL,
-    Credentials,
-    resolve_credentials,
-    sh_config,
-)
-from ..http.signing import PLANETARY_COMPUTER_STAC_URL, TokenCache
-from ..products import Product, parse_product_name
-from ..sentinel2 import SCL_CLOUD_CLASSES as CLOUD_CLASSES
-from ..sentinel2 import canonical_band
-from .aoi_cloud import aoi_cloud_percent
-from .backends import SearchBackend
-from .catalog import CatalogBackend, sh_data_collection
-from .footprints_gpkg import FIELDS as GPKG_FIELDS
-from .footprints_gpkg import write_footprints_gpkg
-from .local import LocalBackend, scan_folder
-from .options import BACKENDS, SearchOptions
-from .period import normalise_period, season_periods
-from .ranking import (
-    STRATEGIES,
-    W_CLOUD,
-    W_COVER,
-    W_TIME,
-    AcqGroup,
-    acq_groups,
-    annotate_coverage,
-    collapse_duplicates,
-    coverage_percent,
-    filter_products,
-    keep_covering_dates,
-    rank_products,
-    select_even,
-)
-from .result import SearchResult, product_record
-from .run import make_backend, run
-from .stac import EARTH_SEARCH_URL, STAC_COLLECTION_IDS, StacBackend, item_level, product_from_stac_item
-
-__all__ = [
-    "BACKENDS",
-    "CDSE_BASE_URL",
-    "CDSE_TOKEN_URL",
-    "CLOUD_CLASSES",
-    "EARTH_SEARCH_URL",
-    "GPKG_FIELDS",
-    "PLANETARY_COMPUTER_STAC_URL",
-    "SENTINELHUB_BASE_URL",
-    "SENTINELHUB_TOKEN_URL",
-    "STAC_COLLECTION_IDS",
-    "STRATEGIES",
-    "W_CLOUD",
-    "W_COVER",
-    "W_TIME",
-    "AcqGroup",
-    "CatalogBackend",
-    "Credentials",
-    "CredentialsRefused",
-    "HttpStatusError",
-    "JsonClient",
-    "LocalBackend",
-    "Product",
-    "SearchBackend",
-    "SearchOptions",
-    "SearchResult",
-    "StacBackend",
-    "TokenCache",
-    "acq_groups",
-    "annotate_coverage",
-    "aoi_cloud_percent",
-    "canonical_band",
-    "collapse_duplicates",
-    "coverage_percent",
-    "filter_products",
-    "item_level",
-    "keep_covering_dates",
-    "make_backend",
-    "normalise_period",
-    "parse_product_name",
-    "product_from_stac_item",
-    "product_record",
-    "rank_products",
-    "resolve_credentials",
-    "run",
-    "scan_folder",
-    "season_periods",
-    "select_even",
-    "sh_config",
-    "sh_data_collection",
-    "write_footprints_gpkg",
-]
+# Imported when first used (see ..lazy): the options load without the step's dependencies.
+EXPORTS = {
+    "AcqGroup": "ranking",
+    "BACKENDS": "options",
+    "CDSE_BASE_URL": "..http.sentinelhub_auth",
+    "CDSE_TOKEN_URL": "..http.sentinelhub_auth",
+    "CLOUD_CLASSES": "..sentinel2:SCL_CLOUD_CLASSES",
+    "CatalogBackend": "catalog",
+    "Credentials": "..http.sentinelhub_auth",
+    "CredentialsRefused": "..http.client",
+    "EARTH_SEARCH_URL": "stac",
+    "GPKG_FIELDS": "footprints_gpkg:FIELDS",
+    "HttpStatusError": "..http.client",
+    "JsonClient": "..http.client",
+    "LocalBackend": "local",
+    "PLANETARY_COMPUTER_STAC_URL": "..http.signing",
+    "Product": "..products",
+    "SENTINELHUB_BASE_URL": "..http.sentinelhub_auth",
+    "SENTINELHUB_TOKEN_URL": "..http.sentinelhub_auth",
+    "STAC_COLLECTION_IDS": "stac",
+    "STRATEGIES": "options",
+    "SearchBackend": "backends",
+    "SearchOptions": "options",
+    "SearchResult": "result",
+    "StacBackend": "stac",
+    "TokenCache": "..http.signing",
+    "W_CLOUD": "ranking",
+    "W_COVER": "ranking",
+    "W_TIME": "ranking",
+    "acq_groups": "ranking",
+    "annotate_coverage": "ranking",
+    "aoi_cloud_percent": "aoi_cloud",
+    "canonical_band": "..sentinel2",
+    "collapse_duplicates": "ranking",
+    "coverage_percent": "ranking",
+    "filter_products": "ranking",
+    "item_level": "stac",
+    "keep_covering_dates": "ranking",
+    "make_backend": "runner",
+    "normalise_period": "period",
+    "parse_product_name": "..products",
+    "product_from_stac_item": "stac",
+    "product_record": "result",
+    "rank_products": "ranking",
+    "resolve_credentials": "..http.sentinelhub_auth",
+    "run": "runner",
+    "scan_folder": "local",
+    "season_periods": "period",
+    "select_even": "ranking",
+    "sh_config": "..http.sentinelhub_auth",
+    "sh_data_collection": "catalog",
+    "write_footprints_gpkg": "footprints_gpkg",
+}
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
+__all__ = sorted(EXPORTS)

@@ -2,7 +2,7 @@
 
 :class:`~.catalog.CatalogBackend`, :class:`~.stac.StacBackend` and
 :class:`~.local.LocalBackend` satisfy it; so can an object from elsewhere (a test's, or
-another catalogue's), handed to :func:`.run.run` as its ``backend``.
+another catalogue's), handed to :func:`.runner.run` as its ``backend``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The file is written under a temporary name in the target folder and then renamed over
 the target, so QGIS (or a model step reading it) never sees half a file, and a failed
-or canceled run leaves the previous result intact. :func:`check_output` refuses an
+or canceled run leaves the previous result intact. :func:`.options.check_footprints_path` refuses an
 output that cannot be written before the search runs, so a long search is not lost to
 a read-only folder at the very end.
 
@@ -25,10 +25,11 @@ from pyogrio.raw import write as ogr_write
 from pyproj import CRS
 from shapely.geometry import MultiPolygon
 
-from ..atomic import check_writable_folder, user_error_for
+from ..atomic import user_error_for
 from ..errors import SatPluginError
 from ..geometry import polygonal_part
 from ..products import Product, product_row
+from .options import check_footprints_path
 
 DEFAULT_LAYER = "products"
 
@@ -83,25 +84,13 @@ def _columns(products: list[Product]):
     return data, masks
 
 
-def check_output(path) -> Path:
-    """The output GeoPackage's path, once it is one that can be written (else a SatPluginError)."""
-    target = Path(path)
-    if target.suffix.lower() != ".gpkg":
-        raise SatPluginError(f"The footprint output must be a .gpkg file, got {target.name}.")
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise SatPluginError(f"The output folder {folder} does not exist.")
-    check_writable_folder(target)
-    return target
-
-
 def write_footprints_gpkg(products: list[Product], path, layer: str = DEFAULT_LAYER) -> str:
     """Write the products to ``path`` (replacing it) and return the path.
 
     An empty list still gives a valid layer with all fields, so a model that chains on
     the result gets an empty layer instead of an error.
     """
-    target = check_output(path)
+    target = check_footprints_path(path)
     folder = target.parent if str(target.parent) else Path(".")
     data, masks = _columns(products)
     geoms = [_as_multipolygon(p.aoi_footprint if p.aoi_footprint is not None else p.footprint) for p in products]
@@ -124,7 +113,7 @@ def write_footprints_gpkg(products: list[Product], path, layer: str = DEFAULT_LA
         # GDAL's messages are not OSErrors: the folder's state says what went wrong.
         error = user_error_for(exc, folder, "The previous result, if any, is unchanged.")
         if error is None:
-            check_output(target)
+            check_footprints_path(target)
             error = SatPluginError(
                 f"Could not write {target.name} in {folder} ({exc}); check that the folder is writable and has "
                 "free space. The previous result, if any, is unchanged."

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..area import Area
+from ..atomic import check_writable_folder
 from ..errors import SatPluginError
-from ..http.client import DEFAULT_REQUEST_DEADLINE_S, DEFAULT_RUN_DEADLINE_S
-from ..options import StepOptions, option
+from ..http.limits import DEFAULT_REQUEST_DEADLINE_S, DEFAULT_RUN_DEADLINE_S
+from ..options import StepOptions, engine_checks, option
 from ..products import normalise_collection
 from .period import normalise_period
-from .ranking import STRATEGIES
+
+# How dates are ranked and selected (see .ranking).
+STRATEGIES = ("all", "even", "cloud")
 
 # Backend names the options take (``run`` also takes a backend object instead).
 BACKENDS = ("earth_search", "cdse", "sentinelhub", "local", "planetary_computer")
@@ -70,6 +74,9 @@ class SearchOptions(StepOptions):
         DEFAULT_REQUEST_DEADLINE_S, help="bounds one request, retries and waits included (seconds)"
     )
     run_deadline: float | None = option(DEFAULT_RUN_DEADLINE_S, help="bounds all the network work of the search (seconds)")
+    footprints: str | None = option(
+        None, help="a GeoPackage (.gpkg) to write the products to, layer 'products', replacing it (none: not written)"
+    )
 
     def check(self) -> None:
         # In the order the search always checked them, so the first problem is the one reported.
@@ -77,7 +84,8 @@ class SearchOptions(StepOptions):
             raise SatPluginError("The area of interest is missing.")
         if not isinstance(self.area, Area):
             raise SatPluginError(f"The area of interest is an Area (WKT and CRS), not {type(self.area).__name__}.")
-        self.area.lonlat()
+        if engine_checks():
+            self.area.lonlat()
         for label, value in (("The start date", self.start), ("The end date", self.end)):
             if value is not None and not isinstance(value, str):
                 raise SatPluginError(f"{label} is ISO text (YYYY-MM-DD), not {type(value).__name__}.")
@@ -88,6 +96,8 @@ class SearchOptions(StepOptions):
                 f"The search period {self.start!r} to {self.end!r} is not ISO dates (YYYY-MM-DD)."
             ) from None
         normalise_collection(self.collection)
+        if self.footprints is not None:
+            check_footprints_path(self.footprints)  # before the search: a long search must not be lost to a read-only folder
         if self.strategy_name not in STRATEGIES:
             raise SatPluginError(f"Unknown strategy {self.strategy!r}: use one of {', '.join(STRATEGIES)}.")
         for label, value in (("MAX_CLOUD", self.max_cloud), ("MIN_AOI_COVERAGE", self.min_aoi_coverage)):
@@ -110,3 +120,15 @@ class SearchOptions(StepOptions):
     def client_options(self) -> dict:
         """What the HTTP clients of the search take from these options."""
         return {"request_deadline": self.request_deadline, "run_deadline": self.run_deadline}
+
+
+def check_footprints_path(path) -> Path:
+    """The footprint GeoPackage's path, once it is one that can be written (else a SatPluginError)."""
+    target = Path(path)
+    if target.suffix.lower() != ".gpkg":
+        raise SatPluginError(f"The footprint output must be a .gpkg file, got {target.name}.")
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise SatPluginError(f"The output folder {folder} does not exist.")
+    check_writable_folder(target)
+    return target

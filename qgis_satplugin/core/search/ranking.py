@@ -44,19 +44,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import shapely
-
 from ..area import EqualAreaFrame
 from ..errors import SatPluginError
-from ..geometry import polygonal_part
 from ..products import Product
 from ..sentinel2 import baseline_key
+from .options import STRATEGIES
 from .period import days_between
 
 W_TIME = 1.0
 W_CLOUD = 1.0
 W_COVER = 2.0
-STRATEGIES = ("all", "even", "cloud")
 # Costs closer than this are equal: float noise must not decide between products.
 _COST_TIE = 1e-9
 
@@ -73,6 +70,10 @@ def coverage_percent(footprint, aoi, frame: EqualAreaFrame | None = None) -> flo
 
 def annotate_coverage(products: list[Product], aoi) -> None:
     """Set ``aoi_coverage`` and ``aoi_footprint`` (footprint clipped to the AOI) in place."""
+    import shapely  # here, not above: the options import this module without the engine's packages
+
+    from ..geometry import polygonal_part
+
     frame = EqualAreaFrame(aoi)
     aoi_plane = frame.project(aoi)
     aoi_area = aoi_plane.area
@@ -179,6 +180,8 @@ def acq_groups(products: list[Product], aoi=None) -> list[AcqGroup]:
     its footprints; without it, the tiles' coverages are added (capped at 100 %), which
     assumes they do not overlap over the AOI.
     """
+    import shapely  # here, not above: the options import this module without the engine's packages
+
     members: dict[str, list[Product]] = {}
     for p in products:
         members.setdefault(p.acq_group, []).append(p)

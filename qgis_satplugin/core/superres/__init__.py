@@ -1,8 +1,18 @@
-"""Super-resolution of Sentinel-2 revisits with ONNX models (see :mod:`.run`)."""
-from .contract import ModelContract, ModelContractError, metadata_props
-from .options import SuperResolveOptions
-from .run import DEFAULT_MODEL, SuperResolveResult, run
-from .session import PROVIDER_CHOICES, LoadedModel, load_model
+"""Super-resolution of Sentinel-2 revisits with ONNX models (see :mod:`.runner`)."""
+from ..lazy import lazy_exports
 
-__all__ = ["DEFAULT_MODEL", "LoadedModel", "ModelContract", "ModelContractError", "PROVIDER_CHOICES",
-           "SuperResolveOptions", "SuperResolveResult", "load_model", "metadata_props", "run"]
+# Imported when first used (see ..lazy): the options load without the step's dependencies.
+EXPORTS = {
+    "DEFAULT_MODEL": "runner",
+    "LoadedModel": "session",
+    "ModelContract": "contract",
+    "ModelContractError": "contract",
+    "PROVIDER_CHOICES": "session",
+    "SuperResolveOptions": "options",
+    "SuperResolveResult": "runner",
+    "load_model": "session",
+    "metadata_props": "contract",
+    "run": "runner",
+}
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
+__all__ = sorted(EXPORTS)

@@ -2,7 +2,7 @@
 
 Each field's ``help`` is the one description of that parameter: the Processing
 algorithm's help is built from it. A model already loaded (to run several jobs on one
-session) is not an option but a live object: :func:`.run.run`'s ``loaded_model``.
+session) is not an option but a live object: :func:`.runner.run`'s ``loaded_model``.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ DEFAULT_MODEL = resource_path("superres", "s2_sr_x2_rgbn.onnx")
 
 @dataclass(frozen=True)
 class SuperResolveOptions(StepOptions):
-    """What to super-resolve, with which model, and how (see :func:`.run.run`)."""
+    """What to super-resolve, with which model, and how (see :func:`.runner.run`)."""
 
     inputs: Union[str, tuple[str, ...]] = option(help=(
         'A "Download products" folder, or one raster per revisit on one grid (dates from the ACQUISITION_DATETIME '

@@ -47,6 +47,7 @@ class GroundTruthResult:
             {
                 "grid": self.grid,
                 "class_table": list(self.class_table.rows()),
+                "n_classes": len(self.class_table.ids),
                 "n_features": self.n_features,
                 "n_rasterized": self.n_rasterized,
                 "n_repaired": self.n_repaired,

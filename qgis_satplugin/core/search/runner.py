@@ -30,6 +30,7 @@ from ..products import normalise_collection
 from .aoi_cloud import aoi_cloud_percent
 from .backends import SearchBackend
 from .catalog import CatalogBackend
+from .footprints_gpkg import write_footprints_gpkg
 from .local import LocalBackend
 from .options import BACKENDS, SearchOptions, backend_name
 from .period import normalise_period
@@ -149,7 +150,11 @@ def run(
         f"{len(ranked)} product(s) kept in {len(acq_groups(ranked))} acquisition(s); "
         f"{len(acq_groups(chosen))} acquisition(s) ({len(chosen)} product(s)) selected."
     )
-    return SearchResult(ranked)
+    result = SearchResult(ranked)
+    if options.footprints is not None:
+        feedback.check_canceled()
+        write_footprints_gpkg(result.products, options.footprints)
+    return result
 
 
 class _Signer:

@@ -1,0 +1,105 @@
+"""satplugin:installengine and satplugin:removeengine: the managed engine, installed, updated, removed.
+
+The steps run in the engine (see ``qgis_satplugin/engine_env``); these two algorithms are
+how a user gets it, from the toolbox, the message bar's *Install engine…* or
+``qgis_process run satplugin:installengine``. They run in QGIS's own Python and need
+nothing but what QGIS ships.
+"""
+from pathlib import Path
+
+from qgis.core import (
+    QgsApplication,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterFile,
+)
+
+from ..qgis_satplugin.core import __version__
+from ..qgis_satplugin.core.errors import SatPluginError
+from ..qgis_satplugin.core.feedback import Feedback
+from ..qgis_satplugin.engine_env.install import engine_source, install_engine, installed_version, plan_install, remove_engine
+from ..qgis_satplugin.engine_env.locate import managed_folder, venv_python
+from .base import ConsoleLines, SatPluginAlgorithm, core_errors
+
+PLUGIN_FOLDER = Path(__file__).resolve().parent.parent
+
+
+def managed_engine_folder() -> Path:
+    return managed_folder(QgsApplication.qgisSettingsDirPath())
+
+
+class InstallEngine(SatPluginAlgorithm):
+    NAME = "installengine"
+    DISPLAY_NAME = "Install or update the engine"
+    GROUP = "engine"
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API): says what, how big and where, for this profile
+        folder = managed_engine_folder()
+        installed = installed_version(folder)
+        state = f"An engine {installed} is installed there now; this replaces it." if installed else "No engine is installed there yet."
+        return (
+            "<p>Installs the engine that runs the plugin's steps: an isolated Python environment in the QGIS profile "
+            f"with satplugin-engine {__version__} and its packages (rasterio, shapely, pyproj, pyogrio, pandas, "
+            "OpenCV, zarr, sentinelhub and ONNX Runtime: its CUDA build where there is an NVIDIA GPU, else the "
+            "CPU build), all PyPI wheels: no administrator rights, no compiler, and QGIS's own Python is not "
+            "changed.</p>"
+            f"<p><b>Where</b>: {folder}. {state}</p>"
+            "<p><b>Size</b>: about 200 MB downloaded from PyPI (500 MB with the CUDA build), about 700 MB on disk.</p>"
+            "<p><b>WHEELHOUSE</b> (optional): a folder of wheels to install from instead of PyPI, for a machine "
+            "without internet; make it elsewhere with <code>pip download -d wheels pip satplugin-engine[all]</code> "
+            "for the same Python version and platform.</p>"
+            "<p>A failed or canceled install leaves the previous engine as it was. To use an environment of your "
+            "own instead, set its Python in Options &gt; Processing &gt; Providers &gt; Sentinel-2 ML datasets.</p>"
+            "<p><b>Example</b> (command line):<br/><code>qgis_process run satplugin:installengine -- WHEELHOUSE=/media/usb/wheels</code></p>"
+        )
+
+    def canExecute(self):  # noqa: N802 (QGIS API): this is how there comes to be an engine
+        return True, ""
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
+        self.addParameter(
+            QgsProcessingParameterFile(
+                "WHEELHOUSE", "Wheelhouse folder (offline install; empty: PyPI)", QgsProcessingParameterFile.Folder, optional=True
+            )
+        )
+        self.addOutput(QgsProcessingOutputString("ENGINE_PYTHON", "The engine's Python"))
+        self.addOutput(QgsProcessingOutputString("VERSION", "The engine's version"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
+        wheelhouse = self.parameterAsFile(parameters, "WHEELHOUSE", context) or None
+        folder = managed_engine_folder()
+        lines = ConsoleLines(feedback)
+        with core_errors():
+            plan = plan_install(folder, engine_source(PLUGIN_FOLDER, __version__), Path(wheelhouse) if wheelhouse else None)
+            lines.info(plan.describe())
+            version = install_engine(
+                plan, Feedback(progress=lambda f: lines.progress(100.0 * f), log=lines.info, is_canceled=feedback.isCanceled)
+            )
+        return {"ENGINE_PYTHON": str(venv_python(folder)), "VERSION": version}
+
+
+class RemoveEngine(SatPluginAlgorithm):
+    NAME = "removeengine"
+    DISPLAY_NAME = "Remove the engine"
+    GROUP = "engine"
+    HELP = (
+        "<p>Removes the managed engine (the environment Install engine made in the QGIS profile) and frees its "
+        "disk space. The plugin's steps then need an engine again. An environment of your own is never touched.</p>"
+        "<p><b>Example</b> (command line):<br/><code>qgis_process run satplugin:removeengine</code></p>"
+    )
+
+    def canExecute(self):  # noqa: N802 (QGIS API)
+        return True, ""
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
+        self.addOutput(QgsProcessingOutputNumber("REMOVED", "1 if an engine was removed, 0 if there was none"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
+        folder = managed_engine_folder()
+        try:
+            removed = remove_engine(folder)
+        except (SatPluginError, OSError) as exc:
+            raise QgsProcessingException(f"The engine at {folder} could not be removed: {exc}") from exc
+        feedback.pushInfo(f"Removed the engine at {folder}." if removed else f"There was no engine at {folder}.")
+        return {"REMOVED": int(removed)}

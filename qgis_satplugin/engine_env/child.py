@@ -1,0 +1,149 @@
+"""Run one step in an engine process: the job spec in, feedback lines streamed back, the result out.
+
+The child is ``<python> -m satplugin_engine run <step> job.json`` (see the engine's
+``__main__``): each line it prints is one JSON event, progress and log while it works,
+then the result or the error. Cancel sends it SIGTERM (CTRL_BREAK on Windows), which the
+engine handles as a cancel at its next check; a child that has not ended
+:data:`CANCEL_GRACE_S` later is killed. A child that dies (a segfault in a native library,
+the kernel's out-of-memory killer) becomes one :class:`EngineFailed` with the end of its
+error output; QGIS keeps running. Outputs are written atomically by the engine, so a
+killed child leaves the previous state.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from ..core.errors import Canceled, SatPluginError
+from ..core.feedback import Feedback, replay_event
+from .locate import child_environment
+
+# A canceled child ends within this (the engine checks for a cancel every few hundred ms).
+CANCEL_GRACE_S = 1.5
+POLL_S = 0.1
+ERROR_TAIL_LINES = 12
+SIGNAL_NAMES = {
+    getattr(signal, "SIGSEGV", 11): "a segmentation fault in a native library",
+    getattr(signal, "SIGKILL", 9): "killed, usually by the system for lack of memory",
+    getattr(signal, "SIGABRT", 6): "aborted by a native library",
+    getattr(signal, "SIGBUS", 7): "a bus error in a native library",
+}
+
+
+class EngineFailed(SatPluginError):
+    """The engine process ended without an answer (a crash, a kill)."""
+
+
+def run_in_engine(python: str, step: str, job_json: str, feedback: Feedback | None = None, *, extra_env=None) -> dict:
+    """The result (as JSON values) of ``step`` run by the engine of ``python`` on ``job_json``.
+
+    Raises the step's error as :class:`SatPluginError`, a cancel as :class:`Canceled`, and a
+    crash as :class:`EngineFailed`. ``extra_env`` adds variables to the child's environment
+    only (credentials: never in the job file or on a command line).
+    """
+    feedback = Feedback.of(feedback)
+    with tempfile.TemporaryDirectory(prefix="satplugin-job-") as folder:
+        job = Path(folder) / "job.json"
+        job.write_text(job_json, encoding="utf-8")
+        errors_path = Path(folder) / "stderr.txt"
+        with open(errors_path, "w+b") as errors:
+            process = subprocess.Popen(
+                [python, "-m", "satplugin_engine", "run", step, str(job)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, cwd=folder,
+                env=child_environment(extra_env), **_own_process_group(),
+            )
+            final, canceled = _follow(process, feedback)
+            errors.seek(0)
+            error_text = errors.read().decode("utf-8", "replace")
+    if final is not None and "result" in final:
+        return final["result"]
+    if final is not None and "error" in final:
+        if canceled or process.returncode == 3:
+            raise Canceled(final["error"])
+        raise SatPluginError(final["error"])
+    if canceled:
+        raise Canceled("Canceled by the user; the engine was stopped and no output was written.")
+    raise EngineFailed(_crash_sentence(process.returncode, error_text))
+
+
+def _follow(process: subprocess.Popen, feedback: Feedback):
+    """Apply the child's events until it ends; cancel it when asked. Returns (final event, canceled)."""
+    lines: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for raw in process.stdout:
+            lines.put(raw.decode("utf-8", "replace"))
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True, name="satplugin-engine-output").start()
+    final, canceled, kill_at, ended = None, False, None, False
+    while not ended:
+        try:
+            line = lines.get(timeout=POLL_S)
+        except queue.Empty:
+            line = ""
+        if line is None:
+            ended = True
+        elif line.strip() and not replay_event(line, feedback):
+            final = _final_event(line) or final
+        if not canceled and feedback.is_canceled():
+            canceled, kill_at = True, time.monotonic() + CANCEL_GRACE_S
+            _interrupt(process)
+        if kill_at is not None and time.monotonic() > kill_at:
+            _kill(process)  # its own children too: one left alive would hold the output open
+            kill_at = None
+    process.wait()
+    return final, canceled
+
+
+def _final_event(line: str):
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and ("result" in event or "error" in event) else None
+
+
+def _own_process_group() -> dict:
+    """The child in a group of its own, so that a cancel signal reaches it and not QGIS."""
+    if os.name == "nt":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW}
+    return {"start_new_session": True}
+
+
+def _interrupt(process: subprocess.Popen) -> None:
+    """Ask the engine (and what it started) to cancel."""
+    try:
+        if os.name == "nt":
+            process.send_signal(signal.CTRL_BREAK_EVENT)
+        else:
+            os.killpg(process.pid, signal.SIGTERM)
+    except OSError:  # already gone
+        pass
+
+
+def _kill(process: subprocess.Popen) -> None:
+    try:
+        if os.name == "nt":
+            process.kill()
+        else:
+            os.killpg(process.pid, signal.SIGKILL)
+    except OSError:  # already gone
+        pass
+
+
+def _crash_sentence(returncode: int, error_text: str) -> str:
+    if returncode is not None and returncode < 0:
+        how = f"signal {-returncode}: {SIGNAL_NAMES.get(-returncode, 'ended by a signal')}"
+    else:
+        how = f"exit status {returncode}"
+    tail = [line for line in error_text.strip().splitlines() if line.strip()][-ERROR_TAIL_LINES:]
+    details = ("; its last error output: " + " | ".join(tail)) if tail else ""
+    return f"The engine stopped unexpectedly ({how}) without finishing; outputs are left as they were{details}."

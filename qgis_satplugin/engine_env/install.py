@@ -1,0 +1,227 @@
+"""Install, update and remove the managed engine: a virtual environment in the QGIS profile.
+
+No sudo, no compiler, nothing changed in QGIS's own Python: QGIS's interpreter creates a
+bare virtual environment (``venv --without-pip``: Debian's QGIS has no ``ensurepip``), a pip
+wheel run as a program installs pip and the engine with all its extras from PyPI wheels,
+or offline from a wheelhouse folder (``pip download`` of the same). The environment is built
+beside the old one and swapped in only once its engine answers with the right version, so
+a failed, canceled or killed install leaves the previous engine (or none) as it was.
+
+ONNX Runtime: its CUDA build where the platform has one and an NVIDIA driver is present,
+else the CPU build (a wheelhouse decides by what it holds).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import queue
+import shutil
+import subprocess
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from ..core.errors import Canceled, SatPluginError
+from ..core.feedback import Feedback
+from .locate import base_interpreter, child_environment, engine_version, forget_versions, no_console_window, venv_python
+
+MARKER = "satplugin-engine.json"  # written last into an environment this module made
+PYPI_PIP = "https://pypi.org/pypi/pip/json"
+STEP_TIMEOUT_S = 3600.0
+
+
+@dataclass(frozen=True)
+class EngineSource:
+    """What to install: the engine's wheel (in the plugin zip) or a checkout with pyproject.toml."""
+
+    path: Path
+    version: str
+
+
+@dataclass
+class InstallPlan:
+    """What an install will do, for the dialog and the log."""
+
+    folder: Path
+    source: EngineSource
+    extra: str  # "all" or "all-gpu"
+    wheelhouse: Optional[Path] = None
+    wheel_bytes: int = 0  # of the wheelhouse's wheels that will be installed (0: from PyPI)
+    packages: list = field(default_factory=list)
+
+    def describe(self) -> str:
+        where = f"from the wheelhouse {self.wheelhouse}" if self.wheelhouse else "from PyPI (https://pypi.org)"
+        size = f", {self.wheel_bytes / 1e6:.0f} MB of wheels" if self.wheel_bytes else ", about 200 MB downloaded (CUDA build: about 500 MB)"
+        return (
+            f"satplugin-engine {self.source.version} with {self.extra_label()} {where}{size}, into {self.folder} "
+            "(about 700 MB on disk); QGIS's own Python is not changed."
+        )
+
+    def extra_label(self) -> str:
+        return "ONNX Runtime's CUDA build" if self.extra == "all-gpu" else "ONNX Runtime's CPU build"
+
+
+def engine_source(plugin_folder: Path, version: str) -> EngineSource:
+    """The engine wheel shipped in the plugin (``engine_wheel/``), or the checkout itself."""
+    wheels = sorted((plugin_folder / "engine_wheel").glob(f"satplugin_engine-{version}-*.whl"))
+    if wheels:
+        return EngineSource(wheels[-1], version)
+    if (plugin_folder / "pyproject.toml").is_file():
+        return EngineSource(plugin_folder, version)
+    raise SatPluginError(f"The plugin folder {plugin_folder} holds no engine wheel (engine_wheel/); reinstall the plugin from its zip.")
+
+
+def plan_install(folder: Path, source: EngineSource, wheelhouse: Optional[Path] = None) -> InstallPlan:
+    if wheelhouse is not None:
+        wheelhouse = Path(wheelhouse)
+        if not wheelhouse.is_dir():
+            raise SatPluginError(f"WHEELHOUSE {wheelhouse} is not a folder.")
+        wheels = list(wheelhouse.glob("*.whl"))
+        if not any(w.name.startswith("pip-") for w in wheels):
+            raise SatPluginError(f"The wheelhouse {wheelhouse} has no pip wheel; make it with: pip download -d {wheelhouse} pip satplugin-engine[all].")
+        gpu = any(w.name.startswith("onnxruntime_gpu-") for w in wheels) and nvidia_gpu_present()
+        extra = "all-gpu" if gpu else "all"
+        return InstallPlan(folder, source, extra, wheelhouse, sum(w.stat().st_size for w in wheels),
+                           sorted(w.name.split("-")[0] for w in wheels))
+    return InstallPlan(folder, source, "all-gpu" if gpu_build_available() and nvidia_gpu_present() else "all")
+
+
+def gpu_build_available() -> bool:
+    """ONNX Runtime publishes CUDA wheels for Linux and Windows on x86-64 only."""
+    return platform.system() in ("Linux", "Windows") and platform.machine().lower() in ("x86_64", "amd64")
+
+
+def nvidia_gpu_present() -> bool:
+    return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
+
+
+def install_engine(plan: InstallPlan, feedback: Feedback | None = None, base_python: Optional[Path] = None) -> str:
+    """Build the environment of ``plan`` beside the old one, check it, swap it in; return its version."""
+    feedback = Feedback.of(feedback)
+    folder = plan.folder
+    staging = folder.with_name(folder.name + ".new")
+    _remove_ours(staging, allow_unmarked=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        base = Path(base_python) if base_python else base_interpreter()
+        feedback.log(f"Creating the engine's environment with {base} in {staging}")
+        _call([str(base), "-m", "venv", "--without-pip", str(staging)], feedback, "creating the environment")
+        feedback.set_progress(0.05)
+        pip_wheel = _pip_wheel(plan, staging, feedback)
+        python = venv_python(staging)
+        command = [str(python), str(pip_wheel / "pip"), "install", "--disable-pip-version-check", "--no-input",
+                   "--no-warn-script-location", "--only-binary=:all:"]
+        if plan.wheelhouse is not None:
+            command += ["--no-index", "--find-links", str(plan.wheelhouse)]
+        requirement = f"{plan.source.path}[{plan.extra}]"
+        if plan.source.path.is_dir():  # a checkout: built here (setuptools comes from the same index)
+            command.remove("--only-binary=:all:")
+            command += ["--only-binary=numpy,shapely,rasterio,pyproj,pyogrio,pandas,onnxruntime,onnxruntime-gpu"]
+        feedback.log(f"Installing satplugin-engine {plan.source.version} with {plan.extra_label()}")
+        _call(command + [str(pip_wheel), requirement], feedback, "installing the engine's packages", progress=(0.1, 0.9))
+        forget_versions()
+        found = engine_version(str(python))
+        if found != plan.source.version:
+            raise SatPluginError(f"The new engine reports version {found}, not {plan.source.version}; the old engine was kept.")
+        (staging / MARKER).write_text(json.dumps({"version": found, "extra": plan.extra,
+                                                  "wheelhouse": str(plan.wheelhouse or ""), "installed": time.time()}))
+        _swap(staging, folder)
+    except BaseException:
+        _remove_ours(staging, allow_unmarked=True)
+        raise
+    forget_versions()
+    feedback.set_progress(1.0)
+    feedback.log(f"The engine {found} is installed in {folder}.")
+    return found
+
+
+def remove_engine(folder: Path) -> bool:
+    """Remove the managed engine at ``folder`` (only a folder this module made); True if one was there."""
+    if not folder.exists():
+        return False
+    _remove_ours(folder, allow_unmarked=False)
+    forget_versions()
+    return True
+
+
+def installed_version(folder: Path) -> Optional[str]:
+    try:
+        return json.loads((folder / MARKER).read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _pip_wheel(plan: InstallPlan, staging: Path, feedback: Feedback) -> Path:
+    """A pip wheel to run as a program: the wheelhouse's, or PyPI's newest (checked against its sha256)."""
+    if plan.wheelhouse is not None:
+        return sorted(plan.wheelhouse.glob("pip-*.whl"))[-1]
+    feedback.log(f"Fetching pip from {PYPI_PIP}")
+    with urllib.request.urlopen(PYPI_PIP, timeout=60) as answer:
+        release = json.load(answer)
+    wheel = next(u for u in release["urls"] if u["packagetype"] == "bdist_wheel")
+    target = staging / wheel["filename"]
+    with urllib.request.urlopen(wheel["url"], timeout=300) as answer:
+        data = answer.read()
+    if hashlib.sha256(data).hexdigest() != wheel["digests"]["sha256"]:
+        raise SatPluginError("The pip wheel from PyPI does not match its published checksum; nothing was installed.")
+    target.write_bytes(data)
+    return target
+
+
+def _call(command: list, feedback: Feedback, what: str, progress=None) -> None:
+    """Run one install command, its output as log lines; cancel kills it."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               env=child_environment({"PIP_NO_CACHE_DIR": "1"}), **no_console_window())
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(raw) for raw in process.stdout] + [lines.put(None)], daemon=True).start()
+    deadline = time.monotonic() + STEP_TIMEOUT_S
+    tail, count = [], 0
+    while True:
+        try:
+            raw = lines.get(timeout=0.1)
+        except queue.Empty:
+            raw = b""
+        if raw is None:
+            break
+        text = raw.decode("utf-8", "replace").rstrip()
+        if text:
+            tail, count = (tail + [text])[-10:], count + 1
+            if text.startswith(("Processing ", "Collecting ", "Installing ", "Successfully", "ERROR")):
+                feedback.log(text)
+            if progress:  # pip does not say how far it is: a curve that approaches the end
+                feedback.set_progress(progress[0] + (progress[1] - progress[0]) * (1 - 1 / (1 + count / 20)))
+        if feedback.is_canceled() or time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            if feedback.is_canceled():
+                raise Canceled("The engine's installation was canceled; the previous state was kept.")
+            raise SatPluginError(f"{what} took more than {STEP_TIMEOUT_S:.0f} s; the previous state was kept.")
+    if process.wait() != 0:
+        raise SatPluginError(f"The engine's installation failed while {what} (exit {process.returncode}): "
+                             + " | ".join(tail[-4:]) + "; the previous state was kept.")
+
+
+def _swap(staging: Path, folder: Path) -> None:
+    """Put the new environment in place of the old one (renames; the old one goes last)."""
+    old = folder.with_name(folder.name + ".old")
+    _remove_ours(old, allow_unmarked=True)
+    if folder.exists():
+        if not (folder / MARKER).exists():
+            raise SatPluginError(f"{folder} exists and was not made by the plugin; it was left alone.")
+        folder.rename(old)
+    staging.rename(folder)
+    _remove_ours(old, allow_unmarked=True)
+
+
+def _remove_ours(path: Path, *, allow_unmarked: bool) -> None:
+    """Remove a folder the installer made: marked, or (staging folders) holding a pyvenv.cfg or nothing."""
+    if not path.exists():
+        return
+    ours = (path / MARKER).exists() or (allow_unmarked and ((path / "pyvenv.cfg").exists() or not any(path.iterdir())))
+    if not ours:
+        raise SatPluginError(f"{path} was not made by the plugin's installer; it was left alone.")
+    shutil.rmtree(path)

@@ -1,0 +1,122 @@
+"""Running a step in an engine process, from the QGIS side (qgis_satplugin/engine_env): real child processes.
+
+The engine is the developer environment's own Python running the real engine command line
+(the checkout imported as ``satplugin_engine`` through a small launcher), and, for the
+faults, small programs that behave as a crashing or deaf engine would.
+"""
+import json
+import os
+import stat
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import shapely
+
+from satplugin.qgis_satplugin.core import __version__
+from satplugin.qgis_satplugin.core.errors import Canceled, SatPluginError
+from satplugin.qgis_satplugin.core.feedback import Feedback
+from satplugin.qgis_satplugin.core.grid import PixelGrid
+from satplugin.qgis_satplugin.core.ground_truth.options import GroundTruthOptions, OutputPaths
+from satplugin.qgis_satplugin.engine_env import locate
+from satplugin.qgis_satplugin.engine_env.child import EngineFailed, run_in_engine
+from tests.conftest import ROOT
+
+GRID = PixelGrid.square("EPSG:32633", 500000.0, 5000000.0, 10.0, 20, 20)
+SQUARE = shapely.to_wkb(shapely.box(500050.0, 4999850.0, 500150.0, 4999950.0), hex=True)
+
+
+def _program(folder: Path, name: str, body: str) -> str:
+    path = folder / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+@pytest.fixture
+def engine_python(tmp_path):
+    """A 'python' that runs the checkout's core as satplugin_engine (what an installed engine does)."""
+    link = tmp_path / "site"
+    link.mkdir()
+    (link / "satplugin_engine").symlink_to(ROOT / "qgis_satplugin" / "core", target_is_directory=True)
+    return _program(tmp_path, "engine-python", f'PYTHONPATH={link} exec {sys.executable} "$@"\n')
+
+
+def _job(folder: Path) -> str:
+    return GroundTruthOptions(polygons=(SQUARE,), class_values=(3,), source_crs="EPSG:32633", grid=GRID,
+                              outputs=OutputPaths(class_raster=str(folder / "class.tif"))).to_json()
+
+
+def test_a_step_runs_in_the_child_with_progress_and_log(engine_python, tmp_path):
+    seen, logs = [], []
+    result = run_in_engine(engine_python, "ground_truth", _job(tmp_path), Feedback(progress=seen.append, log=logs.append))
+    assert result["n_rasterized"] == 1 and result["n_classes"] == 1
+    assert result["labelled_pixels"] > 0 and (tmp_path / "class.tif").is_file()
+    assert seen and seen == sorted(seen) and seen[-1] == 1.0
+    assert any("pixels" in line or "polygon" in line for line in logs), logs
+
+
+def test_a_step_error_is_its_sentence(engine_python, tmp_path):
+    job = json.loads(_job(tmp_path))
+    job["min_coverage"] = 2.0
+    with pytest.raises(SatPluginError, match="MIN_COVERAGE must lie between 0 and 1") as caught:
+        run_in_engine(engine_python, "ground_truth", json.dumps(job))
+    assert not isinstance(caught.value, EngineFailed)
+
+
+def test_a_crash_is_one_clear_error(tmp_path):
+    crashing = _program(tmp_path, "python", 'echo \'{"progress": 0.5}\'\necho "Fatal Python error: Segmentation fault" >&2\nkill -SEGV $$\n')
+    seen = []
+    with pytest.raises(EngineFailed) as caught:
+        run_in_engine(crashing, "ground_truth", _job(tmp_path), Feedback(progress=seen.append))
+    message = str(caught.value)
+    assert "signal 11: a segmentation fault in a native library" in message
+    assert "Fatal Python error: Segmentation fault" in message
+    assert seen == [0.5]
+
+
+def test_cancel_ends_a_deaf_child_within_two_seconds(tmp_path):
+    deaf = _program(tmp_path, "python", "trap '' TERM\necho '{\"log\": \"working\"}'\nsleep 60\n")
+    started = time.monotonic()
+    cancel_at = started + 0.5
+    with pytest.raises(Canceled):
+        run_in_engine(deaf, "ground_truth", _job(tmp_path), Feedback(is_canceled=lambda: time.monotonic() > cancel_at))
+    assert time.monotonic() - cancel_at < 2.0
+
+
+def test_secrets_reach_the_child_through_its_environment_only(tmp_path):
+    spy = _program(tmp_path, "python", f'env > {tmp_path}/env.txt\ncat "$5" > {tmp_path}/job.txt\n'
+                   'echo \'{"result": {"ok": true}}\'\n')
+    assert run_in_engine(spy, "search", "{}", extra_env={"SH_CLIENT_SECRET": "s3cr3t-value"}) == {"ok": True}
+    assert "SH_CLIENT_SECRET=s3cr3t-value" in (tmp_path / "env.txt").read_text()
+    assert "s3cr3t" not in (tmp_path / "job.txt").read_text()
+    # The child does not inherit what points Python at QGIS's packages.
+    assert "PYTHONPATH=" not in (tmp_path / "env.txt").read_text()
+
+
+def test_the_engine_choice_and_its_sentences(engine_python, tmp_path, monkeypatch):
+    monkeypatch.delenv(locate.ENGINE_PYTHON_VARIABLE, raising=False)
+    chosen = locate.find_engine(__version__, setting=engine_python, profile_folder=tmp_path)
+    assert chosen.python == engine_python and "Processing setting" in chosen.origin
+    monkeypatch.setenv(locate.ENGINE_PYTHON_VARIABLE, str(tmp_path / "nowhere" / "python"))
+    with pytest.raises(locate.EngineMissing, match="does not exist; install it with"):
+        locate.find_engine(__version__, setting=engine_python)
+    monkeypatch.setenv(locate.ENGINE_PYTHON_VARIABLE, engine_python)
+    with pytest.raises(locate.EngineMissing, match=f"is version {__version__}, but this plugin is version 9.9.9: update it"):
+        locate.find_engine("9.9.9")
+    monkeypatch.delenv(locate.ENGINE_PYTHON_VARIABLE)
+    # Nothing chosen, no managed engine: this developer environment runs the steps in-process.
+    assert locate.find_engine(__version__, profile_folder=tmp_path).in_process
+    monkeypatch.setattr(locate, "IN_PROCESS_PACKAGES", ("no_such_package_here",))
+    with pytest.raises(locate.EngineMissing, match="This step needs the plugin's engine, which is not installed"):
+        locate.find_engine(__version__, profile_folder=tmp_path)
+
+
+def test_the_version_command_imports_no_step(engine_python):
+    import subprocess
+
+    answer = subprocess.run([engine_python, "-X", "importtime", "-m", "satplugin_engine", "version"],
+                            capture_output=True, text=True, env={**os.environ}, check=True)
+    assert json.loads(answer.stdout)["version"] == __version__
+    assert "rasterio" not in answer.stderr and "shapely" not in answer.stderr

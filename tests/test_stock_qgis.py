@@ -1,0 +1,208 @@
+"""The plugin as a new user gets it: the zip in a fresh profile of a stock QGIS, steps run in the engine.
+
+Real ``qgis_process.bin`` with QGIS's own Python only (``env -i``: no ``.venv``, no
+PYTHONPATH; that Python has numpy, pyproj and GDAL's bindings and none of rasterio,
+shapely, pyogrio, OpenCV or ONNX Runtime). The plugin must list its algorithms there, say
+what to do when a step has no engine, install the engine offline from the wheelhouse that
+``make setup`` downloads, and then run ground truth, super-resolution and the export in the
+engine process with the same results as the developer environment (which runs the steps
+in its own process, with rasterio built on QGIS's GDAL).
+"""
+import csv
+import hashlib
+import json
+import os
+import subprocess
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pyproj
+import pytest
+import rasterio
+
+from satplugin.qgis_satplugin.core import __version__
+from satplugin.qgis_satplugin.core.grid import PixelGrid
+from satplugin.tests.fixtures.synthetic_parcels import synthetic_parcels
+from satplugin.tests.fixtures.synthetic_series import date_series, write_download_folder
+from tests.conftest import ROOT, run_qgis_process
+
+QGIS_PROCESS = Path("/usr/bin/qgis_process.bin")
+STOCK_PYTHON = Path("/usr/bin/python3")
+WHEELHOUSE = ROOT / ".wheelhouse"
+ALGORITHMS = ("searchproducts", "downloadproducts", "rasterizegroundtruth", "exportpatches", "superresolve",
+              "installengine", "removeengine")
+pytestmark = pytest.mark.slow
+
+
+class StockQgis:
+    """A fresh profile with the plugin installed from its zip, and qgis_process run with QGIS's Python only."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.profile = folder / "profile"
+        plugins = self.profile / "profiles" / "default" / "python" / "plugins"
+        plugins.mkdir(parents=True)
+        subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "scripts" / "package.py"),
+                        "--output-dir", str(folder / "dist")], check=True, capture_output=True)
+        zipfile.ZipFile(next((folder / "dist").glob("satplugin-*.zip"))).extractall(plugins)
+        runtime = folder / "runtime"
+        runtime.mkdir(mode=0o700)
+        self.env = {"PATH": "/usr/bin:/bin", "HOME": str(folder), "LANG": "C.UTF-8", "QT_QPA_PLATFORM": "offscreen",
+                    "XDG_RUNTIME_DIR": str(runtime), "QGIS_CUSTOM_CONFIG_PATH": str(self.profile)}
+        self.run("plugins", "enable", "satplugin")
+
+    @property
+    def engine_python(self) -> Path:
+        return self.profile / "profiles" / "default" / "satplugin-engine" / "bin" / "python"
+
+    def run(self, *args, timeout=600) -> subprocess.CompletedProcess:
+        return subprocess.run([str(QGIS_PROCESS), *map(str, args)], env=self.env, capture_output=True, text=True,
+                              timeout=timeout, cwd=self.folder)
+
+    def run_json(self, *args) -> dict:
+        proc = self.run("--json", *args)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def stock(tmp_path_factory):
+    if not QGIS_PROCESS.is_file() or not STOCK_PYTHON.is_file():
+        pytest.skip("QGIS's qgis_process.bin and /usr/bin/python3 are not here")
+    if not (WHEELHOUSE / ".stamp").is_file():
+        pytest.skip(f"{WHEELHOUSE} is missing: `make setup` downloads it")
+    lacks = subprocess.run([str(STOCK_PYTHON), "-I", "-c", "import shapely"], capture_output=True,
+                           env={"PATH": "/usr/bin:/bin"})
+    if lacks.returncode == 0:
+        pytest.skip("QGIS's Python here has shapely: this machine is not a stock QGIS")
+    return StockQgis(tmp_path_factory.mktemp("stock-qgis"))
+
+
+@pytest.fixture(scope="module")
+def parcels(tmp_path_factory):
+    """Parcels with an integer class field, written by QGIS's own GDAL (ogr2ogr would do as well)."""
+    import geopandas as gpd
+
+    polys, classes, ids = synthetic_parcels((500040.0, 4999440.0, 500640.0, 5000040.0), 36, seed=4)
+    frame = gpd.GeoDataFrame({"crop_id": classes, "parcel": ids}, geometry=list(polys), crs="EPSG:32633")
+    path = tmp_path_factory.mktemp("parcels") / "parcels.gpkg"
+    frame.to_file(path, driver="GPKG")
+    return path
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("series") / "download"
+    grid = PixelGrid.square("EPSG:32633", 500040.0, 5000040.0, 10.0, 60, 60)
+    from datetime import datetime
+
+    write_download_folder(folder, grid, date_series(datetime(2023, 5, 1, 10, 0), 3), seed=3)
+    return folder
+
+
+def _ground_truth_args(parcels, folder):
+    return ["run", "satplugin:rasterizegroundtruth", "--", f"INPUT={parcels}", "CLASS_FIELD=crop_id",
+            "ID_FIELD=parcel", "PIXEL_SIZE=10", "MIN_COVERAGE=0.5", f"OUTPUT_CLASS={folder / 'class.tif'}",
+            f"OUTPUT_ID={folder / 'id.tif'}", f"OUTPUT_COVERAGE={folder / 'coverage.tif'}",
+            f"OUTPUT_CONFLICT={folder / 'conflict.tif'}", f"OUTPUT_DISTANCE={folder / 'distance.tif'}",
+            f"OUTPUT_CLASS_TABLE={folder / 'classes.csv'}"]
+
+
+def test_1_the_plugin_loads_with_qgis_python_only(stock):
+    listed = stock.run("list")
+    assert listed.returncode == 0, listed.stderr
+    assert "error starting plugin" not in listed.stdout + listed.stderr
+    for name in ALGORITHMS:
+        assert f"satplugin:{name}" in listed.stdout, name
+    for name in ALGORITHMS:
+        helped = stock.run("help", f"satplugin:{name}")
+        assert helped.returncode == 0 and "Example" in helped.stdout, name
+    assert "OUTPUT_CONFLICT" in stock.run("help", "satplugin:rasterizegroundtruth").stdout
+
+
+def test_2_a_step_without_an_engine_says_what_to_do(stock, parcels, tmp_path):
+    proc = stock.run(*_ground_truth_args(parcels, tmp_path))
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert "This step needs the plugin's engine, which is not installed" in text
+    assert "qgis_process run satplugin:installengine" in text
+    assert "Traceback" not in text
+    assert not list(tmp_path.iterdir())
+
+
+def test_3_installengine_installs_offline_from_the_wheelhouse(stock):
+    answer = stock.run_json("run", "satplugin:installengine", "--", f"WHEELHOUSE={WHEELHOUSE}")
+    assert answer["results"]["VERSION"] == __version__
+    assert Path(answer["results"]["ENGINE_PYTHON"]) == stock.engine_python
+    # An isolated environment: QGIS's Python packages are not on its path, nor .venv's.
+    paths = subprocess.run([str(stock.engine_python), "-c", "import sys; print(sys.path)"], capture_output=True,
+                           text=True, env=stock.env, check=True).stdout
+    assert "dist-packages" not in paths and ".venv" not in paths
+    providers = subprocess.run([str(stock.engine_python), "-c", "import onnxruntime; print(onnxruntime.get_available_providers())"],
+                               capture_output=True, text=True, env=stock.env, check=True).stdout
+    assert "CPUExecutionProvider" in providers  # the CPU build: this machine has no NVIDIA driver
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _same_raster(a: Path, b: Path) -> None:
+    with rasterio.open(a) as x, rasterio.open(b) as y:
+        assert np.array_equal(x.read(), y.read(), equal_nan=True), a.name
+        assert x.transform == y.transform and x.crs == y.crs, a.name
+        assert x.nodata == y.nodata or (np.isnan(x.nodata) and np.isnan(y.nodata)), a.name
+        assert x.descriptions == y.descriptions and x.tags() == y.tags(), a.name
+
+
+def test_4_ground_truth_runs_in_the_engine_like_the_developer_path(stock, parcels, tmp_path):
+    engine_out, dev_out = tmp_path / "engine", tmp_path / "dev"
+    engine_out.mkdir()
+    dev_out.mkdir()
+    results = stock.run_json(*_ground_truth_args(parcels, engine_out))["results"]
+    _, dev = run_qgis_process("--json", *_ground_truth_args(parcels, dev_out))
+    for key in ("LABELLED_PIXELS", "CLASSES", "RASTERIZED_FEATURES", "CONFLICT_PIXELS"):
+        assert results[key] == dev["results"][key], key
+    assert results["RASTERIZED_FEATURES"] == 36 and results["LABELLED_PIXELS"] > 900
+    for name in ("class.tif", "id.tif", "coverage.tif", "conflict.tif", "distance.tif", "classes.csv"):
+        assert _sha256(engine_out / name) == _sha256(dev_out / name), name  # byte for byte
+    _same_raster(engine_out / "class.tif", dev_out / "class.tif")
+    rows = list(csv.DictReader((engine_out / "classes.csv").open()))
+    assert sum(int(r["parcel_count"]) for r in rows) == 36
+
+
+def test_5_super_resolve_and_export_run_in_the_engine(stock, series, parcels, tmp_path):
+    for runner, folder in ((stock.run_json, tmp_path / "engine"), (lambda *a: run_qgis_process("--json", *a)[1], tmp_path / "dev")):
+        folder.mkdir()
+        answer = runner("run", "satplugin:superresolve", "--", f"INPUT={series}", "PROVIDER=1",
+                        "TILE_SIZE=32", "OVERLAP=8", f"OUTPUT={folder / 'sr.tif'}")
+        assert answer["results"]["PROVIDER_USED"] == "CPU"
+        assert answer["results"]["SCALE"] == 2
+        runner(*_ground_truth_args(parcels, folder))
+        answer = runner("run", "satplugin:exportpatches", "--", f"IMAGES={series}",
+                        f"LABELS={folder / 'class.tif'}", "PATCH_SIZE=16", "FORMAT=0", f"OUTPUT_FOLDER={folder / 'dataset'}")
+        assert answer["results"]["SAMPLE_COUNT"] > 0
+    _same_raster(tmp_path / "engine" / "sr.tif", tmp_path / "dev" / "sr.tif")
+    engine_files = sorted(p.relative_to(tmp_path / "engine" / "dataset") for p in (tmp_path / "engine" / "dataset").rglob("*") if p.is_file())
+    dev_files = sorted(p.relative_to(tmp_path / "dev" / "dataset") for p in (tmp_path / "dev" / "dataset").rglob("*") if p.is_file())
+    assert engine_files == dev_files and len(engine_files) > 5
+    assert _sha256(tmp_path / "engine" / "sr.tif") == _sha256(tmp_path / "dev" / "sr.tif")  # byte for byte
+    patches = [name for name in engine_files if name.suffix == ".npz"]
+    assert len(patches) > 5
+    for name in patches:  # every array of every patch (the zip members' timestamps differ from run to run)
+        with np.load(tmp_path / "engine" / "dataset" / name) as a, np.load(tmp_path / "dev" / "dataset" / name) as b:
+            assert sorted(a.files) == sorted(b.files), name
+            for key in a.files:
+                if key == "crs":  # the same CRS; its WKT text comes from each environment's PROJ database
+                    assert pyproj.CRS.from_wkt(str(a[key])) == pyproj.CRS.from_wkt(str(b[key])), name
+                else:
+                    assert np.array_equal(a[key], b[key], equal_nan=a[key].dtype.kind == "f"), (name, key)
+
+
+def test_6_removeengine_removes_it(stock, parcels, tmp_path):
+    answer = stock.run_json("run", "satplugin:removeengine")
+    assert answer["results"]["REMOVED"] == 1
+    assert not stock.engine_python.exists()
+    proc = stock.run(*_ground_truth_args(parcels, tmp_path))
+    assert proc.returncode != 0 and "not installed" in proc.stdout + proc.stderr
