@@ -47,7 +47,7 @@ class InstallEngine(SatPluginAlgorithm):
             f"<p><b>Where</b>: {folder}. {state}</p>"
             "<p><b>Size</b>: about 200 MB downloaded from PyPI (500 MB with the CUDA build), about 700 MB on disk.</p>"
             "<p><b>WHEELHOUSE</b> (optional): a folder of wheels to install from instead of PyPI, for a machine "
-            "without internet; make it elsewhere with <code>pip download -d wheels pip satplugin-engine[all]</code> "
+            "without internet; make it elsewhere with <code>pip download -d wheels pip satplugin_engine-*.whl[all]</code> (the wheel is in the plugin folder's engine_wheel/) "
             "for the same Python version and platform.</p>"
             "<p>A failed or canceled install leaves the previous engine as it was. To use an environment of your "
             "own instead, set its Python in Options &gt; Processing &gt; Providers &gt; Sentinel-2 ML datasets.</p>"

@@ -82,7 +82,7 @@ def plan_install(folder: Path, source: EngineSource, wheelhouse: Optional[Path] 
             raise SatPluginError(f"WHEELHOUSE {wheelhouse} is not a folder.")
         wheels = list(wheelhouse.glob("*.whl"))
         if not any(w.name.startswith("pip-") for w in wheels):
-            raise SatPluginError(f"The wheelhouse {wheelhouse} has no pip wheel; make it with: pip download -d {wheelhouse} pip satplugin-engine[all].")
+            raise SatPluginError(f"The wheelhouse {wheelhouse} has no pip wheel; make it with: pip download -d {wheelhouse} pip <the plugin's engine_wheel/satplugin_engine-*.whl>[all].")
         gpu = any(w.name.startswith("onnxruntime_gpu-") for w in wheels) and nvidia_gpu_present()
         extra = "all-gpu" if gpu else "all"
         return InstallPlan(folder, source, extra, wheelhouse, sum(w.stat().st_size for w in wheels),

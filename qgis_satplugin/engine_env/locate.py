@@ -114,7 +114,8 @@ def check_engine(python: str, expected_version: str, origin: str) -> None:
         raise EngineMissing(
             f"The engine at {python} is version {found}, but this plugin is version {expected_version}: "
             "update it with Install engine (qgis_process run satplugin:installengine)"
-            + (" or pip install satplugin-engine==" + expected_version if origin != "the managed engine" else "")
+            + (" or pip install the plugin's engine_wheel/satplugin_engine-" + expected_version + "-*.whl into that environment"
+               if origin != "the managed engine" else "")
             + "."
         )
 
@@ -161,7 +162,7 @@ def base_interpreter() -> Path:
             return candidate
     raise EngineMissing(
         f"QGIS's Python interpreter was not found under {prefix}; create an environment yourself "
-        "(python -m venv, then pip install satplugin-engine[all]) and choose its Python in Options > Processing > Providers."
+        "(python -m venv, then pip install of the plugin's engine_wheel/satplugin_engine-*.whl[all]) and choose its Python in Options > Processing > Providers."
     )
 
 
