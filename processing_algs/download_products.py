@@ -24,13 +24,14 @@ from ..qgis_satplugin.core.area import Area
 from ..qgis_satplugin.core.download.options import DownloadOptions
 from ..qgis_satplugin.core.download.product_list import as_products, check_references
 from ..qgis_satplugin.core.http.limits import DOWNLOAD_RUN_DEADLINE_S
+from ..qgis_satplugin.core.options import engine_checks
 from ..qgis_satplugin.core.sentinel2 import L1C_BANDS
 from .base import SatPluginAlgorithm, core_errors, options_help
 from .qgis_inputs import (
-    EXACT_WKT_DECIMALS,
     WGS84,
     add_network_parameters,
     aoi_geometry_4326,
+    area_wkt,
     credentials_from_authcfg,
     grid_of_raster_layer,
     network_options,
@@ -128,8 +129,9 @@ class DownloadProducts(SatPluginAlgorithm):
         feedback.pushInfo(f"{len(rows)} product(s) to download.")
         service_url = self.parameterAsString(parameters, "SERVICE_URL", context) or None
         with core_errors():
-            # Before any request: the layer is a data file anyone could have edited.
-            check_references(as_products(rows), service_url)
+            # Before any request: the layer is a data file anyone could have edited (the engine checks too).
+            if engine_checks():
+                check_references(as_products(rows), service_url)
         if parameters.get("AOI") or parameters.get("AOI_LAYER"):
             aoi = aoi_geometry_4326(self, parameters, context)
         else:
@@ -140,7 +142,7 @@ class DownloadProducts(SatPluginAlgorithm):
         with core_errors():
             options = DownloadOptions(
                 products=rows,
-                area=Area(aoi.asWkt(EXACT_WKT_DECIMALS), "EPSG:4326"),
+                area=Area(area_wkt(aoi), "EPSG:4326"),
                 output_folder=self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
                 bands=bands,
                 pixel_size=self.parameterAsDouble(parameters, "PIXEL_SIZE", context),

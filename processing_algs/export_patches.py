@@ -18,7 +18,7 @@ from ..qgis_satplugin.core.area import Area
 from ..qgis_satplugin.core.export.label_rasters import labels_by_kind
 from ..qgis_satplugin.core.export.options import ExportOptions, SplitArea
 from .base import SatPluginAlgorithm, core_errors, crs_string, options_help
-from .qgis_inputs import first_band_description, image_series_input
+from .qgis_inputs import area_wkt, first_band_description, image_series_input
 
 FORMATS = [
     ("npz", "npz: one file per sample, arrays [T, C, H, W] + dates + labels"),
@@ -165,8 +165,7 @@ def _split_areas(source, field) -> tuple:
     """Each polygon in the layer's own CRS with its split; the core reprojects them to the images' CRS."""
     crs = crs_string(source.sourceCrs())
     return tuple(
-        # 17 decimals: WKT that reads back as the very same coordinates.
-        SplitArea(Area(feature.geometry().asWkt(17), crs),
+        SplitArea(Area(area_wkt(feature.geometry()), crs),
                   str(feature[field]).strip().lower())
         for feature in source.getFeatures()
     )

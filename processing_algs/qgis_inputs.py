@@ -27,8 +27,16 @@ WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 EXACT_WKT_DECIMALS = 17
 
 
+def area_wkt(geometry) -> str:
+    """A QgsGeometry as the WKT of an Area: 2D (QGIS writes "PolygonZ", which GEOS does not read), exact."""
+    flat = QgsGeometry(geometry)
+    flat.get().dropZValue()
+    flat.get().dropMValue()
+    return flat.asWkt(EXACT_WKT_DECIMALS)
+
+
 def aoi_geometry_4326(algorithm, parameters, context, extent_name="AOI", layer_name="AOI_LAYER"):
-    """The AOI as a QgsGeometry in EPSG:4326 (``.asWkt(EXACT_WKT_DECIMALS)`` for an Area).
+    """The AOI as a QgsGeometry in EPSG:4326 (:func:`area_wkt` makes it an Area's WKT).
 
     A polygon layer wins over an extent; of a layer with a selection, only the selected
     features count, as users expect from the map.

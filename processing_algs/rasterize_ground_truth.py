@@ -1,4 +1,5 @@
 """satplugin:rasterizegroundtruth — polygons to class, id, coverage, conflict and distance rasters."""
+import os
 import time
 
 from qgis.core import (
@@ -8,6 +9,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingFeatureSource,
+    QgsProcessingFeatureSourceDefinition,
     QgsProcessingOutputNumber,
     QgsProcessingParameterCrs,
     QgsProcessingParameterExpression,
@@ -18,13 +20,14 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProviderRegistry,
     QgsRectangle,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
 
 from ..qgis_satplugin.core.grid import PixelGrid, snapped_grid, transform_bounds, utm_grid_for_bounds
-from ..qgis_satplugin.core.ground_truth.options import GroundTruthOptions, OutputPaths
+from ..qgis_satplugin.core.ground_truth.options import GroundTruthOptions, OutputPaths, PolygonFile
 from .base import (
     SatPluginAlgorithm,
     check_outputs_against_inputs,
@@ -36,6 +39,7 @@ from .base import (
 from .qgis_inputs import grid_of_raster_layer
 
 INTEGER_TYPES = (QVariant.Int, QVariant.UInt, QVariant.LongLong, QVariant.ULongLong)
+NO_POLYGONS = "There are no polygons to rasterize: the layer, the selection or the filter is empty."
 
 HELP_TEMPLATE = """<p>Burns ground-truth polygons onto a pixel grid with <b>exact</b> per-pixel coverage.</p>
 <p>Each pixel goes to the polygon that covers the largest share of it (ties: lowest parcel id,
@@ -175,20 +179,30 @@ class RasterizeGroundTruth(SatPluginAlgorithm):
             },
         )
 
-        geometries, classes, ids, names, extent = self._read_features(
-            source, parameters, context, feedback, class_field, id_field, name_field
-        )
+        plain_file = self._plain_file(parameters, context)
+        if plain_file is not None:
+            # The engine reads the file itself: nothing to send but its name (see core/ground_truth/polygon_file.py).
+            if source.featureCount() == 0:
+                raise QgsProcessingException(NO_POLYGONS)
+            inline = {"polygons": (), "class_values": (), "polygons_file": PolygonFile(
+                path=plain_file[0], layer=plain_file[1], class_field=class_field,
+                id_field=id_field or None, name_field=name_field or None)}
+            extent = source.sourceExtent()
+            feedback.pushInfo(f"The engine reads the polygons from {plain_file[0]} itself.")
+        else:
+            geometries, classes, ids, names, extent = self._read_features(
+                source, parameters, context, feedback, class_field, id_field, name_field
+            )
+            inline = {"polygons": tuple(geometries), "class_values": tuple(classes), "parcel_ids": tuple(ids),
+                      "class_names": None if names is None else tuple(None if n is None else str(n) for n in names)}
         grid = self._grid(parameters, context, source, extent)
         feedback.pushInfo(f"Grid: {grid.width} x {grid.height} pixels of {grid.pixel_width:g} x {grid.pixel_height:g} in {grid.crs}.")
         with core_errors():
             options = GroundTruthOptions(
-                polygons=tuple(geometries),
-                class_values=tuple(classes),
+                **inline,
                 source_crs=crs_string(source.sourceCrs()),
                 grid=grid,
                 outputs=outputs,
-                parcel_ids=tuple(ids),
-                class_names=None if names is None else tuple(None if n is None else str(n) for n in names),
                 min_coverage=self.parameterAsDouble(parameters, "MIN_COVERAGE", context),
             )
         result = self.run_step("ground_truth", options, feedback)
@@ -206,6 +220,27 @@ class RasterizeGroundTruth(SatPluginAlgorithm):
             CONFLICT_PIXELS=sum(result["conflict_pixels"].values()),
         )
         return results
+
+    def _plain_file(self, parameters, context):
+        """(path, layer) when INPUT is a whole layer of a file GDAL reads, with no filter; else None.
+
+        Then the engine reads the same features itself; a selection, a filter, a subset or a
+        layer that is not a file (memory, database, a model's temporary output) is read here.
+        """
+        if self.parameterAsString(parameters, "FILTER", context):
+            return None
+        definition = parameters.get("INPUT")
+        if isinstance(definition, QgsProcessingFeatureSourceDefinition) and (
+            definition.selectedFeaturesOnly or definition.featureLimit != -1
+        ):
+            return None
+        layer = self.parameterAsVectorLayer(parameters, "INPUT", context)
+        if layer is None or layer.providerType() != "ogr" or layer.subsetString():
+            return None
+        parts = QgsProviderRegistry.instance().decodeUri("ogr", layer.source())
+        if parts.get("subset") or parts.get("layerId") not in (None, "") or not os.path.isfile(parts.get("path") or ""):
+            return None
+        return parts["path"], parts.get("layerName") or None
 
     def _read_features(self, source, parameters, context, feedback, class_field, id_field, name_field):
         """Geometries (WKB hex), class values, ids and names of the features to burn."""
@@ -253,9 +288,7 @@ class RasterizeGroundTruth(SatPluginAlgorithm):
                 feedback.setProgressText(f"Reading polygons ({index + 1} of {total})")
                 next_report = time.monotonic() + 0.5
         if not geometries:
-            raise QgsProcessingException(
-                "There are no polygons to rasterize: the layer, the selection or the filter is empty."
-            )
+            raise QgsProcessingException(NO_POLYGONS)
         feedback.setProgressText(f"Read {len(geometries)} polygons")
         if any(i is None for i in ids):
             raise QgsProcessingException(f"ID_FIELD: some features have no value in '{id_field}'.")

@@ -21,7 +21,7 @@ from ..qgis_satplugin.core.http.limits import DEFAULT_REQUEST_DEADLINE_S, DEFAUL
 from ..qgis_satplugin.core.search.options import SearchOptions, check_footprints_path
 from ..qgis_satplugin.core.search.ranking import W_CLOUD, W_COVER, W_TIME
 from .base import SatPluginAlgorithm, core_errors
-from .qgis_inputs import EXACT_WKT_DECIMALS, add_network_parameters, aoi_geometry_4326, credentials_from_authcfg, network_options
+from .qgis_inputs import add_network_parameters, aoi_geometry_4326, area_wkt, credentials_from_authcfg, network_options
 from .styles import save_footprint_style
 
 # (key, label): the keys are what the core takes; the order is the public enum order.
@@ -142,7 +142,7 @@ class SearchProducts(SatPluginAlgorithm):
         service_url = self.parameterAsString(parameters, "SERVICE_URL", context) or None
         if backend == "local" and not service_url:
             raise QgsProcessingException("The local backend needs the folder of products in SERVICE_URL.")
-        area = Area(aoi_geometry_4326(self, parameters, context).asWkt(EXACT_WKT_DECIMALS))
+        area = Area(area_wkt(aoi_geometry_4326(self, parameters, context)))
         # Read from the QGIS authentication database now and passed in memory: never an option.
         credentials = credentials_from_authcfg(self.parameterAsString(parameters, "AUTHCFG", context))
         with core_errors():

@@ -17,6 +17,7 @@ class SatPlugin:
         self.provider = None
         self.dock = None
         self.action = None
+        self.engine_message = None  # the message bar's "no engine" item, while it shows
 
     def initProcessing(self):  # noqa: N802 (QGIS API)
         from ..processing_algs.provider import SatPluginProvider
@@ -60,24 +61,42 @@ class SatPlugin:
         from qgis.PyQt.QtWidgets import QPushButton
 
         from ..processing_algs.base import current_engine
+        from .engine_env.locate import NOT_INSTALLED
 
         try:
             current_engine()
         except QgsProcessingException as exc:
             bar = self.iface.messageBar()
-            message = bar.createMessage("Sentinel-2 ML datasets", str(exc))
+            text = str(exc)
+            if text.startswith(NOT_INSTALLED):  # the usual first start: the button says the rest
+                text = "its steps need the plugin's engine, which is not installed yet (about 200 MB, into the QGIS profile)."
+            message = bar.createMessage("Sentinel-2 ML datasets", text)
             button = QPushButton(INSTALL_ENGINE_LABEL, message)
             button.clicked.connect(self.open_installer)
             message.layout().addWidget(button)
             bar.pushWidget(message, Qgis.Warning)
+            self.engine_message = message
             return message
         return None
 
     def open_installer(self):
-        """The install algorithm's dialog: what, how big and where (its help), the wheelhouse, progress and Cancel."""
+        """The install algorithm's dialog: what, how big and where (its help), the wheelhouse, progress and Cancel.
+
+        Once it is closed with an engine in place, the message bar goes.
+        """
         import processing
+        from qgis.core import QgsProcessingException
+
+        from ..processing_algs.base import current_engine
 
         processing.execAlgorithmDialog("satplugin:installengine", {})
+        try:
+            current_engine()
+        except QgsProcessingException:
+            return
+        if self.engine_message is not None:
+            self.iface.messageBar().popWidget(self.engine_message)
+            self.engine_message = None
 
     def _toggle_dock(self):
         # Hidden or tabbed behind another panel: bring it to the front; in front: close it.

@@ -178,7 +178,9 @@ for module in sys.argv[3:]:
     importlib.import_module(module)
 from satplugin.qgis_satplugin.core.ground_truth.options import GroundTruthOptions  # the options build, too
 from satplugin.qgis_satplugin.core.area import Area
+from satplugin.qgis_satplugin.core.search.options import SearchOptions
 Area("POLYGON ((0 0, 1 0, 1 1, 0 0))")
+SearchOptions(area=Area("POLYGON ((14 46, 14.1 46, 14.1 46.1, 14 46))"), start="2023-05-01", end="2023-06-01")
 print("ok")
 """
 

@@ -11,7 +11,6 @@ in its own process, with rasterio built on QGIS's GDAL).
 import csv
 import hashlib
 import json
-import os
 import subprocess
 import zipfile
 from pathlib import Path

@@ -8,8 +8,12 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import SatPluginError
+
+if TYPE_CHECKING:  # pyproj is imported where it is used (see PixelGrid)
+    from pyproj import CRS
 
 S2_GRID_STEP_M = 60.0
 # The largest grid one raster may have: 2^34 pixels is 140 full Sentinel-2 tiles at 10 m.
@@ -119,9 +123,9 @@ class PixelGrid:
 
 
 def _unit(crs) -> str:
-    from pyproj import CRS  # here: PixelGrid is part of the options, which load without pyproj
-
     try:
+        from pyproj import CRS  # here: PixelGrid is part of the options, which load without pyproj
+
         axis = CRS.from_user_input(crs).axis_info[0]
     except Exception:  # noqa: BLE001 - only for a message
         return "units"

@@ -59,7 +59,12 @@ def run_in_engine(python: str, step: str, job_json: str, feedback: Feedback | No
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, cwd=folder,
                 env=child_environment(extra_env), **_own_process_group(),
             )
-            final, canceled = _follow(process, feedback)
+            try:
+                final, canceled = _follow(process, feedback)
+            finally:  # whatever went wrong here, the child does not outlive the run
+                if process.poll() is None:
+                    _kill(process)
+                    process.wait()
             errors.seek(0)
             error_text = errors.read().decode("utf-8", "replace")
     if final is not None and "result" in final:

@@ -130,6 +130,9 @@ def install_engine(plan: InstallPlan, feedback: Feedback | None = None, base_pyt
         (staging / MARKER).write_text(json.dumps({"version": found, "extra": plan.extra,
                                                   "wheelhouse": str(plan.wheelhouse or ""), "installed": time.time()}))
         _swap(staging, folder)
+    except OSError as exc:
+        _remove_ours(staging, allow_unmarked=True)
+        raise SatPluginError(f"The engine could not be installed in {folder} ({exc}); the previous state was kept.") from None
     except BaseException:
         _remove_ours(staging, allow_unmarked=True)
         raise
@@ -158,24 +161,38 @@ def installed_version(folder: Path) -> Optional[str]:
 def _pip_wheel(plan: InstallPlan, staging: Path, feedback: Feedback) -> Path:
     """A pip wheel to run as a program: the wheelhouse's, or PyPI's newest (checked against its sha256)."""
     if plan.wheelhouse is not None:
-        return sorted(plan.wheelhouse.glob("pip-*.whl"))[-1]
+        return max(plan.wheelhouse.glob("pip-*.whl"), key=_version_key)
     feedback.log(f"Fetching pip from {PYPI_PIP}")
-    with urllib.request.urlopen(PYPI_PIP, timeout=60) as answer:
-        release = json.load(answer)
-    wheel = next(u for u in release["urls"] if u["packagetype"] == "bdist_wheel")
-    target = staging / wheel["filename"]
-    with urllib.request.urlopen(wheel["url"], timeout=300) as answer:
-        data = answer.read()
+    try:
+        with urllib.request.urlopen(PYPI_PIP, timeout=60) as answer:
+            release = json.load(answer)
+        wheel = next(u for u in release["urls"] if u["packagetype"] == "bdist_wheel")
+        target = staging / wheel["filename"]
+        with urllib.request.urlopen(wheel["url"], timeout=300) as answer:
+            data = answer.read()
+    except (OSError, ValueError, KeyError, StopIteration) as exc:  # URLError and timeouts are OSErrors
+        raise SatPluginError(
+            f"PyPI could not be reached ({exc}); on a machine without internet, give WHEELHOUSE, a folder of wheels. "
+            "Nothing was installed."
+        ) from None
     if hashlib.sha256(data).hexdigest() != wheel["digests"]["sha256"]:
         raise SatPluginError("The pip wheel from PyPI does not match its published checksum; nothing was installed.")
     target.write_bytes(data)
     return target
 
 
+def _version_key(wheel: Path) -> tuple:
+    """pip-24.3.1-py3-none-any.whl -> (24, 3, 1): newest by number, not by text."""
+    return tuple(int(part) if part.isdigit() else 0 for part in wheel.name.split("-")[1].split("."))
+
+
 def _call(command: list, feedback: Feedback, what: str, progress=None) -> None:
     """Run one install command, its output as log lines; cancel kills it."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               env=child_environment({"PIP_NO_CACHE_DIR": "1"}), **no_console_window())
+    try:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env=child_environment({"PIP_NO_CACHE_DIR": "1"}), **no_console_window())
+    except OSError as exc:
+        raise SatPluginError(f"The engine's installation could not start {command[0]} ({exc}); nothing was installed.") from None
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(raw) for raw in process.stdout] + [lines.put(None)], daemon=True).start()
     deadline = time.monotonic() + STEP_TIMEOUT_S
@@ -213,7 +230,12 @@ def _swap(staging: Path, folder: Path) -> None:
         if not (folder / MARKER).exists():
             raise SatPluginError(f"{folder} exists and was not made by the plugin; it was left alone.")
         folder.rename(old)
-    staging.rename(folder)
+    try:
+        staging.rename(folder)
+    except OSError:
+        if old.exists():
+            old.rename(folder)  # the previous engine back in place
+        raise
     _remove_ours(old, allow_unmarked=True)
 
 

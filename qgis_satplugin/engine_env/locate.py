@@ -24,19 +24,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..core.errors import SatPluginError
+
 ENGINE_PYTHON_VARIABLE = "SATPLUGIN_ENGINE_PYTHON"
 # The managed engine's folder inside the QGIS profile.
 MANAGED_FOLDER = "satplugin-engine"
 # What QGIS's own Python must import to run the steps in QGIS's process.
 IN_PROCESS_PACKAGES = ("rasterio", "shapely", "pyproj", "pyogrio", "pandas")
+NOT_INSTALLED = "This step needs the plugin's engine, which is not installed"
 INSTALL_ADVICE = (
-    "install it with Processing > Toolbox > Sentinel-2 ML Datasets > Engine > Install engine "
+    "install it with the Processing Toolbox's Sentinel-2 ML datasets > 0 · Engine > Install or update the engine "
     "(or: qgis_process run satplugin:installengine), or choose the Python of an environment where "
     "satplugin-engine is installed in Options > Processing > Providers"
 )
 
 
-class EngineMissing(Exception):
+class EngineMissing(SatPluginError):
     """No usable engine; the message is the one sentence the user sees."""
 
 
@@ -78,7 +81,7 @@ def find_engine(expected_version: str, *, setting: str = "", profile_folder: str
             return Engine(str(managed), "the managed engine")
     if all(importlib.util.find_spec(name) is not None for name in IN_PROCESS_PACKAGES):
         return Engine(None, "QGIS's own Python, which has the engine's packages")
-    raise EngineMissing(f"This step needs the plugin's engine, which is not installed: {INSTALL_ADVICE}.")
+    raise EngineMissing(f"{NOT_INSTALLED}: {INSTALL_ADVICE}.")
 
 
 # (interpreter, its modification time) -> the version its engine reported.
@@ -97,7 +100,10 @@ def engine_version(python: str, timeout_s: float = 60.0) -> str:
         )
         if answer.returncode != 0:
             raise EngineMissing(f"{path} has no satplugin-engine ({_last_line(answer.stderr)})")
-        _VERSIONS[key] = json.loads(answer.stdout.strip().splitlines()[-1])["version"]
+        try:
+            _VERSIONS[key] = str(json.loads(answer.stdout.strip().splitlines()[-1])["version"])
+        except (IndexError, TypeError, KeyError, ValueError):
+            raise EngineMissing(f"{path} did not answer as satplugin-engine does ({_last_line(answer.stdout)})") from None
     return _VERSIONS[key]
 
 
@@ -111,6 +117,7 @@ def check_engine(python: str, expected_version: str, origin: str) -> None:
     except (OSError, ValueError, KeyError, subprocess.SubprocessError) as exc:
         raise EngineMissing(f"The engine's Python set by {origin}, {python}, does not answer ({exc}).") from None
     if found != expected_version:
+        forget_versions()  # asked again next time: the user may be updating that environment now
         raise EngineMissing(
             f"The engine at {python} is version {found}, but this plugin is version {expected_version}: "
             "update it with Install engine (qgis_process run satplugin:installengine)"
@@ -127,7 +134,10 @@ def forget_versions() -> None:
 
 def child_environment(extra: dict | None = None) -> dict:
     """The environment of an engine process: QGIS's, without what points Python at QGIS's packages."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONNOUSERSITE")}
+    # QGIS's GDAL and PROJ data and plugins are for QGIS's own libraries, not the engine's wheels.
+    dropped = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONNOUSERSITE", "GDAL_DATA", "GDAL_DRIVER_PATH",
+               "PROJ_LIB", "PROJ_DATA")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     # The engine's own site-packages only: a user site of QGIS's Python must not shadow its numpy.
     env["PYTHONNOUSERSITE"] = "1"
     env["PYTHONIOENCODING"] = "utf-8"

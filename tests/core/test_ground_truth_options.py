@@ -81,7 +81,7 @@ def test_output_paths_are_strings_even_when_given_as_paths(tmp_path):
 def test_every_option_is_described():
     described = dict(GroundTruthOptions.help_lines())
     assert set(described) == {"polygons", "class_values", "source_crs", "grid", "outputs", "parcel_ids",
-                              "class_names", "min_coverage", "strip_rows"}
+                              "class_names", "min_coverage", "polygons_file", "strip_rows"}
     assert all(text.strip() for text in described.values())
     assert len(OutputPaths.help_lines()) == 6
 

@@ -84,6 +84,7 @@ def test_without_an_engine_desktop_offers_install_engine(qgis_iface, qgis_proces
         monkeypatch.setattr(processing, "execAlgorithmDialog", lambda alg, params: opened.append(alg))
         buttons[0].click()
         assert opened == ["satplugin:installengine"]
+        assert qgis_iface.messageBar().currentItem() is item  # the dialog was closed without an engine
         # A step cannot start, and says the same sentence where the dialog shows it.
         algorithm = QgsApplication.processingRegistry().algorithmById("satplugin:rasterizegroundtruth")
         can, why = algorithm.canExecute()
@@ -101,8 +102,16 @@ def test_without_an_engine_desktop_offers_install_engine(qgis_iface, qgis_proces
         plugin.unload()
         qgis_iface.messageBar().clearWidgets()
 
-    # With an engine (here: the developer environment runs the steps itself), no message.
-    monkeypatch.delenv("SATPLUGIN_ENGINE_PYTHON")
+    # The dialog closed with an engine in place (here: the developer environment's): the message goes.
+    plugin.initGui()
+    item = qgis_iface.messageBar().currentItem()
+    assert item is not None
+    monkeypatch.setattr(processing, "execAlgorithmDialog", lambda alg, params: monkeypatch.delenv("SATPLUGIN_ENGINE_PYTHON"))
+    plugin.open_installer()
+    assert qgis_iface.messageBar().currentItem() is None and plugin.engine_message is None
+    plugin.unload()
+
+    # With an engine, no message at all.
     _remove_registered()
     plugin = satplugin.classFactory(qgis_iface)
     plugin.initGui()

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import rasterio
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsGeometry,
     QgsProcessingException,
+    QgsProcessingFeedback,
     QgsProcessingFeatureSourceDefinition,
     QgsProject,
     QgsRasterLayer,
@@ -276,3 +276,50 @@ def test_an_id_like_class_field_is_warned_about(satplugin_provider, fields_layer
     from satplugin.processing_algs.rasterize_ground_truth import class_count_warning
 
     assert "has 300 classes, more than 255" in class_count_warning(300, 1000, "crop")
+
+
+def test_a_plain_file_read_by_the_engine_gives_what_qgis_reads(satplugin_provider, tmp_path):
+    """INPUT a whole GeoPackage: the engine reads it (PolygonFile); with a FILTER, QGIS reads it. Same bytes."""
+    import hashlib
+
+    import geopandas as gpd
+    import pandas as pd
+    import shapely
+
+    bow_tie = shapely.Polygon([(X0, Y0), (X0 + 40, Y0 - 40), (X0 + 40, Y0), (X0, Y0 - 40)])  # invalid: repaired
+    geoms = [shapely.box(X0 + 50, Y0 - 30, X0 + 95, Y0 - 5), bow_tie, None,
+             shapely.box(X0 + 5, Y0 - 95, X0 + 33, Y0 - 52), shapely.box(X0 + 60, Y0 - 90, X0 + 99, Y0 - 61)]
+    frame = gpd.GeoDataFrame(
+        {"crop": ["wheat", "barley", "maize", "oats", "wheat"], "code": pd.array([3, 4, 5, 7, 3], dtype="Int64"),
+         "gap": pd.array([3, None, 5, 7, 3], dtype="Int64"),
+         "pid": [10, 11, 12, 13, 14], "name": ["Wheat", "Barley", "Maize", None, "Wheat"]},
+        geometry=geoms, crs="EPSG:32633")
+    gpkg = tmp_path / "fields.gpkg"
+    frame.to_file(gpkg, driver="GPKG", layer="fields")
+    outputs = {"OUTPUT_CLASS": "class.tif", "OUTPUT_ID": "id.tif", "OUTPUT_COVERAGE": "coverage.tif",
+               "OUTPUT_CONFLICT": "conflict.tif", "OUTPUT_CLASS_TABLE": "classes.csv"}
+    for class_field, id_field in (("crop", "pid"), ("code", None)):
+        answers = {}
+        for way, extra in (("file", {}), ("qgis", {"FILTER": "1 = 1"})):
+            folder = tmp_path / f"{class_field}-{way}"
+            folder.mkdir()
+            params = {"INPUT": f"{gpkg}|layername=fields", "CLASS_FIELD": class_field, "CLASS_NAME_FIELD": "name",
+                      "PIXEL_SIZE": 5.0, "MIN_COVERAGE": 0.3, **extra,
+                      **{k: str(folder / v) for k, v in outputs.items()}}
+            if id_field:
+                params["ID_FIELD"] = id_field
+            logged = []
+            feedback = QgsProcessingFeedback()
+            feedback.pushInfo = logged.append
+            import processing
+
+            result = processing.run("satplugin:rasterizegroundtruth", params, feedback=feedback)
+            assert any("reads the polygons from" in line for line in logged) == (way == "file"), logged
+            answers[way] = ({k: result[k] for k in ("LABELLED_PIXELS", "CLASSES", "RASTERIZED_FEATURES", "REPAIRED_GEOMETRIES")},
+                            {v: hashlib.sha256((folder / v).read_bytes()).hexdigest() for v in outputs.values()})
+        assert answers["file"] == answers["qgis"], class_field
+        assert answers["file"][0]["RASTERIZED_FEATURES"] == 4 and answers["file"][0]["REPAIRED_GEOMETRIES"] == 1
+    # A NULL class (GDAL hands an integer column with NULLs over as floats) is the same refusal both ways.
+    for extra in ({}, {"FILTER": "1 = 1"}):
+        with pytest.raises(QgsProcessingException, match="Some features have no class value"):
+            run({"INPUT": str(gpkg), "CLASS_FIELD": "gap", "OUTPUT_CLASS": str(tmp_path / "gap.tif"), **extra})

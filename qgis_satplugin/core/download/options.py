@@ -88,7 +88,8 @@ class DownloadOptions(StepOptions):
     def check(self) -> None:
         # The order is the one the download always checked in: products, their references, bands, area.
         products = as_products(self.products)
-        check_references(products, self.service_url)  # a shared product list must not choose hosts or files
+        if engine_checks():  # the engine always runs it, as it reads the job, before any request
+            check_references(products, self.service_url)  # a shared product list must not choose hosts or files
         band_list = resolve_bands(self.bands)
         check_bands_for(band_list, {p.collection for p in products})
         if engine_checks():

@@ -11,6 +11,7 @@ EXPORTS = {
     "GroundTruthOptions": "options",
     "GroundTruthResult": "runner",
     "OutputPaths": "options",
+    "PolygonFile": "options",
     "run": "runner",
 }
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

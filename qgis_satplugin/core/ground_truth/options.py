@@ -7,6 +7,7 @@ it can be written as JSON, run in another process, and read back into an equal o
 from __future__ import annotations
 
 import numbers
+import os
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -56,6 +57,23 @@ class OutputPaths(StepOptions):
 
 
 @dataclass(frozen=True)
+class PolygonFile(StepOptions):
+    """Polygons the engine reads from a vector file itself, every feature in file order (see .polygon_file)."""
+
+    path: str = option(help="a vector file GDAL reads (GeoPackage, shapefile, GeoJSON...)")
+    class_field: str = option(help="the field that holds each polygon's class")
+    layer: Optional[str] = option(None, help="the layer to read (default: the file's first)")
+    id_field: Optional[str] = option(None, help="an integer field with the parcel ids (default: the feature id)")
+    name_field: Optional[str] = option(None, help="a field that names the classes")
+
+    def check(self) -> None:
+        if not os.path.isfile(self.path):
+            raise SatPluginError(f"The polygon file {self.path} does not exist.")
+        if not self.class_field:
+            raise SatPluginError("The polygon file needs CLASS_FIELD, the field that holds the class.")
+
+
+@dataclass(frozen=True)
 class GroundTruthOptions(StepOptions):
     """One rasterization: polygons in ``source_crs`` burnt onto ``grid``."""
 
@@ -79,6 +97,11 @@ class GroundTruthOptions(StepOptions):
     min_coverage: float = option(
         0.5, help="a pixel is labelled when the polygon covering the largest share of it covers at least this share (0..1)"
     )
+    polygons_file: Optional[PolygonFile] = option(
+        None,
+        help="instead of polygons, class_values, parcel_ids and class_names (left empty): a vector file the "
+        "engine reads them from, which spares sending every polygon through the job",
+    )
     strip_rows: int = option(
         STRIP_ROWS, help="rows of the grid computed at once (fewer on wide grids, to bound memory); the outputs do not depend on it"
     )
@@ -91,6 +114,10 @@ class GroundTruthOptions(StepOptions):
         self.grid.check_size()
         if isinstance(self.strip_rows, bool) or not isinstance(self.strip_rows, numbers.Integral) or self.strip_rows < 1:
             raise SatPluginError(f"Rows per strip must be a positive whole number, got {self.strip_rows}.")
+        if self.polygons_file is not None:
+            if self.polygons or self.class_values or self.parcel_ids is not None or self.class_names is not None:
+                raise SatPluginError("Give the polygons either inline or as a polygon file, not both.")
+            return  # the rest is checked once the engine has read the file (.polygon_file)
         build_class_table(self.class_values, self.class_names)
         if not self.polygons:
             raise SatPluginError("There are no polygons to rasterize: the layer, the selection or the filter is empty.")

@@ -24,6 +24,7 @@ from ..feedback import Feedback
 from ..grid import PixelGrid
 from ..options import plain
 from .options import GroundTruthOptions
+from .polygon_file import with_polygons_read
 from .polygons import clip_to_grid, prepare_polygons
 from .strips import feature_ranks, resolve_strip, strip_rows_for
 from .writer import ID_NODATA, StripWriter, class_table_check, open_rasters, raster_check, update_class_table_tag
@@ -62,6 +63,7 @@ class GroundTruthResult:
 def run(options: GroundTruthOptions, feedback: Feedback | None = None) -> GroundTruthResult:
     """Burn the options' polygons onto their grid. See the module docstring for the rules."""
     feedback = Feedback.of(feedback)
+    options = with_polygons_read(options)
     outputs, grid = options.outputs, options.grid
     raster_paths = {name: Path(path) for name, path in outputs.rasters().items()}
     table_path = Path(outputs.class_table) if outputs.class_table else None
