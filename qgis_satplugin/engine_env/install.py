@@ -27,6 +27,7 @@ from typing import Optional
 
 from ..core.errors import Canceled, SatPluginError
 from ..core.feedback import Feedback
+from ..core.locks import OutputLock
 from .locate import base_interpreter, child_environment, engine_version, forget_versions, no_console_window, venv_python
 
 MARKER = "satplugin-engine.json"  # written last into an environment this module made
@@ -100,8 +101,15 @@ def nvidia_gpu_present() -> bool:
 
 
 def install_engine(plan: InstallPlan, feedback: Feedback | None = None, base_python: Optional[Path] = None) -> str:
-    """Build the environment of ``plan`` beside the old one, check it, swap it in; return its version."""
-    feedback = Feedback.of(feedback)
+    """Build the environment of ``plan`` beside the old one, check it, swap it in; return its version.
+
+    One install (or removal) of a folder at a time: a second one refuses at once.
+    """
+    with OutputLock([plan.folder], what="engine installation"):
+        return _install(plan, Feedback.of(feedback), base_python)
+
+
+def _install(plan: InstallPlan, feedback: Feedback, base_python: Optional[Path]) -> str:
     folder = plan.folder
     staging = folder.with_name(folder.name + ".new")
     _remove_ours(staging, allow_unmarked=True)
@@ -144,9 +152,10 @@ def install_engine(plan: InstallPlan, feedback: Feedback | None = None, base_pyt
 
 def remove_engine(folder: Path) -> bool:
     """Remove the managed engine at ``folder`` (only a folder this module made); True if one was there."""
-    if not folder.exists():
-        return False
-    _remove_ours(folder, allow_unmarked=False)
+    with OutputLock([folder], what="engine installation"):
+        if not folder.exists():
+            return False
+        _remove_ours(folder, allow_unmarked=False)
     forget_versions()
     return True
 
@@ -161,7 +170,10 @@ def installed_version(folder: Path) -> Optional[str]:
 def _pip_wheel(plan: InstallPlan, staging: Path, feedback: Feedback) -> Path:
     """A pip wheel to run as a program: the wheelhouse's, or PyPI's newest (checked against its sha256)."""
     if plan.wheelhouse is not None:
-        return max(plan.wheelhouse.glob("pip-*.whl"), key=_version_key)
+        wheels = list(plan.wheelhouse.glob("pip-*.whl"))
+        if not wheels:
+            raise SatPluginError(f"The wheelhouse {plan.wheelhouse} has no pip wheel; nothing was installed.")
+        return max(wheels, key=_version_key)
     feedback.log(f"Fetching pip from {PYPI_PIP}")
     try:
         with urllib.request.urlopen(PYPI_PIP, timeout=60) as answer:

@@ -120,3 +120,27 @@ def test_the_version_command_imports_no_step(engine_python):
                             capture_output=True, text=True, env={**os.environ}, check=True)
     assert json.loads(answer.stdout)["version"] == __version__
     assert "rasterio" not in answer.stderr and "shapely" not in answer.stderr
+
+
+def test_install_and_remove_keep_what_they_did_not_make(tmp_path):
+    """A folder the installer did not make is never removed; a second install of a folder refuses at once."""
+    from satplugin.qgis_satplugin.core.locks import OutputLock
+    from satplugin.qgis_satplugin.engine_env import install
+
+    foreign = tmp_path / "satplugin-engine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(SatPluginError, match="was not made by the plugin's installer; it was left alone"):
+        install.remove_engine(foreign)
+    assert (foreign / "notes.txt").read_text() == "mine"
+    plan = install.InstallPlan(tmp_path / "engine", install.EngineSource(ROOT, __version__), "all")
+    with OutputLock([plan.folder], what="engine installation"):
+        with pytest.raises(SatPluginError, match="Another engine installation is writing to"):
+            install.install_engine(plan)
+    assert not (tmp_path / "engine.new").exists() and not plan.folder.exists()
+    offline = install.InstallPlan(tmp_path / "engine", install.EngineSource(ROOT, __version__), "all",
+                                  wheelhouse=tmp_path / "empty-wheelhouse")
+    (tmp_path / "empty-wheelhouse").mkdir()
+    with pytest.raises(SatPluginError, match="has no pip wheel; nothing was installed"):
+        install.install_engine(offline, base_python=Path(sys.executable))
+    assert not (tmp_path / "engine.new").exists() and not plan.folder.exists()
