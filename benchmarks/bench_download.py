@@ -183,7 +183,7 @@ def main():
     print(f"`{' '.join([Path(sys.executable).name, *sys.argv])}`\n")
     print(f"| Setting | Value |\n|---|---|\n| Product | {len(BANDS)} bands {args.size} x {args.size} px at 10 m + SCL "
           f"{args.size // 2} px at 20 m, DEFLATE COGs, {source_bytes / mb:.1f} MB (made in {prepared:.1f} s) |")
-    print(f"| Download | whole product area onto its own 10 m grid, harmonized, COG + SCL + manifest |")
+    print("| Download | whole product area onto its own 10 m grid, harmonized, COG + SCL + manifest |")
     print(f"| Server | tests/servers/files.py RangeFileServer on 127.0.0.1, files in memory, 0 or {args.latency_ms:g} ms added per request |")
     print(f"| Runs | fastest of {args.repeat} |\n")
     print("| added latency | concurrency | download time | transferred | data requests | output written | download: transferred MB/s | "

@@ -17,8 +17,14 @@ Each contender runs in its own child process, so its peak memory is measured cle
                       Python; run on a contiguous block of ``--sample`` parcels and
                       extrapolated per parcel; ours is timed on that same block and a grid
                       that just covers it, for a like-for-like per-parcel ratio.
+* through qgis_process the user's path: the plugin's zip in a fresh profile of a stock QGIS,
+                      the engine installed from the wheelhouse (untimed), then the ground truth
+                      with all outputs from the GeoPackage, whole and phase by phase (qgis_process
+                      start-up, the engine's interpreter, and the engine's own read, prepare,
+                      burn and write times from its log), the engine reading the file and QGIS
+                      reading the features (a FILTER); skipped with --no-qgis.
 
-Usage:  .venv/bin/python benchmarks/bench_rasterize.py [--parcels 100000] [--size 10980] [--sample 200]
+Usage:  .venv/bin/python benchmarks/bench_rasterize.py [--parcels 100000] [--size 10980] [--sample 200] [--no-qgis]
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ import math
 import os
 import pickle
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -77,14 +84,13 @@ def _load(data_path):
 
 
 def _worker_ours(args):
-    # Imported here, untimed: the engine imports rasterio and OpenCV lazily on first use,
-    # a one-off cost per QGIS session that would otherwise land inside the timed call.
-    import cv2  # noqa: F401
-    import rasterio  # noqa: F401
-
     from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths, run
     from satplugin.qgis_satplugin.core.grid import PixelGrid
 
+    # Untimed: a tiny run first, which imports rasterio and loads the compiled kernels from
+    # numba's cache. The engine does that in every run (see the runs through qgis_process);
+    # in QGIS's own process it is paid once per session.
+    _warm_up()
     polys, classes, ids = _load(args.data)
     if args.select:
         import numpy as np
@@ -126,6 +132,22 @@ def _worker_ours(args):
         "n_rasterized": res.n_rasterized,
         "conflicts": res.conflict_pixels,
     }
+
+
+def _warm_up():
+    import shapely
+
+    from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths, run
+    from satplugin.qgis_satplugin.core.grid import PixelGrid
+
+    grid = PixelGrid.square(CRS, X_MIN, Y_MAX, PIXEL, 8, 8)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        run(GroundTruthOptions(
+            polygons=(shapely.to_wkb(shapely.box(X_MIN + 5, Y_MAX - 45, X_MIN + 45, Y_MAX - 5), hex=True),),
+            class_values=(1,), source_crs=CRS, grid=grid,
+            outputs=OutputPaths(class_raster=out / "c.tif", id_raster=out / "i.tif", coverage_raster=out / "v.tif",
+                                conflict_raster=out / "f.tif", distance_raster=out / "d.tif")))
 
 
 def _worker_loop(args):
@@ -175,10 +197,10 @@ WORKERS = {"ours-all": _worker_ours, "ours-class": _worker_ours, "ours-sample": 
 _SPAWNER = r"""
 import json, os, subprocess, sys, tempfile, time
 for line in sys.stdin:
-    cmd = json.loads(line)
+    job = json.loads(line)
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        proc = subprocess.Popen(job["cmd"], stdout=out, stderr=err, text=True, env=job["env"], cwd=job["cwd"])
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -197,9 +219,10 @@ class Spawner:
             [sys.executable, "-S", "-c", _SPAWNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
 
-    def run(self, cmd):
-        """Run ``cmd``; return (seconds, peak RSS of the child in bytes, stdout)."""
-        self.proc.stdin.write(json.dumps([str(c) for c in cmd]) + "\n")
+    def run(self, cmd, env=None, cwd=None):
+        """Run ``cmd``; return (seconds, peak RSS of the child or of its largest descendant in bytes, stdout)."""
+        job = {"cmd": [str(c) for c in cmd], "env": env, "cwd": None if cwd is None else str(cwd)}
+        self.proc.stdin.write(json.dumps(job) + "\n")
         self.proc.stdin.flush()
         reply = json.loads(self.proc.stdout.readline())
         if reply["rc"] != 0:
@@ -266,6 +289,74 @@ def _fmt_s(seconds):
     return f"{seconds:,.2f} s" if seconds < 1000 else f"{seconds:,.0f} s ({seconds / 3600:,.1f} h)"
 
 
+PHASE_LINE = re.compile(r"Seconds: read ([0-9.]+), prepare ([0-9.]+), burn ([0-9.]+), write ([0-9.]+)\.")
+
+
+def _through_qgis(spawner, work: Path, gpkg: Path, grid):
+    """The user's path: the zip in a fresh profile of a stock QGIS, the engine installed from the
+    wheelhouse (untimed), then ``qgis_process run`` of the ground truth with all outputs, timed
+    whole and phase by phase. Returns None (and says why) where there is no stock QGIS."""
+    from tests.stock_qgis import QGIS_PROCESS, WHEELHOUSE, StockQgis
+
+    if not QGIS_PROCESS.is_file() or not (WHEELHOUSE / ".stamp").is_file():
+        print(f"Skipping the run through qgis_process: {QGIS_PROCESS} or {WHEELHOUSE} (make setup) is missing.")
+        return None
+    print("Setting up: the zip in a fresh profile, the engine from the wheelhouse (not timed) ...", flush=True)
+    stock = StockQgis(work / "stock")
+    stock.install_engine()
+    out = work / "through-qgis"
+    out.mkdir(exist_ok=True)
+    x0, y0, x1, y1 = grid.bounds
+    run = [QGIS_PROCESS, "run", "satplugin:rasterizegroundtruth", "--", f"INPUT={gpkg}", "CLASS_FIELD=class",
+           "ID_FIELD=parcel_id", f"EXTENT={x0!r},{x1!r},{y0!r},{y1!r} [{CRS}]", f"TARGET_CRS={CRS}", f"PIXEL_SIZE={PIXEL:g}",
+           *(f"OUTPUT_{name.upper()}={out / (name + '.tif')}" for name in ("class", "id", "coverage", "conflict", "distance")),
+           f"OUTPUT_CLASS_TABLE={out / 'classes.csv'}"]
+
+    def timed(cmd):
+        return spawner.run(cmd, env=stock.env, cwd=stock.folder)
+
+    print("Running: through qgis_process, the first run after installing ...", flush=True)
+    first, _, _ = timed(run)
+    startup, _, _ = timed([QGIS_PROCESS, "help", "satplugin:rasterizegroundtruth"])
+    interpreter, _, _ = timed([stock.engine_python, "-m", "satplugin_engine", "version"])
+    rows = {}
+    for label, extra in (("the engine reads the GeoPackage", []), ("QGIS reads the features (FILTER)", ["FILTER=1 = 1"])):
+        print(f"Running: through qgis_process, {label} ...", flush=True)
+        wall, peak, stdout = timed(run + extra)
+        phases = dict(zip(("read", "prepare", "burn", "write"), map(float, PHASE_LINE.search(stdout).groups())))
+        rows[label] = {"wall": wall, "peak": peak, **phases}
+    return {"first": first, "startup": startup, "interpreter": interpreter, "rows": rows}
+
+
+def _print_through_qgis(qgis, t_gdal):
+    print()
+    print("Through qgis_process (a stock QGIS, the plugin's zip, its managed engine; all outputs):")
+    print()
+    print("| Phase | the engine reads the GeoPackage | QGIS reads the features (FILTER) |")
+    print("|---|---|---|")
+    rows = list(qgis["rows"].values())
+    startup, interpreter = qgis["startup"], qgis["interpreter"]
+
+    def line(label, values):
+        print(f"| {label} | " + " | ".join(values) + " |")
+
+    line("qgis_process start-up (`help`, measured apart)", [_fmt_s(startup)] * 2)
+    line("engine interpreter start (`python -m satplugin_engine version`, apart)", [_fmt_s(interpreter)] * 2)
+    line("engine: read the polygons (the transfer, for a file)", [_fmt_s(r["read"]) for r in rows])
+    line("engine: prepare (decode, repair, reproject, clip, edges)", [_fmt_s(r["prepare"]) for r in rows])
+    line("engine: burn, writing behind", [_fmt_s(r["burn"]) for r in rows])
+    line("engine: last writes, checks, publish", [_fmt_s(r["write"]) for r in rows])
+    line("the rest: QGIS reading parameters (and features), the job, engine imports", [
+        _fmt_s(r["wall"] - startup - interpreter - r["read"] - r["prepare"] - r["burn"] - r["write"]) for r in rows])
+    line("**whole run**", [f"**{_fmt_s(r['wall'])}**" for r in rows])
+    line("work: whole run − qgis_process start-up", [_fmt_s(r["wall"] - startup) for r in rows])
+    line("gdal_rasterize (ZSTD, above)", [_fmt_s(t_gdal)] * 2)
+    line("**ratio work / gdal_rasterize**", [f"**{_ratio(r['wall'] - startup, t_gdal)}**" for r in rows])
+    line("peak RSS (the largest process: QGIS or the engine)", [_mib(r["peak"]) for r in rows])
+    print()
+    print(f"The first run after installing the engine took {_fmt_s(qgis['first'])} (the installer compiled the kernels).")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parcels", type=int, default=100_000, help="number of synthetic parcels (default 100000)")
@@ -273,6 +364,7 @@ def main(argv=None):
     parser.add_argument("--sample", type=int, default=200, help="parcels for the per-pixel shapely loop (default 200)")
     parser.add_argument("--seed", type=int, default=SEED, help="synthetic parcel seed (default 0)")
     parser.add_argument("--keep", metavar="DIR", help="keep the GeoPackage and rasters in DIR (default: a temporary folder)")
+    parser.add_argument("--no-qgis", action="store_true", help="skip the runs through qgis_process and the managed engine")
     # Internal: child-process roles.
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -354,6 +446,8 @@ def _bench(args, work: Path, spawner):
     print("Running: gdal_rasterize ...", flush=True)
     t_gdal, gdal_peak, _ = spawner.run(gdal_cmd)
 
+    qgis = None if args.no_qgis else _through_qgis(spawner, work, gpkg, grid)
+
     import rasterio
 
     gdal_nonzero = 0
@@ -403,6 +497,8 @@ def _bench(args, work: Path, spawner):
     print(f"  non-zero pixels, gdal_rasterize:     {gdal_nonzero:,} ({_ratio(ours_all['labelled'], gdal_nonzero)} of it)")
     print(f"  sample: pixels with share >= 0.5, per-pixel loop (overlaps counted twice): {loop['labelled']:,}; ours: {ours_sample['labelled']:,}")
     print(f"  conflict pixels, ours: {ours_all['conflicts']}")
+    if qgis:
+        _print_through_qgis(qgis, t_gdal)
     return 0
 
 

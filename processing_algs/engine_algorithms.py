@@ -41,11 +41,11 @@ class InstallEngine(SatPluginAlgorithm):
         return (
             "<p>Installs the engine that runs the plugin's steps: an isolated Python environment in the QGIS profile "
             f"with satplugin-engine {__version__} and its packages (rasterio, shapely, pyproj, pyogrio, pandas, "
-            "OpenCV, zarr, sentinelhub and ONNX Runtime: its CUDA build where there is an NVIDIA GPU, else the "
+            "numba, OpenCV, zarr, sentinelhub and ONNX Runtime: its CUDA build where there is an NVIDIA GPU, else the "
             "CPU build), all PyPI wheels: no administrator rights, no compiler, and QGIS's own Python is not "
             "changed.</p>"
             f"<p><b>Where</b>: {folder}. {state}</p>"
-            "<p><b>Size</b>: about 200 MB downloaded from PyPI (500 MB with the CUDA build), about 700 MB on disk.</p>"
+            "<p><b>Size</b>: about 250 MB downloaded from PyPI (550 MB with the CUDA build), about 900 MB on disk.</p>"
             "<p><b>WHEELHOUSE</b> (optional): a folder of wheels to install from instead of PyPI, for a machine "
             "without internet; make it elsewhere with <code>pip download -d wheels pip satplugin_engine-*.whl[all]</code> (the wheel is in the plugin folder's engine_wheel/) "
             "for the same Python version and platform.</p>"

@@ -69,7 +69,7 @@ class SatPlugin:
             bar = self.iface.messageBar()
             text = str(exc)
             if text.startswith(NOT_INSTALLED):  # the usual first start: the button says the rest
-                text = "its steps need the plugin's engine, which is not installed yet (about 200 MB, into the QGIS profile)."
+                text = "its steps need the plugin's engine, which is not installed yet (about 250 MB, into the QGIS profile)."
             message = bar.createMessage("Sentinel-2 ML datasets", text)
             button = QPushButton(INSTALL_ENGINE_LABEL, message)
             button.clicked.connect(self.open_installer)

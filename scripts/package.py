@@ -96,12 +96,22 @@ def package_files(root: Path = ROOT) -> list[str]:
 
 
 def engine_wheel(folder: Path, root: Path = ROOT) -> Path:
-    """The engine package (pyproject.toml) built as a wheel into ``folder``: what Install engine installs."""
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--disable-pip-version-check",
-         "-w", str(folder), str(root)],
-        check=True,
-    )
+    """The engine package (pyproject.toml) built as a wheel into ``folder``: what Install engine installs.
+
+    Built from a copy of what it is made of: setuptools keeps a ``build/`` folder in the
+    source tree, whose copies of deleted modules would otherwise ship again.
+    """
+    with tempfile.TemporaryDirectory(prefix="satplugin-engine-source-") as tmp:
+        source = Path(tmp)
+        for name in ("pyproject.toml", "README.md", "LICENSE"):
+            shutil.copy2(root / name, source / name)
+        shutil.copytree(root / "qgis_satplugin" / "core", source / "qgis_satplugin" / "core",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--disable-pip-version-check",
+             "-w", str(folder), str(source)],
+            check=True,
+        )
     wheels = sorted(folder.glob(f"satplugin_engine-{plugin_version(root)}-*.whl"))
     if not wheels:
         sys.exit(f"package: building the engine wheel left no satplugin_engine-{plugin_version(root)} wheel in {folder}")

@@ -162,7 +162,7 @@ def test_the_core_imports_only_what_the_engine_declares():
     assert {"numpy", "rasterio", "onnxruntime", "onnxruntime-gpu", "pyogrio"} <= declared
 
 
-QGIS_SHIPS_NOT = ("shapely", "rasterio", "affine", "pyogrio", "pandas", "geopandas", "cv2", "onnxruntime",
+QGIS_SHIPS_NOT = ("shapely", "rasterio", "affine", "pyogrio", "pandas", "geopandas", "cv2", "numba", "onnxruntime",
                   "sentinelhub", "zarr", "numcodecs", "requests", "urllib3", "pyproj")
 BLOCKER = """
 import importlib.abc, sys

@@ -184,7 +184,8 @@ def test_core_imports_no_qgis():
 @pytest.mark.slow
 def test_benchmark_runs_at_small_size():
     proc = subprocess.run(
-        [PYTHON, str(ROOT / "benchmarks" / "bench_rasterize.py"), "--parcels", "300", "--size", "400", "--sample", "5"],
+        [PYTHON, str(ROOT / "benchmarks" / "bench_rasterize.py"), "--parcels", "300", "--size", "400", "--sample", "5",
+         "--no-qgis"],  # the run through a stock QGIS is tests/test_stock_qgis.py's
         cwd=ROOT,
         capture_output=True,
         text=True,

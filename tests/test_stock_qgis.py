@@ -10,9 +10,7 @@ in its own process, with rasterio built on QGIS's GDAL).
 """
 import csv
 import hashlib
-import json
 import subprocess
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -24,45 +22,12 @@ from satplugin.qgis_satplugin.core import __version__
 from satplugin.qgis_satplugin.core.grid import PixelGrid
 from satplugin.tests.fixtures.synthetic_parcels import synthetic_parcels
 from satplugin.tests.fixtures.synthetic_series import date_series, write_download_folder
-from tests.conftest import ROOT, run_qgis_process
+from tests.conftest import run_qgis_process
+from tests.stock_qgis import QGIS_PROCESS, STOCK_PYTHON, WHEELHOUSE, StockQgis
 
-QGIS_PROCESS = Path("/usr/bin/qgis_process.bin")
-STOCK_PYTHON = Path("/usr/bin/python3")
-WHEELHOUSE = ROOT / ".wheelhouse"
 ALGORITHMS = ("searchproducts", "downloadproducts", "rasterizegroundtruth", "exportpatches", "superresolve",
               "installengine", "removeengine")
 pytestmark = pytest.mark.slow
-
-
-class StockQgis:
-    """A fresh profile with the plugin installed from its zip, and qgis_process run with QGIS's Python only."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.profile = folder / "profile"
-        plugins = self.profile / "profiles" / "default" / "python" / "plugins"
-        plugins.mkdir(parents=True)
-        subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "scripts" / "package.py"),
-                        "--output-dir", str(folder / "dist")], check=True, capture_output=True)
-        zipfile.ZipFile(next((folder / "dist").glob("satplugin-*.zip"))).extractall(plugins)
-        runtime = folder / "runtime"
-        runtime.mkdir(mode=0o700)
-        self.env = {"PATH": "/usr/bin:/bin", "HOME": str(folder), "LANG": "C.UTF-8", "QT_QPA_PLATFORM": "offscreen",
-                    "XDG_RUNTIME_DIR": str(runtime), "QGIS_CUSTOM_CONFIG_PATH": str(self.profile)}
-        self.run("plugins", "enable", "satplugin")
-
-    @property
-    def engine_python(self) -> Path:
-        return self.profile / "profiles" / "default" / "satplugin-engine" / "bin" / "python"
-
-    def run(self, *args, timeout=600) -> subprocess.CompletedProcess:
-        return subprocess.run([str(QGIS_PROCESS), *map(str, args)], env=self.env, capture_output=True, text=True,
-                              timeout=timeout, cwd=self.folder)
-
-    def run_json(self, *args) -> dict:
-        proc = self.run("--json", *args)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        return json.loads(proc.stdout)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
     python -m satplugin_engine run ground_truth job.json
     python -m satplugin_engine version
+    python -m satplugin_engine warm-up
 
 ``job.json`` is the step's options (``<Name>Options.to_json()``). Every line on stdout is
 one JSON object: ``{"progress": 0.25}`` and ``{"log": "..."}`` while it runs (see
@@ -23,7 +24,7 @@ import traceback
 from . import __version__
 from .errors import Canceled, SatPluginError
 from .feedback import JsonLinesFeedback
-from .steps import STEPS, step
+from .steps import STEPS, step, warm_up_all
 
 EXIT_ERROR = 1
 EXIT_CANCELED = 3  # argparse exits 2 on a bad command line
@@ -36,12 +37,18 @@ def main(argv=None, stdout=None) -> int:
     run_parser.add_argument("step", choices=sorted(STEPS))
     run_parser.add_argument("job", help="the step's options as JSON (a file, or - for stdin)")
     commands.add_parser("version", help="print the engine's version and Python as one JSON line")
+    commands.add_parser("warm-up", help="compile the steps' kernels into numba's cache (a tiny run of each)")
     args = parser.parse_args(argv)
     out = stdout or sys.stdout
     if args.command == "version":
         # What the plugin checks before a run (the engine must match its version); quick:
         # it imports none of the steps' packages.
         out.write(json.dumps({"version": __version__, "python": sys.version.split()[0], "executable": sys.executable}) + "\n")
+        out.flush()
+        return 0
+
+    if args.command == "warm-up":
+        out.write(json.dumps({"warmed_up": warm_up_all()}) + "\n")
         out.flush()
         return 0
 

@@ -13,6 +13,7 @@ from .errors import SatPluginError
 # import name -> the pip requirement that provides it (the pins of requirements.txt).
 PACKAGES = {
     "cv2": "opencv-python-headless==4.10.0.84",
+    "numba": "numba==0.60.0",
     "onnxruntime": "onnxruntime-gpu==1.31.1",
     "sentinelhub": "sentinelhub==3.12.0",
     "zarr": "zarr==2.18.7",

@@ -22,6 +22,8 @@ S2_GRID_STEP_M = 60.0
 MAX_GRID_PIXELS = 1 << 34
 # Share of the machine's memory one step may plan to hold at once.
 MEMORY_SHARE = 0.5
+# The tile side of the GeoTIFFs written on a grid (PixelGrid.geotiff_profile).
+GEOTIFF_TILE = 256
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,8 @@ class PixelGrid:
             crs=self.pyproj_crs().to_wkt(),
             transform=self.transform,
             tiled=True,
-            blockxsize=256,
-            blockysize=256,
+            blockxsize=GEOTIFF_TILE,
+            blockysize=GEOTIFF_TILE,
             BIGTIFF="IF_SAFER",
         )
 

@@ -29,3 +29,14 @@ def step(name: str) -> tuple[type, Callable]:
     package, options_class = STEPS[name]
     module = importlib.import_module(f".{package}", __package__)
     return getattr(module, options_class), getattr(module, "run")
+
+
+def warm_up_all() -> list[str]:
+    """Run the ``warm_up`` of every step that has one (compiling its kernels); return their names."""
+    warmed = []
+    for name, (package, _) in STEPS.items():
+        warm_up = getattr(importlib.import_module(f".{package}", __package__), "warm_up", None)
+        if warm_up is not None:
+            warm_up()
+            warmed.append(name)
+    return warmed

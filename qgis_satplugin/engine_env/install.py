@@ -56,10 +56,10 @@ class InstallPlan:
 
     def describe(self) -> str:
         where = f"from the wheelhouse {self.wheelhouse}" if self.wheelhouse else "from PyPI (https://pypi.org)"
-        size = f", {self.wheel_bytes / 1e6:.0f} MB of wheels" if self.wheel_bytes else ", about 200 MB downloaded (CUDA build: about 500 MB)"
+        size = f", {self.wheel_bytes / 1e6:.0f} MB of wheels" if self.wheel_bytes else ", about 250 MB downloaded (CUDA build: about 550 MB)"
         return (
             f"satplugin-engine {self.source.version} with {self.extra_label()} {where}{size}, into {self.folder} "
-            "(about 700 MB on disk); QGIS's own Python is not changed."
+            "(about 900 MB on disk); QGIS's own Python is not changed."
         )
 
     def extra_label(self) -> str:
@@ -128,13 +128,15 @@ def _install(plan: InstallPlan, feedback: Feedback, base_python: Optional[Path])
         requirement = f"{plan.source.path}[{plan.extra}]"
         if plan.source.path.is_dir():  # a checkout: built here (setuptools comes from the same index)
             command.remove("--only-binary=:all:")
-            command += ["--only-binary=numpy,shapely,rasterio,pyproj,pyogrio,pandas,onnxruntime,onnxruntime-gpu"]
+            command += ["--only-binary=numpy,shapely,rasterio,pyproj,pyogrio,pandas,numba,llvmlite,onnxruntime,onnxruntime-gpu"]
         feedback.log(f"Installing satplugin-engine {plan.source.version} with {plan.extra_label()}")
         _call(command + [str(pip_wheel), requirement], feedback, "installing the engine's packages", progress=(0.1, 0.9))
         forget_versions()
         found = engine_version(str(python))
         if found != plan.source.version:
             raise SatPluginError(f"The new engine reports version {found}, not {plan.source.version}; the old engine was kept.")
+        feedback.log("Compiling the rasterizer's kernels (once, so that the first ground truth does not wait for it)")
+        _call([str(python), "-m", "satplugin_engine", "warm-up"], feedback, "compiling the engine's kernels", progress=(0.9, 0.98))
         (staging / MARKER).write_text(json.dumps({"version": found, "extra": plan.extra,
                                                   "wheelhouse": str(plan.wheelhouse or ""), "installed": time.time()}))
         _swap(staging, folder)

@@ -30,7 +30,7 @@ ENGINE_PYTHON_VARIABLE = "SATPLUGIN_ENGINE_PYTHON"
 # The managed engine's folder inside the QGIS profile.
 MANAGED_FOLDER = "satplugin-engine"
 # What QGIS's own Python must import to run the steps in QGIS's process.
-IN_PROCESS_PACKAGES = ("rasterio", "shapely", "pyproj", "pyogrio", "pandas")
+IN_PROCESS_PACKAGES = ("rasterio", "shapely", "pyproj", "pyogrio", "pandas", "numba")
 NOT_INSTALLED = "This step needs the plugin's engine, which is not installed"
 INSTALL_ADVICE = (
     "install it with the Processing Toolbox's Sentinel-2 ML datasets > 0 · Engine > Install or update the engine "

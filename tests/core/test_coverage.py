@@ -1,4 +1,4 @@
-"""The exact-coverage engine against shapely's exact intersection areas."""
+"""The rasterizer's exact shares (burn_kernel) against shapely's exact intersection areas."""
 import numpy as np
 import pytest
 import shapely
@@ -6,21 +6,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import box
 
-from satplugin.qgis_satplugin.core.coverage import polygon_segments, strip_coverage
+from satplugin.qgis_satplugin.core.ground_truth.edges import feature_windows, polygon_segments, strip_shares
 
 
 def engine_shares(geoms, width, height, x_min=0.0, y_max=0.0, pw=1.0, ph=1.0, strip_rows=None):
     """{(feature, row, col): share} from the engine, over strips of ``strip_rows``."""
     seg = polygon_segments(geoms, x_min, y_max, pw, ph)
+    windows = feature_windows(geoms, x_min, y_max, pw, ph)
     shares = {}
     step = strip_rows or height
     for row0 in range(0, height, step):
-        cov = strip_coverage(seg, row0, min(row0 + step, height), width)
-        for f, r, c, v in zip(cov.cells_feature, cov.cells_row, cov.cells_col, cov.cells_cover):
-            shares[(f, r, c)] = shares.get((f, r, c), 0.0) + v
-        for f, r, c0, c1, v in zip(cov.runs_feature, cov.runs_row, cov.runs_col0, cov.runs_col1, cov.runs_cover):
-            for c in range(c0, c1):
-                shares[(f, r, c)] = shares.get((f, r, c), 0.0) + v
+        for f, r, c, v in zip(*strip_shares(seg, windows, row0, min(row0 + step, height), width)):
+            assert (f, r, c) not in shares, "one share per (polygon, pixel)"
+            shares[(int(f), int(r), int(c))] = float(v)
     return shares
 
 

@@ -132,7 +132,7 @@ def test_real_29rkh_product(tmp_path, pixel_size):
     assert result.files[0]["path"] == f"{stamp}_S2A_T29RKH.tif"
     for i, band in enumerate(bands):
         path = data_dir / f"{band}.tif"
-        with rasterio.open(path) as src:
+        with rasterio.open(path):
             level = {100.0: None, 400.0: {"B02": 1, "B05": 0, "B01": None}[band]}[pixel_size]
         expected = reference(path, grid, Resampling.bilinear, level)
         np.testing.assert_array_equal(data[i], expected)

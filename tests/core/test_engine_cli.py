@@ -113,3 +113,36 @@ def test_sigterm_cancels_within_two_seconds_and_leaves_nothing(tmp_path):
     assert took < 2.0, f"the child took {took:.1f} s to stop"
     assert sorted(p.name for p in out_dir.iterdir()) == ["notes.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job.json", "out"]
+
+
+@pytest.mark.slow
+def test_kernels_cached_under_the_plugin_name_load_in_the_engine(tmp_path):
+    """One numba cache for both names of the same files (core/compiled.py): kernels compiled in
+    QGIS's own process (satplugin.qgis_satplugin.core) load in an engine (satplugin_engine)."""
+    import shutil
+
+    from tests.plugin_link import ROOT
+
+    core = tmp_path / "core"  # a fresh copy: its __pycache__ holds only what this test compiles
+    shutil.copytree(ROOT / "qgis_satplugin" / "core", core, ignore=shutil.ignore_patterns("__pycache__"))
+    plugin_site, engine_site = tmp_path / "plugin", tmp_path / "engine"
+    (plugin_site / "satplugin" / "qgis_satplugin").mkdir(parents=True)
+    for init in (plugin_site / "satplugin" / "__init__.py", plugin_site / "satplugin" / "qgis_satplugin" / "__init__.py"):
+        init.write_text("")
+    (plugin_site / "satplugin" / "qgis_satplugin" / "core").symlink_to(core, target_is_directory=True)
+    engine_site.mkdir()
+    (engine_site / "satplugin_engine").symlink_to(core, target_is_directory=True)
+
+    def python(site, *args):
+        return subprocess.run([sys.executable, *args], env={**os.environ, "PYTHONPATH": str(site)}, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+
+    compiled = python(plugin_site, "-c", "from satplugin.qgis_satplugin.core.ground_truth import warm_up; warm_up()")
+    assert compiled.returncode == 0, compiled.stderr[-3000:]
+    assert any((core / "ground_truth" / "__pycache__").glob("burn_kernel.burn_strip-*.nbi"))
+    grid = PixelGrid.square("EPSG:32633", 500000.0, 5000000.0, 10.0, 200, 300)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "job.json").write_text(job_for(tmp_path / "out", grid).to_json())
+    ran = python(engine_site, "-m", "satplugin_engine", "run", "ground_truth", str(tmp_path / "job.json"))
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-3000:]
+    assert json.loads(ran.stdout.strip().splitlines()[-1])["result"]["labelled_pixels"] > 0

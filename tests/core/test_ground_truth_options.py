@@ -10,6 +10,7 @@ from shapely.geometry import box
 from satplugin.qgis_satplugin.core.errors import SatPluginError
 from satplugin.qgis_satplugin.core.grid import PixelGrid
 from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, GroundTruthResult, OutputPaths, run
+from satplugin.qgis_satplugin.core.ground_truth.runner import PHASES
 
 CRS = "EPSG:32633"
 GRID = PixelGrid.square(CRS, 500000.0, 5000080.0, 10.0, 10, 8)
@@ -65,6 +66,8 @@ def test_full_options_round_trip_through_json_and_run_the_same(tmp_path):
     one, two = first.to_dict(), second.to_dict()
     assert json.loads(json.dumps(one)) == one  # plain JSON values
     assert one.pop("outputs") != two.pop("outputs")
+    times = one.pop("seconds"), two.pop("seconds")  # wall times: they differ from run to run
+    assert [sorted(t) for t in times] == [sorted(PHASES)] * 2 and all(v >= 0 for t in times for v in t.values())
     assert one == two
     assert one["n_skipped_empty"] == 1 and one["conflict_pixels"] == {"1": 0, "2": 4}
     for name in ("class.tif", "id.tif", "coverage.tif", "conflict.tif", "distance.tif", "classes.json"):

@@ -18,7 +18,23 @@ def without(monkeypatch):
     return hide
 
 
-def test_distance_output_without_opencv(satplugin_provider, without, tmp_path):
+def test_without_numba_qgis_python_is_no_engine(satplugin_provider, without, tmp_path):
+    """The rasterizer is compiled with numba: without it QGIS's own Python cannot run the step in-process."""
+    import geopandas as gpd
+    import processing
+
+    path = tmp_path / "fields.gpkg"
+    gpd.GeoDataFrame({"crop": [1]}, geometry=[shapely.box(500040, 4999440, 500100, 4999500)],
+                     crs="EPSG:32633").to_file(path, driver="GPKG")
+    without("numba")
+    with pytest.raises(QgsProcessingException) as error:
+        processing.run("satplugin:rasterizegroundtruth", {
+            "INPUT": str(path), "CLASS_FIELD": "crop", "OUTPUT_CLASS": str(tmp_path / "c.tif")})
+    assert str(error.value).startswith("This step needs the plugin's engine, which is not installed: install it with")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fields.gpkg"]
+
+
+def test_distance_output_needs_no_opencv(satplugin_provider, without, tmp_path):
     import geopandas as gpd
     import processing
 
@@ -26,20 +42,14 @@ def test_distance_output_without_opencv(satplugin_provider, without, tmp_path):
     gpd.GeoDataFrame({"crop": [1]}, geometry=[shapely.box(500040, 4999440, 500100, 4999500)],
                      crs="EPSG:32633").to_file(path, driver="GPKG")
     without("cv2")
-    with pytest.raises(QgsProcessingException) as error:
-        processing.run("satplugin:rasterizegroundtruth", {
-            "INPUT": str(path), "CLASS_FIELD": "crop", "OUTPUT_CLASS": str(tmp_path / "c.tif"),
-            "OUTPUT_DISTANCE": str(tmp_path / "d.tif")})
-    assert str(error.value) == (
-        "OUTPUT_DISTANCE needs the Python package opencv-python-headless, which is not installed: install it "
-        "into QGIS's Python with 'python -m pip install \"opencv-python-headless==4.10.0.84\"', "
-        "or leave OUTPUT_DISTANCE empty."
-    )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fields.gpkg"]
-    # Without the distance output the same run needs no OpenCV.
     result = processing.run("satplugin:rasterizegroundtruth", {
-        "INPUT": str(path), "CLASS_FIELD": "crop", "OUTPUT_CLASS": str(tmp_path / "c.tif")})
+        "INPUT": str(path), "CLASS_FIELD": "crop", "OUTPUT_CLASS": str(tmp_path / "c.tif"),
+        "OUTPUT_DISTANCE": str(tmp_path / "d.tif")})
     assert result["LABELLED_PIXELS"] == 36
+    import rasterio
+
+    with rasterio.open(tmp_path / "d.tif") as ds:
+        assert ds.read(1).max() == pytest.approx(25.0)  # 6 x 6 pixels: the centre pixels are 2.5 pixels in
 
 
 def test_super_resolve_without_onnx_runtime(satplugin_provider, without, tmp_path):

@@ -323,3 +323,52 @@ def test_a_plain_file_read_by_the_engine_gives_what_qgis_reads(satplugin_provide
     for extra in ({}, {"FILTER": "1 = 1"}):
         with pytest.raises(QgsProcessingException, match="Some features have no class value"):
             run({"INPUT": str(gpkg), "CLASS_FIELD": "gap", "OUTPUT_CLASS": str(tmp_path / "gap.tif"), **extra})
+
+
+def _temporary_polygon_files():
+    from qgis.core import QgsProcessingUtils
+    from pathlib import Path
+
+    return sorted(p.name for p in Path(QgsProcessingUtils.tempFolder()).rglob("satplugin-polygons*"))
+
+
+def test_a_layer_qgis_reads_reaches_the_engine_in_a_temporary_file_it_removes(satplugin_provider, tmp_path):
+    """A memory layer: QGIS's writer passes its features on, with their QGIS ids as default parcel ids."""
+    before = _temporary_polygon_files()
+    layer = polygon_layer([(square(0, 0, 2), 5, 0, 0), (square(6, 6, 1), 9, 0, 0), (square(3, 0, 2), 6, 0, 0),
+                           (square(0, 3, 1), 5, 0, 0)],
+                          fields="fid:integer&field=pid:integer&field=year:integer")  # a field named like GPKG's FID
+    layer.dataProvider().deleteFeatures([2])  # ids 1, 3, 4: a writer that numbers rows afresh would give 1, 2, 3
+    result = run({"INPUT": layer, "CLASS_FIELD": "fid", "OUTPUT_CLASS": str(tmp_path / "class.tif"),
+                  "OUTPUT_ID": str(tmp_path / "id.tif")})
+    classes, _ = read(result["OUTPUT_CLASS"])
+    ids, _ = read(result["OUTPUT_ID"])
+    assert sorted(f.id() for f in layer.getFeatures()) == [1, 3, 4]
+    assert sorted(np.unique(ids).tolist()) == [-1, 1, 3, 4]
+    assert (ids == 1).sum() == 4 and (ids == 3).sum() == 4 and (ids == 4).sum() == 1
+    assert set(classes[ids == 3].tolist()) == {6} and set(classes[ids == 4].tolist()) == {5}
+    assert _temporary_polygon_files() == before
+
+
+def test_an_id_field_with_nulls_is_refused_and_its_temporary_file_removed(satplugin_provider, tmp_path):
+    before = _temporary_polygon_files()
+    layer = polygon_layer([(square(0, 0, 2), "wheat", 7, 2022), (square(3, 0, 2), "barley", None, 2023)])
+    with pytest.raises(QgsProcessingException, match=r"ID_FIELD: some features have no value in 'pid'\."):
+        run({"INPUT": layer, "CLASS_FIELD": "crop", "ID_FIELD": "pid", "OUTPUT_CLASS": str(tmp_path / "c.tif")})
+    assert list(tmp_path.iterdir()) == []
+    assert _temporary_polygon_files() == before
+
+
+def test_field_names_that_would_clash_in_a_geopackage_work(satplugin_provider, tmp_path):
+    """SQLite ignores case, and GDAL names a GeoPackage's geometry column geom: neither matters here."""
+    layer = polygon_layer([(square(0, 0, 2), 4, "wheat", 7), (square(3, 0, 2), 5, "barley", 8)],
+                          fields="geom:integer&field=Crop:string&field=crop:integer")
+    result = run({"INPUT": layer, "CLASS_FIELD": "geom", "CLASS_NAME_FIELD": "Crop", "ID_FIELD": "crop",
+                  "FILTER": '"geom" > 0', "OUTPUT_CLASS": str(tmp_path / "class.tif"),
+                  "OUTPUT_ID": str(tmp_path / "id.tif"), "OUTPUT_CLASS_TABLE": str(tmp_path / "classes.json")})
+    classes, _ = read(result["OUTPUT_CLASS"])
+    ids, _ = read(result["OUTPUT_ID"])
+    assert (classes == 4).sum() == 4 and (classes == 5).sum() == 4
+    assert set(ids[classes == 5].tolist()) == {8}
+    names = {row["class_id"]: row["name"] for row in json.loads((tmp_path / "classes.json").read_text())}
+    assert names[4] == "wheat" and names[5] == "barley"

@@ -25,6 +25,7 @@ from pathlib import Path
 from ..atomic import check_output_paths
 from ..errors import SatPluginError
 from ..feedback import Feedback
+from ..gdal_cache import small_block_cache
 from ..image_series.dates import iso_z, season_mask
 from ..image_series.reader import input_paths, input_read_errors, open_image_series
 from ..options import plain
@@ -55,7 +56,6 @@ from .windows import patch_grid
 # One writer per name in options.FORMATS.
 WRITERS = {"npz": NpzWriter, "zarr": ZarrWriter, "geotiff": GeoTiffWriter, "deepsatdata": DeepSatDataWriter}
 PLAN_SHARE = 0.15  # of the progress bar
-GDAL_CACHE_MB = 64
 
 
 @dataclass
@@ -111,12 +111,8 @@ def run(options: ExportOptions, feedback: Feedback | None = None) -> ExportResul
         if options.split_areas is not None:
             split_polygons = [(a.area.in_crs(grid.crs), a.split) for a in options.split_areas]
 
-        import rasterio
-
-        # A small GDAL block cache (rasterio takes bytes; it restores the previous size after):
-        # every raster is read strip by strip or chunk by chunk, and GDAL's default (5 % of
-        # RAM) would otherwise let the cache grow with the AOI.
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024):
+        # Every raster is read strip by strip or chunk by chunk; GDAL's default cache would grow with the AOI.
+        with small_block_cache():
             card = _plan_and_write(series, label_set, pg, layout, target, options, split_polygons, feedback)
         feedback.set_progress(1.0)
         per_split = {s: card["splits"][s]["samples"] for s in SPLITS}

@@ -1,8 +1,9 @@
 """The output files: the rasters opened on the grid, strips written behind the computation, checks.
 
 Every raster is a tiled GeoTIFF on the grid (:meth:`PixelGrid.geotiff_profile`), ZSTD
-compressed, with its band description and tags. Strips are written on one background
-thread; after the run each file is checked whole before it takes its final name.
+compressed, with its band description and tags. Strips are written on two background
+threads while the next ones are burnt; after the run each file is checked whole before it
+takes its final name.
 """
 from __future__ import annotations
 
@@ -28,50 +29,72 @@ SOURCE_TAG = "satplugin:rasterizegroundtruth"
 
 
 class StripWriter:
-    """Writes finished strips on one background thread.
+    """Writes finished strips behind the computation, on two background threads.
 
-    Compression and the distance transform release the GIL, so they overlap the next
-    strip's coverage computation. At most one strip is in flight, which keeps memory at
-    two strips.
+    One writes the class, id, coverage and conflict rasters; the other measures and
+    writes distances, chunk by chunk. Compression, the distance transform and the
+    burning all release the GIL, so the three run at once. The rasters' thread
+    holds at most one strip; the distance thread at most a chunk's worth of them.
     """
 
-    def __init__(self, datasets, pixel_size):
+    def __init__(self, datasets, pixel_size, strip_rows: int):
         self.datasets = datasets
         self.distance = DistanceWindow(pixel_size) if "distance" in datasets else None
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="satplugin-writer")
-        self.pending = None
+        self.rasters = _Lane("satplugin-writer", 1)
+        self.distances = _Lane("satplugin-distance", max(1, self.distance.chunk_rows // strip_rows) if self.distance else 1)
 
     def submit(self, row0, layers):
-        self._wait()
-        self.pending = self.pool.submit(self._write, row0, layers)
+        self.rasters.submit(self._write, row0, layers)
+        if self.distance is not None:
+            self.distances.submit(self._measure, row0, layers["id"])
 
     def _write(self, row0, layers):
         for name, values in layers.items():
-            if name in self.datasets:
+            if name in self.datasets and name != "distance":
                 write_rows(self.datasets[name], row0, values)
-        if self.distance is not None:
-            done = self.distance.push(row0, layers["id"])
-            if done:
-                write_rows(self.datasets["distance"], *done)
 
-    def _wait(self):
-        if self.pending is not None:
-            pending, self.pending = self.pending, None
-            pending.result()  # re-raises a write error (a full disk) in the caller
+    def _measure(self, row0, ids):
+        for chunk in self.distance.push(row0, ids):
+            write_rows(self.datasets["distance"], *chunk)
 
     def finish(self):
-        self._wait()
+        self.rasters.wait()
         if self.distance is not None:
-            write_rows(self.datasets["distance"], *self.distance.finish())
+            self.distances.wait()
+            for chunk in self.distance.finish():
+                write_rows(self.datasets["distance"], *chunk)
 
     def close(self):
         """Stop and close everything, after success or failure alike."""
-        if self.pending is not None:
-            self.pending.exception()  # wait; the first error is already propagating
-            self.pending = None
-        self.pool.shutdown(wait=True)
+        self.rasters.close()
+        self.distances.close()
         for dataset in self.datasets.values():
             dataset.close()
+
+
+class _Lane:
+    """One background thread taking jobs in order, with at most ``depth`` waiting or running."""
+
+    def __init__(self, name: str, depth: int):
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self.depth = depth
+        self.pending: list = []
+
+    def submit(self, fn, *args):
+        while len(self.pending) >= self.depth:
+            self.pending.pop(0).result()  # re-raises a write error (a full disk) in the caller
+        self.pending.append(self.pool.submit(fn, *args))
+
+    def wait(self):
+        while self.pending:
+            self.pending.pop(0).result()
+
+    def close(self):
+        """Drop the jobs not yet started and wait for the running one (its error is not raised again)."""
+        for job in self.pending:
+            job.cancel()
+        self.pending = []
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def open_rasters(temp_paths, grid: PixelGrid, table: ClassTable):
