@@ -25,6 +25,8 @@ import numpy as np
 from .errors import SatPluginError
 
 FORMAT_KEY = "options"
+# What typing.get_origin gives for Optional[X] and Union[X, Y], and for X | Y (Python 3.10+).
+UNION_ORIGINS = (typing.Union, getattr(types, "UnionType", typing.Union))
 # What the checks that parse geometries, CRSs or files need (see engine_checks).
 ENGINE_CHECK_PACKAGES = ("shapely", "pyproj", "rasterio")
 
@@ -138,7 +140,7 @@ def _coerced(hint, value):
     elif isinstance(value, np.ndarray):
         value = tuple(value.tolist())
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
+    if origin in UNION_ORIGINS:
         if value is None:
             return value
         candidates = [a for a in args if a is not type(None)]
@@ -169,7 +171,7 @@ def _coerced(hint, value):
 def _plain_types(hint) -> frozenset:
     """The exact types whose values :func:`_coerced` leaves as they are under a scalar ``hint``
     (str, int, float, None and unions of them); empty for any other hint."""
-    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    union = typing.get_origin(hint) in UNION_ORIGINS
     members = set(typing.get_args(hint) if union else (hint,))
     if not members <= {str, int, float, type(None)}:
         return frozenset()
@@ -198,7 +200,7 @@ def _typed(hint, value, where: str):
         return None
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
+    if origin in UNION_ORIGINS:
         candidates = [a for a in args if a is not type(None)]
         for candidate in candidates:
             if _fits(candidate, value):

@@ -18,6 +18,7 @@ import platform
 import queue
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -76,7 +77,21 @@ def engine_source(plugin_folder: Path, version: str) -> EngineSource:
     raise SatPluginError(f"The plugin folder {plugin_folder} holds no engine wheel (engine_wheel/); reinstall the plugin from its zip.")
 
 
-def plan_install(folder: Path, source: EngineSource, wheelhouse: Optional[Path] = None) -> InstallPlan:
+# pyproject.toml's requires-python.
+ENGINE_PYTHON_MIN = (3, 10)
+
+
+def plan_install(folder: Path, source: EngineSource, wheelhouse: Optional[Path] = None,
+                 python_version: tuple = tuple(sys.version_info[:2])) -> InstallPlan:
+    """What to install where; refused before any work where QGIS's Python is older than the engine needs."""
+    if tuple(python_version) < ENGINE_PYTHON_MIN:
+        have, need = ".".join(map(str, python_version)), ".".join(map(str, ENGINE_PYTHON_MIN))
+        raise SatPluginError(
+            f"QGIS's Python is {have}, and the engine needs Python {need} or later, so it cannot be installed beside "
+            f"QGIS here. Install it into an environment of your own with Python {need}+ (pip install the plugin's "
+            "engine_wheel/satplugin_engine-*.whl[all]) and choose that environment's Python in Options > Processing "
+            "> Providers > Sentinel-2 ML datasets > Engine Python interpreter."
+        )
     if wheelhouse is not None:
         wheelhouse = Path(wheelhouse)
         if not wheelhouse.is_dir():

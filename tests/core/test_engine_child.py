@@ -144,3 +144,18 @@ def test_install_and_remove_keep_what_they_did_not_make(tmp_path):
     with pytest.raises(SatPluginError, match="has no pip wheel; nothing was installed"):
         install.install_engine(offline, base_python=Path(sys.executable))
     assert not (tmp_path / "engine.new").exists() and not plan.folder.exists()
+
+
+def test_an_engine_python_older_than_the_engine_needs_is_one_sentence(tmp_path):
+    import tomllib
+
+    from satplugin.qgis_satplugin.engine_env import install
+
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert requires == ">=" + ".".join(map(str, install.ENGINE_PYTHON_MIN))
+    source = install.EngineSource(ROOT, __version__)
+    with pytest.raises(SatPluginError, match=r"^QGIS's Python is 3\.9, and the engine needs Python 3\.10 or later, .*"
+                                             r"Engine Python interpreter\.$"):
+        install.plan_install(tmp_path / "engine", source, python_version=(3, 9))
+    assert not (tmp_path / "engine").exists()
+    assert install.plan_install(tmp_path / "engine", source, python_version=(3, 11)).extra in ("all", "all-gpu")
