@@ -130,11 +130,17 @@ def _emit(r_lo, r_hi, c_hi, row0, width, area, dy_sum, has, first_j, last_j, pix
 
 
 @kernel
-def _feature_window(f, f_row0, f_row1, f_col0, f_col1, row0, row1, width):  # pragma: no cover - compiled
-    """Rows [r_lo, r_hi) of the strip and columns [c_lo, c_hi) (-1 for left of the grid) polygon f may touch."""
+def _polygon_shares(f, x0, y0, x1, y1, seg_start, f_row0, f_row1, f_col0, f_col1, row0, row1, width, buffers,
+                    pix, share):  # pragma: no cover - compiled
+    """Polygon f's shares in rows [row0, row1) into ``pix``/``share``; returns how many (0 if it is elsewhere)."""
+    area, dy_sum, has, first_j, last_j = buffers
+    # The rows of the strip and the columns (-1: left of the grid) the polygon may touch.
     r_lo, r_hi = max(f_row0[f], row0), min(f_row1[f], row1)
     c_lo, c_hi = max(f_col0[f], -1), min(f_col1[f], width)
-    return r_lo, r_hi, c_lo, c_hi
+    if r_lo >= r_hi or c_lo >= c_hi:
+        return 0
+    _accumulate(x0, y0, x1, y1, seg_start[f], seg_start[f + 1], row0, row1, width, area, dy_sum, has, first_j, last_j)
+    return _emit(r_lo, r_hi, c_hi, row0, width, area, dy_sum, has, first_j, last_j, pix, share)
 
 
 @kernel
@@ -144,16 +150,13 @@ def strip_shares(x0, y0, x1, y1, seg_start, f_row0, f_row1, f_col0, f_col1, row0
     area = np.zeros((rows, width + 1))
     dy_sum = np.zeros((rows, width + 1))
     has = np.zeros((rows, width + 1), np.uint8)
-    first_j, last_j = np.full(rows, width + 1, np.int64), np.full(rows, -1, np.int64)
+    buffers = (area, dy_sum, has, np.full(rows, width + 1, np.int64), np.full(rows, -1, np.int64))
     pix = np.empty(rows * width, np.int64)
     share = np.empty(rows * width)
     out_f, out_pix, out_share = [], [], []
     for f in range(seg_start.size - 1):
-        r_lo, r_hi, c_lo, c_hi = _feature_window(f, f_row0, f_row1, f_col0, f_col1, row0, row1, width)
-        if r_lo >= r_hi or c_lo >= c_hi:
-            continue
-        _accumulate(x0, y0, x1, y1, seg_start[f], seg_start[f + 1], row0, row1, width, area, dy_sum, has, first_j, last_j)
-        n = _emit(r_lo, r_hi, c_hi, row0, width, area, dy_sum, has, first_j, last_j, pix, share)
+        n = _polygon_shares(f, x0, y0, x1, y1, seg_start, f_row0, f_row1, f_col0, f_col1, row0, row1, width, buffers,
+                            pix, share)
         for k in range(n):
             out_f.append(f)
             out_pix.append(pix[k])
@@ -172,14 +175,11 @@ def burn_strip(x0, y0, x1, y1, seg_start, f_row0, f_row1, f_col0, f_col1, rank, 
     clean). ``class_by_owner``/``id_by_owner`` are indexed by 1 + rank, row 0 meaning "no
     winner". Pixel counts per class and per conflict code are added to the two count arrays.
     """
-    area, dy_sum, has, first_j, last_j, pix, share, best_share, best_rank, touch, full, first_class, mixed = scratch
+    buffers, pix, share, best_share, best_rank, touch, full, first_class, mixed = scratch
     min_share = np.float32(min_coverage) - np.float32(1e-6)
     for f in range(seg_start.size - 1):
-        r_lo, r_hi, c_lo, c_hi = _feature_window(f, f_row0, f_row1, f_col0, f_col1, row0, row1, width)
-        if r_lo >= r_hi or c_lo >= c_hi:
-            continue
-        _accumulate(x0, y0, x1, y1, seg_start[f], seg_start[f + 1], row0, row1, width, area, dy_sum, has, first_j, last_j)
-        n = _emit(r_lo, r_hi, c_hi, row0, width, area, dy_sum, has, first_j, last_j, pix, share)
+        n = _polygon_shares(f, x0, y0, x1, y1, seg_start, f_row0, f_row1, f_col0, f_col1, row0, row1, width, buffers,
+                            pix, share)
         f_rank = rank[f]
         cls = class_of[f]
         for k in range(n):
@@ -230,8 +230,8 @@ def new_scratch(rows: int, width: int):
     cells = (rows, width + 1)
     n = rows * width
     return (
-        np.zeros(cells), np.zeros(cells), np.zeros(cells, np.uint8),  # area, dy sum, has pieces
-        np.full(rows, width + 1, np.int64), np.full(rows, -1, np.int64),  # each row's first and last touched cell
+        (np.zeros(cells), np.zeros(cells), np.zeros(cells, np.uint8),  # area, dy sum, has pieces
+         np.full(rows, width + 1, np.int64), np.full(rows, -1, np.int64)),  # each row's first and last touched cell
         np.empty(n, np.int64), np.empty(n),  # one polygon's pixels and shares
         np.full(n, -1.0, np.float32), np.zeros(n, np.int64),  # the best share so far (-1: none) and its rank
         np.zeros(n, np.uint8), np.zeros(n, np.uint8),  # polygons touching (counted to 2), one covering whole
