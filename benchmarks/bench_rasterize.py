@@ -84,13 +84,13 @@ def _load(data_path):
 
 
 def _worker_ours(args):
-    from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths, run
+    from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths, run, warm_up
     from satplugin.qgis_satplugin.core.grid import PixelGrid
 
-    # Untimed: a tiny run first, which imports rasterio and loads the compiled kernels from
-    # numba's cache. The engine does that in every run (see the runs through qgis_process);
-    # in QGIS's own process it is paid once per session.
-    _warm_up()
+    # Untimed: the engine's warm-up (tiny runs), which imports rasterio and loads the compiled
+    # kernels from numba's cache. The engine does that in every run (see the runs through
+    # qgis_process); in QGIS's own process it is paid once per session.
+    warm_up()
     polys, classes, ids = _load(args.data)
     if args.select:
         import numpy as np
@@ -132,22 +132,6 @@ def _worker_ours(args):
         "n_rasterized": res.n_rasterized,
         "conflicts": res.conflict_pixels,
     }
-
-
-def _warm_up():
-    import shapely
-
-    from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths, run
-    from satplugin.qgis_satplugin.core.grid import PixelGrid
-
-    grid = PixelGrid.square(CRS, X_MIN, Y_MAX, PIXEL, 8, 8)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        run(GroundTruthOptions(
-            polygons=(shapely.to_wkb(shapely.box(X_MIN + 5, Y_MAX - 45, X_MIN + 45, Y_MAX - 5), hex=True),),
-            class_values=(1,), source_crs=CRS, grid=grid,
-            outputs=OutputPaths(class_raster=out / "c.tif", id_raster=out / "i.tif", coverage_raster=out / "v.tif",
-                                conflict_raster=out / "f.tif", distance_raster=out / "d.tif")))
 
 
 def _worker_loop(args):
