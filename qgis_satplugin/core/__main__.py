@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -36,6 +37,8 @@ def main(argv=None, stdout=None) -> int:
     run_parser = commands.add_parser("run", help="run one step from its job spec")
     run_parser.add_argument("step", choices=sorted(STEPS))
     run_parser.add_argument("job", help="the step's options as JSON (a file, or - for stdin)")
+    run_parser.add_argument("--workdir", help="the folder that relative paths in the job are relative to "
+                                              "(the caller's; default: the current folder)")
     commands.add_parser("version", help="print the engine's version and Python as one JSON line")
     commands.add_parser("warm-up", help="compile the steps' kernels into numba's cache (a tiny run of each)")
     args = parser.parse_args(argv)
@@ -68,6 +71,9 @@ def main(argv=None, stdout=None) -> int:
     try:
         options_class, run = step(args.step)
         text = sys.stdin.read() if args.job == "-" else _read(args.job)
+        if args.workdir:
+            # The caller starts the engine elsewhere, so that its own folder is not on sys.path.
+            os.chdir(args.workdir)
         result = run(options_class.from_json(text), feedback)
         return answer({"result": result.to_dict()}, 0)
     except Canceled as exc:

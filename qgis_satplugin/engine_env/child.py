@@ -53,9 +53,12 @@ def run_in_engine(python: str, step: str, job_json: str, feedback: Feedback | No
         job = Path(folder) / "job.json"
         job.write_text(job_json, encoding="utf-8")
         errors_path = Path(folder) / "stderr.txt"
+        # The child starts in the job's folder (so that no folder of the user's is on its sys.path) and
+        # works in QGIS's, so that relative paths in the job mean what they mean to QGIS.
+        workdir = ["--workdir", _working_folder()] if _working_folder() else []
         with open(errors_path, "w+b") as errors:
             process = subprocess.Popen(
-                [python, "-m", "satplugin_engine", "run", step, str(job)],
+                [python, "-m", "satplugin_engine", "run", step, str(job), *workdir],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, cwd=folder,
                 env=child_environment(extra_env), **_own_process_group(),
             )
@@ -76,6 +79,14 @@ def run_in_engine(python: str, step: str, job_json: str, feedback: Feedback | No
     if canceled:
         raise Canceled("Canceled by the user; the engine was stopped and no output was written.")
     raise EngineFailed(_crash_sentence(process.returncode, error_text))
+
+
+def _working_folder():
+    """This process's working folder, or None where it has been removed."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
 
 
 def _follow(process: subprocess.Popen, feedback: Feedback):

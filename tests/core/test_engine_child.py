@@ -159,3 +159,15 @@ def test_an_engine_python_older_than_the_engine_needs_is_one_sentence(tmp_path):
         install.plan_install(tmp_path / "engine", source, python_version=(3, 9))
     assert not (tmp_path / "engine").exists()
     assert install.plan_install(tmp_path / "engine", source, python_version=(3, 11)).extra in ("all", "all-gpu")
+
+
+def test_relative_paths_in_a_job_mean_what_they_mean_to_qgis(engine_python, tmp_path, monkeypatch):
+    """The child starts in its job's folder but works in QGIS's: `OUTPUT_CLASS=class.tif` lands beside QGIS."""
+    here = tmp_path / "where-qgis-runs"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    job = GroundTruthOptions(polygons=(SQUARE,), class_values=(3,), source_crs="EPSG:32633", grid=GRID,
+                             outputs=OutputPaths(class_raster="class.tif")).to_json()
+    result = run_in_engine(engine_python, "ground_truth", job)
+    assert result["outputs"]["class"] == "class.tif" and (here / "class.tif").is_file()
+    assert sorted(p.name for p in here.iterdir()) == ["class.tif"]
