@@ -101,6 +101,17 @@ class PixelGrid:
 
         return CRS.from_user_input(self.crs)
 
+    def crs_wkt(self) -> str:
+        """The CRS as WKT text that is the same whichever PROJ writes it, for outputs compared byte for byte.
+
+        PROJ's WKT2 text for one EPSG code changes between PROJ releases (QGIS's and the
+        engine's wheels differ), while GDAL's WKT1 with its ``AUTHORITY["EPSG", …]`` does
+        not, and names the full definition for any reader. A CRS without an EPSG code
+        keeps WKT2, which alone describes it completely.
+        """
+        crs = self.pyproj_crs()
+        return crs.to_wkt("WKT1_GDAL") if crs.to_epsg() else crs.to_wkt()
+
     def geotiff_profile(self, count: int, dtype, nodata) -> dict:
         """``rasterio.open(path, "w", **profile)`` arguments for a GeoTIFF on this grid written in pieces.
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import PurePosixPath
 
 import numpy as np
+import pyproj
 import pytest
 import shapely
 from pyproj import Transformer
@@ -75,7 +76,7 @@ def test_zarr_opens_in_xarray_as_a_labelled_dataset(source):
     assert ds["band"].values.tolist() == list(BANDS)
     assert [str(d) for d in ds["dates"].values] == [f"{d:%Y-%m-%dT%H:%M:%SZ}" for d in dates]
     assert {"date", "x_coord", "y_coord", "x_coord_label", "y_coord_label", "spatial_ref"} <= set(ds.coords)
-    assert ds["spatial_ref"].attrs["crs_wkt"].startswith("PROJCRS") and ds["images"].attrs["grid_mapping"] == "spatial_ref"
+    assert ds["spatial_ref"].attrs["crs_wkt"] == pyproj.CRS.from_epsg(32633).to_wkt("WKT1_GDAL") and ds["images"].attrs["grid_mapping"] == "spatial_ref"
     files = image_paths(src)
     short = next(r for r in rows if r["n_dates"] < longest)  # a sample whose series is padded
     for r in (rows[0], short):
@@ -261,19 +262,29 @@ def _check_assets(fmt, assets, row):
             assert assets["images"]["type"] == "application/vnd+zarr"
 
 
-def test_catalog_and_croissant_are_in_the_file_list_and_byte_identical_on_rerun(source, tmp_path):
+@pytest.mark.parametrize("fmt", ["npz", "geotiff", "zarr", "deepsatdata"])
+def test_a_rerun_elsewhere_and_later_writes_the_same_bytes_and_lists_them(source, fmt, tmp_path, monkeypatch):
+    """Every file, in another folder, with Python's clock a day and a second later."""
+    import time
+
     src, labels, _, _ = source
     runs = []
-    for name in ("a", "b"):
+    for name in ("a", "later/b"):
         out = tmp_path / name
-        export(src, out, labels=labels, label_scale=K, patch_size=PATCH, format="npz", split_block_size=48)
+        out.parent.mkdir(exist_ok=True)
+        export(src, out, labels=labels, label_scale=K, patch_size=PATCH, format=fmt, split_block_size=48)
         runs.append(out)
+        clock = time.time
+        monkeypatch.setattr(time, "time", lambda: clock() + 86401.0)
     card = json.loads((runs[0] / "dataset.json").read_text())
     items = sorted(p.name for p in (runs[0] / "stac").iterdir())
     assert items == sorted(f"{r['sample_id']}.json" for r in read_samples_csv(runs[0]))
     assert {"collection.json", "croissant.json", "stac/"} | {f"stac/{n}" for n in items} <= set(card["contents"])
-    for rel in ["collection.json", "croissant.json"] + [f"stac/{n}" for n in items]:
-        assert (runs[0] / rel).read_bytes() == (runs[1] / rel).read_bytes(), rel
+    files = sorted(str(p.relative_to(runs[0])) for p in runs[0].rglob("*") if p.is_file())
+    assert files == sorted(str(p.relative_to(runs[1])) for p in runs[1].rglob("*") if p.is_file())
+    assert len(files) > len(items) + 5
+    for rel in files:
+        assert _sha256(runs[0] / rel) == _sha256(runs[1] / rel), rel
 
 
 # --- Croissant -----------------------------------------------------------------------------

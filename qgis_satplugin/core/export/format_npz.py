@@ -2,7 +2,8 @@
 
 Uncompressed (``np.savez``): it loads with numpy alone and writes about as fast as
 ``np.save`` of the same bytes; compressed npz is ~100x slower to write on this kind of
-data (peers.md). Keys:
+data (peers.md). Its zip members carry zipfile's fixed 1980 date, not the clock's, so
+the same export gives the same bytes. Keys:
 
 * ``images`` [T, C, H, W] in the source dtype (uint16 DN); with native band resolution
   one array per group instead: ``images_10m``, ``images_20m``, ``images_60m``;
@@ -11,7 +12,7 @@ data (peers.md). Keys:
   (into the dataset's date list), ``cloud`` (% cloud or no data per date);
 * ``label_class``, ``label_id``, ``label_coverage``, ``label_conflict``,
   ``label_distance``: each requested label raster at label resolution;
-* ``crs`` (WKT), ``transform`` (6 floats of the patch, image resolution), ``pixel``
+* ``crs`` (WKT: GDAL's WKT1 for an EPSG CRS, see ``PixelGrid.crs_wkt``), ``transform`` (6 floats of the patch, image resolution), ``pixel``
   (row, col of its top-left pixel), ``scale`` and ``offset`` [T, C]: reflectance =
   scale x DN + offset, per date and band;
 * ``sample_id``, ``split``.

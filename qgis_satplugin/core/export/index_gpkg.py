@@ -4,7 +4,9 @@ Loaded in QGIS, it shows where each split lies (style by ``split``), which areas
 dropped, and answers "which file holds this field?". pyogrio's raw writer takes exact
 field types, without going through geopandas. The file's "last change" stamp is the
 newest acquisition it indexes, not the clock, so the same export gives the same bytes
-(a rerun or an interrupted run can be checked against an undisturbed one).
+(a rerun or an interrupted run can be checked against an undisturbed one) with the same
+GDAL: another GDAL release may write another GeoPackage version and other R-tree
+triggers for the same rows.
 """
 from __future__ import annotations
 

@@ -144,7 +144,7 @@ def _plan_and_write(series, label_set, pg, layout, target, options: ExportOption
         )
         grid = series.grid
         meta = DatasetMeta(
-            crs_wkt=grid.pyproj_crs().to_wkt(), grid_transform=tuple(grid.transform)[:6], bands=list(series.bands),
+            crs_wkt=grid.crs_wkt(), grid_transform=tuple(grid.transform)[:6], bands=list(series.bands),
             groups=list(layout.groups), band_resolution=options.band_resolution, patch_size=options.patch_size,
             label_scale=options.label_scale, labels=label_set.describe() if label_set else {}, dates=series.dates,
             date_scales=series.scales, date_offsets=series.offsets, nodata=series.nodata, dtype=series.dtype,
