@@ -287,6 +287,14 @@ def test_a_rerun_elsewhere_and_later_writes_the_same_bytes_and_lists_them(source
         assert _sha256(runs[0] / rel) == _sha256(runs[1] / rel), rel
 
 
+def test_the_crs_text_is_gdal_wkt1_for_an_epsg_crs_and_wkt2_otherwise():
+    utm = PixelGrid.square("EPSG:32633", X0, Y0, 10.0, 4, 4)
+    assert utm.crs_wkt() == pyproj.CRS.from_epsg(32633).to_wkt("WKT1_GDAL")
+    assert utm.crs_wkt().endswith('AUTHORITY["EPSG","32633"]]')
+    custom = PixelGrid.square("+proj=tmerc +lat_0=0 +lon_0=14.5 +k=0.9996 +x_0=500000 +ellps=GRS80 +units=m", X0, Y0, 10.0, 4, 4)
+    assert custom.crs_wkt().startswith("PROJCRS[") and pyproj.CRS.from_wkt(custom.crs_wkt()) == custom.pyproj_crs()
+
+
 # --- Croissant -----------------------------------------------------------------------------
 
 

@@ -12,9 +12,9 @@ the same export gives the same bytes. Keys:
   (into the dataset's date list), ``cloud`` (% cloud or no data per date);
 * ``label_class``, ``label_id``, ``label_coverage``, ``label_conflict``,
   ``label_distance``: each requested label raster at label resolution;
-* ``crs`` (WKT: GDAL's WKT1 for an EPSG CRS, see ``PixelGrid.crs_wkt``), ``transform`` (6 floats of the patch, image resolution), ``pixel``
-  (row, col of its top-left pixel), ``scale`` and ``offset`` [T, C]: reflectance =
-  scale x DN + offset, per date and band;
+* ``crs`` (WKT: GDAL's WKT1 for an EPSG CRS, see ``PixelGrid.crs_wkt``), ``transform``
+  (6 floats of the patch, image resolution), ``pixel`` (row, col of its top-left pixel),
+  ``scale`` and ``offset`` [T, C]: reflectance = scale x DN + offset, per date and band;
 * ``sample_id``, ``split``.
 """
 from __future__ import annotations
