@@ -268,14 +268,12 @@ def test_a_rerun_elsewhere_and_later_writes_the_same_bytes_and_lists_them(source
     import time
 
     src, labels, _, _ = source
-    runs = []
-    for name in ("a", "later/b"):
-        out = tmp_path / name
-        out.parent.mkdir(exist_ok=True)
-        export(src, out, labels=labels, label_scale=K, patch_size=PATCH, format=fmt, split_block_size=48)
-        runs.append(out)
-        clock = time.time
-        monkeypatch.setattr(time, "time", lambda: clock() + 86401.0)
+    runs = [tmp_path / "a", tmp_path / "later" / "b"]
+    runs[1].parent.mkdir()
+    export(src, runs[0], labels=labels, label_scale=K, patch_size=PATCH, format=fmt, split_block_size=48)
+    clock = time.time
+    monkeypatch.setattr(time, "time", lambda: clock() + 86401.0)
+    export(src, runs[1], labels=labels, label_scale=K, patch_size=PATCH, format=fmt, split_block_size=48)
     card = json.loads((runs[0] / "dataset.json").read_text())
     items = sorted(p.name for p in (runs[0] / "stac").iterdir())
     assert items == sorted(f"{r['sample_id']}.json" for r in read_samples_csv(runs[0]))
