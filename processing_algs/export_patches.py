@@ -18,7 +18,7 @@ from ..qgis_satplugin.core.area import Area
 from ..qgis_satplugin.core.export.label_rasters import labels_by_kind
 from ..qgis_satplugin.core.export.options import ExportOptions, SplitArea
 from .base import SatPluginAlgorithm, core_errors, crs_string, options_help
-from .qgis_inputs import area_wkt, first_band_description, image_series_input
+from .qgis_inputs import add_scheduler_parameter, area_wkt, first_band_description, image_series_input, scheduler_option
 
 FORMATS = [
     ("npz", "npz: one file per sample, arrays [T, C, H, W] + dates + labels"),
@@ -110,6 +110,7 @@ class ExportPatches(SatPluginAlgorithm):
                 "SPLIT_FIELD", "Split field (train/val/test)", parentLayerParameterName="SPLIT_LAYER", optional=True
             )
         )
+        add_scheduler_parameter(self)
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Dataset folder"))
         self.addOutput(QgsProcessingOutputNumber("SAMPLE_COUNT", "Samples written"))
         self.addOutput(QgsProcessingOutputFile("INDEX", "Sample index (GeoPackage)"))
@@ -141,6 +142,7 @@ class ExportPatches(SatPluginAlgorithm):
                 split_ratios=_ratios(self.parameterAsString(parameters, "SPLIT_RATIOS", context)),
                 seed=self.parameterAsInt(parameters, "SEED", context),
                 split_areas=_split_areas(*split_layer) if split_layer else None,
+                dask_scheduler=scheduler_option(self, parameters, context),
             )
         result = self.run_step("export", options, feedback)
         feedback.pushInfo(f"Samples per split: {result['samples_per_split']}; dropped: {result['dropped']}.")

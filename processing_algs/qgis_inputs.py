@@ -15,6 +15,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
 )
 
 from ..qgis_satplugin.core.grid import PixelGrid
@@ -105,6 +106,19 @@ def add_network_parameters(algorithm, run_deadline_s: float) -> None:
         parameter = QgsProcessingParameterNumber(name, label, QgsProcessingParameterNumber.Double, default, minValue=0.001)
         parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         algorithm.addParameter(parameter)
+
+
+def add_scheduler_parameter(algorithm) -> None:
+    """The advanced DASK_SCHEDULER parameter of a step that splits into tasks (empty: in the engine process)."""
+    parameter = QgsProcessingParameterString("DASK_SCHEDULER", "Dask scheduler (empty, local:N or tcp://host:port)",
+                                             optional=True)
+    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    algorithm.addParameter(parameter)
+
+
+def scheduler_option(algorithm, parameters, context):
+    """DASK_SCHEDULER as the steps' ``dask_scheduler`` option (None when empty)."""
+    return algorithm.parameterAsString(parameters, "DASK_SCHEDULER", context).strip() or None
 
 
 def network_options(algorithm, parameters, context) -> dict:

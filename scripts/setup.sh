@@ -44,7 +44,7 @@ fi
 # included): what `qgis_process run satplugin:installengine -- WHEELHOUSE=...` installs from on a
 # machine without internet, and what the tests install the engine from, offline.
 WHEELHOUSE=.wheelhouse
-ENGINE_WHEELS="numpy==1.26.4 shapely==2.2.0 rasterio==1.4.4 affine==2.4.0 pyproj==3.7.1 requests==2.32.3 setuptools==75.8.0 wheel==0.45.1 pyogrio==0.13.0 pandas==2.3.3 opencv-python-headless==4.10.0.84 numba==0.60.0 llvmlite==0.43.0 onnxruntime==1.31.1 zarr==2.18.7 numcodecs==0.15.2 sentinelhub==3.12.0 pip==24.3.1"
+ENGINE_WHEELS="numpy==1.26.4 shapely==2.2.0 rasterio==1.4.4 affine==2.4.0 pyproj==3.7.1 requests==2.32.3 setuptools==75.8.0 wheel==0.45.1 pyogrio==0.13.0 pandas==2.3.3 opencv-python-headless==4.10.0.84 numba==0.60.0 llvmlite==0.43.0 onnxruntime==1.31.1 zarr==2.18.7 numcodecs==0.15.2 sentinelhub==3.12.0 dask==2026.8.0 distributed==2026.8.0 pip==24.3.1"
 if [ "$(cat "$WHEELHOUSE/.stamp" 2>/dev/null)" != "$ENGINE_WHEELS" ]; then
   echo "setup: downloading the engine's wheels into $WHEELHOUSE (about 250 MB)"
   rm -rf "$WHEELHOUSE"

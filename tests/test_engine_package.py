@@ -7,6 +7,7 @@ writes (``GroundTruthOptions`` as JSON, polygons inline), and its rasters must h
 writes in the developer environment. (The bytes differ: the PyPI rasterio wheel bundles a
 newer GDAL than QGIS's, which lays out TIFF tags differently.)
 """
+import hashlib
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import rasterio
 import shapely
 
 from satplugin.qgis_satplugin.core import __version__
+from satplugin.qgis_satplugin.core.export.options import ExportOptions
 from satplugin.qgis_satplugin.core.grid import PixelGrid
 from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths, run as run_ground_truth
 from tests.conftest import ROOT
@@ -84,12 +86,14 @@ DRIVER = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-def test_engine_installs_in_a_fresh_environment_and_runs_ground_truth(tmp_path):
+@pytest.fixture(scope="module")
+def installed_engine(tmp_path_factory):
+    """(python, env) of a fresh venv with the engine installed from the wheelhouse, offline."""
     if not (WHEELHOUSE / ".stamp").is_file():
         pytest.skip(f"{WHEELHOUSE} is missing: `make setup` downloads it")
     if not SYSTEM_PYTHON.is_file():
         pytest.skip(f"{SYSTEM_PYTHON} is not here")
+    tmp_path = tmp_path_factory.mktemp("engine")
     # Only what the package is made of, so the build leaves nothing in the checkout.
     source = tmp_path / "src"
     shutil.copytree(ROOT / "qgis_satplugin" / "core", source / "qgis_satplugin" / "core",
@@ -101,9 +105,16 @@ def test_engine_installs_in_a_fresh_environment_and_runs_ground_truth(tmp_path):
     subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", str(venv)], check=True, env=env)
     python = venv / "bin" / "python"
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(WHEELHOUSE), str(source)],
+        [str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(WHEELHOUSE), f"{source}[all]"],
         capture_output=True, text=True, env=env)
     assert install.returncode == 0, install.stdout + install.stderr
+    return python, env, venv
+
+
+@pytest.mark.slow
+def test_engine_installs_in_a_fresh_environment_and_runs_ground_truth(tmp_path, installed_engine):
+    python, env, venv = installed_engine
+    env = {**env, "HOME": str(tmp_path)}
     # No system site packages: the environment cannot see QGIS's Python packages.
     probe = subprocess.run([str(python), "-I", "-c", "import sys; print(sys.path)"],
                            capture_output=True, text=True, env=env, check=True)
@@ -146,6 +157,35 @@ def test_engine_installs_in_a_fresh_environment_and_runs_ground_truth(tmp_path):
             assert a.transform == b.transform and a.crs == b.crs and a.nodata == b.nodata
             assert a.tags(1) == b.tags(1)
     assert (out_engine / "classes.csv").read_bytes() == (out_dev / "classes.csv").read_bytes()
+
+
+def _checksums(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_the_installed_engine_exports_the_same_bytes_on_a_local_cluster_of_its_own(tmp_path, installed_engine):
+    """local:2 workers are started by the engine process from its own Python; its JSON lines stay clean."""
+    from tests.core.test_export_helpers import make_folder
+
+    python, env, _ = installed_engine
+    images, _, _ = make_folder(tmp_path, width=160, height=128, n_dates=5, cloud_cover=[0, 30, 0, 10, 0],
+                               bands=("B02", "B03", "B04", "B08"))
+    answers = {}
+    for name, scheduler in (("single", None), ("cluster", "local:2")):
+        job = tmp_path / f"{name}.json"
+        job.write_text(ExportOptions(images=str(images), output_folder=str(tmp_path / name), patch_size=16, stride=12,
+                                     max_cloud=20, split_block_size=48, dask_scheduler=scheduler).to_json())
+        run = subprocess.run([str(python), "-I", "-m", "satplugin_engine", "run", "export", str(job)],
+                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+        assert run.returncode == 0, run.stdout + run.stderr
+        answers[name] = [json.loads(line) for line in run.stdout.splitlines()]  # every line is one JSON event
+    logs = [e["log"] for e in answers["cluster"] if "log" in e]
+    assert "Running on a local Dask cluster of 2 worker processes: 2 workers, all with this engine's versions." in logs
+    assert answers["cluster"][-1]["result"]["n_samples"] == answers["single"][-1]["result"]["n_samples"] > 100
+    reference = _checksums(tmp_path / "single")
+    assert len(reference) > 100 and _checksums(tmp_path / "cluster") == reference
 
 
 @pytest.mark.slow

@@ -128,6 +128,6 @@ def test_a_bad_split_name_or_area_is_refused_where_it_is_made():
 
 def test_every_option_is_described():
     names = [name for name, _ in ExportOptions.help_lines()]
-    assert names[:3] == ["images", "output_folder", "labels"] and names[-1] == "split_areas"
+    assert names[:3] == ["images", "output_folder", "labels"] and names[-2:] == ["split_areas", "dask_scheduler"]
     assert len(names) == len(ExportOptions.__dataclass_fields__)
     assert all(text.strip() and "  " not in text and "\n" not in text for _, text in ExportOptions.help_lines())

@@ -57,6 +57,12 @@ class BandStatistics:
         self.total[idx] += (a * s1 + b * n).sum(axis=0)
         self.squares[idx] += (a * a * s2 + 2 * a * b * s1 + b * b * n).sum(axis=0)
 
+    def merge(self, other: "BandStatistics") -> None:
+        """Add another part's sums (the export adds its chunks' in chunk order, so the floats do not depend on who summed)."""
+        self.count += other.count
+        self.total += other.total
+        self.squares += other.squares
+
     def as_dict(self) -> dict:
         out = {}
         for i, band in enumerate(self.bands):

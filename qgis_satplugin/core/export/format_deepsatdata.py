@@ -32,15 +32,15 @@ from ..errors import SatPluginError
 from ..image_series.dates import day_of_year, parse_iso_datetime
 from .label_rasters import DEEPSATDATA_KEYS
 from .sample import DatasetMeta, Sample
+from .sample_writer import SampleWriter, replaced
 
 NAME = "deepsatdata"
 
 
-class DeepSatDataWriter:
+class DeepSatDataWriter(SampleWriter):
     def __init__(self, root: Path, meta: DatasetMeta):
-        self.root = Path(root)
-        self.meta = meta
-        self.used: set = set()
+        super().__init__(root, meta)
+        self.used: set = set()  # per chunk: names cannot meet across chunks (distinct origins)
 
     def write(self, s: Sample) -> str:
         _, _, x0, _, _, y0 = s.transform
@@ -62,12 +62,9 @@ class DeepSatDataWriter:
         folder = self.root / s.split
         folder.mkdir(exist_ok=True)
         rel = f"{s.split}/{name}.pickle"
-        with open(self.root / rel, "wb") as f:
+        with replaced(self.root / rel) as temp, open(temp, "wb") as f:
             pickle.dump(content, f, protocol=pickle.HIGHEST_PROTOCOL)
         return rel
-
-    def close(self):
-        pass
 
 
 def read_deepsatdata(root: Path, meta: dict, row: dict) -> dict:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..image_series.dates import DATE_TAG, day_of_year, parse_iso_datetime
 from .sample import DatasetMeta, Sample, group_transform
+from .sample_writer import SampleWriter, replaced
 
 NAME = "geotiff"
 
@@ -24,12 +25,11 @@ def _suffix(key: str) -> str:
     return key[len("images"):]  # "" or "_20m"
 
 
-class GeoTiffWriter:
+class GeoTiffWriter(SampleWriter):
     def __init__(self, root: Path, meta: DatasetMeta):
         from rasterio.crs import CRS
 
-        self.root = Path(root)
-        self.meta = meta
+        super().__init__(root, meta)
         self.crs = CRS.from_wkt(meta.crs_wkt)
 
     def _write(self, path, data, transform, dtype, nodata, descriptions=None, tags=None, scales=None, offsets=None):
@@ -37,8 +37,9 @@ class GeoTiffWriter:
         from affine import Affine
 
         count = data.shape[0]
-        with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=count,
-                           dtype=dtype, crs=self.crs, transform=Affine(*transform), nodata=nodata) as ds:
+        with replaced(path) as temp, rasterio.open(
+                temp, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=count, dtype=dtype,
+                crs=self.crs, transform=Affine(*transform), nodata=nodata) as ds:
             ds.write(data)
             if descriptions:
                 for i, text in enumerate(descriptions, start=1):
@@ -52,7 +53,7 @@ class GeoTiffWriter:
     def write(self, s: Sample) -> str:
         rel = f"{s.split}/{s.sample_id}"
         folder = self.root / rel
-        folder.mkdir(parents=True)
+        folder.mkdir(parents=True, exist_ok=True)  # a rerun of a task whose worker died finds it
         m = self.meta
         for t, when in enumerate(s.dates):
             stamp = when.strftime("%Y%m%dT%H%M%S")
@@ -68,9 +69,6 @@ class GeoTiffWriter:
             self._write(folder / f"label_{name}.tif", values[None], group_transform(s.transform, 1.0 / k),
                         values.dtype, spec["nodata"], [name])
         return rel
-
-    def close(self):
-        pass
 
 
 def read_geotiff(root: Path, meta: dict, row: dict) -> dict:

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .sample import DatasetMeta, Sample
+from .sample import Sample
+from .sample_writer import SampleWriter, replaced
 
 NAME = "npz"
 
@@ -32,11 +33,7 @@ def bands_key(images_key: str) -> str:
     return "bands" + images_key[len("images"):]
 
 
-class NpzWriter:
-    def __init__(self, root: Path, meta: DatasetMeta):
-        self.root = Path(root)
-        self.meta = meta
-
+class NpzWriter(SampleWriter):
     def write(self, s: Sample) -> str:
         folder = self.root / s.split
         folder.mkdir(exist_ok=True)
@@ -53,11 +50,9 @@ class NpzWriter:
         for name, values in s.labels.items():
             arrays[f"label_{name}"] = values
         rel = f"{s.split}/{s.sample_id}.npz"
-        np.savez(self.root / rel, **arrays)
+        with replaced(self.root / rel) as temp, open(temp, "wb") as f:
+            np.savez(f, **arrays)
         return rel
-
-    def close(self):
-        pass
 
 
 def read_npz(root: Path, meta: dict, row: dict) -> dict:

@@ -43,6 +43,7 @@ import numpy as np
 from ..errors import SatPluginError
 from ..image_series.dates import day_of_year, iso_z, parse_iso_datetime
 from .sample import DatasetMeta, Sample
+from .sample_writer import SampleWriter
 from .splits import SPLITS
 
 NAME = "zarr"
@@ -81,13 +82,20 @@ def label_dims(label_scale: int) -> tuple:
     return ("y", "x") if label_scale == 1 else ("y_label", "x_label")
 
 
-class ZarrWriter:
-    def __init__(self, root: Path, meta: DatasetMeta):
+class ZarrWriter(SampleWriter):
+    """:meth:`create` makes the store and its arrays; :meth:`for_task` writers fill one chunk's samples."""
+
+    def __init__(self, root: Path, meta: DatasetMeta, create: bool = False):
+        super().__init__(root, meta)
         zarr, numcodecs = import_zarr()
         self._zarr = zarr
-        self.meta = meta
+        path = str(Path(root) / STORE)
+        if not create:
+            self.group = zarr.open_group(path, mode="r+")
+            self.rows = []  # the small arrays' values of each sample written here, for the dataset writer
+            return
         n, t = meta.n_samples, meta.max_dates
-        self.group = zarr.open_group(str(Path(root) / STORE), mode="w")
+        self.group = zarr.open_group(path, mode="w")
         compressor = numcodecs.Zstd(level=1)
         fill = meta.nodata if meta.nodata is not None else 0
         coords = "date spatial_ref"
@@ -117,7 +125,12 @@ class ZarrWriter:
         }
         self.sample_ids = np.zeros(n, dtype="<U16")
 
+    @classmethod
+    def create(cls, root: Path, meta: DatasetMeta) -> "ZarrWriter":
+        return cls(root, meta, create=True)
+
     def write(self, s: Sample) -> str:
+        # One chunk per sample and array: writers of different chunks never touch the same file.
         t = len(s.dates)
         for g in self.meta.groups:
             arr = self.group[g.key]
@@ -126,15 +139,25 @@ class ZarrWriter:
             arr[s.index] = block
         for name, values in s.labels.items():
             self.group[f"label_{name}"][s.index] = values
-        small = self.small
-        small["date_index"][s.index, :t] = s.date_index
-        small["cloud"][s.index, :t] = s.cloud
-        small["n_dates"][s.index] = t
-        small["split"][s.index] = SPLITS.index(s.split)
-        small["transform"][s.index] = s.transform
-        small["pixel"][s.index] = (s.row, s.col)
-        self.sample_ids[s.index] = s.sample_id
+        self.rows.append((s.index, np.asarray(s.date_index), np.asarray(s.cloud), SPLITS.index(s.split),
+                          tuple(s.transform), (s.row, s.col), s.sample_id))
         return f"{STORE}#{s.index}"
+
+    def take_extras(self) -> list:
+        rows, self.rows = self.rows, []
+        return rows
+
+    def absorb(self, extras: list) -> None:
+        small = self.small
+        for index, date_index, cloud, split, transform, pixel, sample_id in extras:
+            t = len(date_index)
+            small["date_index"][index, :t] = date_index
+            small["cloud"][index, :t] = cloud
+            small["n_dates"][index] = t
+            small["split"][index] = split
+            small["transform"][index] = transform
+            small["pixel"][index] = pixel
+            self.sample_ids[index] = sample_id
 
     def _array(self, name: str, values: np.ndarray, dims, **attrs):
         # fill_value=None: zarr's default 0 would reach xarray as _FillValue and mask real zeros.

@@ -12,6 +12,7 @@ from typing import Optional, Union
 import numpy as np
 
 from ..area import Area
+from ..cluster.scheduler import SCHEDULER_HELP, parse_scheduler
 from ..errors import SatPluginError
 from ..image_series.dates import parse_month_day
 from ..options import StepOptions, option
@@ -93,6 +94,8 @@ class ExportOptions(StepOptions):
     split_areas: Optional[tuple[SplitArea, ...]] = option(None, help=(
         "Polygons that give the split instead (train, val or test each): a block takes the split of the polygons "
         "it overlaps; blocks overlapping two splits, or none, are left out."))
+    dask_scheduler: Optional[str] = option(None, help=SCHEDULER_HELP + (
+        " Each chunk of patches is one task; the workers write into the output's staging folder."))
 
     def __post_init__(self):
         # One band may be given alone, and as a numpy number (a band index from an array).
@@ -137,6 +140,7 @@ class ExportOptions(StepOptions):
             parse_month_day(self.season_start, "The season start")
         if self.season_end:
             parse_month_day(self.season_end, "The season end")
+        parse_scheduler(self.dask_scheduler)
         if self.split_areas is not None:
             if not self.split_areas:
                 raise SatPluginError("split_polygons is empty; give polygons with a split field, or leave it out.")
@@ -166,8 +170,9 @@ class ExportOptions(StepOptions):
         there (their polygons are the user's file).
         """
         values = self.to_dict()
-        for path_option in ("images", "output_folder", "labels", "split_areas"):
-            values.pop(path_option)
+        # The outputs do not depend on where the work ran: the scheduler is left out too.
+        for name in ("images", "output_folder", "labels", "split_areas", "dask_scheduler"):
+            values.pop(name)
         values.update(stride=self.patch_stride, bands=list(bands), split_block_size=self.block_size(),
                       split_ratios=[float(r) for r in self.ratios()], split_polygons=self.split_areas is not None)
         return values

@@ -9,7 +9,9 @@ The steps, each in its own module:
 3. stream: chunk by chunk (:func:`windows.read_chunks`), read the window of every date
    once, cut the patches, hand each finished sample to the format's writer
    (``format_*.py``) and its STAC item (:mod:`stac_catalog`), and forget it; memory
-   stays at one chunk across all dates;
+   stays at one chunk across all dates (:mod:`stream`). With ``dask_scheduler`` each
+   chunk is a task on a Dask cluster instead (:mod:`chunk_task`), and the results are
+   added up in the same chunk order, so the dataset is the same bytes;
 4. finish: ``samples.csv``, ``index.gpkg``, the STAC collection, ``croissant.json`` and
    the dataset card, then rename the hidden staging folder onto the output (:mod:`staging`).
 
@@ -19,42 +21,36 @@ any work.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..atomic import check_output_paths
-from ..errors import SatPluginError
+from ..cluster.scheduler import parse_scheduler
 from ..feedback import Feedback
 from ..gdal_cache import small_block_cache
-from ..image_series.dates import iso_z, season_mask
-from ..image_series.reader import input_paths, input_read_errors, open_image_series
+from ..image_series.dates import iso_z
+from ..image_series.reader import input_paths, input_read_errors
 from ..options import plain
-from .band_layout import band_layout
+from .context import ExportContext
 from .croissant import NAME as CROISSANT_NAME
 from .croissant import write_croissant
 from .dataset_card import CONTENTS_KEY, FORMAT, JSON_NAME, MD_NAME, licence_line, source_rows, write_card
-from .format_deepsatdata import DeepSatDataWriter
-from .format_geotiff import GeoTiffWriter
-from .format_npz import NpzWriter
-from .format_zarr import ZarrWriter, import_zarr
+from .format_zarr import import_zarr
 from .index_gpkg import NAME as INDEX_NAME
 from .index_gpkg import write_index
-from .label_rasters import LabelSet
 from .options import ExportOptions
 from .plan import plan_patches
-from .sample import DatasetMeta
+from .sample_writer import remove_parts
 from .samples_table import NAME as SAMPLES_NAME
 from .samples_table import write_samples_csv
 from .splits import SPLITS
 from .stac_catalog import COLLECTION as STAC_COLLECTION
 from .stac_catalog import LICENSE as STAC_LICENSE
-from .stac_catalog import LICENSE_URL, CatalogWriter, catalog_info
+from .stac_catalog import LICENSE_URL, CatalogWriter, ItemFiles
 from .staging import StagedFolder, export_lock, listing, prepare_target
-from .stream import SampleSink, stream_samples
-from .windows import patch_grid
+from .stream import DatasetTotals, SampleSink, chunk_works, stream_samples
 
-# One writer per name in options.FORMATS.
-WRITERS = {"npz": NpzWriter, "zarr": ZarrWriter, "geotiff": GeoTiffWriter, "deepsatdata": DeepSatDataWriter}
 PLAN_SHARE = 0.15  # of the progress bar
 
 
@@ -90,22 +86,8 @@ def run(options: ExportOptions, feedback: Feedback | None = None) -> ExportResul
         prepare_target(target)
         if fmt == "zarr":
             import_zarr()  # fail now, not after the planning pass
-        series = open_image_series(images, options.bands, feedback)
-        season_start, season_end = options.season_start, options.season_end
-        in_season = season_mask(series.dates, season_start, season_end)
-        if not in_season.any():
-            raise SatPluginError(
-                f"None of the {len(series.dates)} dates ({iso_z(series.dates[0])[:10]} .. {iso_z(series.dates[-1])[:10]}) "
-                f"falls in the season {season_start or '01-01'} .. {season_end or '12-31'}."
-            )
-        if not in_season.all():
-            feedback.log(f"The season keeps {int(in_season.sum())} of {in_season.size} dates.")
-            series = series.subset(in_season)
-        grid = series.grid
-        layout = band_layout(series.bands, options.band_resolution, grid.pixel_width, options.patch_size,
-                             options.patch_stride)
-        label_set = LabelSet(labels, grid, options.label_scale) if labels else None
-        pg = patch_grid(grid.height, grid.width, options.patch_size, options.patch_stride, layout.align)
+        ctx = ExportContext.open(options, feedback)
+        grid = ctx.series.grid
         # Split areas come in any CRS; the blocks they are matched against are in the images'.
         split_polygons = None
         if options.split_areas is not None:
@@ -113,15 +95,15 @@ def run(options: ExportOptions, feedback: Feedback | None = None) -> ExportResul
 
         # Every raster is read strip by strip or chunk by chunk; GDAL's default cache would grow with the AOI.
         with small_block_cache():
-            card = _plan_and_write(series, label_set, pg, layout, target, options, split_polygons, feedback)
+            card = _plan_and_write(ctx, target, split_polygons, feedback)
         feedback.set_progress(1.0)
         per_split = {s: card["splits"][s]["samples"] for s in SPLITS}
         n_samples = card["n_samples"]
         feedback.log(f"Exported {n_samples} samples ({', '.join(f'{s} {n}' for s, n in per_split.items())}) to {target}.")
         return ExportResult(
             output_folder=str(target), format=fmt, n_samples=n_samples, samples_per_split=per_split,
-            n_candidates=card["candidates"], dropped=dict(card["dropped"]), dates=[iso_z(d) for d in series.dates],
-            bands=list(series.bands), class_pixels={s: card["splits"][s]["class_pixels"] for s in SPLITS},
+            n_candidates=card["candidates"], dropped=dict(card["dropped"]), dates=[iso_z(d) for d in ctx.series.dates],
+            bands=list(ctx.series.bands), class_pixels={s: card["splits"][s]["class_pixels"] for s in SPLITS},
             normalisation=card["normalisation"],
             files={"index": str(target / INDEX_NAME), "samples": str(target / SAMPLES_NAME),
                    "card_json": str(target / "dataset.json"), "card_md": str(target / "dataset.md"),
@@ -129,36 +111,42 @@ def run(options: ExportOptions, feedback: Feedback | None = None) -> ExportResul
         )
 
 
-def _plan_and_write(series, label_set, pg, layout, target, options: ExportOptions, split_polygons,
-                    feedback: Feedback) -> dict:
+def _plan_and_write(ctx: ExportContext, target, split_polygons, feedback: Feedback) -> dict:
     """Plan (nothing written yet), then write everything into the staging folder; returns the card."""
-    fmt = options.format
+    options, series, label_set = ctx.options, ctx.series, ctx.label_set
+    scheduler = parse_scheduler(options.dask_scheduler)
     if label_set:
         label_set.open()
     try:
         plan = plan_patches(
-            series, label_set, pg, min_labelled=options.min_labelled, max_cloud=options.max_cloud,
+            series, label_set, ctx.patches, min_labelled=options.min_labelled, max_cloud=options.max_cloud,
             min_dates=options.min_dates, max_dates=options.max_dates, block_size=options.block_size(),
             ratios=options.ratios(), seed=options.seed, split_polygons=split_polygons,
             feedback=feedback.sub_range(0.0, PLAN_SHARE),
         )
-        grid = series.grid
-        meta = DatasetMeta(
-            crs_wkt=grid.crs_wkt(), grid_transform=tuple(grid.transform)[:6], bands=list(series.bands),
-            groups=list(layout.groups), band_resolution=options.band_resolution, patch_size=options.patch_size,
-            label_scale=options.label_scale, labels=label_set.describe() if label_set else {}, dates=series.dates,
-            date_scales=series.scales, date_offsets=series.offsets, nodata=series.nodata, dtype=series.dtype,
-            n_samples=len(plan), max_dates=plan.max_dates,
-        )
-        class_table = label_set.rasters["class"].class_table if label_set and "class" in label_set else None
+        meta = ctx.meta(len(plan), plan.max_dates)
+        works = chunk_works(series, plan, meta.patch_size)
         with StagedFolder(target) as temp:
-            catalog = CatalogWriter(temp, catalog_info(fmt, meta, layout, _crs_name(grid), class_table))
+            info = ctx.catalog_info(meta)
+            writer = ctx.writer_class.create(temp, meta)
+            totals = DatasetTotals(meta, writer, CatalogWriter(temp, info))
             # The last 3 % of the writing share is the tables, the catalog and the card.
             writing = feedback.sub_range(PLAN_SHARE, PLAN_SHARE + (1 - PLAN_SHARE) * 0.97)
-            summary = _write_dataset(series, label_set, plan, meta, WRITERS[fmt](temp, meta), temp, writing, catalog)
-            card = _card(series, label_set, plan, meta, layout, options.card_parameters(series.bands), summary, fmt)
+            if scheduler is None:
+                sink = SampleSink(ctx.writer_class, temp, meta, ctx.class_nodata, totals, writing, ItemFiles(temp, info))
+                try:
+                    stream_samples(series, label_set, works, sink, writing)
+                finally:
+                    sink.close()
+            else:
+                _write_on_cluster(scheduler, options, works, meta, temp, totals, writing)
+            writer.close()
+            write_samples_csv(temp, totals.records)
+            write_index(temp, totals.index_rows, meta.crs_wkt)
+            summary = {"stats": totals.stats, "class_pixels": totals.class_pixels}
+            card = _card(ctx, plan, meta, options.card_parameters(series.bands), summary)
             # The collection and the Croissant file come before the file list, so it names them too.
-            catalog.close(card)
+            totals.catalog.close(card)
             write_croissant(temp, card)
             card[CONTENTS_KEY] = sorted(listing(temp) + [JSON_NAME, MD_NAME])
             write_card(temp, card)
@@ -168,27 +156,35 @@ def _plan_and_write(series, label_set, pg, layout, target, options: ExportOption
     return card
 
 
-def _write_dataset(series, label_set, plan, meta: DatasetMeta, writer, temp: Path, feedback: Feedback,
-                   catalog=None) -> dict:
-    """Stream every sample through the writer (and the STAC catalog), then write the tables; returns what the card needs."""
-    class_nodata = label_set.rasters["class"].nodata if label_set and "class" in label_set else None
-    sink = SampleSink(writer, meta, class_nodata, feedback, catalog)
-    try:
-        stream_samples(series, label_set, plan, sink, feedback)
-    finally:
-        sink.close()
-    write_samples_csv(temp, sink.records)
-    write_index(temp, sink.index_rows, meta.crs_wkt)
-    return {"stats": sink.stats, "class_pixels": sink.class_pixels}
+def _write_on_cluster(scheduler, options: ExportOptions, works: list, meta, temp, totals: DatasetTotals,
+                      feedback: Feedback) -> None:
+    """One task per chunk on the Dask cluster; the results added up in chunk order."""
+    from ..cluster.tasks import Task, dask_client, run_tasks
+    from .chunk_task import export_chunk, payload
+
+    job = _with_absolute_paths(options).to_json()  # workers start elsewhere
+    staging = Path(os.path.abspath(temp))
+    tasks = [Task(f"chunk-{n:06d}", payload(job, meta.n_samples, meta.max_dates, staging, w),
+                  f"chunk {n + 1} of {len(works)} (image rows {w.row0}..{w.row1}, columns {w.col0}..{w.col1})")
+             for n, w in enumerate(works)]
+    with dask_client(scheduler, feedback) as client:
+        results, _ = run_tasks(client, export_chunk, tasks, feedback)
+    removed = remove_parts(staging)
+    if removed:
+        feedback.log(f"Removed {removed} partial file{'s' if removed > 1 else ''} of tasks whose worker died (their tasks ran again).")
+    for key in sorted(results):
+        totals.add(results[key])
 
 
-def _crs_name(grid) -> str:
-    crs = grid.pyproj_crs()
-    epsg = crs.to_epsg()
-    return f"EPSG:{epsg}" if epsg else crs.to_string()
+def _with_absolute_paths(options: ExportOptions) -> ExportOptions:
+    images = options.images
+    images = os.path.abspath(images) if isinstance(images, str) else tuple(os.path.abspath(p) for p in images)
+    labels = {k: os.path.abspath(p) for k, p in options.labels.items()} if options.labels else options.labels
+    return replace(options, images=images, labels=labels, output_folder=os.path.abspath(options.output_folder))
 
 
-def _card(series, label_set, plan, meta, layout, params, summary, fmt) -> dict:
+def _card(ctx: ExportContext, plan, meta, params, summary) -> dict:
+    series, layout, fmt = ctx.series, ctx.layout, ctx.options.format
     grid = series.grid
     splits = {}
     for i, s in enumerate(SPLITS):
@@ -207,7 +203,7 @@ def _card(series, label_set, plan, meta, layout, params, summary, fmt) -> dict:
         "split_method": plan.split_info,
         "splits": splits,
         "grid": {
-            "crs": _crs_name(grid),
+            "crs": ctx.crs_name(),
             "crs_wkt": meta.crs_wkt,
             "transform": list(meta.grid_transform),
             "width": grid.width,
@@ -227,7 +223,7 @@ def _card(series, label_set, plan, meta, layout, params, summary, fmt) -> dict:
         "date_offsets": series.offsets.tolist(),
         "sources": source_rows(series),
         "labels": meta.labels,
-        "class_table": label_set.rasters["class"].class_table if label_set and "class" in label_set else None,
+        "class_table": ctx.class_table,
         "normalisation": {"split": "train", "unit": "reflectance = scale x DN + offset",
                           "bands": summary["stats"].as_dict()},
         "attribution": licence_line(series.dates),

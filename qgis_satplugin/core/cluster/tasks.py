@@ -1,0 +1,183 @@
+"""``run_tasks``: plain-data tasks on a Dask cluster, results in task-key order, failures by name.
+
+Each task is a module-level function and a dict of plain values (the job spec, its
+window, ...): a worker imports the function from its own engine package, so nothing but
+data crosses the network. The client's GDAL settings travel with every task (a worker
+does not see the client's environment). Results come back in the order of the tasks'
+keys whatever order they finish in, so what the client writes from them does not depend
+on the number of workers. A worker that dies mid-task has its task rerun elsewhere (the
+scheduler's own rule); a task that raises is tried once more, then reported by its name.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import Canceled, SatPluginError
+from ..feedback import Feedback
+from .identity import check_workers
+from .scheduler import Scheduler
+
+RETRIES = 1  # a task that raises runs once more before it is reported
+POLL_S = 0.1  # how often the client checks for a cancel while tasks run
+STOP_WAIT_S = 30.0  # at most, after a cancel, for the running tasks (one chunk each) to end
+# GDAL settings from the client's environment that tasks take along; paths of the client's own
+# installation (GDAL_DATA, the driver path) and anything that looks like a secret stay behind.
+_GDAL_PREFIXES = ("GDAL_", "CPL_", "VSI_", "OGR_", "GTIFF_")
+_LOCAL_PATHS = {"GDAL_DATA", "GDAL_DRIVER_PATH", "PROJ_LIB", "PROJ_DATA"}
+_SECRET = re.compile(r"SECRET|TOKEN|PASSWORD|KEY|CREDENTIAL", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Task:
+    """``key`` orders the results (zero-padded: ``chunk-000012``); ``name`` says which work it is, for people."""
+
+    key: str
+    payload: dict
+    name: str
+
+
+class TaskFailed(SatPluginError):
+    """Tasks that kept failing, each named with its error."""
+
+    def __init__(self, failures: list):
+        self.failures = failures  # [(task name, error sentence)] in task order
+        listed = "; ".join(f"{name}: {error.rstrip('.')}" for name, error in failures[:5])
+        more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+        super().__init__(f"{len(failures)} task{'s' if len(failures) > 1 else ''} failed on the Dask cluster: {listed}{more}.")
+
+
+def gdal_settings() -> dict:
+    """The GDAL options in force here (rasterio's environment, then GDAL_*/CPL_*/... variables), minus local paths and secrets."""
+    import rasterio.env
+
+    found = {k: v for k, v in os.environ.items() if k.startswith(_GDAL_PREFIXES)}
+    found.update(rasterio.env.getenv() if rasterio.env.hasenv() else {})
+    return {k: v for k, v in sorted(found.items()) if k not in _LOCAL_PATHS and not _SECRET.search(k)}
+
+
+def call_with_gdal(function: Callable, payload: dict, gdal: dict):
+    """What a worker runs: ``function(payload)`` inside the client's GDAL settings; a user error stays one sentence."""
+    import rasterio
+
+    with rasterio.Env(**gdal):
+        try:
+            return function(payload)
+        except SatPluginError as exc:
+            message = str(exc)
+    # Raised afresh, outside the handler: the chained GDAL errors behind it do not all pickle, and
+    # distributed would then send a bare Exception with the sentence buried in its repr.
+    raise SatPluginError(message)
+
+
+@contextmanager
+def dask_client(scheduler: Scheduler, feedback: Feedback):
+    """A connected ``distributed.Client`` whose workers passed the engine check; a local cluster is closed after."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise SatPluginError(
+            "DASK_SCHEDULER needs dask and distributed in the engine's environment: pip install 'satplugin-engine[cluster]' "
+            "(the managed engine has them), or leave DASK_SCHEDULER empty.") from None
+    cluster = None
+    if scheduler.local_workers:
+        if not os.path.basename(sys.executable).lower().startswith("python"):
+            # Inside QGIS on Windows sys.executable is qgis-bin.exe: spawning it would open QGIS windows.
+            raise SatPluginError(f"local Dask workers must be started from the engine's Python, not {sys.executable}.")
+        cluster = LocalCluster(n_workers=scheduler.local_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(scheduler.address, timeout="10s")
+        except OSError as exc:
+            raise SatPluginError(f"Cannot reach the Dask scheduler at {scheduler.address} ({exc}).") from None
+    try:
+        n = check_workers(client)
+        feedback.log(f"Running on {scheduler.describe()}: {n} worker{'s' if n > 1 else ''}, all with this engine's versions.")
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _running(run_id: str, dask_worker=None) -> list:
+    """On a worker (Client.run passes it): the keys of this run it is executing now."""
+    return [str(ts.key) for ts in dask_worker.state.executing if str(ts.key).endswith(run_id)]
+
+
+def _wait_until_stopped(client, run_id: str, timeout_s: float = STOP_WAIT_S) -> None:
+    """After a cancel: wait for the tasks already running (a task cannot be interrupted) to end, so none writes after."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            running = client.run(_running, run_id, on_error="ignore")
+        except Exception:  # the cluster is going away: nothing more can be asked
+            return
+        if not any(running.values()):
+            return
+        time.sleep(POLL_S)
+
+
+def run_tasks(client, function: Callable, tasks: list, feedback: Feedback, raise_failures: bool = True) -> tuple:
+    """Run ``function(task.payload)`` for every task on ``client``'s cluster.
+
+    Returns ``(results, failures)``: ``results`` maps each successful task's key to its
+    value, in key order; ``failures`` lists ``(name, error)`` of the tasks that kept
+    failing (raised as :class:`TaskFailed` unless ``raise_failures`` is false). A cancel
+    cancels every task still queued or running and raises :class:`Canceled`.
+    """
+    from distributed import as_completed
+
+    tasks = sorted(tasks, key=lambda t: t.key)
+    if len({t.key for t in tasks}) != len(tasks):
+        raise ValueError("task keys must be unique")
+    run_id = uuid.uuid4().hex[:12]  # keys are global on a shared scheduler: two runs must not meet
+    gdal = gdal_settings()
+    futures = {}
+    for task in tasks:
+        future = client.submit(call_with_gdal, function, task.payload, gdal, key=f"satplugin-{task.key}-{run_id}",
+                               retries=RETRIES, pure=False)
+        futures[future.key] = (task, future)
+    results, failures = {}, []
+    done = 0
+    pending = as_completed([f for _, f in futures.values()], with_results=False)
+    try:
+        while not pending.is_empty():
+            if feedback.is_canceled():
+                raise Canceled()
+            batch = pending.next_batch(block=False)
+            if not batch:
+                time.sleep(POLL_S)
+                continue
+            for future in batch:
+                task, _ = futures[future.key]
+                if future.status == "error":
+                    error = future.exception()
+                    message = str(error) if isinstance(error, SatPluginError) else f"{type(error).__name__}: {error}"
+                    failures.append((task.key, task.name, message))
+                elif future.status == "finished":
+                    results[task.key] = future.result()  # if its worker just died, distributed computes it again
+                else:  # "lost": its worker died holding the result, and the scheduler runs it again
+                    pending.add(future)
+                    continue
+                future.release()
+                done += 1
+                feedback.set_progress(done / len(tasks))
+    finally:
+        unfinished = [f for _, f in futures.values() if f.status == "pending"]
+        if unfinished:
+            client.cancel(unfinished, force=True)
+            _wait_until_stopped(client, run_id)
+    failures = [(name, message) for _, name, message in sorted(failures)]
+    if failures and raise_failures:
+        raise TaskFailed(failures)
+    return {k: results[k] for k in sorted(results)}, failures

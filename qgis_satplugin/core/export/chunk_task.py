@@ -1,0 +1,60 @@
+"""One chunk of an export as a Dask task: plain data in, a :class:`~.stream.ChunkResult` out.
+
+The payload is the job spec (JSON), the plan's sample and date counts, the staging folder
+and the chunk's :class:`~.stream.ChunkWork`. A worker rebuilds the export's context from
+the job spec once and keeps it (and its open rasters) for the next chunk of the same job;
+it writes only the chunk's own files into the staging folder, which the engine process
+renames onto the output once every chunk is in.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..feedback import Feedback
+from ..image_series.reader import input_read_errors
+from .context import ExportContext
+from .options import ExportOptions
+from .stac_catalog import ItemFiles
+from .stream import ChunkWork, read_chunk, write_samples
+
+_CACHED: dict = {}  # (job, samples, dates) -> _Open: one export per worker at a time is the common case
+
+
+class _Open:
+    def __init__(self, job: str, n_samples: int, max_dates: int):
+        import rasterio
+
+        self.context = ExportContext.open(ExportOptions.from_json(job), Feedback())
+        self.meta = self.context.meta(n_samples, max_dates)
+        self.items_info = self.context.catalog_info(self.meta)
+        self.sources = [rasterio.open(im.path) for im in self.context.series.images]
+        if self.context.label_set:
+            self.context.label_set.open()
+
+    def close(self):
+        for ds in self.sources:
+            ds.close()
+        if self.context.label_set:
+            self.context.label_set.close()
+
+
+def payload(job: str, n_samples: int, max_dates: int, staging: Path, work: ChunkWork) -> dict:
+    return {"job": job, "n_samples": n_samples, "max_dates": max_dates, "staging": str(staging), "chunk": work.to_dict()}
+
+
+def export_chunk(task: dict):
+    """Read, cut and write one chunk (see the module docstring)."""
+    key = (task["job"], task["n_samples"], task["max_dates"])
+    opened = _CACHED.get(key)
+    if opened is None:
+        for old in _CACHED.values():
+            old.close()
+        _CACHED.clear()
+        opened = _CACHED[key] = _Open(*key)
+    ctx, meta = opened.context, opened.meta
+    staging = Path(task["staging"])
+    work = ChunkWork.from_dict(task["chunk"])
+    with input_read_errors(ctx.options.images, ctx.options.labels):  # a damaged block: the sentence naming its file
+        samples = read_chunk(opened.sources, ctx.series, ctx.label_set, work, meta, Feedback())
+    writer = ctx.writer_class.for_task(staging, meta)
+    return write_samples(samples, writer, meta, ctx.class_nodata, ItemFiles(staging, opened.items_info), Feedback())

@@ -1,0 +1,250 @@
+"""The export on Dask distributed: the same bytes with no cluster, local:1, local:2 and a real scheduler + workers.
+
+The real cluster is a `dask scheduler` and two `dask worker` processes started here on
+127.0.0.1 from this environment's own command-line tools; the workers import the plugin
+the way the tests do (the `satplugin` link on PYTHONPATH). Chunks are made small so that
+one export is dozens of tasks.
+"""
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import shapely
+
+from satplugin.qgis_satplugin.core.cluster.identity import differences, engine_identity
+from satplugin.qgis_satplugin.core.cluster.scheduler import Scheduler, parse_scheduler
+from satplugin.qgis_satplugin.core.cluster.tasks import TaskFailed
+from satplugin.qgis_satplugin.core.errors import Canceled, SatPluginError
+from satplugin.qgis_satplugin.core.export import windows
+from satplugin.qgis_satplugin.core.feedback import Feedback
+from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths, run as run_ground_truth
+from satplugin.qgis_satplugin.core.grid import PixelGrid
+from satplugin.tests.fixtures.synthetic_parcels import synthetic_parcels
+from satplugin.tests.plugin_link import link_plugin_package
+
+from .test_export_helpers import CRS, export, make_folder
+
+pytest.importorskip("distributed")
+K = 2
+PATCH = 16
+BANDS = ("B02", "B03", "B04", "B08")
+# About two patch columns of 5 dates per chunk: dozens of chunks (tasks) per export.
+SMALL_BUDGET = 2 * 2 * 5 * len(BANDS) * PATCH * PATCH * 2
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cluster")
+    src, grid, _ = make_folder(tmp, width=160, height=128, n_dates=5, cloud_cover=[0, 30, 0, 10, 0], bands=BANDS)
+    fine = PixelGrid.square(CRS, grid.x_min, grid.y_max, grid.pixel_width / K, grid.width * K, grid.height * K)
+    polys, classes, ids = synthetic_parcels(grid.bounds, 30, seed=5, n_classes=3)
+    labels = {"class": tmp / "class.tif", "id": tmp / "id.tif"}
+    run_ground_truth(GroundTruthOptions(
+        polygons=tuple(shapely.to_wkb(polys, hex=True).tolist()), class_values=tuple(classes.tolist()), source_crs=CRS,
+        grid=fine, outputs=OutputPaths(class_raster=labels["class"], id_raster=labels["id"]),
+        parcel_ids=tuple(ids.tolist())))
+    return src, labels, tmp
+
+
+@pytest.fixture()
+def small_chunks(monkeypatch):
+    monkeypatch.setattr(windows, "CHUNK_BUDGET_BYTES", SMALL_BUDGET)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RealCluster:
+    """`dask scheduler` + `dask worker` processes on 127.0.0.1, each worker one process with one thread."""
+
+    def __init__(self, folder: Path, n_workers: int = 2, preload: str = None):
+        self.address = f"tcp://127.0.0.1:{_free_port()}"
+        env = {**os.environ, "PYTHONPATH": str(link_plugin_package()), "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+        dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+        self.log = open(folder / "cluster.log", "w")
+        self.scheduler = subprocess.Popen(
+            dask + ["--host", "127.0.0.1", "--port", self.address.rsplit(":", 1)[1], "--no-dashboard"],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        extra = ["--preload", preload] if preload else []
+        self.workers = [
+            subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--nthreads", "1",
+                              "--no-nanny", "--no-dashboard", "--name", f"w{i}", *extra],
+                             env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            for i in range(n_workers)]
+
+    def close(self):
+        for p in self.workers + [self.scheduler]:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.workers + [self.scheduler]:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def real_cluster(tmp_path_factory):
+    cluster = RealCluster(tmp_path_factory.mktemp("real-cluster"))
+    yield cluster
+    cluster.close()
+
+
+def _checksums(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _export(source, out, fmt, scheduler=None, feedback=None):
+    src, labels, _ = source
+    return export(src, out, labels=labels, label_scale=K, patch_size=PATCH, stride=12, format=fmt, max_cloud=20,
+                  split_block_size=48, dask_scheduler=scheduler, feedback=feedback)
+
+
+@pytest.mark.parametrize("fmt", ["npz", "zarr", "geotiff", "deepsatdata"])
+def test_every_file_is_the_same_bytes_with_no_cluster_local_1_local_2_and_a_real_cluster(
+        source, fmt, tmp_path, small_chunks, real_cluster):
+    runs = {"none": None, "local:1": "local:1", "local:2": "local:2", "real": real_cluster.address}
+    if fmt in ("geotiff", "deepsatdata"):
+        runs.pop("local:1")  # one local cluster is enough to show it for these two
+    logs = {}
+    for name, scheduler in runs.items():
+        lines = []
+        result = _export(source, tmp_path / name, fmt, scheduler, Feedback(log=lines.append))
+        logs[name] = lines
+    assert result.n_samples > 40
+    reference = _checksums(tmp_path / "none")
+    assert len(reference) > result.n_samples  # every sample's own files, the tables, the catalog and the card
+    for name in runs:
+        assert _checksums(tmp_path / name) == reference, name
+    assert any("Running on a local Dask cluster of 2 worker processes: 2 workers" in line for line in logs["local:2"])
+    assert any(f"Running on the Dask cluster at {real_cluster.address}: 2 workers" in line for line in logs["real"])
+    assert not any("Dask" in line for line in logs["none"])
+
+
+def test_an_export_has_dozens_of_tasks_here(source, small_chunks):
+    from satplugin.qgis_satplugin.core.export.context import ExportContext
+    from satplugin.qgis_satplugin.core.export.options import ExportOptions
+    from satplugin.qgis_satplugin.core.export.plan import plan_patches
+    from satplugin.qgis_satplugin.core.export.stream import chunk_works
+
+    src, labels, tmp = source
+    ctx = ExportContext.open(ExportOptions(images=str(src), output_folder=str(tmp / "x"), patch_size=PATCH, stride=12),
+                             Feedback())
+    plan = plan_patches(ctx.series, None, ctx.patches, min_labelled=0, max_cloud=20, min_dates=1, max_dates=None,
+                        block_size=48, ratios=ctx.options.ratios(), seed=0, split_polygons=None, feedback=Feedback())
+    works = chunk_works(ctx.series, plan, PATCH)
+    assert len(works) >= 24
+    assert sorted(i for w in works for i in w.patches) == list(range(len(plan)))
+
+
+def test_a_worker_killed_mid_run_has_its_tasks_rerun_and_the_bytes_stay_the_same(source, tmp_path, small_chunks):
+    _export(source, tmp_path / "none", "npz")
+    cluster = RealCluster(tmp_path)
+    killed = threading.Event()
+
+    def progress(fraction):
+        # Once a quarter of the writing is done, one worker dies without warning.
+        if fraction > 0.35 and not killed.is_set():
+            killed.set()
+            os.kill(cluster.workers[0].pid, signal.SIGKILL)
+
+    try:
+        _export(source, tmp_path / "killed", "npz", cluster.address, Feedback(progress=progress))
+    finally:
+        cluster.close()
+    assert killed.is_set() and cluster.workers[0].returncode == -signal.SIGKILL
+    assert _checksums(tmp_path / "killed") == _checksums(tmp_path / "none")
+    assert not list((tmp_path / "killed").rglob("*.part"))
+
+
+def test_a_worker_with_another_engine_version_is_named_before_any_work(source, tmp_path, small_chunks):
+    preload = tmp_path / "other_version.py"
+    preload.write_text("import satplugin.qgis_satplugin.core as engine\nengine.__version__ = '0.0.1'\n")
+    cluster = RealCluster(tmp_path, n_workers=1, preload=str(preload))
+    try:
+        with pytest.raises(SatPluginError) as err:
+            _export(source, tmp_path / "out", "npz", cluster.address)
+    finally:
+        cluster.close()
+    message = str(err.value)
+    assert message.startswith("The Dask worker tcp://127.0.0.1:")
+    assert "satplugin-engine " in message and " here, 0.0.1 there" in message
+    assert "pip install satplugin-engine==" in message
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_cancel_stops_the_cluster_run_and_leaves_nothing(source, tmp_path, small_chunks, real_cluster):
+    canceled = threading.Event()
+    started = []
+
+    def progress(fraction):
+        if fraction > 0.2 and not started:
+            started.append(time.monotonic())
+            canceled.set()
+
+    out = tmp_path / "out"
+    with pytest.raises(Canceled):
+        _export(source, out, "npz", real_cluster.address, Feedback(progress=progress, is_canceled=canceled.is_set))
+    assert time.monotonic() - started[0] < 3.0
+    assert not out.exists() or not any(out.iterdir())
+    assert not [p for p in tmp_path.iterdir() if p.name != "out"]  # no staging folder left beside it
+
+
+def test_chunks_that_keep_failing_are_named_and_nothing_is_written(source, tmp_path, real_cluster):
+    """One date's strip of rows 75..100 is garbage: the planning pass (masks only) passes, its chunks fail."""
+    import rasterio
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for path in source[0].glob("*.tif"):
+        shutil.copy(path, folder / path.name)
+    images = sorted(str(p) for p in folder.glob("*.tif") if not p.stem.endswith("_SCL"))
+    with rasterio.open(images[2]) as ds:
+        assert ds.block_shapes[0][0] == 25
+        offset = int(ds.get_tag_item("BLOCK_OFFSET_0_3", "TIFF", bidx=1))
+        size = int(ds.get_tag_item("BLOCK_SIZE_0_3", "TIFF", bidx=1))
+    with open(images[2], "r+b") as f:
+        f.seek(offset)
+        f.write(b"\xff" * size)
+    out = tmp_path / "out"
+    with pytest.raises(TaskFailed) as err:
+        export(tuple(images), out, patch_size=PATCH, stride=12, format="npz", dask_scheduler=real_cluster.address)
+    failed = {name for name, _ in err.value.failures}
+    # Windows are 16 rows tall at a stride of 12: those starting at rows 60, 72, 84 and 96 read the strip.
+    assert {n.split(" (")[1] for n in failed} == {f"image rows {r}..{r + 16}, columns 0..160)" for r in (60, 72, 84, 96)}
+    assert str(err.value).startswith(f"4 tasks failed on the Dask cluster: chunk 6 of 10 (image rows 60..76, columns 0..160): "
+                                     f"Cannot read {images[2]}")
+    assert str(err.value).endswith("or replace the file.")
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_scheduler_is_empty_local_n_or_an_address():
+    assert parse_scheduler("") is None and parse_scheduler(None) is None and parse_scheduler("  ") is None
+    assert parse_scheduler("local:3") == Scheduler(local_workers=3)
+    assert parse_scheduler("tcp://10.0.0.5:8786") == Scheduler(address="tcp://10.0.0.5:8786")
+    for bad, words in (("local:0", "asks for no workers"), ("local", "is not empty, local:N"),
+                       ("10.0.0.5:8786", "is not empty, local:N"), ("tcp://host", "is not empty, local:N")):
+        with pytest.raises(SatPluginError, match=words):
+            parse_scheduler(bad)
+
+
+def test_the_identity_names_each_difference_engine_first():
+    mine = engine_identity()
+    assert mine["satplugin-engine"] and mine["dask"] and mine["GDAL"]
+    theirs = {**mine, "numpy": "0.1", "satplugin-engine": "0.0.1"}
+    assert differences(mine, theirs) == [f"satplugin-engine {mine['satplugin-engine']} here, 0.0.1 there",
+                                         f"numpy {mine['numpy']} here, 0.1 there"]
+    assert differences(mine, dict(mine)) == []
