@@ -13,7 +13,7 @@ from qgis.core import (
 from ..qgis_satplugin.core.superres.options import SuperResolveOptions
 from ..qgis_satplugin.core.superres.session import PROVIDER_CHOICES
 from .base import SatPluginAlgorithm, core_errors, options_help
-from .qgis_inputs import image_series_input
+from .qgis_inputs import add_scheduler_parameter, image_series_input, scheduler_option
 
 PROVIDER_LABELS = ["Auto (best available)", "CPU", "CUDA", "TensorRT", "DirectML", "CoreML"]
 
@@ -26,6 +26,7 @@ PARAMETER_OF = {
     "overlap": "OVERLAP",
     "batch_size": "BATCH_SIZE",
     "max_cloud": "MAX_CLOUD",
+    "dask_scheduler": "DASK_SCHEDULER",
     "output": "OUTPUT",
 }
 # Where the plugin keeps the shipped model (the engine's options cannot know the plugin's layout).
@@ -67,6 +68,7 @@ class SuperResolve(SatPluginAlgorithm):
             QgsProcessingParameterNumber("MAX_CLOUD", "Skip revisits above this cloud share (%)",
                                          QgsProcessingParameterNumber.Double, 50.0, minValue=0.0, maxValue=100.0)
         )
+        add_scheduler_parameter(self)
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Super-resolved raster"))
         self.addOutput(QgsProcessingOutputString("PROVIDER_USED", "Execution provider that ran"))
         self.addOutput(QgsProcessingOutputNumber("REVISITS_USED", "Revisits fed to the model"))
@@ -83,6 +85,7 @@ class SuperResolve(SatPluginAlgorithm):
                 overlap=self.parameterAsInt(parameters, "OVERLAP", context),
                 batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
                 max_cloud=self.parameterAsDouble(parameters, "MAX_CLOUD", context),
+                dask_scheduler=scheduler_option(self, parameters, context),
             )
         result = self.run_step("superres", options, feedback)
         return {

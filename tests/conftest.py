@@ -61,3 +61,14 @@ def run_qgis_process(*args, expect_success=True, timeout=300):
     if "--json" in args and proc.returncode == 0:
         return proc, json.loads(proc.stdout)
     return proc, None
+
+
+@pytest.fixture(scope="module")
+def real_cluster(tmp_path_factory):
+    """A `dask scheduler` and two `dask worker` processes on 127.0.0.1 (tests/cluster_fixtures.py)."""
+    pytest.importorskip("distributed")
+    from tests.cluster_fixtures import RealCluster
+
+    cluster = RealCluster(tmp_path_factory.mktemp("real-cluster"))
+    yield cluster
+    cluster.close()

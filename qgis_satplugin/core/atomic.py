@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Mapping, Optional
 
@@ -260,3 +261,29 @@ def _fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+PART = ".part"  # how the temporary names of replaced() end (see remove_parts)
+
+
+@contextmanager
+def replaced(path: Path):
+    """A temporary path beside ``path``, renamed onto it when the block ends without an error."""
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{PART}")
+    try:
+        yield temp
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def remove_parts(folder: Path) -> int:
+    """Remove what killed workers left under temporary names; returns how many."""
+    n = 0
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            if name.startswith(".") and name.endswith(PART):
+                os.remove(os.path.join(parent, name))
+                n += 1
+    return n

@@ -5,16 +5,11 @@ The real cluster is a `dask scheduler` and two `dask worker` processes started h
 the way the tests do (the `satplugin` link on PYTHONPATH). Chunks are made small so that
 one export is dozens of tasks.
 """
-import hashlib
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import shapely
@@ -28,8 +23,8 @@ from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths, run as run_ground_truth
 from satplugin.qgis_satplugin.core.grid import PixelGrid
 from satplugin.tests.fixtures.synthetic_parcels import synthetic_parcels
-from satplugin.tests.plugin_link import link_plugin_package
 
+from ..cluster_fixtures import RealCluster, checksums
 from .test_export_helpers import CRS, export, make_folder
 
 pytest.importorskip("distributed")
@@ -59,54 +54,6 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(windows, "CHUNK_BUDGET_BYTES", SMALL_BUDGET)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RealCluster:
-    """`dask scheduler` + `dask worker` processes on 127.0.0.1, each worker one process with one thread."""
-
-    def __init__(self, folder: Path, n_workers: int = 2, preload: str = None):
-        self.address = f"tcp://127.0.0.1:{_free_port()}"
-        env = {**os.environ, "PYTHONPATH": str(link_plugin_package()), "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
-        dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
-        self.log = open(folder / "cluster.log", "w")
-        self.scheduler = subprocess.Popen(
-            dask + ["--host", "127.0.0.1", "--port", self.address.rsplit(":", 1)[1], "--no-dashboard"],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        extra = ["--preload", preload] if preload else []
-        self.workers = [
-            subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--nthreads", "1",
-                              "--no-nanny", "--no-dashboard", "--name", f"w{i}", *extra],
-                             env=env, stdout=self.log, stderr=subprocess.STDOUT)
-            for i in range(n_workers)]
-
-    def close(self):
-        for p in self.workers + [self.scheduler]:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.workers + [self.scheduler]:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        self.log.close()
-
-
-@pytest.fixture(scope="module")
-def real_cluster(tmp_path_factory):
-    cluster = RealCluster(tmp_path_factory.mktemp("real-cluster"))
-    yield cluster
-    cluster.close()
-
-
-def _checksums(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def _export(source, out, fmt, scheduler=None, feedback=None):
     src, labels, _ = source
     return export(src, out, labels=labels, label_scale=K, patch_size=PATCH, stride=12, format=fmt, max_cloud=20,
@@ -125,10 +72,10 @@ def test_every_file_is_the_same_bytes_with_no_cluster_local_1_local_2_and_a_real
         result = _export(source, tmp_path / name, fmt, scheduler, Feedback(log=lines.append))
         logs[name] = lines
     assert result.n_samples > 40
-    reference = _checksums(tmp_path / "none")
+    reference = checksums(tmp_path / "none")
     assert len(reference) > result.n_samples  # every sample's own files, the tables, the catalog and the card
     for name in runs:
-        assert _checksums(tmp_path / name) == reference, name
+        assert checksums(tmp_path / name) == reference, name
     assert any("Running on a local Dask cluster of 2 worker processes: 2 workers" in line for line in logs["local:2"])
     assert any(f"Running on the Dask cluster at {real_cluster.address}: 2 workers" in line for line in logs["real"])
     assert not any("Dask" in line for line in logs["none"])
@@ -166,7 +113,7 @@ def test_a_worker_killed_mid_run_has_its_tasks_rerun_and_the_bytes_stay_the_same
     finally:
         cluster.close()
     assert killed.is_set() and cluster.workers[0].returncode == -signal.SIGKILL
-    assert _checksums(tmp_path / "killed") == _checksums(tmp_path / "none")
+    assert checksums(tmp_path / "killed") == checksums(tmp_path / "none")
     assert not list((tmp_path / "killed").rglob("*.part"))
 
 

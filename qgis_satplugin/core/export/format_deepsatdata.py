@@ -28,11 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import replaced
 from ..errors import SatPluginError
 from ..image_series.dates import day_of_year, parse_iso_datetime
 from .label_rasters import DEEPSATDATA_KEYS
 from .sample import DatasetMeta, Sample
-from .sample_writer import SampleWriter, replaced
+from .sample_writer import SampleWriter
 
 NAME = "deepsatdata"
 

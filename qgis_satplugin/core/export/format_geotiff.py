@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import replaced
 from ..image_series.dates import DATE_TAG, day_of_year, parse_iso_datetime
 from .sample import DatasetMeta, Sample, group_transform
-from .sample_writer import SampleWriter, replaced
+from .sample_writer import SampleWriter
 
 NAME = "geotiff"
 

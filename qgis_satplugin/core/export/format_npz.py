@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import replaced
 from .sample import Sample
-from .sample_writer import SampleWriter, replaced
+from .sample_writer import SampleWriter
 
 NAME = "npz"
 

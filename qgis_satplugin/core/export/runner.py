@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..atomic import check_output_paths
+from ..atomic import check_output_paths, remove_parts
 from ..cluster.scheduler import parse_scheduler
 from ..feedback import Feedback
 from ..gdal_cache import small_block_cache
@@ -41,7 +41,6 @@ from .index_gpkg import NAME as INDEX_NAME
 from .index_gpkg import write_index
 from .options import ExportOptions
 from .plan import plan_patches
-from .sample_writer import remove_parts
 from .samples_table import NAME as SAMPLES_NAME
 from .samples_table import write_samples_csv
 from .splits import SPLITS

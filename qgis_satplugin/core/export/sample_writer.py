@@ -8,14 +8,11 @@ every chunk's extras in plan order (:meth:`absorb`) and closes it last. Formats 
 file per sample need none of this; zarr's store is created once and its small per-sample
 arrays are written at the end.
 
-Each file is written under a temporary name and renamed (:func:`replaced`): a task rerun
-after its worker died, or two attempts of one task, never leave a torn file.
+Each file is written under a temporary name and renamed (:func:`~..atomic.replaced`): a task
+rerun after its worker died, or two attempts of one task, never leave a torn file.
 """
 from __future__ import annotations
 
-import os
-import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 from .sample import DatasetMeta, Sample
@@ -50,28 +47,3 @@ class SampleWriter:
     def close(self) -> None:
         """Write the dataset-wide files, after every chunk."""
 
-
-PART = ".part"  # what a temporary name ends with (see remove_parts)
-
-
-@contextmanager
-def replaced(path: Path):
-    """A temporary path beside ``path``, renamed onto it when the block ends without an error."""
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{PART}")
-    try:
-        yield temp
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
-def remove_parts(folder: Path) -> int:
-    """Remove what killed workers left under temporary names; returns how many."""
-    n = 0
-    for parent, _, names in os.walk(folder):
-        for name in names:
-            if name.startswith(".") and name.endswith(PART):
-                os.remove(os.path.join(parent, name))
-                n += 1
-    return n

@@ -39,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import replaced
 from .format_zarr import STORE as ZARR_STORE
-from .sample_writer import replaced
 
 STAC_VERSION = "1.1.0"
 COLLECTION = "collection.json"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
+from ..cluster.scheduler import SCHEDULER_HELP, parse_scheduler
 from ..errors import SatPluginError
 from ..options import StepOptions, option
 from ..resources import resource_path
@@ -53,6 +54,9 @@ class SuperResolveOptions(StepOptions):
         "row of tiles, whatever the raster's size."))
     max_cloud: float = option(50.0, help=(
         "Revisits with more cloud or no data than this share (%) are skipped; 100 keeps every date."))
+    dask_scheduler: Optional[str] = option(None, help=SCHEDULER_HELP + (
+        " Each band of tile rows is one task; each worker loads the model once (one thread), checked against "
+        "the client's by its sha256, and the bands are assembled into the same GeoTIFF."))
 
     def __post_init__(self):
         if self.model is not None:  # an empty MODEL is the default model
@@ -76,6 +80,7 @@ class SuperResolveOptions(StepOptions):
         if output.suffix.lower() not in (".tif", ".tiff"):
             raise SatPluginError(f"The output must be a GeoTIFF (.tif), got {output.name}.")
         check_tiling(self.tile_size, self.overlap)
+        parse_scheduler(self.dask_scheduler)
         choice = (self.provider or "auto").strip().lower()
         if choice not in PROVIDER_CHOICES:
             raise SatPluginError(f"PROVIDER must be one of {', '.join(PROVIDER_CHOICES)}, got {choice!r}.")

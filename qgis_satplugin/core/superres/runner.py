@@ -16,8 +16,11 @@ divided by the model's scale.
 """
 from __future__ import annotations
 
+import os
+import shutil
+import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +30,9 @@ from ..dependencies import require
 from ..errors import SatPluginError
 from ..feedback import Feedback
 from ..grid import PixelGrid
-from ..image_series.reader import input_paths, input_read_errors, open_image_series
+from ..cluster.scheduler import parse_scheduler
+from ..image_series.manifest import sha256_of
+from ..image_series.reader import ImageSeries, input_paths, input_read_errors, open_image_series
 from ..options import plain
 from .contract import ModelContract
 from .input_strips import StripReader
@@ -89,19 +94,16 @@ def run(options: SuperResolveOptions, feedback: Feedback | None = None, *,
     require("Super-resolution", "onnxruntime", "cv2")
     check_output_paths({"OUTPUT": output}, {**input_paths(inputs, "INPUT"), "MODEL": model_path})
     check_writable_folder(output)
+    scheduler = parse_scheduler(options.dask_scheduler)
     with input_read_errors(inputs):
         loaded = loaded_model or load_model(model_path, options.provider, feedback)
         contract = loaded.contract
         batch_size = options.batch_size or auto_batch_size(loaded.provider)
-        series = open_image_series(inputs, feedback=feedback)
-        positions = contract.band_positions(series.bands, "The input")
-        chosen = choose_revisits(series, contract, options.max_cloud, feedback)
-        stack = describe_revisits(series, chosen)
+        plan = plan_tiles(options, contract, feedback)
+        series, layout, margin, overlap = plan.series, plan.layout, plan.layout.margin, options.overlap
+        stack = describe_revisits(series, plan.chosen)
         feedback.log("Revisits fed, in order: " + "; ".join(
             f"{r['datetime']} ({'?' if r['cloud_percent'] is None else r['cloud_percent']} % cloud)" for r in stack))
-        overlap = options.overlap
-        margin = context_margin(overlap, contract.receptive_field)
-        layout = TileLayout(series.grid.height, series.grid.width, options.tile_size, overlap, contract.scale, margin)
         if contract.receptive_field is not None and contract.receptive_field > margin:
             feedback.log(
                 f"Warning: the model sees {contract.receptive_field} px around each pixel but OVERLAP {overlap} leaves "
@@ -113,15 +115,19 @@ def run(options: SuperResolveOptions, feedback: Feedback | None = None, *,
         writer = OutputRaster(output, grid, len(contract.output_bands), dtype, nodata)
         reader = None
         try:
-            reader = StripReader(series, chosen, positions, contract, layout.margin)
-            seconds = _run_tiles(loaded, layout, reader, writer, contract, batch_size, feedback)
+            if scheduler is None:
+                reader = StripReader(series, plan.chosen, plan.positions, contract, layout.margin)
+                seconds = run_tiles(loaded, layout, reader, writer, contract, batch_size, feedback)
+                provider = loaded.provider_label
+            else:
+                seconds, provider = _run_on_cluster(scheduler, options, loaded.path, layout, writer, feedback)
             tags = {
                 "SOURCE": "satplugin:superresolve",
                 "MODEL": contract.name or loaded.path.stem,
                 "MODEL_VERSION": contract.version,
                 "MODEL_FILE": loaded.path.name,
                 "SCALE": contract.scale,
-                "PROVIDER": loaded.provider_label,
+                "PROVIDER": provider,
                 "REVISITS": len(stack),
                 "REVISIT_DATES": ",".join(r["datetime"] for r in stack),
                 "LICENSE": contract.license,
@@ -138,9 +144,65 @@ def run(options: SuperResolveOptions, feedback: Feedback | None = None, *,
             if reader is not None:
                 reader.close()
         feedback.log(f"Wrote {output.name}: {grid.width} x {grid.height} px of {grid.pixel_width:g} m, "
-                     f"{len(contract.output_bands)} bands, {layout.count} tiles, provider {loaded.provider_label}.")
-        return SuperResolveResult(output, loaded.provider_label, loaded.path.name, contract.scale, grid.width, grid.height,
+                     f"{len(contract.output_bands)} bands, {layout.count} tiles, provider {provider}.")
+        return SuperResolveResult(output, provider, loaded.path.name, contract.scale, grid.width, grid.height,
                                   stack, layout.count, seconds)
+
+
+@dataclass
+class TilePlan:
+    """The series, the revisits chosen from it and the tiles over it: what every part of a run shares."""
+
+    series: ImageSeries
+    positions: list  # the model's bands in the series
+    chosen: list  # the revisits, in the order fed
+    layout: TileLayout
+
+
+def plan_tiles(options: SuperResolveOptions, contract: ModelContract, feedback: Feedback) -> TilePlan:
+    series = open_image_series(options.inputs, feedback=feedback)
+    positions = contract.band_positions(series.bands, "The input")
+    chosen = choose_revisits(series, contract, options.max_cloud, feedback)
+    margin = context_margin(options.overlap, contract.receptive_field)
+    layout = TileLayout(series.grid.height, series.grid.width, options.tile_size, options.overlap, contract.scale, margin)
+    return TilePlan(series, positions, chosen, layout)
+
+
+def _run_on_cluster(scheduler, options: SuperResolveOptions, model_path: Path, layout: TileLayout, writer,
+                    feedback: Feedback) -> tuple:
+    """Bands of tile rows on the Dask cluster, each into its own part file, appended in order; (seconds, provider)."""
+    from ..cluster.tasks import Task, dask_client, run_tasks
+    from .band_task import TILE_ROWS_PER_TASK, read_part, superresolve_band
+
+    n = layout.row_starts.size
+    output = Path(options.output).absolute()
+    # Workers start elsewhere: every path absolute. The parts lie beside the output (the workers must see it).
+    job = replace(options, inputs=_absolute(options.inputs), output=str(output),
+                  model=os.path.abspath(options.model) if options.model else None, dask_scheduler=None).to_json()
+    parts = output.parent / f".{output.name}.parts-{uuid.uuid4().hex[:8]}"
+    parts.mkdir()
+    model_sha256 = sha256_of(model_path)
+    tasks = []
+    for i, k0 in enumerate(range(0, n, TILE_ROWS_PER_TASK)):
+        k1 = min(k0 + TILE_ROWS_PER_TASK, n)
+        tasks.append(Task(f"band-{i:05d}", {"job": job, "model_sha256": model_sha256, "tile_rows": [k0, k1],
+                                            "part": str(parts / f"band-{i:05d}.bin")},
+                          f"tile rows {k0 + 1}..{k1} of {n}"))
+    try:
+        with dask_client(scheduler, feedback) as client:
+            results, _ = run_tasks(client, superresolve_band, tasks, feedback)
+        for key in sorted(results):
+            for rows in read_part(results[key]):
+                feedback.check_canceled()
+                writer.append(rows)
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)
+    providers = sorted({r["provider"] for r in results.values()})
+    return sum(r["seconds"] for r in results.values()), "+".join(providers)
+
+
+def _absolute(inputs):
+    return os.path.abspath(inputs) if isinstance(inputs, str) else tuple(os.path.abspath(p) for p in inputs)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -150,27 +212,42 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _run_tiles(loaded: LoadedModel, layout: TileLayout, reader: StripReader, writer: OutputRaster,
-               contract: ModelContract, batch_size: int, feedback: Feedback) -> float:
-    """Infer every tile and stream the blended rows to ``writer``; returns seconds in ONNX Runtime."""
+def first_contributing_row(layout: TileLayout, k0: int) -> int:
+    """The first tile row whose output reaches the rows tile row ``k0`` finishes (the tiles overlap)."""
+    starts = layout.row_starts
+    return int(np.flatnonzero(starts + layout.tile_h > starts[k0])[0])
+
+
+def run_tiles(loaded: LoadedModel, layout: TileLayout, reader: StripReader, writer, contract: ModelContract,
+               batch_size: int, feedback: Feedback, tile_rows: tuple | None = None) -> float:
+    """Infer the tiles and stream the blended rows to ``writer``; returns seconds in ONNX Runtime.
+
+    ``tile_rows`` (k0, k1): only the output rows that tile rows k0..k1-1 finish (a band of a
+    cluster run). The tile rows before k0 that overlap them are inferred too, in the same
+    order as in a whole run, so every pixel sums the same tiles in the same order: the band
+    is bit for bit the same rows as a whole run writes.
+    """
     import time
 
     s, m = contract.scale, layout.margin
     height, width = layout.height, layout.width
     th, tw = layout.tile_h, layout.tile_w
     row_starts, col_starts = layout.row_starts, layout.col_starts
+    k0, k1 = tile_rows or (0, row_starts.size)
+    j0 = first_contributing_row(layout, k0)
     wy, wx = layout.row_weights(), layout.col_weights()
     bands_out = len(contract.output_bands)
     padded_w = (width + 2 * m) * s
     acc = np.zeros((bands_out, th * s, padded_w), dtype=np.float32)
-    done, total = 0, layout.count
+    done, total = 0, (k1 - j0) * col_starts.size
     infer_seconds = 0.0
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="superres-read")
     try:
-        pending = pool.submit(reader.read, int(row_starts[0]), th)
-        for k, r0 in enumerate(row_starts):
+        pending = pool.submit(reader.read, int(row_starts[j0]), th)
+        for k in range(j0, k1):
+            r0 = row_starts[k]
             strip = pending.result()
-            if k + 1 < row_starts.size:
+            if k + 1 < k1:
                 pending = pool.submit(reader.read, int(row_starts[k + 1]), th)
             tiles = [strip.values[..., int(c0):int(c0) + tw] for c0 in col_starts]
             for b0 in range(0, len(tiles), batch_size):
@@ -188,12 +265,13 @@ def _run_tiles(loaded: LoadedModel, layout: TileLayout, reader: StripReader, wri
                     acc[:, :, c:c + tw * s] += tile_out
                 done += batch.shape[0]
                 feedback.set_progress(done / total)
-            # Input validity at output resolution, for the rows this strip covers (None: all valid).
-            valid = None if strip.valid.all() else np.repeat(np.repeat(strip.valid, s, axis=0), s, axis=1)
             last = k + 1 == row_starts.size
             final = th * s if last else (int(row_starts[k + 1]) - int(r0)) * s
-            _emit(writer, contract, acc[:, :final], None if valid is None else valid[:final], int(r0) * s, m * s,
-                  height * s, width * s)
+            if k >= k0:
+                # Input validity at output resolution, for the rows this strip covers (None: all valid).
+                valid = None if strip.valid.all() else np.repeat(np.repeat(strip.valid, s, axis=0), s, axis=1)
+                _emit(writer, contract, acc[:, :final], None if valid is None else valid[:final], int(r0) * s, m * s,
+                      height * s, width * s)
             acc[:, : th * s - final] = acc[:, final:]
             acc[:, th * s - final:] = 0.0
     finally:
@@ -201,7 +279,7 @@ def _run_tiles(loaded: LoadedModel, layout: TileLayout, reader: StripReader, wri
     return infer_seconds
 
 
-def _emit(writer: OutputRaster, contract: ModelContract, rows: np.ndarray, valid, top: int,
+def _emit(writer, contract: ModelContract, rows: np.ndarray, valid, top: int,
           margin: int, height: int, width: int) -> None:
     """Crop the padding off finished rows (padded output coordinates from ``top``) and write them."""
     a = max(top, margin)
