@@ -18,7 +18,15 @@ from ..qgis_satplugin.core.area import Area
 from ..qgis_satplugin.core.export.label_rasters import labels_by_kind
 from ..qgis_satplugin.core.export.options import ExportOptions, SplitArea
 from .base import SatPluginAlgorithm, core_errors, crs_string, options_help
-from .qgis_inputs import add_scheduler_parameter, area_wkt, first_band_description, image_series_input, scheduler_option
+from .qgis_inputs import (
+    add_scheduler_parameter,
+    area_wkt,
+    first_band_description,
+    image_series_input,
+    number_parameter,
+    scheduler_option,
+    split_ratios_value,
+)
 
 FORMATS = [
     ("npz", "npz: one file per sample, arrays [T, C, H, W] + dates + labels"),
@@ -80,7 +88,7 @@ class ExportPatches(SatPluginAlgorithm):
             ("STRIDE", "Stride (pixels; 0: the patch size)", integer, 0, 0, None),
             ("LABEL_SCALE", "Label scale (labels k times finer)", integer, 1, 1, 16),
         ):
-            self.addParameter(_number(name, label, kind, default, low, high))
+            self.addParameter(number_parameter(name, label, kind, default, low, high))
         self.addParameter(QgsProcessingParameterString("BANDS", "Bands (comma-separated; empty: all)", optional=True))
         self.addParameter(
             QgsProcessingParameterEnum("BAND_RESOLUTION", "Band resolution", [label for _, label in BAND_RESOLUTIONS], defaultValue=0)
@@ -91,7 +99,7 @@ class ExportPatches(SatPluginAlgorithm):
             ("MIN_DATES", "Minimum dates per sample", integer, 1, 1, None),
             ("MAX_DATES", "Maximum dates per sample (0: no maximum)", integer, 0, 0, None),
         ):
-            self.addParameter(_number(name, label, kind, default, low, high))
+            self.addParameter(number_parameter(name, label, kind, default, low, high))
         self.addParameter(QgsProcessingParameterString("SEASON_START", "Season start (MM-DD)", optional=True))
         self.addParameter(QgsProcessingParameterString("SEASON_END", "Season end (MM-DD)", optional=True))
         self.addParameter(QgsProcessingParameterEnum("FORMAT", "Format", [label for _, label in FORMATS], defaultValue=0))
@@ -139,7 +147,7 @@ class ExportPatches(SatPluginAlgorithm):
                 season_end=self.parameterAsString(parameters, "SEASON_END", context) or None,
                 format=FORMATS[self.parameterAsEnum(parameters, "FORMAT", context)][0],
                 split_block_size=self.parameterAsInt(parameters, "SPLIT_BLOCK_SIZE", context) or None,
-                split_ratios=_ratios(self.parameterAsString(parameters, "SPLIT_RATIOS", context)),
+                split_ratios=split_ratios_value(self.parameterAsString(parameters, "SPLIT_RATIOS", context)),
                 seed=self.parameterAsInt(parameters, "SEED", context),
                 split_areas=_split_areas(*split_layer) if split_layer else None,
                 dask_scheduler=scheduler_option(self, parameters, context),
@@ -171,18 +179,3 @@ def _split_areas(source, field) -> tuple:
                   str(feature[field]).strip().lower())
         for feature in source.getFeatures()
     )
-
-
-def _number(name, label, kind, default, low, high=None):
-    bounds = {"minValue": low} if high is None else {"minValue": low, "maxValue": high}
-    return QgsProcessingParameterNumber(name, label, kind, default, **bounds)
-
-
-def _ratios(text):
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise QgsProcessingException(f"SPLIT_RATIOS must be three numbers like 0.7,0.15,0.15, got {text!r}.") from None
-    if len(values) != 3:
-        raise QgsProcessingException(f"SPLIT_RATIOS must be three numbers (train,val,test), got {text!r}.")
-    return values

@@ -3,6 +3,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .base import ENGINE_PYTHON_SETTING, ICON
+from .build_dataset import BuildDataset
 from .download_products import DownloadProducts
 from .engine_algorithms import InstallEngine, RemoveEngine
 from .export_patches import ExportPatches
@@ -31,7 +32,7 @@ class SatPluginProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self):  # noqa: N802 (QGIS API)
         for algorithm in (SearchProducts(), DownloadProducts(), RasterizeGroundTruth(), ExportPatches(), SuperResolve(),
-                          InstallEngine(), RemoveEngine()):
+                          BuildDataset(), InstallEngine(), RemoveEngine()):
             self.addAlgorithm(algorithm)
 
     def load(self):

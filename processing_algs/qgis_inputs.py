@@ -170,3 +170,20 @@ def first_band_description(path) -> str:
     if dataset is None:
         raise QgsProcessingException(f"{path} cannot be read as a raster.")
     return (dataset.GetRasterBand(1).GetDescription() or "").strip()
+
+
+def number_parameter(name, label, kind, default, low, high=None):
+    """A number parameter with its bounds (``high`` None: no maximum)."""
+    bounds = {"minValue": low} if high is None else {"minValue": low, "maxValue": high}
+    return QgsProcessingParameterNumber(name, label, kind, default, **bounds)
+
+
+def split_ratios_value(text):
+    """SPLIT_RATIOS text ("0.7,0.15,0.15") as three numbers, or the error QGIS shows."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise QgsProcessingException(f"SPLIT_RATIOS must be three numbers like 0.7,0.15,0.15, got {text!r}.") from None
+    if len(values) != 3:
+        raise QgsProcessingException(f"SPLIT_RATIOS must be three numbers (train,val,test), got {text!r}.")
+    return values

@@ -2,6 +2,8 @@
 
 - no step package (search, download, ground_truth, export, superres) imports another one;
   what two steps share lives in a floor module or package of the core;
+- the region build (region/) sits above the steps and composes them: no step and no floor
+  imports it, and floors import no step;
 - the runtime (qgis_satplugin/, processing_algs/) imports nothing from tests/, from the
   training code in models/, or torch;
 - the core imports nothing from the QGIS side (gui, processing_algs).
@@ -18,6 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CORE = ROOT / "qgis_satplugin" / "core"
 STEPS = ("search", "download", "ground_truth", "export", "superres")
+COMPOSITES = ("region",)  # above the steps: they may import steps, nothing in the core imports them
 RUNTIME = [ROOT / "qgis_satplugin", ROOT / "processing_algs", ROOT / "__init__.py"]
 
 
@@ -84,13 +87,26 @@ def test_no_step_package_imports_another():
     assert sideways == []
 
 
+def _composite_of(module: str):
+    parts = module.split(".")
+    return parts[3] if parts[:3] == ["satplugin", "qgis_satplugin", "core"] and len(parts) > 3 \
+        and parts[3] in COMPOSITES else None
+
+
 def test_floors_import_no_step():
     upward = []
     for path in python_files(CORE):
-        if step_of(module_name(path)) is not None:
+        if step_of(module_name(path)) is not None or _composite_of(module_name(path)) is not None:
             continue
         upward += [f"{path.relative_to(ROOT)}:{line} imports {name}"
                    for line, name in imports_of(path) if step_of(name) is not None]
+    assert upward == []
+
+
+def test_nothing_in_the_core_below_the_region_build_imports_it():
+    upward = [f"{path.relative_to(ROOT)}:{line} imports {name}"
+              for path in python_files(CORE) if _composite_of(module_name(path)) is None
+              for line, name in imports_of(path) if _composite_of(name) is not None]
     assert upward == []
 
 

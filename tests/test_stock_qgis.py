@@ -28,7 +28,7 @@ from tests.conftest import run_qgis_process
 from tests.stock_qgis import QGIS_PROCESS, STOCK_PYTHON, WHEELHOUSE, StockQgis
 
 ALGORITHMS = ("searchproducts", "downloadproducts", "rasterizegroundtruth", "exportpatches", "superresolve",
-              "installengine", "removeengine")
+              "builddataset", "installengine", "removeengine")
 pytestmark = pytest.mark.slow
 
 

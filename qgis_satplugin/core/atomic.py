@@ -263,13 +263,15 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-PART = ".part"  # how the temporary names of replaced() end (see remove_parts)
+# replaced()'s temporary names: ".<name>.<8 hex>.part<suffix>" (the suffix kept: drivers such as GPKG check it).
+_PART_NAME = re.compile(r"^\..+\.[0-9a-f]{8}\.part(\.[^.]+)?$")
 
 
 @contextmanager
 def replaced(path: Path):
     """A temporary path beside ``path``, renamed onto it when the block ends without an error."""
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{PART}")
+    path = Path(path)
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part{path.suffix}")
     try:
         yield temp
         os.replace(temp, path)
@@ -279,11 +281,11 @@ def replaced(path: Path):
 
 
 def remove_parts(folder: Path) -> int:
-    """Remove what killed workers left under temporary names; returns how many."""
+    """Remove what killed workers left under :func:`replaced`'s temporary names; returns how many."""
     n = 0
     for parent, _, names in os.walk(folder):
         for name in names:
-            if name.startswith(".") and name.endswith(PART):
+            if _PART_NAME.match(name):
                 os.remove(os.path.join(parent, name))
                 n += 1
     return n

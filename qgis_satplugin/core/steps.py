@@ -1,4 +1,4 @@
-"""The five steps by name: where each one's options class and ``run`` live.
+"""The steps by name (the five, and the region build above them): where each one's options class and ``run`` live.
 
 One table for everything that runs a step from its name: the engine's command line
 (``python -m satplugin_engine run <step> job.json``) and, later, the plugin's engine
@@ -19,6 +19,8 @@ STEPS = {
     "ground_truth": ("ground_truth", "GroundTruthOptions"),
     "export": ("export", "ExportOptions"),
     "superres": ("superres", "SuperResolveOptions"),
+    # Above the five: the chain over a region's MGRS tiles.
+    "build_dataset": ("region", "BuildDatasetOptions"),
 }
 
 

@@ -24,7 +24,7 @@ def test_desktop_initgui_registers_the_provider_and_unload_removes_it(qgis_iface
     provider = registry.providerById("satplugin")
     assert provider is not None
     assert sorted(a.id() for a in provider.algorithms()) == [
-        "satplugin:downloadproducts", "satplugin:exportpatches", "satplugin:installengine",
+        "satplugin:builddataset", "satplugin:downloadproducts", "satplugin:exportpatches", "satplugin:installengine",
         "satplugin:rasterizegroundtruth", "satplugin:removeengine", "satplugin:searchproducts", "satplugin:superresolve",
     ]
     # The dock, docked on the right, hidden until its action (toolbar and menu) shows it.

@@ -11,6 +11,8 @@ scheduler's own rule); a task that raises is tried once more, then reported by i
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import multiprocessing.spawn
 import os
 import re
 import sys
@@ -18,6 +20,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from ..errors import Canceled, SatPluginError
@@ -86,13 +89,16 @@ def dask_client(scheduler: Scheduler, feedback: Feedback):
         raise SatPluginError(
             "DASK_SCHEDULER needs dask and distributed in the engine's environment: pip install 'satplugin-engine[cluster]' "
             "(the managed engine has them), or leave DASK_SCHEDULER empty.") from None
-    cluster = None
+    cluster = previous_executable = None
     if scheduler.local_workers:
-        if not os.path.basename(sys.executable).lower().startswith("python"):
-            # Inside QGIS on Windows sys.executable is qgis-bin.exe: spawning it would open QGIS windows.
-            raise SatPluginError(f"local Dask workers must be started from the engine's Python, not {sys.executable}.")
-        cluster = LocalCluster(n_workers=scheduler.local_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+        previous_executable = multiprocessing.spawn.get_executable()
+        multiprocessing.set_executable(own_interpreter())  # the workers (and their restarts) are spawned from it
+        try:
+            cluster = LocalCluster(n_workers=scheduler.local_workers, threads_per_worker=1, processes=True,
+                                   host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+        except BaseException:
+            multiprocessing.set_executable(previous_executable)
+            raise
         client = Client(cluster)
     else:
         try:
@@ -107,6 +113,29 @@ def dask_client(scheduler: Scheduler, feedback: Feedback):
         client.close()
         if cluster is not None:
             cluster.close()
+            multiprocessing.set_executable(previous_executable)
+
+
+def own_interpreter() -> str:
+    """This process's Python as a program, to start local workers with.
+
+    ``sys.executable`` is not always it: inside QGIS it is the QGIS program (``qgis-bin.exe``
+    on Windows, whose spawned workers would open QGIS windows) or whatever ``python3`` comes
+    first on the PATH, which may be another Python with another standard library. The
+    interpreter of this process lies under ``sys.prefix`` (a virtual environment's own, in
+    the managed engine).
+    """
+    prefix = Path(sys.prefix)
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    candidates = [prefix / "python.exe"] if os.name == "nt" else [prefix / "bin" / f"python{version}",
+                                                                    prefix / "bin" / "python3"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return str(candidate)
+    if Path(sys.executable).name.lower().startswith("python"):
+        return sys.executable
+    raise SatPluginError(f"This engine's Python interpreter was not found under {prefix}; local Dask workers cannot be "
+                         "started (give DASK_SCHEDULER the address of a cluster instead).")
 
 
 def _running(run_id: str, dask_worker=None) -> list:

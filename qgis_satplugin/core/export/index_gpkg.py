@@ -57,19 +57,21 @@ def footprint(transform, size: int):
     return shapely.box(c, f + size * e, c + size * a, f)
 
 
-def write_index(folder: Path, rows: list, crs_wkt: str) -> Path:
+def write_index(folder: Path, rows: list, crs_wkt: str, extra_fields: dict | None = None, name: str = NAME) -> Path:
+    """The index of ``rows`` (each with FIELDS, ``extra_fields``, ``_footprint`` and ``_index``), in ``_index`` order."""
     from pyogrio.raw import write as ogr_write
 
     rows = sorted(rows, key=lambda r: r["_index"])
-    path = Path(folder) / NAME
+    path = Path(folder) / name
+    fields = {**FIELDS, **(extra_fields or {})}
     data = []
-    for name, dtype in FIELDS.items():
-        values = [r[name] for r in rows]
+    for field, dtype in fields.items():
+        values = [r[field] for r in rows]
         data.append(np.array(values, dtype=object) if dtype is object else np.array(values, dtype=dtype))
     wkb = np.array([shapely.to_wkb(r["_footprint"]) for r in rows], dtype=object)
     stamp = max((r["last_date"] for r in rows), default="2015-06-23T00:00:00Z")  # else Sentinel-2A's launch
     with _gdal_config(OGR_CURRENT_DATE=stamp.replace("Z", ".000Z") if "." not in stamp else stamp):
-        ogr_write(str(path), wkb, data, list(FIELDS), layer=LAYER, driver="GPKG", geometry_type="Polygon", crs=crs_wkt)
+        ogr_write(str(path), wkb, data, list(fields), layer=LAYER, driver="GPKG", geometry_type="Polygon", crs=crs_wkt)
     return path
 
 

@@ -11,7 +11,7 @@ import math
 from dataclasses import replace
 
 from ..errors import SatPluginError
-from .options import GroundTruthOptions
+from .options import GroundTruthOptions, PolygonFile
 
 
 def with_polygons_read(options: GroundTruthOptions) -> GroundTruthOptions:
@@ -19,6 +19,14 @@ def with_polygons_read(options: GroundTruthOptions) -> GroundTruthOptions:
     spec = options.polygons_file
     if spec is None:
         return options
+    found = read_polygons(spec)
+    return replace(options, polygons=found["polygons"], class_values=found["class_values"],
+                   parcel_ids=found["parcel_ids"], class_names=found["class_names"], polygons_file=None)
+
+
+def read_polygons(spec: PolygonFile) -> dict:
+    """The file's features as the inline job holds them (``polygons`` as WKB hex, ``class_values``,
+    ``parcel_ids``, ``class_names``), and ``crs``, the file's CRS as WKT (None when it has none)."""
     import pyogrio.raw
     from pyogrio.errors import DataLayerError, DataSourceError, FieldError
 
@@ -35,14 +43,13 @@ def with_polygons_read(options: GroundTruthOptions) -> GroundTruthOptions:
     ids = values[spec.id_field] if spec.id_field else [int(fid) for fid in fids]
     if any(i is None for i in ids):
         raise SatPluginError(f"ID_FIELD: some features have no value in '{spec.id_field}'.")
-    return replace(
-        options,
-        polygons=tuple(None if g is None else g.hex() for g in wkb),
-        class_values=tuple(values[spec.class_field]),
-        parcel_ids=tuple(ids),
-        class_names=tuple(None if n is None else str(n) for n in values[spec.name_field]) if spec.name_field else None,
-        polygons_file=None,
-    )
+    return {
+        "polygons": tuple(None if g is None else g.hex() for g in wkb),
+        "class_values": tuple(values[spec.class_field]),
+        "parcel_ids": tuple(ids),
+        "class_names": tuple(None if n is None else str(n) for n in values[spec.name_field]) if spec.name_field else None,
+        "crs": meta.get("crs"),
+    }
 
 
 def _plain(column, dtype: str) -> list:
