@@ -19,6 +19,7 @@ bench: setup
 	$(PY) benchmarks/bench_download.py
 	$(PY) benchmarks/bench_export.py
 	$(PY) benchmarks/bench_superres.py
+	$(PY) benchmarks/bench_cluster.py
 
 package: setup
 	$(PY) scripts/package.py

@@ -13,7 +13,6 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-
 from satplugin.qgis_satplugin.core.errors import Canceled, SatPluginError
 from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.ground_truth.options import PolygonFile
@@ -151,6 +150,23 @@ def test_a_tile_that_keeps_failing_is_named_and_the_rest_completes(region, tmp_p
     assert card["failures"] == result.failures and card["failures"][0]["error"].startswith("Cannot read ")
     assert any(line.startswith("Tile 33TTL failed: ") for line in lines)
     assert sorted(p.name for p in (tmp_path / "ds" / "tiles").iterdir()) == ["32TQR", "32TQS", "33TTM"]
+
+
+def test_a_cancel_on_a_cluster_returns_within_seconds_and_leaves_no_region_files(region, tmp_path, real_cluster):
+    import time
+
+    canceled = threading.Event()
+    at = []
+
+    def log(line):
+        if " tasks done " in line and not canceled.is_set():
+            at.append(time.monotonic())
+            canceled.set()
+
+    with pytest.raises(Canceled):
+        _build(region, tmp_path / "ds", real_cluster.address, Feedback(log=log, is_canceled=canceled.is_set))
+    assert time.monotonic() - at[0] < 3.0
+    assert not (tmp_path / "ds" / "dataset.json").exists() and not (tmp_path / "ds" / "index.gpkg").exists()
 
 
 def test_a_folder_holding_something_else_is_refused(region, tmp_path):

@@ -8,20 +8,22 @@ one export is dozens of tasks.
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import shapely
-
 from satplugin.qgis_satplugin.core.cluster.identity import differences, engine_identity
 from satplugin.qgis_satplugin.core.cluster.scheduler import Scheduler, parse_scheduler
 from satplugin.qgis_satplugin.core.cluster.tasks import TaskFailed
 from satplugin.qgis_satplugin.core.errors import Canceled, SatPluginError
 from satplugin.qgis_satplugin.core.export import windows
 from satplugin.qgis_satplugin.core.feedback import Feedback
-from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths, run as run_ground_truth
 from satplugin.qgis_satplugin.core.grid import PixelGrid
+from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths
+from satplugin.qgis_satplugin.core.ground_truth import run as run_ground_truth
 from satplugin.tests.fixtures.synthetic_parcels import synthetic_parcels
 
 from ..cluster_fixtures import RealCluster, checksums
@@ -195,3 +197,27 @@ def test_the_identity_names_each_difference_engine_first():
     assert differences(mine, theirs) == [f"satplugin-engine {mine['satplugin-engine']} here, 0.0.1 there",
                                          f"numpy {mine['numpy']} here, 0.1 there"]
     assert differences(mine, dict(mine)) == []
+
+
+def test_tasks_take_the_gdal_settings_but_no_local_path_and_no_secret(monkeypatch):
+    import rasterio
+    from satplugin.qgis_satplugin.core.cluster.tasks import gdal_settings
+
+    monkeypatch.setenv("GDAL_HTTP_TIMEOUT", "17")
+    monkeypatch.setenv("CPL_VSIL_CURL_CHUNK_SIZE", "1048576")
+    monkeypatch.setenv("GDAL_DATA", "/only/here/gdal")
+    monkeypatch.setenv("GDAL_HTTP_AUTH_TOKEN", "s3cret")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cret")
+    with rasterio.Env(GDAL_CACHEMAX=123456789):
+        found = gdal_settings()
+    assert found["GDAL_HTTP_TIMEOUT"] == "17" and found["CPL_VSIL_CURL_CHUNK_SIZE"] == "1048576"
+    assert found["GDAL_CACHEMAX"] == 123456789
+    assert "GDAL_DATA" not in found and "s3cret" not in repr(found)
+
+
+def test_local_workers_start_from_this_process_own_interpreter():
+    from satplugin.qgis_satplugin.core.cluster.tasks import own_interpreter
+
+    python = Path(own_interpreter())
+    assert python.is_file() and python.parent.parent == Path(sys.prefix)
+    assert python.name.startswith("python")

@@ -10,7 +10,6 @@ import hashlib
 import numpy as np
 import pytest
 import rasterio
-
 from satplugin.qgis_satplugin.core.errors import SatPluginError
 from satplugin.qgis_satplugin.core.feedback import Feedback
 from satplugin.qgis_satplugin.core.superres import SuperResolveOptions, band_task, run
@@ -36,7 +35,8 @@ def _sha256(path) -> str:
 
 def test_the_output_is_the_same_bytes_with_no_cluster_local_1_local_2_and_a_real_cluster(
         series, tmp_path, monkeypatch, real_cluster):
-    monkeypatch.setattr(band_task, "TILE_ROWS_PER_TASK", 1)
+    monkeypatch.setattr(band_task, "MIN_TILE_ROWS", 1)
+    monkeypatch.setattr(band_task, "MAX_TILE_ROWS", 1)
     runs = {"none": None, "local:1": "local:1", "local:2": "local:2", "real": real_cluster.address}
     results, logs = {}, {}
     for name, scheduler in runs.items():
@@ -56,6 +56,12 @@ def test_the_output_is_the_same_bytes_with_no_cluster_local_1_local_2_and_a_real
         assert np.isfinite(values).all() and values.std() > 0.01
     assert any(f"Running on the Dask cluster at {real_cluster.address}: 2 workers" in line for line in logs["real"])
     assert not list(tmp_path.glob(".*parts*"))  # the bands' part files are gone
+
+
+def test_bands_give_each_worker_two_or_more_within_bounds():
+    assert band_task.tile_rows_per_band(49, 2) == 8 and band_task.tile_rows_per_band(49, 4) == 7
+    assert band_task.tile_rows_per_band(5, 2) == 2 and band_task.tile_rows_per_band(1, 1) == 2
+    assert band_task.tile_rows_per_band(400, 1) == 8
 
 
 def test_a_band_redoes_exactly_the_tile_rows_that_overlap_its_first_one():

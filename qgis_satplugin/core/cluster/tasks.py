@@ -30,6 +30,7 @@ from .scheduler import Scheduler
 
 RETRIES = 1  # a task that raises runs once more before it is reported
 POLL_S = 0.1  # how often the client checks for a cancel while tasks run
+LOGGED_TASKS = 20  # up to this many tasks, each one's end is logged; beyond, every tenth of them
 STOP_WAIT_S = 30.0  # at most, after a cancel, for the running tasks (one chunk each) to end
 # GDAL settings from the client's environment that tasks take along; paths of the client's own
 # installation (GDAL_DATA, the driver path) and anything that looks like a secret stay behind.
@@ -156,13 +157,17 @@ def _wait_until_stopped(client, run_id: str, timeout_s: float = STOP_WAIT_S) -> 
         time.sleep(POLL_S)
 
 
-def run_tasks(client, function: Callable, tasks: list, feedback: Feedback, raise_failures: bool = True) -> tuple:
+def run_tasks(client, function: Callable, tasks: list, feedback: Feedback, raise_failures: bool = True,
+              wait_after_cancel: bool = True) -> tuple:
     """Run ``function(task.payload)`` for every task on ``client``'s cluster.
 
     Returns ``(results, failures)``: ``results`` maps each successful task's key to its
     value, in key order; ``failures`` lists ``(name, error)`` of the tasks that kept
     failing (raised as :class:`TaskFailed` unless ``raise_failures`` is false). A cancel
-    cancels every task still queued or running and raises :class:`Canceled`.
+    cancels every task still queued and raises :class:`Canceled`; with ``wait_after_cancel``
+    it first waits for the running ones to end (short tasks writing into a folder the
+    caller removes next), else it leaves them to finish on their own (long tasks whose
+    outputs are complete or absent anyway; a local cluster's workers end with it).
     """
     from distributed import as_completed
 
@@ -201,11 +206,14 @@ def run_tasks(client, function: Callable, tasks: list, feedback: Feedback, raise
                 future.release()
                 done += 1
                 feedback.set_progress(done / len(tasks))
+                if len(tasks) <= LOGGED_TASKS or done * 10 // len(tasks) != (done - 1) * 10 // len(tasks):
+                    feedback.log(f"{done} of {len(tasks)} tasks done (the last: {task.name}).")
     finally:
         unfinished = [f for _, f in futures.values() if f.status == "pending"]
         if unfinished:
             client.cancel(unfinished, force=True)
-            _wait_until_stopped(client, run_id)
+            if wait_after_cancel:
+                _wait_until_stopped(client, run_id)
     failures = [(name, message) for _, name, message in sorted(failures)]
     if failures and raise_failures:
         raise TaskFailed(failures)

@@ -213,7 +213,8 @@ def _run_tiles(tasks: list, scheduler, feedback: Feedback) -> dict:
 
     jobs = [Task(f"tile-{tile}", payload, f"tile {tile}") for tile, payload in tasks]
     with dask_client(scheduler, feedback) as client:
-        results, failures = run_tasks(client, build_tile, jobs, feedback, raise_failures=False)
+        # A tile's steps each write atomically: a cancel need not wait for the tiles being built.
+        results, failures = run_tasks(client, build_tile, jobs, feedback, raise_failures=False, wait_after_cancel=False)
     for key, outcome in results.items():
         outcomes[outcome["tile"]] = outcome
     for name, error in failures:

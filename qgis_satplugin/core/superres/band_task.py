@@ -23,7 +23,9 @@ from .options import DEFAULT_MODEL, SuperResolveOptions
 from .runner import run_tiles, auto_batch_size, plan_tiles
 from .session import load_model
 
-TILE_ROWS_PER_TASK = 8  # a band redoes the tile row above it (the overlap), so 1/8 more inference at most
+# Tile rows per band: at most MAX (a band redoes the tile row above it, the overlap: 1/8 more
+# inference), fewer to give each worker two bands or more, but not under MIN.
+MAX_TILE_ROWS, MIN_TILE_ROWS = 8, 2
 WORKER_THREADS = 1
 _CACHED: dict = {}  # (job, model sha256) -> _Open
 
@@ -57,6 +59,11 @@ class _PartFile:
         self.dtype = rows.dtype.str
         self.f.write(rows.tobytes())
         self.shapes.append(list(rows.shape))
+
+
+def tile_rows_per_band(n_rows: int, n_workers: int) -> int:
+    """How many tile rows each band (task) takes: the bands' bounds do not change the output's bytes."""
+    return max(MIN_TILE_ROWS, min(MAX_TILE_ROWS, -(-n_rows // (2 * max(n_workers, 1)))))
 
 
 def superresolve_band(task: dict) -> dict:

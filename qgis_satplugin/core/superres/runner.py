@@ -172,7 +172,7 @@ def _run_on_cluster(scheduler, options: SuperResolveOptions, model_path: Path, l
                     feedback: Feedback) -> tuple:
     """Bands of tile rows on the Dask cluster, each into its own part file, appended in order; (seconds, provider)."""
     from ..cluster.tasks import Task, dask_client, run_tasks
-    from .band_task import TILE_ROWS_PER_TASK, read_part, superresolve_band
+    from .band_task import read_part, superresolve_band, tile_rows_per_band
 
     n = layout.row_starts.size
     output = Path(options.output).absolute()
@@ -182,14 +182,15 @@ def _run_on_cluster(scheduler, options: SuperResolveOptions, model_path: Path, l
     parts = output.parent / f".{output.name}.parts-{uuid.uuid4().hex[:8]}"
     parts.mkdir()
     model_sha256 = sha256_of(model_path)
-    tasks = []
-    for i, k0 in enumerate(range(0, n, TILE_ROWS_PER_TASK)):
-        k1 = min(k0 + TILE_ROWS_PER_TASK, n)
-        tasks.append(Task(f"band-{i:05d}", {"job": job, "model_sha256": model_sha256, "tile_rows": [k0, k1],
-                                            "part": str(parts / f"band-{i:05d}.bin")},
-                          f"tile rows {k0 + 1}..{k1} of {n}"))
     try:
         with dask_client(scheduler, feedback) as client:
+            per_band = tile_rows_per_band(n, len(client.scheduler_info()["workers"]))
+            tasks = []
+            for i, k0 in enumerate(range(0, n, per_band)):
+                k1 = min(k0 + per_band, n)
+                tasks.append(Task(f"band-{i:05d}", {"job": job, "model_sha256": model_sha256, "tile_rows": [k0, k1],
+                                                    "part": str(parts / f"band-{i:05d}.bin")},
+                                  f"tile rows {k0 + 1}..{k1} of {n}"))
             results, _ = run_tasks(client, superresolve_band, tasks, feedback)
         for key in sorted(results):
             for rows in read_part(results[key]):
