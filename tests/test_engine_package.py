@@ -7,7 +7,6 @@ writes (``GroundTruthOptions`` as JSON, polygons inline), and its rasters must h
 writes in the developer environment. (The bytes differ: the PyPI rasterio wheel bundles a
 newer GDAL than QGIS's, which lays out TIFF tags differently.)
 """
-import hashlib
 import json
 import os
 import re
@@ -26,6 +25,7 @@ from satplugin.qgis_satplugin.core import __version__
 from satplugin.qgis_satplugin.core.export.options import ExportOptions
 from satplugin.qgis_satplugin.core.grid import PixelGrid
 from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths, run as run_ground_truth
+from tests.cluster_fixtures import checksums
 from tests.conftest import ROOT
 
 WHEELHOUSE = ROOT / ".wheelhouse"
@@ -159,11 +159,6 @@ def test_engine_installs_in_a_fresh_environment_and_runs_ground_truth(tmp_path, 
     assert (out_engine / "classes.csv").read_bytes() == (out_dev / "classes.csv").read_bytes()
 
 
-def _checksums(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 @pytest.mark.slow
 def test_the_installed_engine_exports_the_same_bytes_on_a_local_cluster_of_its_own(tmp_path, installed_engine):
     """local:2 workers are started by the engine process from its own Python; its JSON lines stay clean."""
@@ -184,8 +179,8 @@ def test_the_installed_engine_exports_the_same_bytes_on_a_local_cluster_of_its_o
     logs = [e["log"] for e in answers["cluster"] if "log" in e]
     assert "Running on a local Dask cluster of 2 worker processes: 2 workers, all with this engine's versions." in logs
     assert answers["cluster"][-1]["result"]["n_samples"] == answers["single"][-1]["result"]["n_samples"] > 100
-    reference = _checksums(tmp_path / "single")
-    assert len(reference) > 100 and _checksums(tmp_path / "cluster") == reference
+    reference = checksums(tmp_path / "single")
+    assert len(reference) > 100 and checksums(tmp_path / "cluster") == reference
 
 
 @pytest.mark.slow

@@ -176,6 +176,26 @@ def test_5_super_resolve_and_export_run_in_the_engine(stock, series, parcels, tm
         assert str(z["crs"]) == pyproj.CRS.from_epsg(32633).to_wkt("WKT1_GDAL")
 
 
+def test_5b_builddataset_runs_on_local_workers_of_the_managed_engine(stock, tmp_path):
+    """Four MGRS tiles in two UTM zones, on two local workers started from the engine's own Python (not QGIS's)."""
+    from satplugin.tests.fixtures.synthetic_region import write_region
+
+    parcels, products, _ = write_region(tmp_path)
+    args = ["run", "satplugin:builddataset", "--", f"INPUT={parcels}", "CLASS_FIELD=crop", "ID_FIELD=parcel_id",
+            "BACKEND=3", f"SERVICE_URL={products}", "START_DATE=2023-06-01", "END_DATE=2023-07-31", "PATCH_SIZE=16",
+            "SPLIT_BLOCK_M=400"]
+    engine = stock.run_json(*args, "DASK_SCHEDULER=local:2", f"OUTPUT_FOLDER={tmp_path / 'engine'}")["results"]
+    dev = run_qgis_process("--json", *args, f"OUTPUT_FOLDER={tmp_path / 'dev'}")[1]["results"]
+    assert engine["TILE_COUNT"] == dev["TILE_COUNT"] == 4 and engine["FAILED_TILES"] == 0
+    assert engine["SAMPLE_COUNT"] == dev["SAMPLE_COUNT"] > 100
+    cards = [json.loads((tmp_path / name / "dataset.json").read_text()) for name in ("engine", "dev")]
+    assert cards[0]["tiles"] == cards[1]["tiles"] and cards[0]["class_table"] == cards[1]["class_table"]
+    patches = sorted(p.relative_to(tmp_path / "engine") for p in (tmp_path / "engine" / "tiles").rglob("*.npz"))
+    assert len(patches) == engine["SAMPLE_COUNT"]
+    for name in patches:  # the same pixels, labels, dates and CRS text in either environment
+        assert _sha256(tmp_path / "engine" / name) == _sha256(tmp_path / "dev" / name), name
+
+
 def test_6_removeengine_removes_it(stock, parcels, tmp_path):
     answer = stock.run_json("run", "satplugin:removeengine")
     assert answer["results"]["REMOVED"] == 1

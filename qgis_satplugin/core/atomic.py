@@ -263,8 +263,9 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-# replaced()'s temporary names: ".<name>.<8 hex>.part<suffix>" (the suffix kept: drivers such as GPKG check it).
-_PART_NAME = re.compile(r"^\..+\.[0-9a-f]{8}\.part(\.[^.]+)?$")
+# Temporary names of files being written: replaced()'s ".<name>.<8 hex>.part<suffix>" (the suffix
+# kept: drivers such as GPKG check it), and zarr's "<chunk>.<32 hex>.partial".
+_PART_NAME = re.compile(r"^\..+\.[0-9a-f]{8}\.part(\.[^.]+)?$|^.+\.[0-9a-f]{32}\.partial$")
 
 
 @contextmanager
@@ -281,7 +282,7 @@ def replaced(path: Path):
 
 
 def remove_parts(folder: Path) -> int:
-    """Remove what killed workers left under :func:`replaced`'s temporary names; returns how many."""
+    """Remove what killed workers left under temporary names (:data:`_PART_NAME`); returns how many."""
     n = 0
     for parent, _, names in os.walk(folder):
         for name in names:

@@ -169,6 +169,41 @@ def test_a_cancel_on_a_cluster_returns_within_seconds_and_leaves_no_region_files
     assert not (tmp_path / "ds" / "dataset.json").exists() and not (tmp_path / "ds" / "index.gpkg").exists()
 
 
+def test_the_job_is_the_polygons_read_not_their_file_name(region, tmp_path):
+    import shutil
+
+    from satplugin.qgis_satplugin.core.ground_truth.polygon_file import read_polygons
+    from satplugin.qgis_satplugin.core.region.runner import job_sha256
+
+    parcels = region[0]
+    copy = tmp_path / "selection-1234.gpkg"  # what QGIS writes for a selection, under a new name each run
+    shutil.copy(parcels, copy)
+    options = BuildDatasetOptions(polygons=PolygonFile(str(parcels), "crop", id_field="parcel_id"), output_folder="a",
+                                  start="2023-06-01", end="2023-07-31", service_url="p")
+    moved = BuildDatasetOptions(**{**options.__dict__, "polygons": PolygonFile(str(copy), "crop", id_field="parcel_id"),
+                                   "output_folder": "b", "dask_scheduler": "local:2"})
+    spec = options.polygons
+    assert job_sha256(options, read_polygons(spec)) == job_sha256(moved, read_polygons(moved.polygons))
+    edited = read_polygons(spec)
+    edited["class_values"] = ("maize",) + edited["class_values"][1:]
+    assert job_sha256(options, edited) != job_sha256(options, read_polygons(spec))
+
+
+def test_a_tile_whose_task_changed_is_built_again(region, reference, tmp_path):
+    import shutil
+
+    out, _ = reference
+    shutil.copytree(out, tmp_path / "ds")
+    marker = tmp_path / "ds" / "work" / "33TTM" / "done.json"
+    done = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**done, "task_sha256": "0" * 64}))  # as if its products had changed
+    logs = []
+    result = _build(region, tmp_path / "ds", feedback=Feedback(log=logs.append))
+    assert "3 tiles already complete, skipped: 32TQR, 32TQS, 33TTL." in logs
+    assert [t["skipped"] for t in result.tiles] == [True, True, True, False]
+    assert checksums(tmp_path / "ds") == checksums(out)
+
+
 def test_a_folder_holding_something_else_is_refused(region, tmp_path):
     (tmp_path / "ds").mkdir()
     (tmp_path / "ds" / "notes.txt").write_text("mine")

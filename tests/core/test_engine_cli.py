@@ -42,7 +42,7 @@ def job_for(folder, grid, n=40, strip_rows=1024):
 
 
 def test_every_step_is_named_once():
-    assert sorted(STEPS) == ["download", "export", "ground_truth", "search", "superres"]
+    assert sorted(STEPS) == ["build_dataset", "download", "export", "ground_truth", "search", "superres"]
     for name in STEPS:
         options_class, run = step(name)
         assert options_class.__name__.endswith("Options") and run.__name__ == "run"

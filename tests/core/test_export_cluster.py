@@ -208,11 +208,14 @@ def test_tasks_take_the_gdal_settings_but_no_local_path_and_no_secret(monkeypatc
     monkeypatch.setenv("GDAL_DATA", "/only/here/gdal")
     monkeypatch.setenv("GDAL_HTTP_AUTH_TOKEN", "s3cret")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cret")
+    monkeypatch.setenv("GDAL_HTTP_USERPWD", "me:s3cret")
+    monkeypatch.setenv("GDAL_HTTP_HEADERS", "Authorization: Bearer s3cret")
+    monkeypatch.setenv("CPL_TMPDIR", "/only/here/tmp")
     with rasterio.Env(GDAL_CACHEMAX=123456789):
         found = gdal_settings()
     assert found["GDAL_HTTP_TIMEOUT"] == "17" and found["CPL_VSIL_CURL_CHUNK_SIZE"] == "1048576"
     assert found["GDAL_CACHEMAX"] == 123456789
-    assert "GDAL_DATA" not in found and "s3cret" not in repr(found)
+    assert "GDAL_DATA" not in found and "s3cret" not in repr(found) and "/only/here" not in repr(found)
 
 
 def test_local_workers_start_from_this_process_own_interpreter():
@@ -221,3 +224,55 @@ def test_local_workers_start_from_this_process_own_interpreter():
     python = Path(own_interpreter())
     assert python.is_file() and python.parent.parent == Path(sys.prefix)
     assert python.name.startswith("python")
+
+
+def test_a_worker_keeps_one_open_context_per_thread_and_run_until_released():
+    from satplugin.qgis_satplugin.core.cluster import worker_cache
+
+    class Opened:
+        def __init__(self, name):
+            self.name, self.closed = name, False
+
+        def close(self):
+            self.closed = True
+
+    worker_cache.release()
+    first = worker_cache.cached("run-a", lambda: Opened("a"))
+    assert worker_cache.cached("run-a", lambda: Opened("again")) is first
+    other = []
+    thread = threading.Thread(target=lambda: other.append(worker_cache.cached("run-a", lambda: Opened("thread"))))
+    thread.start()
+    thread.join()
+    assert other[0] is not first and not first.closed  # another thread opens its own
+    second = worker_cache.cached("run-b", lambda: Opened("b"))
+    assert first.closed and not second.closed  # a new run closes this thread's old one
+    assert worker_cache.release() == 2 and second.closed and other[0].closed
+
+
+def test_what_killed_workers_leave_half_written_is_recognised(tmp_path):
+    from satplugin.qgis_satplugin.core.atomic import _PART_NAME, remove_parts, replaced
+
+    def is_part(name):
+        return _PART_NAME.match(name) is not None
+
+    (tmp_path / "train").mkdir()
+    leftovers = [tmp_path / "train" / ".r00000_c00000.npz.0123abcd.part.npz", tmp_path / ".index.gpkg.89abcdef.part.gpkg",
+                 tmp_path / "train" / ("0.0.0.0.0." + "a" * 32 + ".partial")]
+    kept = [tmp_path / "train" / "r00000_c00000.npz", tmp_path / "notes.part", tmp_path / ".hidden.part.txt"]
+    for path in leftovers + kept:
+        path.write_bytes(b"x")
+    assert remove_parts(tmp_path) == 3
+    assert not any(p.exists() for p in leftovers) and all(p.exists() for p in kept)
+    with replaced(tmp_path / "index.gpkg") as temp:
+        assert temp.name.startswith(".index.gpkg.") and temp.suffix == ".gpkg" and is_part(temp.name)
+        temp.write_bytes(b"gpkg")
+    assert (tmp_path / "index.gpkg").read_bytes() == b"gpkg" and remove_parts(tmp_path) == 0
+
+
+def test_two_samples_never_share_a_file(tmp_path):
+    from satplugin.qgis_satplugin.core.export.runner import _check_distinct_paths
+
+    _check_distinct_paths([{"path": "train/a.pickle", "sample_id": "r0_c0"}, {"path": "train/b.pickle", "sample_id": "r0_c2"}])
+    with pytest.raises(SatPluginError, match="The samples r0_c0 and r0_c2 would both be train/a.pickle"):
+        _check_distinct_paths([{"path": "train/a.pickle", "sample_id": "r0_c0"},
+                               {"path": "train/a.pickle", "sample_id": "r0_c2"}])

@@ -81,6 +81,6 @@ def test_a_worker_whose_model_differs_is_refused(series, tmp_path):
     model.write_bytes(DEFAULT_MODEL.read_bytes())
     job = SuperResolveOptions(inputs=series, output=str(tmp_path / "x.tif"), model=str(model)).to_json()
     with pytest.raises(SatPluginError, match="is not the engine's \\(its sha256 differs\\)"):
-        band_task.superresolve_band({"job": job, "model_sha256": "0" * 64, "tile_rows": [0, 1],
+        band_task.superresolve_band({"run": "a-run", "job": job, "model_sha256": "0" * 64, "tile_rows": [0, 1],
                                      "part": str(tmp_path / "part.bin")})
     assert not list(tmp_path.glob("*.bin")) and not list(tmp_path.glob(".*part"))

@@ -5,6 +5,7 @@ import importlib
 import sys
 
 from .. import __version__
+from ..compiled import ENGINE_PACKAGE
 from ..errors import SatPluginError
 
 # The packages whose version can change what a task writes or whether its results unpickle.
@@ -54,6 +55,13 @@ def check_workers(client, timeout_s: float = 30.0) -> int:
     mine = engine_identity()
     answers = client.run(engine_identity, on_error="return")
     for address, theirs in sorted(answers.items()):
+        if isinstance(theirs, ImportError) and __package__.split(".")[0] != ENGINE_PACKAGE:
+            # This engine is the plugin's copy in QGIS's own Python: its tasks are named after the
+            # plugin's package, which a pip-installed engine on other machines does not have.
+            raise SatPluginError(
+                f"The Dask worker {address} cannot run this engine's tasks: they run in QGIS's own Python here "
+                f"(the package {__package__.rsplit('.', 1)[0]}), and a cluster's workers need the engine's "
+                "name: install the engine (satplugin:installengine) so that the steps run in it.")
         if isinstance(theirs, BaseException):
             raise SatPluginError(
                 f"The Dask worker {address} cannot run the engine ({type(theirs).__name__}: {theirs}): install "

@@ -11,7 +11,8 @@ SCHEDULER_HELP = (
     "Where the work runs: empty, in the engine process (as a single run); local:N, a Dask LocalCluster of N worker "
     "processes started for this run from the engine's own Python; tcp://host:port, an existing Dask cluster whose "
     "workers run the same engine version (pip install satplugin-engine==<this version>) and see the same files at "
-    "the same paths. The outputs are the same bytes in every case.")
+    "the same paths. The outputs are the same bytes in every case (for super-resolution: when the workers run the same "
+    "ONNX Runtime provider as the engine would, e.g. all on the CPU).")
 _LOCAL = re.compile(r"local:(\d+)")
 _ADDRESS = re.compile(r"(tcp|tls)://[^\s/:]+:\d{1,5}")
 

@@ -14,7 +14,6 @@ import logging
 import multiprocessing
 import multiprocessing.spawn
 import os
-import re
 import sys
 import time
 import uuid
@@ -27,21 +26,31 @@ from ..errors import Canceled, SatPluginError
 from ..feedback import Feedback
 from .identity import check_workers
 from .scheduler import Scheduler
+from .worker_cache import release
 
 RETRIES = 1  # a task that raises runs once more before it is reported
 POLL_S = 0.1  # how often the client checks for a cancel while tasks run
 LOGGED_TASKS = 20  # up to this many tasks, each one's end is logged; beyond, every tenth of them
 STOP_WAIT_S = 30.0  # at most, after a cancel, for the running tasks (one chunk each) to end
-# GDAL settings from the client's environment that tasks take along; paths of the client's own
-# installation (GDAL_DATA, the driver path) and anything that looks like a secret stay behind.
-_GDAL_PREFIXES = ("GDAL_", "CPL_", "VSI_", "OGR_", "GTIFF_")
-_LOCAL_PATHS = {"GDAL_DATA", "GDAL_DRIVER_PATH", "PROJ_LIB", "PROJ_DATA"}
-_SECRET = re.compile(r"SECRET|TOKEN|PASSWORD|KEY|CREDENTIAL", re.IGNORECASE)
+# The GDAL settings a task takes from the client: only these, which change how files are read
+# and written, never credentials (GDAL_HTTP_USERPWD, GDAL_HTTP_HEADERS, AWS_*, AZURE_*...) nor
+# paths of the client's machine (GDAL_DATA, CPL_TMPDIR, CPL_LOG...).
+GDAL_SETTINGS = (
+    "GDAL_CACHEMAX", "GDAL_NUM_THREADS", "GDAL_DISABLE_READDIR_ON_OPEN", "GDAL_PAM_ENABLED",
+    "GDAL_HTTP_TIMEOUT", "GDAL_HTTP_CONNECTTIMEOUT", "GDAL_HTTP_MAX_RETRY", "GDAL_HTTP_RETRY_DELAY",
+    "GDAL_HTTP_MULTIRANGE", "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES", "GDAL_HTTP_VERSION", "GDAL_INGESTED_BYTES_AT_OPEN",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS", "CPL_VSIL_CURL_CHUNK_SIZE", "CPL_VSIL_CURL_CACHE_SIZE",
+    "CPL_VSIL_CURL_USE_HEAD", "VSI_CACHE", "VSI_CACHE_SIZE", "GTIFF_SRS_SOURCE", "GTIFF_REPORT_COMPD_CS",
+    "OGR_CURRENT_DATE", "CHECK_DISK_FREE_SPACE",
+)
 
 
 @dataclass(frozen=True)
 class Task:
-    """``key`` orders the results (zero-padded: ``chunk-000012``); ``name`` says which work it is, for people."""
+    """``key`` orders the results (zero-padded: ``chunk-000012``); ``name`` says which work it is, for people.
+
+    :func:`run_tasks` adds ``"run"`` to the payload: the run's own id, which keys what
+    workers keep open between its tasks (:mod:`.worker_cache`)."""
 
     key: str
     payload: dict
@@ -58,13 +67,19 @@ class TaskFailed(SatPluginError):
         super().__init__(f"{len(failures)} task{'s' if len(failures) > 1 else ''} failed on the Dask cluster: {listed}{more}.")
 
 
+def error_sentence(error: BaseException) -> str:
+    """A task's error as the user reads it: our sentence as it is, a defect with its type."""
+    return str(error) if isinstance(error, SatPluginError) else f"{type(error).__name__}: {error}"
+
+
 def gdal_settings() -> dict:
-    """The GDAL options in force here (rasterio's environment, then GDAL_*/CPL_*/... variables), minus local paths and secrets."""
+    """The :data:`GDAL_SETTINGS` in force here: rasterio's environment first, then the variables."""
     import rasterio.env
 
-    found = {k: v for k, v in os.environ.items() if k.startswith(_GDAL_PREFIXES)}
-    found.update(rasterio.env.getenv() if rasterio.env.hasenv() else {})
-    return {k: v for k, v in sorted(found.items()) if k not in _LOCAL_PATHS and not _SECRET.search(k)}
+    env = rasterio.env.getenv() if rasterio.env.hasenv() else {}
+    found = {name: os.environ[name] for name in GDAL_SETTINGS if name in os.environ}
+    found.update({name: env[name] for name in GDAL_SETTINGS if name in env})
+    return dict(sorted(found.items()))
 
 
 def call_with_gdal(function: Callable, payload: dict, gdal: dict):
@@ -97,10 +112,12 @@ def dask_client(scheduler: Scheduler, feedback: Feedback):
         try:
             cluster = LocalCluster(n_workers=scheduler.local_workers, threads_per_worker=1, processes=True,
                                    host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+            client = Client(cluster)
         except BaseException:
+            if cluster is not None:
+                cluster.close()
             multiprocessing.set_executable(previous_executable)
             raise
-        client = Client(cluster)
     else:
         try:
             client = Client(scheduler.address, timeout="10s")
@@ -128,8 +145,9 @@ def own_interpreter() -> str:
     """
     prefix = Path(sys.prefix)
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    candidates = [prefix / "python.exe"] if os.name == "nt" else [prefix / "bin" / f"python{version}",
-                                                                    prefix / "bin" / "python3"]
+    # Windows: a Python installation has python.exe at its prefix, a virtual environment in Scripts.
+    candidates = [prefix / "python.exe", prefix / "Scripts" / "python.exe"] if os.name == "nt" else [
+        prefix / "bin" / f"python{version}", prefix / "bin" / "python3"]
     for candidate in candidates:
         if candidate.is_file():
             return str(candidate)
@@ -178,7 +196,8 @@ def run_tasks(client, function: Callable, tasks: list, feedback: Feedback, raise
     gdal = gdal_settings()
     futures = {}
     for task in tasks:
-        future = client.submit(call_with_gdal, function, task.payload, gdal, key=f"satplugin-{task.key}-{run_id}",
+        future = client.submit(call_with_gdal, function, {**task.payload, "run": run_id}, gdal,
+                               key=f"satplugin-{task.key}-{run_id}",
                                retries=RETRIES, pure=False)
         futures[future.key] = (task, future)
     results, failures = {}, []
@@ -195,9 +214,9 @@ def run_tasks(client, function: Callable, tasks: list, feedback: Feedback, raise
             for future in batch:
                 task, _ = futures[future.key]
                 if future.status == "error":
-                    error = future.exception()
-                    message = str(error) if isinstance(error, SatPluginError) else f"{type(error).__name__}: {error}"
-                    failures.append((task.key, task.name, message))
+                    failures.append((task.key, task.name, error_sentence(future.exception())))
+                elif future.status == "cancelled":  # by the scheduler (a restart) or another client
+                    failures.append((task.key, task.name, "canceled on the cluster"))
                 elif future.status == "finished":
                     results[task.key] = future.result()  # if its worker just died, distributed computes it again
                 else:  # "lost": its worker died holding the result, and the scheduler runs it again
@@ -214,6 +233,10 @@ def run_tasks(client, function: Callable, tasks: list, feedback: Feedback, raise
             client.cancel(unfinished, force=True)
             if wait_after_cancel:
                 _wait_until_stopped(client, run_id)
+        try:
+            client.run(release, on_error="ignore")  # nothing of this run stays open on the workers
+        except Exception:  # the cluster is going away: its workers close everything anyway
+            pass
     failures = [(name, message) for _, name, message in sorted(failures)]
     if failures and raise_failures:
         raise TaskFailed(failures)

@@ -2,7 +2,8 @@
 
 The payload is the job spec (JSON), the plan's sample and date counts, the staging folder
 and the chunk's :class:`~.stream.ChunkWork`. A worker rebuilds the export's context from
-the job spec once and keeps it (and its open rasters) for the next chunk of the same job;
+the job spec once per run and thread and keeps it, with its open rasters, for the next chunk
+(:mod:`..cluster.worker_cache`);
 it writes only the chunk's own files into the staging folder, which the engine process
 renames onto the output once every chunk is in.
 """
@@ -10,14 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..cluster.worker_cache import cached
 from ..feedback import Feedback
 from ..image_series.reader import input_read_errors
 from .context import ExportContext
 from .options import ExportOptions
 from .stac_catalog import ItemFiles
 from .stream import ChunkWork, read_chunk, write_samples
-
-_CACHED: dict = {}  # (job, samples, dates) -> _Open: one export per worker at a time is the common case
 
 
 class _Open:
@@ -44,13 +44,7 @@ def payload(job: str, n_samples: int, max_dates: int, staging: Path, work: Chunk
 
 def export_chunk(task: dict):
     """Read, cut and write one chunk (see the module docstring)."""
-    key = (task["job"], task["n_samples"], task["max_dates"])
-    opened = _CACHED.get(key)
-    if opened is None:
-        for old in _CACHED.values():
-            old.close()
-        _CACHED.clear()
-        opened = _CACHED[key] = _Open(*key)
+    opened = cached(task["run"], lambda: _Open(task["job"], task["n_samples"], task["max_dates"]))
     ctx, meta = opened.context, opened.meta
     staging = Path(task["staging"])
     work = ChunkWork.from_dict(task["chunk"])

@@ -27,10 +27,11 @@ from pathlib import Path
 
 from ..atomic import check_output_paths, remove_parts
 from ..cluster.scheduler import parse_scheduler
+from ..errors import SatPluginError
 from ..feedback import Feedback
 from ..gdal_cache import small_block_cache
 from ..image_series.dates import iso_z
-from ..image_series.reader import input_paths, input_read_errors
+from ..image_series.reader import absolute_inputs, input_paths, input_read_errors
 from ..options import plain
 from .context import ExportContext
 from .croissant import NAME as CROISSANT_NAME
@@ -140,6 +141,7 @@ def _plan_and_write(ctx: ExportContext, target, split_polygons, feedback: Feedba
             else:
                 _write_on_cluster(scheduler, options, works, meta, temp, totals, writing)
             writer.close()
+            _check_distinct_paths(totals.records)
             write_samples_csv(temp, totals.records)
             write_index(temp, totals.index_rows, meta.crs_wkt)
             summary = {"stats": totals.stats, "class_pixels": totals.class_pixels}
@@ -175,9 +177,19 @@ def _write_on_cluster(scheduler, options: ExportOptions, works: list, meta, temp
         totals.add(results[key])
 
 
+def _check_distinct_paths(records: list) -> None:
+    """Two samples written to one file (DeepSatData names round a patch's origin to the metre, per chunk) fail here."""
+    seen = {}
+    for r in records:
+        other = seen.setdefault(r["path"], r["sample_id"])
+        if other != r["sample_id"]:
+            raise SatPluginError(
+                f"The samples {other} and {r['sample_id']} would both be {r['path']}: their origins round to the same "
+                "metre in this format's file names. Use a larger stride or patch size, or another format.")
+
+
 def _with_absolute_paths(options: ExportOptions) -> ExportOptions:
-    images = options.images
-    images = os.path.abspath(images) if isinstance(images, str) else tuple(os.path.abspath(p) for p in images)
+    images = absolute_inputs(options.images)
     labels = {k: os.path.abspath(p) for k, p in options.labels.items()} if options.labels else options.labels
     return replace(options, images=images, labels=labels, output_folder=os.path.abspath(options.output_folder))
 

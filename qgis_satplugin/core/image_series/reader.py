@@ -11,6 +11,7 @@ view of it: the images, each with its mask.
 """
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -105,6 +106,13 @@ def input_paths(images, param: str) -> dict:
     if isinstance(images, (str, Path)):
         return {param: images}
     return {f"{param} ({Path(p).name})": p for p in images or []}
+
+
+def absolute_inputs(images):
+    """A download folder or rasters given by path, as absolute paths (for workers that start elsewhere)."""
+    if isinstance(images, (str, Path)):
+        return os.path.abspath(images)
+    return tuple(os.path.abspath(p) for p in images)
 
 
 @contextmanager

@@ -39,7 +39,7 @@ def write_region_files(root: Path, options, outcomes: dict, class_names: dict, s
     _write_text(root / "collection.json", json.dumps(_collection(root, done), indent=1) + "\n")
     per_split = {s: sum(o["samples_per_split"].get(s, 0) for o in done) for s in SPLITS}
     dates = sorted({d for o in done for d in o["dates"]})
-    parameters = {k: v for k, v in options.to_dict().items() if k not in ("output_folder", "dask_scheduler")}
+    parameters = options.recorded()
     parameters["polygons"] = {**parameters["polygons"], "path": Path(options.polygons.path).name}
     card = {
         "format": FORMAT,

@@ -46,6 +46,10 @@ class BuildDatasetOptions(StepOptions):
     seed: int = option(0, help="The seed of the split assignment.")
     dask_scheduler: Optional[str] = option(None, help=SCHEDULER_HELP + " Each MGRS tile is one task.")
 
+    def recorded(self) -> dict:
+        """The options that decide the dataset's bytes: all but where it is written and where it runs."""
+        return {k: v for k, v in self.to_dict().items() if k not in ("output_folder", "dask_scheduler")}
+
     def check(self) -> None:
         if not self.output_folder:
             raise SatPluginError("Choose an output folder for the dataset.")

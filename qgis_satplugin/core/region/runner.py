@@ -29,6 +29,7 @@ from ..area import Area
 from ..atomic import replaced
 from ..class_table import build_class_table
 from ..cluster.scheduler import parse_scheduler
+from ..cluster.tasks import error_sentence
 from ..errors import Canceled, SatPluginError
 from ..feedback import Feedback
 from ..grid import snapped_grid, transform_bounds
@@ -56,10 +57,15 @@ class BuildDatasetResult:
         return plain(self)
 
 
-def job_sha256(options: BuildDatasetOptions) -> str:
-    """What makes two builds the same job: every option but where it is written and where it runs (neither changes
-    the bytes)."""
-    values = {k: v for k, v in options.to_dict().items() if k not in ("output_folder", "dask_scheduler")}
+def job_sha256(options: BuildDatasetOptions, polygons: dict) -> str:
+    """What makes two builds the same job: the recorded options, with the polygons as read (not their file's
+    name: QGIS hands a selection or a filtered layer over as a new temporary file each run)."""
+    values = options.recorded()
+    values["polygons"] = {**values["polygons"], "path": None, "content": _sha256_json(polygons)}
+    return _sha256_json(values)
+
+
+def _sha256_json(values) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode("utf-8")).hexdigest()
 
 
@@ -72,10 +78,10 @@ def run(options: BuildDatasetOptions, feedback: Feedback | None = None) -> Build
     feedback = Feedback.of(feedback)
     scheduler = parse_scheduler(options.dask_scheduler)
     root = Path(os.path.abspath(options.output_folder))
-    job = job_sha256(options)
+    found = read_polygons(options.polygons)
+    job = job_sha256(options, found)
     with export_lock(root):
         _claim(root, job)
-        found = read_polygons(options.polygons)
         polygons = _polygons(found, options)
         feedback.log(f"{len(polygons['lonlat'])} polygons, {len(polygons['names'])} classes.")
         codes, split_info = polygon_splits(polygons["lonlat"], polygons["class_ids"], options.split_ratios,
@@ -187,7 +193,8 @@ def _finished(payload: dict) -> dict | None:
         done = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if done.get("job_sha256") != payload["job_sha256"] or not (Path(payload["export_folder"]) / "dataset.json").is_file():
+    # The tile's own task as well as the job: new products for the tile (same options) redo it.
+    if done.get("task_sha256") != payload["task_sha256"] or not (Path(payload["export_folder"]) / "dataset.json").is_file():
         return None
     return {**done["outcome"], "skipped": True}
 
@@ -205,9 +212,9 @@ def _run_tiles(tasks: list, scheduler, feedback: Feedback) -> dict:
                 outcomes[tile] = build_tile(payload, part)
             except Canceled:
                 raise
-            except SatPluginError as exc:
-                feedback.log(f"Tile {tile} failed: {exc}")
-                outcomes[tile] = {"tile": tile, "error": str(exc)}
+            except Exception as exc:  # as on a cluster: the tile fails, the region goes on
+                feedback.log(f"Tile {tile} failed: {error_sentence(exc)}")
+                outcomes[tile] = {"tile": tile, "error": error_sentence(exc)}
         return outcomes
     from ..cluster.tasks import Task, dask_client, run_tasks
 

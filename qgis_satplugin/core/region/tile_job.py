@@ -2,11 +2,13 @@
 
 The payload is plain data: the three steps' job specs (JSON, absolute paths), the marker
 file and the region job's hash. It runs in the engine process, or on a Dask worker that
-sees the same files. The marker is written last, so a tile counts as done (and a rerun
-skips it) only once its export is complete.
+sees the same files. The marker (the task's hash and its outcome) is written last, so a
+tile counts as done, and a rerun skips it, only once its export is complete and only for the
+very same task (the same products, polygons and options).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from ..area import Area
 from ..atomic import replaced
 from ..export.splits import SPLITS
 from ..feedback import Feedback
+from ..options import plain
 
 MARKER = "done.json"
 
@@ -43,9 +46,13 @@ def tile_payload(options, tile: str, records: list, grid, export_folder: Path, w
         labels={"class": str(labels / "class.tif"), "id": str(labels / "id.tif")}, patch_size=options.patch_size,
         stride=options.stride, format=options.format, max_cloud=options.patch_max_cloud, min_dates=options.min_dates,
         max_dates=options.max_dates, split_areas=split_areas, seed=options.seed)
+    # What makes the tile's work the same: the region job (options and polygons), the tile's products and grid;
+    # not the dataset's folder, so the marker holds the same bytes wherever the dataset is.
+    task = {"job_sha256": job_sha256, "tile": tile, "products": list(records), "grid": plain(grid)}
     return {"tile": tile, "crs": grid.crs, "download": download.to_json(), "ground_truth": ground_truth.to_json(),
             "export": export.to_json(), "export_folder": str(export_folder), "labels": str(labels),
-            "marker": str(work / MARKER), "job_sha256": job_sha256}
+            "marker": str(work / MARKER),
+            "task_sha256": hashlib.sha256(json.dumps(task, sort_keys=True).encode("utf-8")).hexdigest()}
 
 
 def build_tile(payload: dict, feedback: Feedback | None = None) -> dict:
@@ -67,6 +74,6 @@ def build_tile(payload: dict, feedback: Feedback | None = None) -> dict:
                "samples_per_split": result.samples_per_split, "class_pixels": result.class_pixels,
                "dates": result.dates}
     with replaced(Path(payload["marker"])) as temp:
-        temp.write_text(json.dumps({"job_sha256": payload["job_sha256"], "outcome": outcome}) + "\n",
+        temp.write_text(json.dumps({"task_sha256": payload["task_sha256"], "outcome": outcome}) + "\n",
                         encoding="utf-8")
     return outcome

@@ -1,8 +1,8 @@
 """One band of tile rows of a super-resolution as a Dask task: its rows into a part file of its own.
 
-The payload is the job spec (JSON, absolute paths), the model's sha256, the band's tile
-rows and its part file. A worker loads the model once per job (one intra-op thread: the
-workers are the parallelism), after checking that its copy of the model is the client's,
+The payload is the run's id, the job spec (JSON, absolute paths), the model's sha256, the
+band's tile rows and its part file. A worker loads the model once per run and thread
+(:mod:`..cluster.worker_cache`; one intra-op thread: the workers are the parallelism), after checking that its copy of the model is the client's,
 and keeps it with the open series for the next band. An ONNX Runtime session cannot be
 pickled, so only the path and the hash travel. The rows go to the part file as they are
 finished (raw arrays, one after another), so a band's memory is one strip of tiles; the
@@ -16,6 +16,7 @@ import numpy as np
 
 from ..atomic import replaced
 from ..errors import SatPluginError
+from ..cluster.worker_cache import cached
 from ..feedback import Feedback
 from ..image_series.manifest import sha256_of
 from .input_strips import StripReader
@@ -27,7 +28,6 @@ from .session import load_model
 # inference), fewer to give each worker two bands or more, but not under MIN.
 MAX_TILE_ROWS, MIN_TILE_ROWS = 8, 2
 WORKER_THREADS = 1
-_CACHED: dict = {}  # (job, model sha256) -> _Open
 
 
 class _Open:
@@ -67,13 +67,7 @@ def tile_rows_per_band(n_rows: int, n_workers: int) -> int:
 
 
 def superresolve_band(task: dict) -> dict:
-    key = (task["job"], task["model_sha256"])
-    opened = _CACHED.get(key)
-    if opened is None:
-        for old in _CACHED.values():
-            old.close()
-        _CACHED.clear()
-        opened = _CACHED[key] = _Open(*key)
+    opened = cached(task["run"], lambda: _Open(task["job"], task["model_sha256"]))
     part = Path(task["part"])
     with replaced(part) as temp, open(temp, "wb") as f:
         rows = _PartFile(f)

@@ -17,6 +17,7 @@ divided by the model's scale.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -30,9 +31,10 @@ from ..dependencies import require
 from ..errors import SatPluginError
 from ..feedback import Feedback
 from ..grid import PixelGrid
+from ..locks import remove_leftovers
 from ..cluster.scheduler import parse_scheduler
 from ..image_series.manifest import sha256_of
-from ..image_series.reader import ImageSeries, input_paths, input_read_errors, open_image_series
+from ..image_series.reader import ImageSeries, absolute_inputs, input_paths, input_read_errors, open_image_series
 from ..options import plain
 from .contract import ModelContract
 from .input_strips import StripReader
@@ -177,8 +179,10 @@ def _run_on_cluster(scheduler, options: SuperResolveOptions, model_path: Path, l
     n = layout.row_starts.size
     output = Path(options.output).absolute()
     # Workers start elsewhere: every path absolute. The parts lie beside the output (the workers must see it).
-    job = replace(options, inputs=_absolute(options.inputs), output=str(output),
+    job = replace(options, inputs=absolute_inputs(options.inputs), output=str(output),
                   model=os.path.abspath(options.model) if options.model else None, dask_scheduler=None).to_json()
+    # The parts of an earlier run that was killed (the output is locked: no run is using them).
+    remove_leftovers(output.parent, re.compile(rf"^\.{re.escape(output.name)}\.parts-[0-9a-f]{{8}}$"))
     parts = output.parent / f".{output.name}.parts-{uuid.uuid4().hex[:8]}"
     parts.mkdir()
     model_sha256 = sha256_of(model_path)
@@ -191,7 +195,8 @@ def _run_on_cluster(scheduler, options: SuperResolveOptions, model_path: Path, l
                 tasks.append(Task(f"band-{i:05d}", {"job": job, "model_sha256": model_sha256, "tile_rows": [k0, k1],
                                                     "part": str(parts / f"band-{i:05d}.bin")},
                                   f"tile rows {k0 + 1}..{k1} of {n}"))
-            results, _ = run_tasks(client, superresolve_band, tasks, feedback)
+            # A cancel does not wait for the bands being inferred: their part files go with the folder.
+            results, _ = run_tasks(client, superresolve_band, tasks, feedback, wait_after_cancel=False)
         for key in sorted(results):
             for rows in read_part(results[key]):
                 feedback.check_canceled()
@@ -200,10 +205,6 @@ def _run_on_cluster(scheduler, options: SuperResolveOptions, model_path: Path, l
         shutil.rmtree(parts, ignore_errors=True)
     providers = sorted({r["provider"] for r in results.values()})
     return sum(r["seconds"] for r in results.values()), "+".join(providers)
-
-
-def _absolute(inputs):
-    return os.path.abspath(inputs) if isinstance(inputs, str) else tuple(os.path.abspath(p) for p in inputs)
 
 
 def _same_file(a: Path, b: Path) -> bool:
