@@ -5,6 +5,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
@@ -16,7 +17,7 @@ from qgis.core import (
 
 from ..qgis_satplugin.core.area import Area
 from ..qgis_satplugin.core.export.label_rasters import labels_by_kind
-from ..qgis_satplugin.core.export.options import ExportOptions, SplitArea
+from ..qgis_satplugin.core.export.options import STAC_COLLECTION_ID, ExportOptions, SplitArea
 from .base import SatPluginAlgorithm, core_errors, crs_string, options_help
 from .qgis_inputs import (
     add_scheduler_parameter,
@@ -118,6 +119,10 @@ class ExportPatches(SatPluginAlgorithm):
                 "SPLIT_FIELD", "Split field (train/val/test)", parentLayerParameterName="SPLIT_LAYER", optional=True
             )
         )
+        collection_id = QgsProcessingParameterString("STAC_COLLECTION_ID", "STAC collection id",
+                                                     defaultValue=STAC_COLLECTION_ID)
+        collection_id.setFlags(collection_id.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(collection_id)
         add_scheduler_parameter(self)
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Dataset folder"))
         self.addOutput(QgsProcessingOutputNumber("SAMPLE_COUNT", "Samples written"))
@@ -150,6 +155,8 @@ class ExportPatches(SatPluginAlgorithm):
                 split_ratios=split_ratios_value(self.parameterAsString(parameters, "SPLIT_RATIOS", context)),
                 seed=self.parameterAsInt(parameters, "SEED", context),
                 split_areas=_split_areas(*split_layer) if split_layer else None,
+                stac_collection_id=self.parameterAsString(parameters, "STAC_COLLECTION_ID", context).strip()
+                or STAC_COLLECTION_ID,
                 dask_scheduler=scheduler_option(self, parameters, context),
             )
         result = self.run_step("export", options, feedback)

@@ -65,6 +65,13 @@ def test_four_tiles_in_two_zones_make_one_dataset(reference):
     collection = json.loads((out / "collection.json").read_text())
     assert [link["href"] for link in collection["links"] if link["rel"] == "child"] == [
         f"./tiles/{t}/collection.json" for t in sorted(TILES)]
+    pystac = pytest.importorskip("pystac")
+    root = pystac.Collection.from_file(str(out / "collection.json"))
+    root.validate()  # the core STAC schema, offline
+    children = list(root.get_children())
+    assert [c.id for c in children] == [f"satplugin-patches-{t}" for t in sorted(TILES)]  # one id per tile
+    first = next(children[0].get_items())
+    assert first.collection_id == children[0].id
 
 
 def test_no_parcel_is_in_two_splits_even_where_tiles_overlap(reference):

@@ -62,7 +62,7 @@ def test_the_round_tripped_spec_gives_the_same_dataset(tmp_path):
         "patch_size": 32, "stride": 16, "label_scale": 1, "bands": ["B02", "B03", "B04", "B08"],
         "band_resolution": "resample", "min_labelled": 0.0, "max_cloud": 50, "min_dates": 1, "max_dates": None,
         "season_start": None, "season_end": None, "format": "npz", "split_block_size": 32,
-        "split_ratios": [0.7, 0.15, 0.15], "seed": 3, "split_polygons": True,
+        "split_ratios": [0.7, 0.15, 0.15], "seed": 3, "stac_collection_id": "satplugin-patches", "split_polygons": True,
     }
 
 

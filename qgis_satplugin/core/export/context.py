@@ -87,4 +87,5 @@ class ExportContext:
         )
 
     def catalog_info(self, meta: DatasetMeta) -> dict:
-        return catalog_info(self.options.format, meta, self.layout, self.crs_name(), self.class_table)
+        return catalog_info(self.options.format, meta, self.layout, self.crs_name(), self.class_table,
+                            self.options.stac_collection_id)

@@ -18,6 +18,8 @@ from ..image_series.dates import parse_month_day
 from ..options import StepOptions, option
 from .splits import normalise_ratios, split_code
 
+STAC_COLLECTION_ID = "satplugin-patches"  # the default id of an export's STAC collection
+
 # The ground-truth rasters an export can take, by kind (see .label_rasters).
 LABEL_NAMES = ("class", "id", "coverage", "conflict", "distance")
 
@@ -91,6 +93,9 @@ class ExportOptions(StepOptions):
         "The shares of train, val and test the blocks are assigned toward, for every class at once "
         "(class-balanced where possible)."))
     seed: int = option(0, help="The seed of the block assignment: the same seed gives the same splits.")
+    stac_collection_id: str = option(STAC_COLLECTION_ID, help=(
+        "The id of the STAC collection (collection.json) and of every item's collection; a dataset of several "
+        "exports (one per MGRS tile) gives each its own."))
     split_areas: Optional[tuple[SplitArea, ...]] = option(None, help=(
         "Polygons that give the split instead (train, val or test each): a block takes the split of the polygons "
         "it overlaps; blocks overlapping two splits, or none, are left out."))
@@ -126,6 +131,8 @@ class ExportOptions(StepOptions):
             raise SatPluginError(f"min_labelled is a share of the patch between 0 and 1, got {self.min_labelled}.")
         if not 0.0 <= float(self.max_cloud) <= 100.0:
             raise SatPluginError(f"max_cloud is a percentage between 0 and 100, got {self.max_cloud}.")
+        if not isinstance(self.stac_collection_id, str) or not self.stac_collection_id.strip():
+            raise SatPluginError("stac_collection_id must be a non-empty text.")
         if self.format not in FORMATS:
             raise SatPluginError(f"Unknown format {self.format!r}; choose one of {', '.join(FORMATS)}.")
         self.ratios()

@@ -41,11 +41,11 @@ import numpy as np
 
 from ..atomic import replaced
 from .format_zarr import STORE as ZARR_STORE
+from .options import STAC_COLLECTION_ID
 
 STAC_VERSION = "1.1.0"
 COLLECTION = "collection.json"
 ITEMS = "stac"
-COLLECTION_ID = "satplugin-patches"
 EXT_LABEL = "https://stac-extensions.github.io/label/v1.0.1/schema.json"
 EXT_ML_AOI = "https://stac-extensions.github.io/ml-aoi/v0.2.0/schema.json"
 EXT_PROJECTION = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
@@ -92,7 +92,7 @@ def _label_properties(info: dict) -> dict:
     return out
 
 
-def catalog_info(fmt: str, meta, layout, crs: str, class_table) -> dict:
+def catalog_info(fmt: str, meta, layout, crs: str, class_table, collection_id: str = STAC_COLLECTION_ID) -> dict:
     """What the items need, all known before the first sample: the format, grid, bands, labels, class ids.
 
     ``class_ids`` come from the class table; without one the classes are known only at the
@@ -103,6 +103,7 @@ def catalog_info(fmt: str, meta, layout, crs: str, class_table) -> dict:
         "band_groups": layout.describe(), "band_resolution": meta.band_resolution, "bands": list(meta.bands),
         "crs": crs, "crs_wkt": meta.crs_wkt,
         "class_ids": sorted(int(r["class_id"]) for r in class_table) if class_table else None,
+        "collection_id": collection_id,
     }
 
 
@@ -110,6 +111,7 @@ class _ItemMaker:
     """Builds each item's dict from the parts all items share, worked out once."""
 
     def __init__(self, info: dict):
+        self.collection_id = info["collection_id"]
         self.fmt = info["sample_format"]
         self.size = info["patch_size"]
         self.k = info["label_scale"]
@@ -193,7 +195,7 @@ class _ItemMaker:
             "properties": props,
             "links": self.links,
             "assets": self._assets(row, dates),
-            "collection": COLLECTION_ID,
+            "collection": self.collection_id,
         }
 
 
@@ -297,7 +299,7 @@ def _collection(card: dict, info: dict, spatial: list, first: str, last: str) ->
         "type": "Collection",
         "stac_version": STAC_VERSION,
         "stac_extensions": extensions,
-        "id": COLLECTION_ID,
+        "id": info["collection_id"],
         "title": "Sentinel-2 patch dataset",
         "description": (
             f"{card['n_samples']} patches of {card['patch_size']} x {card['patch_size']} px with their time series "

@@ -45,7 +45,8 @@ def tile_payload(options, tile: str, records: list, grid, export_folder: Path, w
         images=str(series), output_folder=str(export_folder),
         labels={"class": str(labels / "class.tif"), "id": str(labels / "id.tif")}, patch_size=options.patch_size,
         stride=options.stride, format=options.format, max_cloud=options.patch_max_cloud, min_dates=options.min_dates,
-        max_dates=options.max_dates, split_areas=split_areas, seed=options.seed)
+        max_dates=options.max_dates, split_areas=split_areas, seed=options.seed,
+        stac_collection_id=f"satplugin-patches-{tile}")
     # What makes the tile's work the same: the region job (options and polygons), the tile's products and grid;
     # not the dataset's folder, so the marker holds the same bytes wherever the dataset is.
     task = {"job_sha256": job_sha256, "tile": tile, "products": list(records), "grid": plain(grid)}
