@@ -5,9 +5,11 @@ They run this environment's Python; the workers import the plugin the way the te
 """
 import hashlib
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from .plugin_link import link_plugin_package
@@ -36,6 +38,17 @@ class RealCluster:
                               "--no-nanny", "--no-dashboard", "--name", f"w{i}", *extra],
                              env=env, stdout=self.log, stderr=subprocess.STDOUT)
             for i in range(n_workers)]
+
+    def kill_one_at(self, fraction: float):
+        """A progress callback that SIGKILLs the first worker once progress passes ``fraction`` (once)."""
+        self.killed = threading.Event()
+
+        def progress(value):
+            if value > fraction and not self.killed.is_set():
+                self.killed.set()
+                os.kill(self.workers[0].pid, signal.SIGKILL)
+
+        return progress
 
     def close(self):
         for p in self.workers + [self.scheduler]:

@@ -6,7 +6,6 @@ local:2 and on a real `dask scheduler` with two `dask worker` processes; every f
 build must have the same sha256.
 """
 import json
-import os
 import signal
 import threading
 from collections import defaultdict
@@ -105,18 +104,11 @@ def test_the_same_bytes_with_no_cluster_local_1_local_2_and_a_real_cluster(regio
 def test_a_worker_killed_mid_build_changes_nothing(region, reference, tmp_path):
     out, _ = reference
     cluster = RealCluster(tmp_path)
-    killed = threading.Event()
-
-    def progress(fraction):
-        if fraction > 0.3 and not killed.is_set():
-            killed.set()
-            os.kill(cluster.workers[0].pid, signal.SIGKILL)
-
     try:
-        _build(region, tmp_path / "killed", cluster.address, Feedback(progress=progress))
+        _build(region, tmp_path / "killed", cluster.address, Feedback(progress=cluster.kill_one_at(0.3)))
     finally:
         cluster.close()
-    assert killed.is_set()
+    assert cluster.killed.is_set() and cluster.workers[0].returncode == -signal.SIGKILL
     assert checksums(tmp_path / "killed") == checksums(out)
 
 

@@ -5,7 +5,6 @@ The real cluster is a `dask scheduler` and two `dask worker` processes started h
 the way the tests do (the `satplugin` link on PYTHONPATH). Chunks are made small so that
 one export is dozens of tasks.
 """
-import os
 import shutil
 import signal
 import sys
@@ -14,20 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
-import shapely
 from satplugin.qgis_satplugin.core.cluster.identity import differences, engine_identity
 from satplugin.qgis_satplugin.core.cluster.scheduler import Scheduler, parse_scheduler
 from satplugin.qgis_satplugin.core.cluster.tasks import TaskFailed
 from satplugin.qgis_satplugin.core.errors import Canceled, SatPluginError
 from satplugin.qgis_satplugin.core.export import windows
 from satplugin.qgis_satplugin.core.feedback import Feedback
-from satplugin.qgis_satplugin.core.grid import PixelGrid
-from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths
-from satplugin.qgis_satplugin.core.ground_truth import run as run_ground_truth
-from satplugin.tests.fixtures.synthetic_parcels import synthetic_parcels
 
 from ..cluster_fixtures import RealCluster, checksums
-from .test_export_helpers import CRS, export, make_folder
+from .test_export_helpers import export, make_folder, parcel_labels
 
 pytest.importorskip("distributed")
 K = 2
@@ -41,14 +35,7 @@ SMALL_BUDGET = 2 * 2 * 5 * len(BANDS) * PATCH * PATCH * 2
 def source(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cluster")
     src, grid, _ = make_folder(tmp, width=160, height=128, n_dates=5, cloud_cover=[0, 30, 0, 10, 0], bands=BANDS)
-    fine = PixelGrid.square(CRS, grid.x_min, grid.y_max, grid.pixel_width / K, grid.width * K, grid.height * K)
-    polys, classes, ids = synthetic_parcels(grid.bounds, 30, seed=5, n_classes=3)
-    labels = {"class": tmp / "class.tif", "id": tmp / "id.tif"}
-    run_ground_truth(GroundTruthOptions(
-        polygons=tuple(shapely.to_wkb(polys, hex=True).tolist()), class_values=tuple(classes.tolist()), source_crs=CRS,
-        grid=fine, outputs=OutputPaths(class_raster=labels["class"], id_raster=labels["id"]),
-        parcel_ids=tuple(ids.tolist())))
-    return src, labels, tmp
+    return src, parcel_labels(tmp, grid, K, 30, seed=5), tmp
 
 
 @pytest.fixture()
@@ -102,19 +89,12 @@ def test_an_export_has_dozens_of_tasks_here(source, small_chunks):
 def test_a_worker_killed_mid_run_has_its_tasks_rerun_and_the_bytes_stay_the_same(source, tmp_path, small_chunks):
     _export(source, tmp_path / "none", "npz")
     cluster = RealCluster(tmp_path)
-    killed = threading.Event()
-
-    def progress(fraction):
-        # Once a quarter of the writing is done, one worker dies without warning.
-        if fraction > 0.35 and not killed.is_set():
-            killed.set()
-            os.kill(cluster.workers[0].pid, signal.SIGKILL)
-
     try:
-        _export(source, tmp_path / "killed", "npz", cluster.address, Feedback(progress=progress))
+        # Once a third of the writing is done, one worker dies without warning.
+        _export(source, tmp_path / "killed", "npz", cluster.address, Feedback(progress=cluster.kill_one_at(0.35)))
     finally:
         cluster.close()
-    assert killed.is_set() and cluster.workers[0].returncode == -signal.SIGKILL
+    assert cluster.killed.is_set() and cluster.workers[0].returncode == -signal.SIGKILL
     assert checksums(tmp_path / "killed") == checksums(tmp_path / "none")
     assert not list((tmp_path / "killed").rglob("*.part"))
 

@@ -44,6 +44,24 @@ def make_folder(tmp_path: Path, width=200, height=150, n_dates=4, name="download
     return folder, grid, dates
 
 
+def parcel_labels(folder: Path, grid: PixelGrid, scale: int, n_parcels: int, seed: int) -> dict:
+    """Class and parcel-id rasters of synthetic parcels over ``grid``, ``scale`` times finer: {"class", "id"} paths."""
+    import shapely
+
+    from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths
+    from satplugin.qgis_satplugin.core.ground_truth import run as run_ground_truth
+    from satplugin.tests.fixtures.synthetic_parcels import synthetic_parcels
+
+    fine = PixelGrid.square(CRS, grid.x_min, grid.y_max, grid.pixel_width / scale, grid.width * scale, grid.height * scale)
+    polys, classes, ids = synthetic_parcels(grid.bounds, n_parcels, seed=seed, n_classes=3)
+    labels = {"class": folder / "class.tif", "id": folder / "id.tif"}
+    run_ground_truth(GroundTruthOptions(
+        polygons=tuple(shapely.to_wkb(polys, hex=True).tolist()), class_values=tuple(classes.tolist()), source_crs=CRS,
+        grid=fine, outputs=OutputPaths(class_raster=labels["class"], id_raster=labels["id"]),
+        parcel_ids=tuple(ids.tolist())))
+    return labels
+
+
 def write_label(path: Path, values: np.ndarray, grid: PixelGrid, scale: int = 1, nodata=None, x_shift_px: float = 0.0,
                 row_off: int = 0, col_off: int = 0) -> Path:
     """A label raster on ``grid`` refined ``scale`` times, optionally offset by whole or fractional label pixels."""

@@ -17,11 +17,9 @@ from pyproj import Transformer
 
 from satplugin.qgis_satplugin.core.export import ExportedDataset
 from satplugin.qgis_satplugin.core.export.samples_table import read_samples_csv
-from satplugin.qgis_satplugin.core.ground_truth import GroundTruthOptions, OutputPaths, run as run_ground_truth
 from satplugin.qgis_satplugin.core.grid import PixelGrid
-from satplugin.tests.fixtures.synthetic_parcels import synthetic_parcels
 
-from .test_export_helpers import CRS, X0, Y0, export, image_paths, make_folder, read_window
+from .test_export_helpers import CRS, X0, Y0, export, image_paths, make_folder, parcel_labels, read_window
 
 K = 2  # label pixels per image pixel
 PATCH = 32
@@ -33,14 +31,7 @@ def source(tmp_path_factory):
     """4 dates (clouds on two, so series lengths differ), class and parcel-id labels at 5 m."""
     tmp = tmp_path_factory.mktemp("interop")
     src, grid, dates = make_folder(tmp, width=120, height=96, n_dates=4, cloud_cover=[0, 35, 0, 20], bands=BANDS)
-    fine = PixelGrid.square(CRS, grid.x_min, grid.y_max, grid.pixel_width / K, grid.width * K, grid.height * K)
-    polys, classes, ids = synthetic_parcels(grid.bounds, 24, seed=3, n_classes=3)
-    labels = {"class": tmp / "class.tif", "id": tmp / "id.tif"}
-    run_ground_truth(GroundTruthOptions(
-        polygons=tuple(shapely.to_wkb(polys, hex=True).tolist()), class_values=tuple(classes.tolist()), source_crs=CRS,
-        grid=fine, outputs=OutputPaths(class_raster=labels["class"], id_raster=labels["id"]),
-        parcel_ids=tuple(ids.tolist())))
-    return src, labels, dates, tmp
+    return src, parcel_labels(tmp, grid, K, 24, seed=3), dates, tmp
 
 
 def _export(source, fmt, band_resolution="resample"):
