@@ -120,9 +120,9 @@ def make_model(path, *, combine="reference", resize="nearest", box=False, scale=
     return Path(path)
 
 
-def write_revisit(path, dn: np.ndarray, when: datetime, *, origin=(500000.0, 5000000.0), pixel=10.0,
+def write_revisit(path, dn: np.ndarray, when: datetime | None, *, origin=(500000.0, 5000000.0), pixel=10.0,
                   crs="EPSG:32633", bands=BANDS, scl: np.ndarray | None = None, nodata=0):
-    """A uint16 image (``dn``: [bands, h, w]) with band names and its date tag; optionally ``_SCL``."""
+    """A uint16 image (``dn``: [bands, h, w]) with band names and its date tag (none: undated); optionally ``_SCL``."""
     import rasterio
     from rasterio.transform import from_origin
 
@@ -134,7 +134,8 @@ def write_revisit(path, dn: np.ndarray, when: datetime, *, origin=(500000.0, 500
         ds.write(dn.astype(np.uint16))
         for i, name in enumerate(bands, start=1):
             ds.set_band_description(i, name)
-        ds.update_tags(ACQUISITION_DATETIME=when.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        if when is not None:
+            ds.update_tags(ACQUISITION_DATETIME=when.strftime("%Y-%m-%dT%H:%M:%SZ"))
     if scl is not None:
         profile.update(count=1, dtype="uint8", nodata=0)
         with rasterio.open(path.with_name(path.stem + "_SCL.tif"), "w", **profile) as ds:

@@ -170,6 +170,22 @@ def test_clearest_first_order_and_cloud_skipping(tmp_path):
     assert np.allclose(out[:, 6:, :], 0.3) and np.allclose(out[:, :6, :], 0.2)
 
 
+def test_undated_rasters_are_taken_in_the_order_given_and_the_log_says_so(tmp_path):
+    model = make_model(tmp_path / "ref.onnx")  # outputs revisit 0 (the reference)
+    paths = [write_revisit(tmp_path / f"{name}.tif", np.full((4, 8, 8), v), None)
+             for name, v in (("scene_c", 3000), ("scene_a", 1000), ("scene_b", 2000))]
+    logs = []
+    res = resolve(paths, tmp_path / "out.tif", model=model, tile_size=16, overlap=0, log=logs.append)
+    assert [r["path"] for r in res.revisits] == [str(p) for p in paths]  # no masks: all as clear, in the given order
+    assert [r["datetime"] for r in res.revisits] == [None, None, None]
+    assert "3 of the 3 rasters have no date: they are ranked clearest first, ties in the order given." in logs
+    assert any(m.startswith("3 rasters (3 undated: kept in the order given)") for m in logs)
+    assert any("Revisits fed, in order: undated scene_c.tif" in m for m in logs)
+    assert np.allclose(read(tmp_path / "out.tif"), 0.3)  # the first given is the reference
+    with rasterio.open(tmp_path / "out.tif") as ds:
+        assert ds.tags()["REVISIT_DATES"] == "undated,undated,undated"
+
+
 def test_chronological_model_and_fixed_revisits_repeat_when_short(tmp_path):
     meta = contract_metadata(revisits=3, revisit_order="chronological", receptive_field=None)
     from satplugin.qgis_satplugin.core.superres.contract import metadata_props

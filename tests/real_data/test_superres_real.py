@@ -96,3 +96,30 @@ def test_real_output_does_not_depend_on_the_tiling(degraded):
     resolve(degraded["paths"], folder / "tiles.tif", model=model, tile_size=46, overlap=22, batch_size=3)
     with rasterio.open(folder / "whole.tif") as a, rasterio.open(folder / "tiles.tif") as b:
         np.testing.assert_allclose(b.read(), a.read(), rtol=0, atol=2e-5)
+
+
+def test_undated_real_scenes_run_through_qgis_process_in_the_order_given(tmp_path):
+    """The five real Slovenia scenes carry no date: super-resolution takes them as given and says so."""
+    import json
+
+    from tests.conftest import run_qgis_process
+
+    real_data = real_data_dir()
+    if not real_data.is_dir():
+        pytest.skip(f"real data folder {real_data} is absent (set SATPLUGIN_REAL_DATA)")
+    scenes = [real_data / "slovenia_s2_l1c" / f"scene_{i}.tif" for i in (3, 1, 0, 2)]
+    out = tmp_path / "sr.tif"
+    proc, answer = run_qgis_process("--json", "run", "satplugin:superresolve", "--", *[f"INPUT={p}" for p in scenes],
+                                    f"OUTPUT={out}")
+    log = json.dumps(answer)
+    assert answer["results"]["REVISITS_USED"] == 4 and answer["results"]["SCALE"] == 2
+    assert "4 rasters (4 undated: kept in the order given)" in log
+    assert "4 of the 4 rasters have no date: they are ranked clearest first, ties in the order given." in log
+    assert ("Revisits fed, in order: undated scene_3.tif (? % cloud); undated scene_1.tif (? % cloud); "
+            "undated scene_0.tif (? % cloud); undated scene_2.tif (? % cloud)") in log
+    with rasterio.open(scenes[0]) as src, rasterio.open(out) as ds:
+        assert ds.crs == src.crs and ds.shape == (2 * src.height, 2 * src.width)
+        assert ds.transform == src.transform * Affine.scale(0.5)
+        assert ds.tags()["REVISIT_DATES"] == "undated,undated,undated,undated"
+        values = ds.read()
+    assert np.isfinite(values).all() and 0.0 < float(np.median(values)) < 0.5  # reflectance, not DN

@@ -40,7 +40,7 @@ class DateImage:
     """One acquisition: its raster, its datetime (UTC) and, when there is one, its mask."""
 
     path: Path
-    when: datetime
+    when: Optional[datetime]  # None: undated (accepted only where the caller says so)
     mask_path: Optional[Path] = None
     mask_kind: Optional[str] = None  # "SCL" or "CLM"
     product_id: Optional[str] = None
@@ -51,7 +51,7 @@ class ImageSeries:
     grid: PixelGrid
     bands: list  # selected band names, in export order
     band_index: list  # their 1-based indexes in the files
-    images: list  # DateImage, sorted by time
+    images: list  # DateImage, sorted by time (undated: in the order given)
     dtype: str
     nodata: Optional[float]
     scales: np.ndarray  # [T, C] of the selected bands: reflectance = scale * DN + offset
@@ -62,6 +62,11 @@ class ImageSeries:
     @property
     def dates(self) -> list:
         return [im.when for im in self.images]
+
+    @property
+    def undated(self) -> bool:
+        """True when some image has no date: then the images are in the order they were given."""
+        return any(im.when is None for im in self.images)
 
     def subset(self, keep: np.ndarray) -> "ImageSeries":
         idx = np.flatnonzero(keep)
@@ -237,8 +242,13 @@ def _select_bands(names: list, bands) -> list:
     return out
 
 
-def open_image_series(images, bands=None, feedback: Feedback | None = None) -> ImageSeries:
-    """Check and describe the input series (see the module docstring)."""
+def open_image_series(images, bands=None, feedback: Feedback | None = None, undated_ok: bool = False) -> ImageSeries:
+    """Check and describe the input series (see the module docstring).
+
+    ``undated_ok``: a raster with no date is accepted (``when`` None) instead of refused, for
+    steps that need no date (single-date super-resolution); when any image is undated, the
+    images keep the order they were given in.
+    """
     import rasterio
 
     feedback = Feedback.of(feedback)
@@ -305,17 +315,21 @@ def open_image_series(images, bands=None, feedback: Feedback | None = None) -> I
                 raise SatPluginError(f"{path.name} has bands {', '.join(file_names)}, the other images {', '.join(names)}.")
             elif ds.dtypes[0] != dtype:
                 raise SatPluginError(f"{path.name} holds {ds.dtypes[0]}, the other images {dtype}.")
-            when = _when(entry, ds, path)
+            when = _when(entry, ds, path, undated_ok)
             scales.append(np.asarray(ds.scales, dtype=np.float64))
             offsets.append(np.asarray(ds.offsets, dtype=np.float64))
         if entry["mask_path"] is not None:
             _check_mask(Path(entry["mask_path"]), grid)
         records.append(DateImage(path, when, entry["mask_path"], entry["mask_kind"], entry["product_id"]))
 
-    order = sorted(range(len(records)), key=lambda i: (records[i].when, str(records[i].path)))
+    undated = [r for r in records if r.when is None]
+    if undated:
+        order = list(range(len(records)))  # the order given: there is no time to sort by
+    else:
+        order = sorted(range(len(records)), key=lambda i: (records[i].when, str(records[i].path)))
     records = [records[i] for i in order]
     for a, b in zip(records, records[1:]):
-        if a.when == b.when:
+        if a.when is not None and a.when == b.when:
             raise SatPluginError(f"{a.path.name} and {b.path.name} have the same acquisition time {iso_z(a.when)}.")
     band_index = _select_bands(names, bands)
     sel = np.asarray(band_index) - 1
@@ -326,7 +340,11 @@ def open_image_series(images, bands=None, feedback: Feedback | None = None) -> I
         scale_arr = np.full_like(scale_arr, assumed)
         feedback.log(f"The images carry no scale/offset; assuming reflectance = {assumed:g} x DN (Sentinel-2 convention).")
     n_masks = sum(r.mask_path is not None for r in records)
-    feedback.log(f"{len(records)} dates ({iso_z(records[0].when)} .. {iso_z(records[-1].when)}), {n_masks} with a cloud mask, "
+    if undated:
+        what = f"{len(records)} rasters ({len(undated)} undated: kept in the order given)"
+    else:
+        what = f"{len(records)} dates ({iso_z(records[0].when)} .. {iso_z(records[-1].when)})"
+    feedback.log(f"{what}, {n_masks} with a cloud mask, "
                  f"{len(band_index)} bands, grid {grid.width} x {grid.height} px.")
     return ImageSeries(grid, [names[i - 1] for i in band_index], band_index, records, dtype, nodata,
                        scale_arr, offset_arr, block_rows, source)
@@ -341,14 +359,14 @@ def _band_names(ds, manifest) -> list:
     return [f"band_{i}" for i in range(1, ds.count + 1)]
 
 
-def _when(entry: dict, ds, path: Path) -> datetime:
+def _when(entry: dict, ds, path: Path, undated_ok: bool = False) -> Optional[datetime]:
     if entry.get("datetime"):
         return parse_iso_datetime(entry["datetime"])
     tag = ds.tags().get(DATE_TAG)
     if tag:
         return parse_iso_datetime(tag)
     when = date_from_name(path.name)
-    if when is None:
+    if when is None and not undated_ok:
         raise SatPluginError(
             f"Cannot tell the acquisition date of {path.name}: it has no {DATE_TAG} tag and no date "
             "(e.g. 20230612 or 2023-06-12) in its name."

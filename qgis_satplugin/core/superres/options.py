@@ -27,8 +27,9 @@ class SuperResolveOptions(StepOptions):
 
     inputs: Union[str, tuple[str, ...]] = option(help=(
         'A "Download products" folder, or one raster per revisit on one grid (dates from the ACQUISITION_DATETIME '
-        "tag or the file name). Revisits are ordered as the model was trained (clearest first, from the SCL/CLM "
-        "masks beside the images, or chronological); dates above MAX_CLOUD % cloud are skipped. Pixels a revisit "
+        "tag or the file name; rasters with neither are accepted, in the order given). Revisits are ordered as the "
+        "model was trained (clearest first, from the SCL/CLM masks beside the images, or chronological); dates above "
+        "MAX_CLOUD % cloud are skipped. Pixels a revisit "
         "cannot supply (cloud, no data) are filled from the next revisit in that order."))
     output: str = option(help=(
         "The GeoTIFF (.tif) written, with exactly the input's extent and CRS at the input pixel size divided by the "

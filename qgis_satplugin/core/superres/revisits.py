@@ -73,10 +73,15 @@ def choose_revisits(series: ImageSeries, contract: ModelContract, max_cloud: flo
         raise ModelContractError(
             f"Every revisit is above MAX_CLOUD {max_cloud:g} % cloud or no data "
             f"(the clearest has {min(r.cloud_percent for r in candidates):.1f} %); raise MAX_CLOUD or add dates.")
+    if series.undated:
+        feedback.log(f"{sum(im.when is None for im in series.images)} of the {len(series.images)} rasters have no date: "
+                     + ("they are ranked clearest first, ties in the order given."
+                        if contract.revisit_order == "clearest_first" else "they are fed in the order given."))
     if contract.revisit_order == "clearest_first":
         if any(r.cloud_percent is None for r in usable):
             feedback.log("Some revisits have no cloud mask and no nodata value: they rank as clear as possible.")
-        usable.sort(key=lambda r: (r.cloud_percent or 0.0, series.images[r.index].when))
+        # Ties by date, or by the order given when undated (r.index: the series is in that order then).
+        usable.sort(key=lambda r: (r.cloud_percent or 0.0, r.index))
     count = contract.revisits_to_use(len(usable))
     if not contract.multi_frame and len(usable) > 1:
         feedback.log(f"The model takes a single image: using {_describe(series, usable[0])}, the first of "
@@ -91,7 +96,7 @@ def choose_revisits(series: ImageSeries, contract: ModelContract, max_cloud: flo
 
 def _describe(series: ImageSeries, revisit: Revisit) -> str:
     image = series.images[revisit.index]
-    return f"{image.path.name} ({iso_z(image.when)})"
+    return f"{image.path.name} ({'undated' if image.when is None else iso_z(image.when)})"
 
 
 def describe_revisits(series: ImageSeries, chosen: list) -> list:
@@ -101,7 +106,7 @@ def describe_revisits(series: ImageSeries, chosen: list) -> list:
         image = series.images[r.index]
         out.append({
             "path": str(image.path),
-            "datetime": iso_z(image.when),
+            "datetime": None if image.when is None else iso_z(image.when),
             "product_id": image.product_id,
             "cloud_percent": None if r.cloud_percent is None else round(r.cloud_percent, 3),
         })

@@ -105,7 +105,8 @@ def run(options: SuperResolveOptions, feedback: Feedback | None = None, *,
         series, layout, margin, overlap = plan.series, plan.layout, plan.layout.margin, options.overlap
         stack = describe_revisits(series, plan.chosen)
         feedback.log("Revisits fed, in order: " + "; ".join(
-            f"{r['datetime']} ({'?' if r['cloud_percent'] is None else r['cloud_percent']} % cloud)" for r in stack))
+            f"{r['datetime'] or 'undated ' + Path(r['path']).name} "
+            f"({'?' if r['cloud_percent'] is None else r['cloud_percent']} % cloud)" for r in stack))
         if contract.receptive_field is not None and contract.receptive_field > margin:
             feedback.log(
                 f"Warning: the model sees {contract.receptive_field} px around each pixel but OVERLAP {overlap} leaves "
@@ -131,7 +132,7 @@ def run(options: SuperResolveOptions, feedback: Feedback | None = None, *,
                 "SCALE": contract.scale,
                 "PROVIDER": provider,
                 "REVISITS": len(stack),
-                "REVISIT_DATES": ",".join(r["datetime"] for r in stack),
+                "REVISIT_DATES": ",".join(r["datetime"] or "undated" for r in stack),
                 "LICENSE": contract.license,
             }
             band_tags = [{"UNITS": u} for u in contract.output_units]
@@ -162,7 +163,8 @@ class TilePlan:
 
 
 def plan_tiles(options: SuperResolveOptions, contract: ModelContract, feedback: Feedback) -> TilePlan:
-    series = open_image_series(options.inputs, feedback=feedback)
+    # No date is needed to super-resolve: undated rasters are taken in the order given.
+    series = open_image_series(options.inputs, feedback=feedback, undated_ok=True)
     positions = contract.band_positions(series.bands, "The input")
     chosen = choose_revisits(series, contract, options.max_cloud, feedback)
     margin = context_margin(options.overlap, contract.receptive_field)
