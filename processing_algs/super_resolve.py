@@ -3,6 +3,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
@@ -26,6 +27,7 @@ PARAMETER_OF = {
     "overlap": "OVERLAP",
     "batch_size": "BATCH_SIZE",
     "max_cloud": "MAX_CLOUD",
+    "preserve_reflectance": "PRESERVE_REFLECTANCE",
     "dask_scheduler": "DASK_SCHEDULER",
     "output": "OUTPUT",
 }
@@ -68,6 +70,9 @@ class SuperResolve(SatPluginAlgorithm):
             QgsProcessingParameterNumber("MAX_CLOUD", "Skip revisits above this cloud share (%)",
                                          QgsProcessingParameterNumber.Double, 50.0, minValue=0.0, maxValue=100.0)
         )
+        self.addParameter(QgsProcessingParameterBoolean("PRESERVE_REFLECTANCE",
+                                                        "Preserve reflectance (degraded back, the output equals the input)",
+                                                        defaultValue=True))
         add_scheduler_parameter(self)
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Super-resolved raster"))
         self.addOutput(QgsProcessingOutputString("PROVIDER_USED", "Execution provider that ran"))
@@ -85,6 +90,7 @@ class SuperResolve(SatPluginAlgorithm):
                 overlap=self.parameterAsInt(parameters, "OVERLAP", context),
                 batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
                 max_cloud=self.parameterAsDouble(parameters, "MAX_CLOUD", context),
+                preserve_reflectance=self.parameterAsBoolean(parameters, "PRESERVE_REFLECTANCE", context),
                 dask_scheduler=scheduler_option(self, parameters, context),
             )
         result = self.run_step("superres", options, feedback)

@@ -78,12 +78,12 @@ def test_bad_values_are_one_sentence_each(change, message):
 def test_every_option_is_described_and_the_json_holds_only_the_options():
     names = [name for name, _ in SuperResolveOptions.help_lines()]
     assert names == ["inputs", "output", "model", "provider", "tile_size", "overlap", "batch_size", "max_cloud",
-                     "dask_scheduler"]
+                     "preserve_reflectance", "dask_scheduler"]
     assert all(text.strip() for _, text in SuperResolveOptions.help_lines())
     model_help = dict(SuperResolveOptions.help_lines())["model"]
     assert DEFAULT_MODEL.name in model_help and DEFAULT_MODEL.is_file()
     assert DEFAULT_MODEL.with_suffix(".md").is_file()
-    # No credentials in this step: the JSON is the nine options and their name, nothing live.
+    # No credentials in this step: the JSON is the ten options and their name, nothing live.
     text = SuperResolveOptions(inputs="series", output="sr.tif").to_json()
     assert sorted(json.loads(text)) == sorted(names + ["options"])
 

@@ -123,3 +123,34 @@ def test_undated_real_scenes_run_through_qgis_process_in_the_order_given(tmp_pat
         assert ds.tags()["REVISIT_DATES"] == "undated,undated,undated,undated"
         values = ds.read()
     assert np.isfinite(values).all() and 0.0 < float(np.median(values)) < 0.5  # reflectance, not DN
+
+
+@pytest.mark.parametrize("model_file", ["s2_sr_x2_rgbn.onnx", "s2_sr_x2_rgbn_single.onnx"])
+def test_reflectance_is_preserved_on_real_scenes_with_tiling(tmp_path, model_file):
+    """The output degraded back by 2 x 2 block means equals the reference input to 1e-5 reflectance."""
+    real_data = real_data_dir()
+    if not real_data.is_dir():
+        pytest.skip(f"real data folder {real_data} is absent (set SATPLUGIN_REAL_DATA)")
+    model_path = DEFAULT_MODEL.parent / model_file
+    scenes = [real_data / "slovenia_s2_l1c" / f"scene_{i}.tif" for i in (2, 0, 1, 3)]  # undated: scene 2 leads
+    with rasterio.open(scenes[0]) as ds:
+        names = list(ds.descriptions)
+        reference = ds.read([names.index(b) + 1 for b in BANDS]).astype(np.float64) * 1e-4
+    worst = {}
+    for preserve in (True, False):
+        out = tmp_path / f"sr_{preserve}.tif"
+        logs = []
+        run(SuperResolveOptions(inputs=tuple(map(str, scenes)), output=str(out), model=str(model_path), tile_size=48,
+                                overlap=23, preserve_reflectance=preserve), Feedback(log=logs.append))
+        with rasterio.open(out) as ds:
+            sr = ds.read().astype(np.float64)
+            tags, band_tags = ds.tags(), [ds.tags(i) for i in range(1, 5)]
+        c, h, w = sr.shape
+        degraded = sr.reshape(c, h // 2, 2, w // 2, 2).mean(axis=(2, 4))
+        worst[preserve] = float(np.abs(degraded - reference).max())
+        assert tags["PRESERVE_REFLECTANCE"] == ("yes" if preserve else "no")
+        if preserve:
+            line = next(m for m in logs if m.startswith("Reflectance preserved: each 2 x 2 block"))
+            corrections = [float(t["REFLECTANCE_CORRECTION_MEAN_ABS"]) for t in band_tags]
+            assert all(1e-6 < v < 2e-3 for v in corrections) and f"B02 {corrections[0]:.2e}" in line
+    assert worst[True] < 1e-5 < 1e-4 < worst[False]

@@ -21,6 +21,7 @@ from ..feedback import Feedback
 from ..image_series.manifest import sha256_of
 from .input_strips import StripReader
 from .options import DEFAULT_MODEL, SuperResolveOptions
+from .reflectance import ReflectanceCheck
 from .runner import run_tiles, auto_batch_size, plan_tiles
 from .session import load_model
 
@@ -42,6 +43,7 @@ class _Open:
         self.reader = StripReader(self.plan.series, self.plan.chosen, self.plan.positions, self.loaded.contract,
                                   self.plan.layout.margin)
         self.batch_size = options.batch_size or auto_batch_size(self.loaded.provider)
+        self.preserve_reflectance = options.preserve_reflectance
 
     def close(self):
         self.reader.close()
@@ -69,12 +71,13 @@ def tile_rows_per_band(n_rows: int, n_workers: int) -> int:
 def superresolve_band(task: dict) -> dict:
     opened = cached(task["run"], lambda: _Open(task["job"], task["model_sha256"]))
     part = Path(task["part"])
+    reflectance = ReflectanceCheck(opened.loaded.contract) if opened.preserve_reflectance else None
     with replaced(part) as temp, open(temp, "wb") as f:
         rows = _PartFile(f)
         seconds = run_tiles(opened.loaded, opened.plan.layout, opened.reader, rows, opened.loaded.contract,
-                             opened.batch_size, Feedback(), tuple(task["tile_rows"]))
+                            opened.batch_size, Feedback(), tuple(task["tile_rows"]), reflectance)
     return {"part": str(part), "shapes": rows.shapes, "dtype": rows.dtype, "provider": opened.loaded.provider_label,
-            "seconds": seconds}
+            "seconds": seconds, "reflectance": None if reflectance is None else reflectance.record()}
 
 
 def read_part(result: dict):

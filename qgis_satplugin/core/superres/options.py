@@ -55,6 +55,10 @@ class SuperResolveOptions(StepOptions):
         "row of tiles, whatever the raster's size."))
     max_cloud: float = option(50.0, help=(
         "Revisits with more cloud or no data than this share (%) are skipped; 100 keeps every date."))
+    preserve_reflectance: bool = option(True, help=(
+        "On by default: after blending, every block of scale x scale output pixels is corrected to average exactly "
+        "to the reference revisit's reflectance under it (the block mean training degrades with), so reflectance "
+        "never drifts; the mean correction per band is in the log and the band tags. Off: the model's output as is."))
     dask_scheduler: Optional[str] = option(None, help=SCHEDULER_HELP + (
         " Each band of tile rows is one task; each worker loads the model once (one thread), checked against "
         "the client's by its sha256, and the bands are assembled into the same GeoTIFF."))
@@ -69,6 +73,8 @@ class SuperResolveOptions(StepOptions):
             raise SatPluginError("Give the inputs: a download folder, or one raster per revisit.")
         if not isinstance(self.output, str) or not self.output:
             raise SatPluginError("Choose the output GeoTIFF (.tif).")
+        if not isinstance(self.preserve_reflectance, bool):
+            raise SatPluginError(f"PRESERVE_REFLECTANCE is true or false, got {self.preserve_reflectance!r}.")
         for name, value in (("TILE_SIZE", self.tile_size), ("OVERLAP", self.overlap), ("BATCH_SIZE", self.batch_size)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise SatPluginError(f"{name} must be a whole number, got {value!r}.")

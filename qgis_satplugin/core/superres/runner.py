@@ -40,6 +40,7 @@ from .contract import ModelContract
 from .input_strips import StripReader
 from .options import DEFAULT_MODEL, SuperResolveOptions
 from .output_raster import OutputRaster
+from .reflectance import ReflectanceCheck
 from .revisits import choose_revisits, describe_revisits
 from .session import LoadedModel, load_model
 from .tiling import TileLayout, context_margin
@@ -118,12 +119,15 @@ def run(options: SuperResolveOptions, feedback: Feedback | None = None, *,
         writer = OutputRaster(output, grid, len(contract.output_bands), dtype, nodata)
         reader = None
         try:
+            reflectance = ReflectanceCheck(contract) if options.preserve_reflectance else None
             if scheduler is None:
                 reader = StripReader(series, plan.chosen, plan.positions, contract, layout.margin)
-                seconds = run_tiles(loaded, layout, reader, writer, contract, batch_size, feedback)
+                seconds = run_tiles(loaded, layout, reader, writer, contract, batch_size, feedback,
+                                    reflectance=reflectance)
                 provider = loaded.provider_label
             else:
-                seconds, provider = _run_on_cluster(scheduler, options, loaded.path, layout, writer, feedback)
+                seconds, provider = _run_on_cluster(scheduler, options, loaded.path, layout, writer, feedback,
+                                                    reflectance)
             tags = {
                 "SOURCE": "satplugin:superresolve",
                 "MODEL": contract.name or loaded.path.stem,
@@ -136,6 +140,9 @@ def run(options: SuperResolveOptions, feedback: Feedback | None = None, *,
                 "LICENSE": contract.license,
             }
             band_tags = [{"UNITS": u} for u in contract.output_units]
+            tags["PRESERVE_REFLECTANCE"] = "yes" if reflectance is not None else "no"
+            if reflectance is not None:
+                _report_reflectance(reflectance, contract, band_tags, feedback)
             scales = [contract.output_dn_scale] * len(contract.output_bands) if dtype == "uint16" else None
             writer.finish(descriptions=contract.output_bands, units=contract.output_units, tags=tags,
                           band_tags=band_tags, scales=scales)
@@ -172,8 +179,19 @@ def plan_tiles(options: SuperResolveOptions, contract: ModelContract, feedback: 
     return TilePlan(series, positions, chosen, layout)
 
 
+def _report_reflectance(check: ReflectanceCheck, contract: ModelContract, band_tags: list, feedback: Feedback) -> None:
+    corrections = check.mean_abs()
+    for j, value in corrections.items():
+        band_tags[j]["REFLECTANCE_CORRECTION_MEAN_ABS"] = f"{value:.3e}"
+    s = contract.scale
+    figures = ", ".join(f"{contract.output_bands[j]} {v:.2e}" for j, v in corrections.items())
+    feedback.log(f"Reflectance preserved: each {s} x {s} block of the output averages to the reference input under "
+                 f"it (mean absolute correction: {figures or 'none'})."
+                 + (f" Not corrected (not an input band in reflectance): {', '.join(check.skipped)}." if check.skipped else ""))
+
+
 def _run_on_cluster(scheduler, options: SuperResolveOptions, model_path: Path, layout: TileLayout, writer,
-                    feedback: Feedback) -> tuple:
+                    feedback: Feedback, reflectance: ReflectanceCheck | None) -> tuple:
     """Bands of tile rows on the Dask cluster, each into its own part file, appended in order; (seconds, provider)."""
     from ..cluster.tasks import Task, dask_client, run_tasks
     from .band_task import read_part, superresolve_band, tile_rows_per_band
@@ -203,6 +221,8 @@ def _run_on_cluster(scheduler, options: SuperResolveOptions, model_path: Path, l
             for rows in read_part(results[key]):
                 feedback.check_canceled()
                 writer.append(rows)
+            if reflectance is not None:
+                reflectance.absorb(results[key]["reflectance"])
     finally:
         shutil.rmtree(parts, ignore_errors=True)
     providers = sorted({r["provider"] for r in results.values()})
@@ -223,13 +243,15 @@ def first_contributing_row(layout: TileLayout, k0: int) -> int:
 
 
 def run_tiles(loaded: LoadedModel, layout: TileLayout, reader: StripReader, writer, contract: ModelContract,
-               batch_size: int, feedback: Feedback, tile_rows: tuple | None = None) -> float:
+              batch_size: int, feedback: Feedback, tile_rows: tuple | None = None,
+              reflectance: ReflectanceCheck | None = None) -> float:
     """Infer the tiles and stream the blended rows to ``writer``; returns seconds in ONNX Runtime.
 
     ``tile_rows`` (k0, k1): only the output rows that tile rows k0..k1-1 finish (a band of a
     cluster run). The tile rows before k0 that overlap them are inferred too, in the same
     order as in a whole run, so every pixel sums the same tiles in the same order: the band
-    is bit for bit the same rows as a whole run writes.
+    is bit for bit the same rows as a whole run writes. ``reflectance``: corrects each finished
+    row of blocks so that it degrades back to the reference input (:mod:`.reflectance`).
     """
     import time
 
@@ -272,6 +294,10 @@ def run_tiles(loaded: LoadedModel, layout: TileLayout, reader: StripReader, writ
             last = k + 1 == row_starts.size
             final = th * s if last else (int(row_starts[k + 1]) - int(r0)) * s
             if k >= k0:
+                if reflectance is not None:
+                    # The raster's rows and columns within these padded input rows, for the record.
+                    inside = (max(m - int(r0), 0), min(m + height - int(r0), final // s), m, m + width)
+                    reflectance.apply(acc[:, :final], strip.values[0, :, :final // s], strip.valid[:final // s], inside)
                 # Input validity at output resolution, for the rows this strip covers (None: all valid).
                 valid = None if strip.valid.all() else np.repeat(np.repeat(strip.valid, s, axis=0), s, axis=1)
                 _emit(writer, contract, acc[:, :final], None if valid is None else valid[:final], int(r0) * s, m * s,
