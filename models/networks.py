@@ -147,6 +147,41 @@ class MultiFrameSR(_Reflectance):
         return self.base(reference, self.scale) + self.decoder(codes[:, 0]) * self.std
 
 
+class BandSharpener(_Reflectance):
+    """Sharpens the coarse bands of one image on its own grid (DSen2-style, scale 1).
+
+    Input: every band, normalised, on one grid (the coarse ones resampled there); output: the
+    coarse bands in reflectance, as their input plus a learned residual, so an untrained
+    network returns its input. A stem convolution, residual blocks, a last convolution.
+    ``consistent`` (the runtime's PRESERVE_REFLECTANCE, in torch) is applied in training only:
+    the runtime applies it itself, tile-exactly.
+    """
+
+    def __init__(self, mean, std, outputs, channels: int = 48, blocks: int = 4):
+        super().__init__(mean, std)
+        self.outputs = list(outputs)  # channel positions of the coarse bands in the input
+        self.body = nn.Sequential(conv3x3(len(mean), channels), nn.ReLU(),
+                                  *[ResidualBlock(channels) for _ in range(blocks)])
+        self.last = conv3x3(channels, len(self.outputs))
+        _zero_last(self.last)
+        self._convs = 2 + ResidualBlock.convs * blocks
+
+    @property
+    def receptive_field(self) -> int:
+        return self._convs
+
+    def forward(self, image):
+        index = self.outputs
+        base = image[:, index] * self.std[:, index] + self.mean[:, index]
+        return base + self.last(self.body(image)) * self.std[:, index]
+
+
+def consistent(output, base, factor: int):
+    """``output`` corrected so that its ``factor`` x ``factor`` block means are those of ``base``."""
+    residual = F.avg_pool2d(base, factor) - F.avg_pool2d(output, factor)
+    return output + F.interpolate(residual, scale_factor=factor, mode="nearest")
+
+
 def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 

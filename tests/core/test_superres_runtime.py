@@ -179,7 +179,7 @@ def test_undated_rasters_are_taken_in_the_order_given_and_the_log_says_so(tmp_pa
     assert [r["path"] for r in res.revisits] == [str(p) for p in paths]  # no masks: all as clear, in the given order
     assert [r["datetime"] for r in res.revisits] == [None, None, None]
     assert "3 of the 3 rasters have no date: they are ranked clearest first, ties in the order given." in logs
-    assert any(m.startswith("3 rasters (3 undated: kept in the order given)") for m in logs)
+    assert any(m.startswith("3 rasters (3 undated: all kept in the order given)") for m in logs)
     assert any("Revisits fed, in order: undated scene_c.tif" in m for m in logs)
     assert np.allclose(read(tmp_path / "out.tif"), 0.3)  # the first given is the reference
     with rasterio.open(tmp_path / "out.tif") as ds:

@@ -113,7 +113,7 @@ def test_undated_real_scenes_run_through_qgis_process_in_the_order_given(tmp_pat
                                     f"OUTPUT={out}")
     log = json.dumps(answer)
     assert answer["results"]["REVISITS_USED"] == 4 and answer["results"]["SCALE"] == 2
-    assert "4 rasters (4 undated: kept in the order given)" in log
+    assert "4 rasters (4 undated: all kept in the order given)" in log
     assert "4 of the 4 rasters have no date: they are ranked clearest first, ties in the order given." in log
     assert ("Revisits fed, in order: undated scene_3.tif (? % cloud); undated scene_1.tif (? % cloud); "
             "undated scene_0.tif (? % cloud); undated scene_2.tif (? % cloud)") in log

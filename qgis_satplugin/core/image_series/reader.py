@@ -328,9 +328,7 @@ def open_image_series(images, bands=None, feedback: Feedback | None = None, unda
     else:
         order = sorted(range(len(records)), key=lambda i: (records[i].when, str(records[i].path)))
     records = [records[i] for i in order]
-    for a, b in zip(records, records[1:]):
-        if a.when is not None and a.when == b.when:
-            raise SatPluginError(f"{a.path.name} and {b.path.name} have the same acquisition time {iso_z(a.when)}.")
+    _refuse_repeats(records)
     band_index = _select_bands(names, bands)
     sel = np.asarray(band_index) - 1
     scale_arr = np.stack([scales[i] for i in order])[:, sel]
@@ -341,13 +339,30 @@ def open_image_series(images, bands=None, feedback: Feedback | None = None, unda
         feedback.log(f"The images carry no scale/offset; assuming reflectance = {assumed:g} x DN (Sentinel-2 convention).")
     n_masks = sum(r.mask_path is not None for r in records)
     if undated:
-        what = f"{len(records)} rasters ({len(undated)} undated: kept in the order given)"
+        mixed = len(undated) < len(records)
+        what = (f"{len(records)} rasters ({len(undated)} undated: all kept in the order given"
+                + (", the dated ones not sorted by date either)" if mixed else ")"))
     else:
         what = f"{len(records)} dates ({iso_z(records[0].when)} .. {iso_z(records[-1].when)})"
     feedback.log(f"{what}, {n_masks} with a cloud mask, "
                  f"{len(band_index)} bands, grid {grid.width} x {grid.height} px.")
     return ImageSeries(grid, [names[i - 1] for i in band_index], band_index, records, dtype, nodata,
                        scale_arr, offset_arr, block_rows, source)
+
+
+def _refuse_repeats(records: list) -> None:
+    """One raster given twice, or two rasters of one time, would weigh one acquisition twice."""
+    seen_paths, seen_times = {}, {}
+    for r in records:
+        key = r.path.resolve()
+        if key in seen_paths:
+            raise SatPluginError(f"{r.path} is given twice (also as {seen_paths[key].path}): give each raster once.")
+        seen_paths[key] = r
+        if r.when is not None:
+            if r.when in seen_times:
+                raise SatPluginError(f"{seen_times[r.when].path.name} and {r.path.name} have the same acquisition "
+                                     f"time {iso_z(r.when)}.")
+            seen_times[r.when] = r
 
 
 def _band_names(ds, manifest) -> list:

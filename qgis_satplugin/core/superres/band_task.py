@@ -21,7 +21,7 @@ from ..feedback import Feedback
 from ..image_series.manifest import sha256_of
 from .input_strips import StripReader
 from .options import DEFAULT_MODEL, SuperResolveOptions
-from .reflectance import ReflectanceCheck
+from .reflectance import reflectance_check
 from .runner import run_tiles, auto_batch_size, plan_tiles
 from .session import load_model
 
@@ -41,7 +41,7 @@ class _Open:
         self.loaded = load_model(path, options.provider, Feedback(), threads=WORKER_THREADS)
         self.plan = plan_tiles(options, self.loaded.contract, Feedback())
         self.reader = StripReader(self.plan.series, self.plan.chosen, self.plan.positions, self.loaded.contract,
-                                  self.plan.layout.margin)
+                                  self.plan.layout)
         self.batch_size = options.batch_size or auto_batch_size(self.loaded.provider)
         self.preserve_reflectance = options.preserve_reflectance
 
@@ -71,7 +71,7 @@ def tile_rows_per_band(n_rows: int, n_workers: int) -> int:
 def superresolve_band(task: dict) -> dict:
     opened = cached(task["run"], lambda: _Open(task["job"], task["model_sha256"]))
     part = Path(task["part"])
-    reflectance = ReflectanceCheck(opened.loaded.contract) if opened.preserve_reflectance else None
+    reflectance = reflectance_check(opened.loaded.contract, opened.preserve_reflectance)
     with replaced(part) as temp, open(temp, "wb") as f:
         rows = _PartFile(f)
         seconds = run_tiles(opened.loaded, opened.plan.layout, opened.reader, rows, opened.loaded.contract,

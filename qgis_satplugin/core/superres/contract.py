@@ -9,7 +9,9 @@ naming the key or the band that does not fit.
 Keys (``REQUIRED`` must be present; multi-frame models also need ``MULTI_FRAME_REQUIRED``):
 
 ========================  ====================================================================
-``model_type``            ``single`` (one image) or ``multi-frame`` (a stack of revisits)
+``model_type``            ``single`` (one image), ``multi-frame`` (a stack of revisits) or
+                          ``band-sharpening`` (one image whose coarser bands come out
+                          sharpened on the same grid: scale 1, needs ``input_resolutions``)
 ``scale``                 integer upsampling factor (output pixel = input pixel / scale)
 ``revisits``              multi-frame: fixed count ``N`` or ``dynamic`` (any count >= 1)
 ``revisit_order``         multi-frame: how the stack was ordered in training; the runtime
@@ -29,6 +31,9 @@ Keys (``REQUIRED`` must be present; multi-frame models also need ``MULTI_FRAME_R
 ``name``, ``description``  optional text
 ``receptive_field``       optional integer: input pixels either side that influence one output
                           pixel; the runtime warns when OVERLAP is too small for it
+``input_resolutions``     band-sharpening: JSON list, each input band's native resolution in
+                          metres (``[10, 10, 20, ...]``); an output band that is an input band
+                          is consistent over blocks of (its resolution / the finest) pixels
 ========================  ====================================================================
 
 Input tensors are ``[batch, revisits, bands, height, width]`` (multi-frame) or
@@ -60,10 +65,12 @@ REQUIRED = (
     "version",
 )
 MULTI_FRAME_REQUIRED = ("revisits", "revisit_order")
-OPTIONAL = ("output_dtype", "output_scaling", "name", "description", "receptive_field", "contract")
+OPTIONAL = ("output_dtype", "output_scaling", "name", "description", "receptive_field", "contract",
+            "input_resolutions")
 
 MODEL_TYPES = {"single": "single", "single-image": "single", "multi-frame": "multi-frame", "multi_frame": "multi-frame",
-               "multiframe": "multi-frame"}
+               "multiframe": "multi-frame", "band-sharpening": "band-sharpening", "band_sharpening": "band-sharpening",
+               "sharpening": "band-sharpening"}
 REVISIT_ORDERS = ("clearest_first", "chronological")
 OUTPUT_DTYPES = ("float32", "uint16")
 
@@ -89,7 +96,7 @@ def band_match_key(name: str) -> str:
 class ModelContract:
     """The parsed, validated metadata of one model."""
 
-    model_type: str  # "single" | "multi-frame"
+    model_type: str  # "single" | "multi-frame" | "band-sharpening"
     scale: int
     revisits: Optional[int]  # fixed N; None = dynamic; 1 for single-image models
     revisit_order: str
@@ -109,6 +116,7 @@ class ModelContract:
     name: str = ""
     description: str = ""
     receptive_field: Optional[int] = None
+    input_resolutions: Optional[tuple] = None  # band-sharpening: metres per input band
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -119,9 +127,31 @@ class ModelContract:
     def dynamic_revisits(self) -> bool:
         return self.multi_frame and self.revisits is None
 
+    @property
+    def consistency_factors(self) -> tuple:
+        """Per output band: the side, in output pixels, of the blocks whose mean it keeps from its input.
+
+        ``scale`` for a super-resolution model (one input pixel); for band sharpening, the
+        band's native resolution over the finest input's (a 20 m band beside 10 m ones: 2),
+        or None for an output band that is not an input band.
+        """
+        if self.input_resolutions is None:
+            return (self.scale,) * len(self.output_bands)
+        keys = [band_match_key(b) for b in self.input_bands]
+        finest = min(self.input_resolutions)
+        return tuple(round(self.input_resolutions[keys.index(band_match_key(b))] / finest)
+                     if band_match_key(b) in keys else None for b in self.output_bands)
+
+    @property
+    def block_pixels(self) -> int:
+        """Input pixels per side of the largest consistency block: tiles must start on multiples of it."""
+        return math.lcm(*[f // self.scale for f in self.consistency_factors if f], 1)
+
     def describe(self) -> str:
         count = "single image" if not self.multi_frame else (
             "any number of revisits" if self.revisits is None else f"{self.revisits} revisits")
+        if self.model_type == "band-sharpening":
+            count = "band sharpening"
         title = self.name or "model"
         return (f"{title} v{self.version}: x{self.scale}, {count}, bands {', '.join(self.input_bands)} -> "
                 f"{', '.join(self.output_bands)}")
@@ -140,7 +170,8 @@ class ModelContract:
         model_type = MODEL_TYPES.get(meta["model_type"].strip().lower())
         if model_type is None:
             raise ModelContractError(
-                f"{source}: model_type is {meta['model_type']!r}; expected 'single' or 'multi-frame'.")
+                f"{source}: model_type is {meta['model_type']!r}; expected 'single', 'multi-frame' or "
+                "'band-sharpening'.")
         scale = _positive_int(meta["scale"], "scale", source)
         if model_type == "multi-frame":
             missing = [k for k in MULTI_FRAME_REQUIRED if not meta.get(k, "").strip()]
@@ -186,6 +217,7 @@ class ModelContract:
             if out_dn_scale <= 0:
                 raise ModelContractError(f"{source}: output_scaling.dn_scale must be positive.")
         receptive = meta.get("receptive_field", "").strip()
+        resolutions = _input_resolutions(meta, model_type, scale, n, source)
         return cls(
             model_type=model_type,
             scale=scale,
@@ -207,6 +239,7 @@ class ModelContract:
             name=meta.get("name", "").strip(),
             description=meta.get("description", "").strip(),
             receptive_field=_positive_int(receptive, "receptive_field", source) if receptive else None,
+            input_resolutions=resolutions,
             raw=dict(meta),
         )
 
@@ -350,6 +383,26 @@ def _positive_int(text, key: str, source: str) -> int:
     if value < 1:
         raise ModelContractError(f"{source}: {key} must be a positive integer, got {value}.")
     return value
+
+
+def _input_resolutions(meta: dict, model_type: str, scale: int, count: int, source: str) -> Optional[tuple]:
+    text = meta.get("input_resolutions", "").strip()
+    if model_type != "band-sharpening":
+        if text:
+            raise ModelContractError(f"{source}: input_resolutions is for band-sharpening models; this one is "
+                                     f"{model_type}.")
+        return None
+    if scale != 1:
+        raise ModelContractError(f"{source}: a band-sharpening model keeps the grid: its scale must be 1, not {scale}.")
+    if not text:
+        raise ModelContractError(f"{source} is a band-sharpening model but lacks input_resolutions (the native "
+                                 "resolution in metres of each input band).")
+    values = _per_band(_json(text, "input_resolutions", source), count, "input_resolutions", source)
+    finest = min(values)
+    if finest <= 0 or any(abs(v / finest - round(v / finest)) > 1e-6 for v in values):
+        raise ModelContractError(f"{source}: input_resolutions must be positive multiples of the finest one, got "
+                                 f"{list(values)}.")
+    return values
 
 
 def _revisits(text: str, source: str) -> Optional[int]:

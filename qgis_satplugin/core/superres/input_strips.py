@@ -23,6 +23,7 @@ import numpy as np
 from ..image_series.reader import ImageSeries
 from ..sentinel2 import MASK_CLOUD_VALUES, MASK_NODATA
 from .contract import ModelContract
+from .tiling import TileLayout
 
 # Cloud masks miss the thin, bright edges of clouds and shadows; treating a 2-px ring
 # around them as cloudy too keeps those edges out of the fused image.
@@ -48,13 +49,15 @@ class Strip:
 class StripReader:
     """Reads padded strips of the chosen revisits; keeps their files open between strips."""
 
-    def __init__(self, series: ImageSeries, chosen: list, band_positions: list, contract: ModelContract, margin: int):
+    def __init__(self, series: ImageSeries, chosen: list, band_positions: list, contract: ModelContract,
+                 layout: TileLayout):
         import rasterio
 
         self.series = series
         self.order = [r.index for r in chosen]
         self.positions = band_positions
-        self.margin = margin
+        self.margin = layout.margin
+        self.padded_width = layout.padded_width  # the margin on the left; the rest of the padding on the right
         self.file_bands = [series.band_index[p] for p in band_positions]
         # Per date and band: reflectance = scale * DN + offset (the files' own tags, or the
         # Sentinel-2 convention, which ImageSeries assumes and logs for untagged integer files);
@@ -85,28 +88,39 @@ class StripReader:
             has_data[i] = np.ones(dn.shape[1:], dtype=bool) if nodata is None else np.all(dn != nodata, axis=0)
             clear[i] = has_data[i]
             if i in self._masks:
-                kind = self.series.images[i].mask_kind or "SCL"
-                mask = self._masks[i].read(1, window=window)
-                cloud = _buffer(np.isin(mask, MASK_CLOUD_VALUES[kind]), CLOUD_BUFFER)
-                clear[i] = has_data[i] & ~cloud & (mask != MASK_NODATA[kind])
+                clear[i] = has_data[i] & self._clear_of_cloud(i, a, b)
             values = dn.astype(np.float32)
             values *= self.gain[i]
             values += self.bias[i]
             norm[i] = values
         # Written straight into the padded buffer: one copy of the strip, not three.
-        pad_rows, pad_cols = (a - top, top + rows - b), (self.margin, self.margin)
+        pad_rows, pad_cols = (a - top, top + rows - b), (self.margin, self.padded_width - width - self.margin)
         n_bands = len(self.positions)
-        values = np.empty((len(self.order), n_bands, rows, width + 2 * self.margin), dtype=np.float32)
+        values = np.empty((len(self.order), n_bands, rows, self.padded_width), dtype=np.float32)
         inner = values[:, :, pad_rows[0]:pad_rows[0] + (b - a), self.margin:self.margin + width]
         for n, i in enumerate(self.order):
             inner[n] = norm[i]
         valid = _fill_from_stack(inner, np.stack([clear[i] for i in self.order]),
                                  np.stack([has_data[i] for i in self.order]))
-        valid_padded = np.empty((rows, width + 2 * self.margin), dtype=bool)
+        valid_padded = np.empty((rows, self.padded_width), dtype=bool)
         valid_padded[pad_rows[0]:pad_rows[0] + (b - a), self.margin:self.margin + width] = valid
         for array in (values, valid_padded):
             _reflect_edges(array, pad_rows, pad_cols)
         return Strip(values, valid_padded)
+
+
+    def _clear_of_cloud(self, i: int, a: int, b: int) -> np.ndarray:
+        """Rows ``[a, b)`` of date ``i``: not cloud (nor within ``CLOUD_BUFFER`` px of one) and not no data.
+
+        The mask is read ``CLOUD_BUFFER`` rows beyond the strip on both sides, so that a
+        cloud just outside the strip grows into it as it does in the strip next to it: the
+        buffer, hence the fill, does not depend on where the tiles split the raster.
+        """
+        kind = self.series.images[i].mask_kind or "SCL"
+        a0, b0 = max(0, a - CLOUD_BUFFER), min(self.series.grid.height, b + CLOUD_BUFFER)
+        mask = self._masks[i].read(1, window=((a0, b0), (0, self.series.grid.width)))
+        cloud = _buffer(np.isin(mask, MASK_CLOUD_VALUES[kind]), CLOUD_BUFFER)[a - a0:b - a0]
+        return ~cloud & (mask[a - a0:b - a0] != MASK_NODATA[kind])
 
 
 def _reflect_index(before: int, n: int, after: int) -> np.ndarray:

@@ -33,7 +33,7 @@ CLOUD_ESTIMATE_SIZE = 1024
 
 @dataclass(frozen=True)
 class Revisit:
-    index: int  # position in the series (time order)
+    index: int  # position in the series (time order; the order given when some raster is undated)
     cloud_percent: Optional[float]  # None: unknown (no mask, no nodata)
 
 
@@ -73,6 +73,16 @@ def choose_revisits(series: ImageSeries, contract: ModelContract, max_cloud: flo
         raise ModelContractError(
             f"Every revisit is above MAX_CLOUD {max_cloud:g} % cloud or no data "
             f"(the clearest has {min(r.cloud_percent for r in candidates):.1f} %); raise MAX_CLOUD or add dates.")
+    if series.undated and contract.revisit_order == "chronological" and contract.multi_frame:
+        dated = [im for im in series.images if im.when is not None]
+        if dated:
+            # The given order would stand in for time for some dates and not others: refuse, not guess.
+            undated = next(im for im in series.images if im.when is None)
+            raise ModelContractError(
+                f"The model takes its revisits oldest first, and {len(series.images) - len(dated)} of the "
+                f"{len(series.images)} rasters have no date ({undated.path.name} among them) while "
+                f"{len(dated)} have one: give every raster a date (an ACQUISITION_DATETIME tag or a date in its "
+                "name), or give only undated rasters, oldest first.")
     if series.undated:
         feedback.log(f"{sum(im.when is None for im in series.images)} of the {len(series.images)} rasters have no date: "
                      + ("they are ranked clearest first, ties in the order given."

@@ -40,7 +40,7 @@ from .contract import ModelContract
 from .input_strips import StripReader
 from .options import DEFAULT_MODEL, SuperResolveOptions
 from .output_raster import OutputRaster
-from .reflectance import ReflectanceCheck
+from .reflectance import ReflectanceCheck, reflectance_check
 from .revisits import choose_revisits, describe_revisits
 from .session import LoadedModel, load_model
 from .tiling import TileLayout, context_margin
@@ -103,7 +103,7 @@ def run(options: SuperResolveOptions, feedback: Feedback | None = None, *,
         contract = loaded.contract
         batch_size = options.batch_size or auto_batch_size(loaded.provider)
         plan = plan_tiles(options, contract, feedback)
-        series, layout, margin, overlap = plan.series, plan.layout, plan.layout.margin, options.overlap
+        series, layout, margin, overlap = plan.series, plan.layout, plan.layout.margin, plan.layout.overlap
         stack = describe_revisits(series, plan.chosen)
         feedback.log("Revisits fed, in order: " + "; ".join(
             f"{r['datetime'] or 'undated ' + Path(r['path']).name} "
@@ -119,9 +119,9 @@ def run(options: SuperResolveOptions, feedback: Feedback | None = None, *,
         writer = OutputRaster(output, grid, len(contract.output_bands), dtype, nodata)
         reader = None
         try:
-            reflectance = ReflectanceCheck(contract) if options.preserve_reflectance else None
+            reflectance = reflectance_check(contract, options.preserve_reflectance, feedback)
             if scheduler is None:
-                reader = StripReader(series, plan.chosen, plan.positions, contract, layout.margin)
+                reader = StripReader(series, plan.chosen, plan.positions, contract, layout)
                 seconds = run_tiles(loaded, layout, reader, writer, contract, batch_size, feedback,
                                     reflectance=reflectance)
                 provider = loaded.provider_label
@@ -174,8 +174,14 @@ def plan_tiles(options: SuperResolveOptions, contract: ModelContract, feedback: 
     series = open_image_series(options.inputs, feedback=feedback, undated_ok=True)
     positions = contract.band_positions(series.bands, "The input")
     chosen = choose_revisits(series, contract, options.max_cloud, feedback)
-    margin = context_margin(options.overlap, contract.receptive_field)
-    layout = TileLayout(series.grid.height, series.grid.width, options.tile_size, options.overlap, contract.scale, margin)
+    tile, overlap, align = options.tile_size, options.overlap, contract.block_pixels
+    if align > 1 and (tile % align or overlap % align):
+        # Reflectance is kept over align x align blocks: tiles must start on them (see tiling).
+        tile, overlap = tile // align * align, -(-overlap // align) * align
+        feedback.log(f"The model keeps reflectance over {align} x {align} pixel blocks: using TILE_SIZE {tile} and "
+                     f"OVERLAP {overlap} (multiples of {align}) instead of {options.tile_size} and {options.overlap}.")
+    margin = context_margin(overlap, contract.receptive_field, align)
+    layout = TileLayout(series.grid.height, series.grid.width, tile, overlap, contract.scale, margin, align)
     return TilePlan(series, positions, chosen, layout)
 
 
@@ -185,8 +191,14 @@ def _report_reflectance(check: ReflectanceCheck, contract: ModelContract, band_t
         band_tags[j]["REFLECTANCE_CORRECTION_MEAN_ABS"] = f"{value:.3e}"
     s = contract.scale
     figures = ", ".join(f"{contract.output_bands[j]} {v:.2e}" for j, v in corrections.items())
-    feedback.log(f"Reflectance preserved: each {s} x {s} block of the output averages to the reference input under "
-                 f"it (mean absolute correction: {figures or 'none'})."
+    if s > 1:
+        what = f"each {s} x {s} block of the output averages to the reference input under it"
+    else:
+        sides = " or ".join(f"{f} x {f}" for f in sorted({f for f in contract.consistency_factors if f}))
+        what = f"each band's {sides} pixel blocks (its native pixels) average to those of its input"
+    feedback.log(f"Reflectance preserved: {what} (mean absolute correction: {figures or 'none'})."
+                 + (f" The {contract.output_dtype} output holds it to half a DN step "
+                    f"({contract.output_dn_scale / 2:g})." if contract.output_dtype == "uint16" else "")
                  + (f" Not corrected (not an input band in reflectance): {', '.join(check.skipped)}." if check.skipped else ""))
 
 
@@ -263,7 +275,7 @@ def run_tiles(loaded: LoadedModel, layout: TileLayout, reader: StripReader, writ
     j0 = first_contributing_row(layout, k0)
     wy, wx = layout.row_weights(), layout.col_weights()
     bands_out = len(contract.output_bands)
-    padded_w = (width + 2 * m) * s
+    padded_w = layout.padded_width * s
     acc = np.zeros((bands_out, th * s, padded_w), dtype=np.float32)
     done, total = 0, (k1 - j0) * col_starts.size
     infer_seconds = 0.0

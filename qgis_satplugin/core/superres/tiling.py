@@ -5,6 +5,11 @@ The raster is padded by ``margin`` pixels on every side (by reflection, see
 pixels; the last tile of a row or column is aligned to the end rather than shrunk, so
 every tile has one shape and batches stack.
 
+A model whose reflectance is kept over blocks of several input pixels (band sharpening:
+2 x 2 blocks of a 20 m band on a 10 m grid) needs every tile row and column to start on a
+block: with ``align`` > 1, the margin, the tile and its step are multiples of ``align``, and
+the bottom and right are padded further (by reflection too) up to a multiple of it.
+
 Blending weights form a partition of unity along each axis (so the 2-D weights, their
 products, do too, and no weight image is accumulated): where two tiles overlap, the
 later one's weight rises from 0 to 1 along a raised cosine and the earlier one's falls
@@ -31,13 +36,13 @@ def check_tiling(tile: int, overlap: int) -> None:
         raise SatPluginError(f"OVERLAP must be at least 0 and less than half of TILE_SIZE ({tile}), got {overlap}.")
 
 
-def context_margin(overlap: int, receptive_field=None) -> int:
+def context_margin(overlap: int, receptive_field=None, align: int = 1) -> int:
     """Input pixels discarded at each tile edge: the model's receptive field when the overlap
     has room for it on both sides, else as much as fits; a quarter of the overlap when the
-    model does not say."""
-    if receptive_field is None:
-        return overlap // 4
-    return min(int(receptive_field), overlap // 2)
+    model does not say. A multiple of ``align``: rounded up while it fits, else down."""
+    margin = overlap // 4 if receptive_field is None else min(int(receptive_field), overlap // 2)
+    up = -(-margin // align) * align
+    return up if 2 * up <= overlap else margin // align * align
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> np.ndarray:
@@ -102,28 +107,39 @@ class TileLayout:
     overlap: int
     scale: int
     margin: int
+    align: int = 1
 
     def __post_init__(self):
         check_tiling(self.tile, self.overlap)
         if not 0 <= 2 * self.margin <= self.overlap:
             raise ValueError(f"margin {self.margin} does not fit twice in the overlap {self.overlap}")
+        if any(v % self.align for v in (self.margin, self.tile, self.overlap)):
+            raise ValueError(f"margin, tile and overlap must be multiples of {self.align}")
+
+    @property
+    def padded_height(self) -> int:
+        return self.height + 2 * self.margin + (-self.height) % self.align
+
+    @property
+    def padded_width(self) -> int:
+        return self.width + 2 * self.margin + (-self.width) % self.align
 
     @property
     def tile_h(self) -> int:
-        return min(self.tile, self.height + 2 * self.margin)
+        return min(self.tile, self.padded_height)
 
     @property
     def tile_w(self) -> int:
-        return min(self.tile, self.width + 2 * self.margin)
+        return min(self.tile, self.padded_width)
 
     @property
     def row_starts(self) -> np.ndarray:
         """Tile rows in padded coordinates (padded row r is raster row r - margin)."""
-        return tile_starts(self.height + 2 * self.margin, self.tile_h, self.overlap)
+        return tile_starts(self.padded_height, self.tile_h, self.overlap)
 
     @property
     def col_starts(self) -> np.ndarray:
-        return tile_starts(self.width + 2 * self.margin, self.tile_w, self.overlap)
+        return tile_starts(self.padded_width, self.tile_w, self.overlap)
 
     def row_weights(self) -> np.ndarray:
         return axis_weights(self.row_starts, self.tile_h, self.overlap, self.margin, self.scale)

@@ -1,0 +1,136 @@
+"""Band-sharpening models in the super-resolution runtime (a known ONNX graph, no real data):
+the contract type, tiles aligned on the 2 x 2 blocks of a 20 m band, reflectance kept per
+block, tile-exactness on rasters of odd size, the same bytes on a cluster."""
+import hashlib
+
+import numpy as np
+import pytest
+import rasterio
+
+from satplugin.qgis_satplugin.core.feedback import Feedback
+from satplugin.qgis_satplugin.core.superres import ModelContractError, SuperResolveOptions, band_task, run
+from satplugin.qgis_satplugin.core.superres.contract import ModelContract, metadata_props
+
+from ..superres_fixtures import MEAN, STD, contract_metadata, make_model, write_revisit
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+# Two 20 m bands first (the fixture graph outputs its first channels), then two 10 m ones.
+BANDS = ["B05", "B8A", "B04", "B08"]
+RESOLUTIONS = [20, 20, 10, 10]
+
+
+def sharpening_meta(**overrides) -> dict:
+    meta = contract_metadata(model_type="band-sharpening", scale=1, input_bands=BANDS, output_bands=BANDS[:2],
+                             input_resolutions=RESOLUTIONS, receptive_field=1,
+                             input_scaling={"dn_scale": 0.0001, "dn_offset": 0.0, "mean": MEAN, "std": STD})
+    meta.pop("revisits")
+    meta.pop("revisit_order")
+    meta.update(overrides)
+    return meta
+
+
+@pytest.fixture
+def sharpener(tmp_path):
+    """A 3 x 3 box over every band, the first two out: it blurs, so its 2 x 2 block means drift."""
+    return make_model(tmp_path / "sharpen.onnx", box=True, scale=1, bands=BANDS, out_bands=BANDS[:2],
+                      multi_frame=False, metadata=metadata_props(**sharpening_meta()))
+
+
+def image(height, width, seed=4):
+    """Smooth-ish reflectance, the 20 m bands in 2 x 2 blocks from row 0 and column 0 (as a real product's)."""
+    rng = np.random.default_rng(seed)
+    fine = rng.integers(300, 3000, (2, height, width))
+    coarse = np.repeat(np.repeat(rng.integers(300, 3000, (2, -(-height // 2), -(-width // 2))), 2, 1), 2, 2)
+    return np.concatenate([coarse[:, :height, :width], fine])
+
+
+def resolve(inputs, output, *, log=None, **options):
+    return run(SuperResolveOptions(inputs=inputs, output=output, **options), Feedback(log=log))
+
+
+def read(path):
+    with rasterio.open(path) as ds:
+        return ds.read().astype(np.float64), {"transform": ds.transform, "crs": ds.crs, "shape": ds.shape,
+                                               "descriptions": list(ds.descriptions)}
+
+
+def block_means(a, f=2):
+    c, h, w = a.shape
+    return a[:, :h // f * f, :w // f * f].reshape(c, h // f, f, w // f, f).mean(axis=(2, 4))
+
+
+def test_the_contract_type_and_its_consistency_blocks():
+    contract = ModelContract.from_metadata(metadata_props(**sharpening_meta()))
+    assert contract.model_type == "band-sharpening" and not contract.multi_frame and contract.scale == 1
+    assert contract.consistency_factors == (2, 2) and contract.block_pixels == 2
+    assert "band sharpening" in contract.describe()
+    sixty = ModelContract.from_metadata(metadata_props(**sharpening_meta(
+        input_resolutions=[20, 60, 10, 10], output_bands=["B05", "B8A", "NDVI"], output_units="reflectance")))
+    assert sixty.consistency_factors == (2, 6, None) and sixty.block_pixels == 6
+    x2 = ModelContract.from_metadata(metadata_props(**contract_metadata()))
+    assert x2.consistency_factors == (2, 2, 2, 2) and x2.block_pixels == 1
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"input_resolutions": None}, "band-sharpening model but lacks input_resolutions"),
+    ({"scale": 2}, "its scale must be 1, not 2"),
+    ({"input_resolutions": [20, 25, 10, 10]}, "positive multiples of the finest one"),
+    ({"input_resolutions": [20, 10]}, r"one value per input band \(4\)"),
+])
+def test_a_band_sharpening_contract_that_does_not_hold_is_refused(overrides, message):
+    with pytest.raises(ModelContractError, match=message):
+        metadata_props(**sharpening_meta(**overrides))
+
+
+def test_input_resolutions_belong_to_band_sharpening_models_only():
+    with pytest.raises(ModelContractError, match="input_resolutions is for band-sharpening models; this one is single"):
+        meta = contract_metadata(model_type="single", input_resolutions=[10, 10, 10, 10])
+        meta.pop("revisits")
+        metadata_props(**meta)
+
+
+@pytest.mark.parametrize("height,width", [(40, 36), (37, 29)])
+def test_the_output_keeps_the_grid_and_each_20_m_pixel_keeps_its_mean(tmp_path, sharpener, height, width):
+    dn = image(height, width)
+    path = write_revisit(tmp_path / "scene.tif", dn, None, bands=BANDS)
+    logs = []
+    resolve([path], tmp_path / "out.tif", model=sharpener, tile_size=64, overlap=8, log=logs.append)
+    out, meta = read(tmp_path / "out.tif")
+    with rasterio.open(path) as src:
+        assert meta["transform"] == src.transform and meta["crs"] == src.crs and meta["shape"] == (height, width)
+    assert meta["descriptions"] == BANDS[:2]
+    reflectance = dn[:2] * 1e-4
+    # Whole 2 x 2 blocks inside the raster: their mean is the input's (a 20 m pixel's value).
+    np.testing.assert_allclose(block_means(out), block_means(reflectance), rtol=0, atol=2e-7)
+    assert np.abs(out - reflectance).max() > 1e-3  # the model did change the pixels within blocks
+    raw = tmp_path / "raw.tif"
+    resolve([path], raw, model=sharpener, tile_size=64, overlap=8, preserve_reflectance=False)
+    assert np.abs(block_means(read(raw)[0]) - block_means(reflectance)).max() > 1e-2
+    assert any("Reflectance preserved: each band's 2 x 2 pixel blocks (its native pixels) average to those of "
+               "its input (mean absolute correction: B05 " in m for m in logs)
+
+
+@pytest.mark.parametrize("tile,overlap", [(16, 6), (17, 5), (24, 8), (12, 4)])
+def test_tiles_start_on_the_blocks_so_tiling_changes_nothing(tmp_path, sharpener, tile, overlap):
+    path = write_revisit(tmp_path / "scene.tif", image(37, 45), None, bands=BANDS)
+    resolve([path], tmp_path / "whole.tif", model=sharpener, tile_size=128, overlap=8)
+    logs = []
+    result = resolve([path], tmp_path / "tiled.tif", model=sharpener, tile_size=tile, overlap=overlap,
+                     log=logs.append)
+    assert result.tiles > 4
+    np.testing.assert_allclose(read(tmp_path / "tiled.tif")[0], read(tmp_path / "whole.tif")[0], rtol=0, atol=3e-7)
+    rounded = tile % 2 or overlap % 2
+    assert any(f"using TILE_SIZE {tile // 2 * 2} and OVERLAP {-(-overlap // 2) * 2}" in m for m in logs) == bool(rounded)
+
+
+def test_a_cluster_run_gives_the_same_bytes(tmp_path, sharpener, monkeypatch):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(band_task, "MIN_TILE_ROWS", 1)
+    monkeypatch.setattr(band_task, "MAX_TILE_ROWS", 1)
+    path = write_revisit(tmp_path / "scene.tif", image(61, 33), None, bands=BANDS)
+    for name, scheduler in (("none", None), ("local", "local:2")):
+        resolve([path], tmp_path / f"{name}.tif", model=sharpener, tile_size=16, overlap=6, dask_scheduler=scheduler)
+    digests = {hashlib.sha256((tmp_path / f"{n}.tif").read_bytes()).hexdigest() for n in ("none", "local")}
+    assert len(digests) == 1
