@@ -57,6 +57,11 @@ class WaldPair:
     target: np.ndarray  # [6, H, W]: the native coarse bands
     coarse_low: np.ndarray  # [6, H/2, W/2]: what the coarse input knows (baselines upsample this)
 
+    @property
+    def coarse_blocks(self) -> np.ndarray:
+        """[6, H, W]: ``coarse_low`` in 2 x 2 blocks on the grid (what PRESERVE_REFLECTANCE holds the output to)."""
+        return np.repeat(np.repeat(self.coarse_low, RATIO, axis=1), RATIO, axis=2)
+
 
 def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
     return data.degrade(image, factor)
@@ -128,19 +133,17 @@ class SharpenSampler:
         self.rng = np.random.default_rng(seed)
 
     def sample(self, batch: int):
-        """``(inputs, target)``: ``[batch, 10, p, p]`` and ``[batch, 6, p, p]`` reflectance."""
+        """``(inputs, target, blocks)``: ``[batch, 10, p, p]``, ``[batch, 6, p, p]`` and ``[batch, 6, p, p]``
+        reflectance, ``blocks`` the 40 m information in 2 x 2 blocks (:attr:`WaldPair.coarse_blocks`)."""
         p = self.patch
-        xs, ys = [], []
+        out = ([], [], [])
         for _ in range(batch):
             pair = self.pairs[int(self.rng.choice(len(self.pairs), p=self.weights))]
             h, w = pair.target.shape[-2:]
             r = 2 * int(self.rng.integers((h - p) // 2 + 1))
             c = 2 * int(self.rng.integers((w - p) // 2 + 1))
-            x, y = pair.inputs[:, r:r + p, c:c + p], pair.target[:, r:r + p, c:c + p]
-            k = int(self.rng.integers(4))
-            x, y = np.rot90(x, k, axes=(-2, -1)), np.rot90(y, k, axes=(-2, -1))
-            if self.rng.random() < 0.5:
-                x, y = x[..., ::-1], y[..., ::-1]
-            xs.append(x)
-            ys.append(y)
-        return np.ascontiguousarray(np.stack(xs)), np.ascontiguousarray(np.stack(ys))
+            k, flip = int(self.rng.integers(4)), self.rng.random() < 0.5
+            for arrays, image in zip(out, (pair.inputs, pair.target, pair.coarse_blocks)):
+                patch = np.rot90(image[:, r:r + p, c:c + p], k, axes=(-2, -1))
+                arrays.append(patch[..., ::-1] if flip else patch)
+        return tuple(np.ascontiguousarray(np.stack(a)) for a in out)

@@ -7,9 +7,9 @@ the 29RKH L2A product, each degraded by 2; the target is their native 20 m bands
 read only after training, by :mod:`evaluate_sharpen`, to write the metrics into the model
 (``--val-scene`` holds out a training scene instead, for development). The loss is L1 on the
 output as the runtime delivers it by default, corrected so that its 2 x 2 block means are the
-coarse input's (PRESERVE_REFLECTANCE, :func:`networks.consistent`), plus ``raw_weight`` times
-L1 on the uncorrected output: trained on the corrected one alone, the network leaves the block
-means to the correction and its raw output is worse than bicubic.
+coarse input's native (40 m) values (PRESERVE_REFLECTANCE, :func:`networks.consistent`), plus
+``raw_weight`` times L1 on the uncorrected output: trained on the corrected one alone, the
+network leaves the block means to the correction and its raw output is worse than bicubic.
 
 Runs on the CPU in minutes; CUDA when torch sees one. Seeds are fixed.
 """
@@ -87,8 +87,7 @@ def validate(network, pair, mean, std, device) -> dict:
     network.eval()
     with torch.no_grad():
         raw = network(x)
-        fixed = consistent(raw, x[:, network.outputs] * network.std[:, network.outputs]
-                           + network.mean[:, network.outputs], sd.RATIO)
+        fixed = consistent(raw, torch.from_numpy(pair.coarse_blocks[None]).to(device), sd.RATIO)
     network.train()
     return {"psnr": round(psnr(fixed[0].cpu().numpy(), pair.target), 3),
             "psnr_raw": round(psnr(raw[0].cpu().numpy(), pair.target), 3),
@@ -118,13 +117,13 @@ def train(config: SharpenConfig, pairs, weights, log=print):
                                                        pct_start=0.1, anneal_strategy="cos")
         started, losses, history = time.time(), [], []
         network.train()
-        outputs = network.outputs
         for step in range(1, config.steps + 1):
-            inputs, target = sampler.sample(config.batch)
+            inputs, target, blocks = sampler.sample(config.batch)
             x = torch.from_numpy((inputs - mean_np[None]) / std_np[None]).to(device)
             raw, t = network(x), torch.from_numpy(target).to(device)
             if config.consistent:
-                fixed = consistent(raw, torch.from_numpy(inputs[:, outputs]).to(device), sd.RATIO)
+                # What the runtime holds the output to: the native 40 m values (recovered from the bilinear input).
+                fixed = consistent(raw, torch.from_numpy(blocks).to(device), sd.RATIO)
                 loss = torch.nn.functional.l1_loss(fixed, t) + config.raw_weight * torch.nn.functional.l1_loss(raw, t)
             else:
                 loss = torch.nn.functional.l1_loss(raw, t)

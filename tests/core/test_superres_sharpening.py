@@ -134,3 +134,53 @@ def test_a_cluster_run_gives_the_same_bytes(tmp_path, sharpener, monkeypatch):
         resolve([path], tmp_path / f"{name}.tif", model=sharpener, tile_size=16, overlap=6, dask_scheduler=scheduler)
     digests = {hashlib.sha256((tmp_path / f"{n}.tif").read_bytes()).hexdigest() for n in ("none", "local")}
     assert len(digests) == 1
+
+
+def bilinear_onto_grid(coarse: np.ndarray) -> np.ndarray:
+    """GDAL's bilinear warp of ``coarse`` [bands, h, w] onto the nested grid twice as fine (as the download does)."""
+    from rasterio.transform import from_origin
+    from rasterio.warp import Resampling, reproject
+
+    out = np.zeros((coarse.shape[0], coarse.shape[1] * 2, coarse.shape[2] * 2), dtype=np.float32)
+    reproject(coarse.astype(np.float32), out, src_transform=from_origin(500000, 5000000, 20, 20), src_crs="EPSG:32633",
+              dst_transform=from_origin(500000, 5000000, 10, 10), dst_crs="EPSG:32633", resampling=Resampling.bilinear)
+    return out
+
+
+@pytest.mark.parametrize("tile,overlap", [(128, 8), (16, 6), (24, 8)])
+def test_bilinear_coarse_bands_keep_their_native_values_not_their_blurred_block_means(
+        tmp_path, sharpener, tile, overlap):
+    rng = np.random.default_rng(8)
+    native = rng.uniform(0.03, 0.3, (2, 23, 21))  # the 20 m values
+    fine = rng.uniform(0.03, 0.3, (2, 46, 42))
+    reflectance = np.concatenate([bilinear_onto_grid(native), fine])
+    path = tmp_path / "scene.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=42, height=46, count=4, dtype="float32", crs="EPSG:32633",
+                       transform=rasterio.transform.from_origin(500000, 5000000, 10, 10)) as ds:
+        ds.write(reflectance.astype(np.float32))
+        for i, name in enumerate(BANDS, start=1):
+            ds.set_band_description(i, name)
+    logs = []
+    resolve([path], tmp_path / "out.tif", model=sharpener, tile_size=tile, overlap=overlap, log=logs.append)
+    out = read(tmp_path / "out.tif")[0]
+    assert any("resampled onto the grid (bilinearly, as the download step does): their native values are "
+               "recovered" in m for m in logs)
+    # Every 20 m pixel, up to the raster's edges (GDAL repeats the edge value, the runtime mirrors to match).
+    np.testing.assert_allclose(block_means(out), native, rtol=0, atol=2e-6)
+    # Held to its own block means instead, the band would keep GDAL's blur of its 20 m values.
+    assert np.abs(block_means(reflectance[:2]) - native).max() > 1e-2
+    if tile != 128:
+        resolve([path], tmp_path / "whole.tif", model=sharpener, tile_size=128, overlap=8)
+        np.testing.assert_allclose(out, read(tmp_path / "whole.tif")[0], rtol=0, atol=5e-7)
+
+
+def test_native_pixels_that_do_not_start_at_the_origin_are_not_corrected_and_the_log_says_why(tmp_path, sharpener):
+    dn = image(41, 30)
+    shifted = np.concatenate([dn[:2, 1:], dn[2:, :-1]])  # the 2 x 2 blocks now start at row 1
+    path = write_revisit(tmp_path / "scene.tif", shifted, None, bands=BANDS)
+    logs = []
+    resolve([path], tmp_path / "out.tif", model=sharpener, tile_size=64, overlap=8, log=logs.append)
+    with rasterio.open(tmp_path / "out.tif") as ds:
+        assert ds.tags()["PRESERVE_REFLECTANCE"] == "no"
+    assert any("PRESERVE_REFLECTANCE is not applied: the coarse bands lie on the grid in whole native pixels that "
+               "do not start at the raster's first row and column" in m for m in logs)

@@ -128,3 +128,21 @@ def test_card_states_size_parameters_and_receptive_field():
         assert int(cells[2].replace(",", "")) == parameter_count(net)
         assert int(cells[3]) == contract.receptive_field
         assert abs(float(cells[4]) - path.stat().st_size / 1e6) < 0.01  # MB
+
+
+def test_shipped_sharpening_model_carries_the_band_sharpening_contract():
+    path = FOLDER / "s2_sharpen_20m.onnx"
+    assert path.is_file() and path.stat().st_size < 10 * 1024 * 1024
+    model, contract = _contract(path)
+    assert contract.model_type == "band-sharpening" and contract.scale == 1 and not contract.multi_frame
+    assert contract.input_bands == ("B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12")
+    assert contract.input_resolutions == (10,) * 4 + (20,) * 6
+    assert contract.output_bands == ("B05", "B06", "B07", "B8A", "B11", "B12")
+    assert contract.consistency_factors == (2,) * 6 and contract.receptive_field == 10
+    assert "Scene 4" in contract.training_data and "held out" in contract.training_data
+    assert "29RKH" in contract.training_data and "Copernicus Sentinel data 2020" in contract.license
+    held_out = contract.metrics["held_out"]
+    assert held_out["model"]["psnr_band_mean"] >= held_out["bicubic"]["psnr_band_mean"] + 3.0
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 10, "height", "width"]
+    assert (FOLDER / "s2_sharpen_20m.md").is_file()

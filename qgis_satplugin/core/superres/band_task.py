@@ -71,7 +71,8 @@ def tile_rows_per_band(n_rows: int, n_workers: int) -> int:
 def superresolve_band(task: dict) -> dict:
     opened = cached(task["run"], lambda: _Open(task["job"], task["model_sha256"]))
     part = Path(task["part"])
-    reflectance = reflectance_check(opened.loaded.contract, opened.preserve_reflectance)
+    reflectance = reflectance_check(opened.loaded.contract, opened.preserve_reflectance,
+                                    resampling=opened.plan.coarse_resampling)
     with replaced(part) as temp, open(temp, "wb") as f:
         rows = _PartFile(f)
         seconds = run_tiles(opened.loaded, opened.plan.layout, opened.reader, rows, opened.loaded.contract,

@@ -16,6 +16,7 @@ has any data for are reported as invalid, and come out as no data.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +71,9 @@ class StripReader:
         self._images = {i: rasterio.open(series.images[i].path) for i in unique}
         self._masks = {i: rasterio.open(series.images[i].mask_path) for i in unique
                        if series.images[i].mask_path is not None}
+        # The run prefetches the next strip in a thread while it may read rows of context in its own:
+        # one reader's open files serve one read at a time.
+        self._lock = threading.Lock()
 
     def close(self):
         for ds in [*self._images.values(), *self._masks.values()]:
@@ -77,6 +81,10 @@ class StripReader:
 
     def read(self, padded_row: int, rows: int) -> Strip:
         """Padded rows ``[padded_row, padded_row + rows)``; padded row r is raster row r - margin."""
+        with self._lock:
+            return self._read(padded_row, rows)
+
+    def _read(self, padded_row: int, rows: int) -> Strip:
         height, width = self.series.grid.height, self.series.grid.width
         top = padded_row - self.margin
         a, b = max(0, top), min(height, top + rows)

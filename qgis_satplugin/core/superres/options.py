@@ -19,6 +19,8 @@ from .tiling import check_tiling
 
 # The model a run uses when none is given; its card (.md) lies beside it.
 DEFAULT_MODEL = resource_path("superres", "s2_sr_x2_rgbn.onnx")
+# The shipped band-sharpening model: 20 m bands onto the 10 m grid.
+SHARPEN_MODEL = resource_path("superres", "s2_sharpen_20m.onnx")
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,9 @@ class SuperResolveOptions(StepOptions):
     model: Optional[str] = option(None, help=(
         "A .onnx file carrying the plugin's model contract in its metadata (bands, scale, revisits, normalisation, "
         "output bands and units); checked at load with a clear error. Empty: the shipped default, "
-        f"{DEFAULT_MODEL.name} (x2, B02 B03 B04 B08; its model card {DEFAULT_MODEL.stem}.md lies beside it)."))
+        f"{DEFAULT_MODEL.name} (x2, B02 B03 B04 B08; its model card {DEFAULT_MODEL.stem}.md lies beside it). "
+        f"{SHARPEN_MODEL.name}, shipped beside it, sharpens B05 B06 B07 B8A B11 B12 onto the 10 m grid of "
+        "B02 B03 B04 B08 (one date; output on the input's grid)."))
     provider: str = option("auto", help=(
         "auto picks CUDA, DirectML or CoreML when one works here, else the CPU; a GPU provider that fails to load "
         "falls back to the CPU with a message. The log says which one ran."))
@@ -58,7 +62,9 @@ class SuperResolveOptions(StepOptions):
     preserve_reflectance: bool = option(True, help=(
         "On by default: after blending, every block of scale x scale output pixels is corrected to average exactly "
         "to the reference revisit's reflectance under it (the block mean training degrades with), so reflectance "
-        "never drifts; the mean correction per band is in the log and the band tags. Off: the model's output as is."))
+        "never drifts; the mean correction per band is in the log and the band tags. For a band-sharpening model, "
+        "each sharpened band keeps the mean of each of its native pixels (2 x 2 output pixels for a 20 m band), "
+        "recovered from the input as the download step resampled it. Off: the model's output as is."))
     dask_scheduler: Optional[str] = option(None, help=SCHEDULER_HELP + (
         " Each band of tile rows is one task; each worker loads the model once (one thread), checked against "
         "the client's by its sha256, and the bands are assembled into the same GeoTIFF."))

@@ -40,7 +40,7 @@ from .contract import ModelContract
 from .input_strips import StripReader
 from .options import DEFAULT_MODEL, SuperResolveOptions
 from .output_raster import OutputRaster
-from .reflectance import ReflectanceCheck, reflectance_check
+from .reflectance import ReflectanceCheck, coarse_resampling, reflectance_check
 from .revisits import choose_revisits, describe_revisits
 from .session import LoadedModel, load_model
 from .tiling import TileLayout, context_margin
@@ -119,7 +119,7 @@ def run(options: SuperResolveOptions, feedback: Feedback | None = None, *,
         writer = OutputRaster(output, grid, len(contract.output_bands), dtype, nodata)
         reader = None
         try:
-            reflectance = reflectance_check(contract, options.preserve_reflectance, feedback)
+            reflectance = reflectance_check(contract, options.preserve_reflectance, feedback, plan.coarse_resampling)
             if scheduler is None:
                 reader = StripReader(series, plan.chosen, plan.positions, contract, layout)
                 seconds = run_tiles(loaded, layout, reader, writer, contract, batch_size, feedback,
@@ -167,6 +167,7 @@ class TilePlan:
     positions: list  # the model's bands in the series
     chosen: list  # the revisits, in the order fed
     layout: TileLayout
+    coarse_resampling: str | None = None  # how the reference's coarse bands lie on the grid (reflectance)
 
 
 def plan_tiles(options: SuperResolveOptions, contract: ModelContract, feedback: Feedback) -> TilePlan:
@@ -178,11 +179,19 @@ def plan_tiles(options: SuperResolveOptions, contract: ModelContract, feedback: 
     if align > 1 and (tile % align or overlap % align):
         # Reflectance is kept over align x align blocks: tiles must start on them (see tiling).
         tile, overlap = tile // align * align, -(-overlap // align) * align
+        if overlap >= tile // 2:  # rounded up past what the tile allows: round down instead
+            overlap -= align
         feedback.log(f"The model keeps reflectance over {align} x {align} pixel blocks: using TILE_SIZE {tile} and "
                      f"OVERLAP {overlap} (multiples of {align}) instead of {options.tile_size} and {options.overlap}.")
     margin = context_margin(overlap, contract.receptive_field, align)
     layout = TileLayout(series.grid.height, series.grid.width, tile, overlap, contract.scale, margin, align)
-    return TilePlan(series, positions, chosen, layout)
+    resampling = coarse_resampling(series, chosen, positions, contract)
+    if resampling in ("nearest", "bilinear") and options.preserve_reflectance:
+        feedback.log("The coarse bands lie on the grid in whole blocks (nearest neighbour): their block means are "
+                     "their native values." if resampling == "nearest" else
+                     "The coarse bands were resampled onto the grid (bilinearly, as the download step does): their "
+                     "native values are recovered from it for PRESERVE_REFLECTANCE.")
+    return TilePlan(series, positions, chosen, layout, resampling)
 
 
 def _report_reflectance(check: ReflectanceCheck, contract: ModelContract, band_tags: list, feedback: Feedback) -> None:
@@ -307,9 +316,14 @@ def run_tiles(loaded: LoadedModel, layout: TileLayout, reader: StripReader, writ
             final = th * s if last else (int(row_starts[k + 1]) - int(r0)) * s
             if k >= k0:
                 if reflectance is not None:
-                    # The raster's rows and columns within these padded input rows, for the record.
-                    inside = (max(m - int(r0), 0), min(m + height - int(r0), final // s), m, m + width)
-                    reflectance.apply(acc[:, :final], strip.values[0, :, :final // s], strip.valid[:final // s], inside)
+                    # The raster's rows and columns relative to these padded input rows.
+                    inside = (m - int(r0), m + height - int(r0), m, m + width)
+                    extended = None
+                    if reflectance.context:  # rows of context around these, for bilinear coarse bands
+                        extended = reader.read(int(r0) - reflectance.context,
+                                               final // s + 2 * reflectance.context).values[0]
+                    reflectance.apply(acc[:, :final], strip.values[0, :, :final // s], strip.valid[:final // s], inside,
+                                      extended)
                 # Input validity at output resolution, for the rows this strip covers (None: all valid).
                 valid = None if strip.valid.all() else np.repeat(np.repeat(strip.valid, s, axis=0), s, axis=1)
                 _emit(writer, contract, acc[:, :final], None if valid is None else valid[:final], int(r0) * s, m * s,
