@@ -216,5 +216,6 @@ def test_engine_wheel_holds_the_core_and_no_qgis_side(tmp_path):
     assert not any("gui/" in n or "synthetic" in n or n.endswith(".model3") for n in names)
     # The shipped default models travel with the engine, found through resources.resource_path.
     assert sorted(n for n in names if n.endswith(".onnx")) == [
+        "satplugin_engine/resources/superres/s2_sharpen_20m.onnx",
         "satplugin_engine/resources/superres/s2_sr_x2_rgbn.onnx",
         "satplugin_engine/resources/superres/s2_sr_x2_rgbn_single.onnx"]

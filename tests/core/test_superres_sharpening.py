@@ -184,3 +184,75 @@ def test_native_pixels_that_do_not_start_at_the_origin_are_not_corrected_and_the
         assert ds.tags()["PRESERVE_REFLECTANCE"] == "no"
     assert any("PRESERVE_REFLECTANCE is not applied: the coarse bands lie on the grid in whole native pixels that "
                "do not start at the raster's first row and column" in m for m in logs)
+
+
+@pytest.mark.parametrize("align", [2, 3, 6])
+def test_tile_and_overlap_are_rounded_onto_blocks_and_still_valid(align):
+    from satplugin.qgis_satplugin.core.superres.tiling import aligned_tiling, check_tiling
+
+    for tile in range(8, 70):
+        for overlap in range(tile // 2):
+            t, o = aligned_tiling(tile, overlap, align)
+            check_tiling(t, o)  # 60 m blocks used to leave the overlap at half the tile, or the tile under 8
+            assert t % align == 0 and o % align == 0 and abs(t - tile) < align + 8, (tile, overlap)
+            assert o >= overlap or o == (t // 2 - 1) // align * align, (tile, overlap)
+    assert aligned_tiling(8, 3, 6) == (12, 0) and aligned_tiling(100, 48, 6) == (96, 42)
+    assert aligned_tiling(17, 5, 1) == (17, 5)
+
+
+def write_float(path, reflectance, nodata=None):
+    bands, height, width = reflectance.shape
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=bands, dtype="float32",
+                       crs="EPSG:32633", nodata=nodata,
+                       transform=rasterio.transform.from_origin(500000, 5000000, 10, 10)) as ds:
+        ds.write(reflectance.astype(np.float32))
+        for i, name in enumerate(BANDS, start=1):
+            ds.set_band_description(i, name)
+    return path
+
+
+def bilinear_from(native: np.ndarray, q: int) -> np.ndarray:
+    """GDAL's bilinear warp of ``native`` [h, w] at 10 q m onto the nested 10 m grid."""
+    from rasterio.transform import from_origin
+    from rasterio.warp import Resampling, reproject
+
+    out = np.zeros((native.shape[0] * q, native.shape[1] * q), dtype=np.float32)
+    reproject(native.astype(np.float32), out, src_transform=from_origin(500000, 5000000, 10 * q, 10 * q),
+              src_crs="EPSG:32633", dst_transform=from_origin(500000, 5000000, 10, 10), dst_crs="EPSG:32633",
+              resampling=Resampling.bilinear)
+    return out
+
+
+def test_bands_of_two_block_sides_keep_their_native_values_across_tiles(tmp_path):
+    """20 m and 30 m bands (blocks of 2 and 3): the context rows read around each chunk start on both blocks."""
+    model = make_model(tmp_path / "sharpen.onnx", box=True, scale=1, bands=BANDS, out_bands=BANDS[:2],
+                       multi_frame=False, metadata=metadata_props(**sharpening_meta(input_resolutions=[20, 30, 10, 10])))
+    rng = np.random.default_rng(3)
+    n20, n30 = rng.uniform(0.03, 0.3, (24, 21)), rng.uniform(0.03, 0.3, (16, 14))
+    reflectance = np.stack([bilinear_from(n20, 2), bilinear_from(n30, 3), *rng.uniform(0.03, 0.3, (2, 48, 42))])
+    path = write_float(tmp_path / "scene.tif", reflectance)
+    logs = []
+    resolve([path], tmp_path / "out.tif", model=model, tile_size=20, overlap=5, log=logs.append)
+    assert any("using TILE_SIZE 18 and OVERLAP 6 (multiples of 6)" in m for m in logs)
+    out = read(tmp_path / "out.tif")[0]
+    np.testing.assert_allclose(block_means(out[:1], 2)[0], n20, rtol=0, atol=2e-6)
+    np.testing.assert_allclose(block_means(out[1:2], 3)[0], n30, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("nodata_rows", [0, 300])
+def test_how_the_coarse_bands_lie_is_judged_on_data_not_on_nodata(tmp_path, sharpener, nodata_rows):
+    """Nodata at the top looked like whole blocks (nearest); NaN nodata inside blocks looked like bilinear."""
+    rng = np.random.default_rng(5)
+    height = nodata_rows + 40
+    blocky = np.repeat(np.repeat(rng.uniform(0.03, 0.3, (2, height // 2, 10)), 2, 1), 2, 2)
+    blurred = np.stack([bilinear_from(b, 2) for b in rng.uniform(0.03, 0.3, (2, height // 2, 10))])
+    fine = rng.uniform(0.03, 0.3, (2, height, 20))
+    for name, coarse, expected in (("blocky", blocky, "in whole blocks (nearest neighbour)"),
+                                   ("blurred", blurred, "resampled onto the grid (bilinearly")):
+        reflectance = np.concatenate([coarse, fine])
+        reflectance[:, :nodata_rows] = np.nan
+        reflectance[:, nodata_rows + 7, 3] = np.nan  # one NaN pixel inside a block
+        path = write_float(tmp_path / f"{name}.tif", reflectance, nodata=float("nan"))
+        logs = []
+        resolve([path], tmp_path / f"{name}-out.tif", model=sharpener, tile_size=64, overlap=8, log=logs.append)
+        assert any(expected in m for m in logs), (name, [m for m in logs if "coarse bands" in m])

@@ -96,23 +96,43 @@ def coarse_resampling(series, chosen: list, positions: list, contract: ModelCont
     found = "nearest"
     with rasterio.open(series.images[chosen[0].index].path) as ds:
         for c, q in coarse:
-            rows, cols = min(height, RESAMPLING_SAMPLE_ROWS) // q * q, width // q * q
-            if rows <= q or cols <= q:
+            band, valid = _sample_with_data(ds, series.band_index[positions[c]], q, height, width)
+            if band is None or _in_blocks(band, valid, q, 0, 0) in (True, None):
                 continue
-            band = ds.read(series.band_index[positions[c]], window=((0, rows), (0, cols)))
-            if _in_blocks(band, q, 0, 0):
-                continue
-            if any(_in_blocks(band, q, dr, dc) for dr in range(q) for dc in range(q) if dr or dc):
+            if any(_in_blocks(band, valid, q, dr, dc) for dr in range(q) for dc in range(q) if dr or dc):
                 return "misaligned"  # whole native pixels, but not from the raster's origin
             found = "bilinear"
     return found
 
 
-def _in_blocks(band: np.ndarray, q: int, dr: int, dc: int) -> bool:
-    """Whether ``band`` is constant over every q x q block that starts at row ``dr``, column ``dc``."""
+def _sample_with_data(ds, index: int, q: int, height: int, width: int) -> tuple:
+    """The first ``RESAMPLING_SAMPLE_ROWS`` rows (starting on a block) of band ``index`` that hold a
+    whole q x q block of data, and where it has data; (None, None) where no rows do.
+
+    Nodata (and NaN) would look like constant blocks, or break them: only blocks wholly of data count.
+    """
+    rows, cols = min(height, RESAMPLING_SAMPLE_ROWS) // q * q, width // q * q
+    if rows <= q or cols <= q:
+        return None, None
+    end = height // q * q
+    for top in sorted({*range(0, end - rows + 1, rows), (end - rows) // q * q}):  # the last rows too
+        window = ((top, top + rows), (0, cols))
+        band = ds.read(index, window=window)
+        valid = (ds.read_masks(index, window=window) > 0) & np.isfinite(band)
+        if valid.reshape(rows // q, q, cols // q, q).all(axis=(1, 3)).any():
+            return band, valid
+    return None, None
+
+
+def _in_blocks(band: np.ndarray, valid: np.ndarray, q: int, dr: int, dc: int) -> bool | None:
+    """Whether ``band`` is constant over every q x q block of data that starts at row ``dr``,
+    column ``dc`` (None where no block there is wholly data)."""
     rows, cols = (band.shape[0] - dr) // q * q, (band.shape[1] - dc) // q * q
     blocks = band[dr:dr + rows, dc:dc + cols].reshape(rows // q, q, cols // q, q)
-    return bool((blocks == blocks[:, :1, :, :1]).all())
+    whole = valid[dr:dr + rows, dc:dc + cols].reshape(rows // q, q, cols // q, q).all(axis=(1, 3))
+    if not whole.any():
+        return None
+    return bool((blocks == blocks[:, :1, :, :1]).all(axis=(1, 3))[whole].all())
 
 
 def bilinear_inverse_kernel(q: int) -> np.ndarray:
@@ -156,7 +176,9 @@ class ReflectanceCheck:
         # and below a chunk that :meth:`apply` needs to recover their native values.
         self.kernels = {f // self.scale: bilinear_inverse_kernel(f // self.scale) for _, _, f in self.pairs
                         if resampling == "bilinear" and f > self.scale}
-        self.context = max([q * (len(k) // 2) for q, k in self.kernels.items()] or [0])
+        # A multiple of every block's side, so that the rows read above a chunk start on a block.
+        align = contract.block_pixels
+        self.context = -(-max([q * (len(k) // 2) for q, k in self.kernels.items()] or [0]) // align) * align
 
     def apply(self, rows: np.ndarray, reference: np.ndarray, valid: np.ndarray, inside: tuple,
               extended: np.ndarray | None = None) -> None:
@@ -182,10 +204,11 @@ class ReflectanceCheck:
                 x = reference[c] * self.std[c] + self.mean[c]
                 native = x if q == 1 else _block_mean(x, n // q, q, w // q)
             residual = native - _block_mean(y, n // q, f, w // q)
-            if not np.isfinite(residual).all():  # a block with no finite output pixel, or a NaN input: left as is
-                residual[~np.isfinite(residual)] = 0.0
+            finite = np.isfinite(residual)
+            if not finite.all():  # a block with no finite output pixel, or a NaN input: left as is, not counted
+                residual[~finite] = 0.0
             y += np.repeat(np.repeat(residual, f, axis=0), f, axis=1)
-            block_valid = valid if q == 1 else valid.reshape(n // q, q, w // q, q).all(axis=(1, 3))
+            block_valid = (valid if q == 1 else valid.reshape(n // q, q, w // q, q).all(axis=(1, 3))) & finite
             inner = (slice(max(r0, 0) // q, -(-min(r1, n) // q)), slice(c0 // q, -(-c1 // q)))
             kept = residual[inner][block_valid[inner]]
             self.sums[j].append(float(np.abs(kept, dtype=np.float64).sum()))

@@ -43,7 +43,7 @@ from .output_raster import OutputRaster
 from .reflectance import ReflectanceCheck, coarse_resampling, reflectance_check
 from .revisits import choose_revisits, describe_revisits
 from .session import LoadedModel, load_model
-from .tiling import TileLayout, context_margin
+from .tiling import TileLayout, aligned_tiling, context_margin
 
 FLOAT_NODATA = float("nan")
 UINT16_NODATA = 0
@@ -175,12 +175,10 @@ def plan_tiles(options: SuperResolveOptions, contract: ModelContract, feedback: 
     series = open_image_series(options.inputs, feedback=feedback, undated_ok=True)
     positions = contract.band_positions(series.bands, "The input")
     chosen = choose_revisits(series, contract, options.max_cloud, feedback)
-    tile, overlap, align = options.tile_size, options.overlap, contract.block_pixels
-    if align > 1 and (tile % align or overlap % align):
-        # Reflectance is kept over align x align blocks: tiles must start on them (see tiling).
-        tile, overlap = tile // align * align, -(-overlap // align) * align
-        if overlap >= tile // 2:  # rounded up past what the tile allows: round down instead
-            overlap -= align
+    align = contract.block_pixels
+    # Reflectance is kept over align x align blocks: tiles must start on them (see tiling).
+    tile, overlap = aligned_tiling(options.tile_size, options.overlap, align)
+    if (tile, overlap) != (options.tile_size, options.overlap):
         feedback.log(f"The model keeps reflectance over {align} x {align} pixel blocks: using TILE_SIZE {tile} and "
                      f"OVERLAP {overlap} (multiples of {align}) instead of {options.tile_size} and {options.overlap}.")
     margin = context_margin(overlap, contract.receptive_field, align)

@@ -36,6 +36,20 @@ def check_tiling(tile: int, overlap: int) -> None:
         raise SatPluginError(f"OVERLAP must be at least 0 and less than half of TILE_SIZE ({tile}), got {overlap}.")
 
 
+def aligned_tiling(tile: int, overlap: int, align: int) -> tuple:
+    """The tile size and overlap nearest to those asked that are multiples of ``align`` and
+    still pass :func:`check_tiling`: the tile rounded down (up where that would leave it
+    under 8 pixels), the overlap rounded up, or to the largest multiple under half the tile
+    where rounding up would reach it."""
+    if align <= 1:
+        return tile, overlap
+    tile = max(tile // align * align, -(-8 // align) * align)
+    overlap = -(-overlap // align) * align
+    if overlap >= tile // 2:
+        overlap = (tile // 2 - 1) // align * align
+    return tile, overlap
+
+
 def context_margin(overlap: int, receptive_field=None, align: int = 1) -> int:
     """Input pixels discarded at each tile edge: the model's receptive field when the overlap
     has room for it on both sides, else as much as fits; a quarter of the overlap when the
