@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark: super-resolution throughput, overhead against a bare ONNX Runtime session, peak memory.
 
-For each model (the shipped default, and a WorldStrat-sized HighResNet with random
-weights: 8 revisits of 12 L2A bands) a synthetic download folder is written once
+For each model (the shipped default, the shipped band-sharpening model: one date of 10 bands,
+and a WorldStrat-sized HighResNet with random weights: 8 revisits of 12 L2A bands) a synthetic
+download folder is written once
 (``tests/fixtures/synthetic_series.py``, seed 0: one uint16 GeoTIFF and SCL mask per date,
 zstd tiles like the download step's COGs). Then, in one child process per size:
 
@@ -112,12 +113,13 @@ def _child(spec: dict) -> dict:
     if spec.get("load_only"):
         contract = loaded.contract
         return {"provider": loaded.provider_label, "bands": list(contract.input_bands),
-                "revisits": contract.revisits or 4}
+                "revisits": contract.revisits if contract.multi_frame else 1}
     out = Path(spec["out"])
     # Warm the session on one batch first (memory arena, kernel choice), so that neither
     # contender pays the first run's set-up inside its timing.
-    margin = context_margin(spec["overlap"], loaded.contract.receptive_field)
-    layout = TileLayout(spec["size"], spec["size"], spec["tile"], spec["overlap"], loaded.contract.scale, margin)
+    align = loaded.contract.block_pixels  # the tiles the runtime cuts: on the model's blocks (band sharpening: 2)
+    margin = context_margin(spec["overlap"], loaded.contract.receptive_field, align)
+    layout = TileLayout(spec["size"], spec["size"], spec["tile"], spec["overlap"], loaded.contract.scale, margin, align)
     from satplugin.qgis_satplugin.core.superres.runner import auto_batch_size
 
     spec["batch"] = spec["batch"] or auto_batch_size(loaded.provider)
@@ -167,7 +169,8 @@ def main():
     parser.add_argument("--overlap", type=int, default=32)
     parser.add_argument("--batch", type=int, default=0, help="0: the runtime's automatic choice")
     parser.add_argument("--provider", default="auto")
-    parser.add_argument("--models", default="default,worldstrat")
+    parser.add_argument("--models", default="default,sharpen,worldstrat",
+                        help="default (x2), sharpen (s2_sharpen_20m: 10 bands in, 6 out, 1 date), worldstrat")
     parser.add_argument("--default-model", type=Path, help="another .onnx in place of the shipped default")
     parser.add_argument("--tiny", action="store_true", help="64 and 128 px, the default model only: seconds")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -188,6 +191,12 @@ def main():
         if "default" in models:
             meta = _contract_of(default_model)
             _bench_model(f"default model ({default_model.name})", str(default_model), meta["bands"], meta["revisits"],
+                         [int(s) for s in args.sizes.split(",")], args, tmp)
+        if "sharpen" in models:
+            from satplugin.qgis_satplugin.core.superres.options import SHARPEN_MODEL
+
+            meta = _contract_of(SHARPEN_MODEL)
+            _bench_model(f"band sharpening ({SHARPEN_MODEL.name})", str(SHARPEN_MODEL), meta["bands"], meta["revisits"],
                          [int(s) for s in args.sizes.split(",")], args, tmp)
         if "worldstrat" in models:
             info, _ = _run_child({"worldstrat": str(tmp / "worldstrat_highresnet.onnx")})

@@ -12,6 +12,8 @@ than this synthetic 20 m, so figures measured here describe the 20 m -> 10 m tas
 
 Scenes: ``slovenia_s2_l1c/scene_0..3`` train, ``scene_4`` is held out for evaluation and is
 read only by :mod:`evaluate` (and by train.py *after* training, to write the metrics).
+Tile 29RKH (``s2_l2a_29RKH_100m``, another continent, its 10 m bands stored at 100 m) is split
+by rows: the top ``RKH_TRAIN_ROWS`` may train, the rows below are the cross-area evaluation's.
 """
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ DN_SCALE = 1e-4
 SCALE = 2
 TRAIN_SCENES = (0, 1, 2, 3)
 HELD_OUT_SCENE = 4
+RKH_FOLDER = "s2_l2a_29RKH_100m"
+RKH_TRAIN_ROWS = 824  # of 1098: the top three quarters; the bottom 274 rows stay held out
 
 
 def real_data_dir() -> Path:
@@ -103,6 +107,13 @@ def degrade(hr: np.ndarray, scale: int = SCALE, blur_sigma: float = 0.0) -> np.n
     return blocks.mean(axis=(-3, -1), dtype=np.float64).astype(np.float32)
 
 
+def load_rkh(part: str, folder: Path = None, bands=BANDS) -> np.ndarray:
+    """Tile 29RKH's ``train`` rows (the top ``RKH_TRAIN_ROWS``) or its ``held_out`` rows (the rest), even-cropped."""
+    image = read_single_band_files(Path(folder or real_data_dir()) / RKH_FOLDER, bands)
+    rows = {"train": slice(0, RKH_TRAIN_ROWS), "held_out": slice(RKH_TRAIN_ROWS, None)}[part]
+    return even_crop(image[:, rows])
+
+
 def load_scenes(indices, folder: Path = None, bands=BANDS):
     """HR images (even-cropped), one ``[bands, H, W]`` array per scene index."""
     return [even_crop(read_bands(scene_path(i, folder), bands)) for i in indices]
@@ -139,19 +150,27 @@ class PatchSampler:
     random order; with probability ``p_repeat`` a slot repeats a revisit already in the stack
     instead, and with probability ``p_alone`` the reference fills every slot, so the model
     learns to tolerate stacks padded by repetition and the no-auxiliary case.
+
+    ``single_dates``: scenes of other areas with one date each (any size), a share
+    ``p_single_dates`` of the samples; their stacks are the reference in every slot.
     """
 
     def __init__(self, hr, *, revisits: int = 1, patch: int = 24, scale: int = SCALE, blur_sigma: float = 0.0,
-                 p_repeat: float = 0.15, p_alone: float = 0.1, seed: int = 0):
+                 p_repeat: float = 0.15, p_alone: float = 0.1, seed: int = 0, single_dates=(),
+                 p_single_dates: float = 0.0):
         self.hr = [even_crop(np.asarray(im, np.float32), scale) for im in hr]
         self.lr = [degrade(im, scale, blur_sigma) for im in self.hr]
         shape = self.lr[0].shape
         if any(im.shape != shape for im in self.lr):
             raise ValueError("the scenes of one sampler must share one grid")
-        if patch > min(shape[-2:]):
+        self.single_hr = [even_crop(np.asarray(im, np.float32), scale) for im in single_dates]
+        self.single_lr = [degrade(im, scale, blur_sigma) for im in self.single_hr]
+        if patch > min(min(im.shape[-2:]) for im in self.lr + self.single_lr):
             raise ValueError(f"patch {patch} is larger than the scenes ({shape[-2:]})")
+        if p_single_dates and not self.single_lr or not 0.0 <= p_single_dates < 1.0:
+            raise ValueError("p_single_dates is a share below 1, and needs single_dates")
         self.revisits, self.patch, self.scale = revisits, patch, scale
-        self.p_repeat, self.p_alone = p_repeat, p_alone
+        self.p_repeat, self.p_alone, self.p_single_dates = p_repeat, p_alone, p_single_dates
         self.rng = np.random.default_rng(seed)
 
     def _stack(self, reference: int) -> list:
@@ -171,12 +190,19 @@ class PatchSampler:
         p, s = self.patch, self.scale
         lrs, hrs = [], []
         for _ in range(batch):
-            ref = int(self.rng.integers(len(self.lr)))
-            order = self._stack(ref)
-            h, w = self.lr[ref].shape[-2:]
+            # Without single dates no extra draw is made, so the stream of samples is what it always was.
+            if self.p_single_dates and self.rng.random() < self.p_single_dates:
+                pool_lr, pool_hr = self.single_lr, self.single_hr
+                ref = int(self.rng.integers(len(pool_lr)))
+                order = [ref] * self.revisits
+            else:
+                pool_lr, pool_hr = self.lr, self.hr
+                ref = int(self.rng.integers(len(self.lr)))
+                order = self._stack(ref)
+            h, w = pool_lr[ref].shape[-2:]
             y, x = int(self.rng.integers(h - p + 1)), int(self.rng.integers(w - p + 1))
-            lr = np.stack([self.lr[i][:, y:y + p, x:x + p] for i in order])
-            hr = self.hr[ref][:, y * s:(y + p) * s, x * s:(x + p) * s]
+            lr = np.stack([pool_lr[i][:, y:y + p, x:x + p] for i in order])
+            hr = pool_hr[ref][:, y * s:(y + p) * s, x * s:(x + p) * s]
             # A flip or rotation of an even crop maps each 2x2 block onto a 2x2 block, so LR and
             # HR stay consistent when both get the same transform.
             k = int(self.rng.integers(4))

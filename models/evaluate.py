@@ -16,7 +16,8 @@ included):
 
 Scenes 0-4 are one area on five dates: scene 4 is a new date, not a new area, so these figures
 are optimistic for areas unlike it. ``--cross-area`` adds tile 29RKH (another continent), whose
-10 m bands are stored at 100 m: degraded to 200 m, a scale the model never saw.
+10 m bands are stored at 100 m, degraded to 200 m: its rows below ``data.RKH_TRAIN_ROWS``, which
+no training reads (``train.py --rkh-share`` may train on the rows above).
 
     .venv/bin/python models/evaluate.py qgis_satplugin/core/resources/superres/s2_sr_x2_rgbn.onnx [--cross-area]
 """
@@ -38,7 +39,6 @@ from qgis_satplugin.core.superres.contract import ModelContract  # noqa: E402
 
 SSIM_WINDOW, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
 DATA_RANGE = 1.0
-CROSS_AREA_FOLDER = "s2_l2a_29RKH_100m"
 
 
 # ---------------------------------------------------------------- metrics (numpy only)
@@ -158,14 +158,13 @@ def evaluate_cross_area(model_path, folder: Path = None) -> dict:
     """Figures on tile 29RKH's 10 m bands stored at 100 m, degraded to 200 m (single date)."""
     model = OnnxModel(model_path)
     bands, scale = list(model.contract.input_bands), model.contract.scale
-    hr = data.even_crop(data.read_single_band_files(Path(folder or data.real_data_dir()) / CROSS_AREA_FOLDER, bands),
-                        scale)
+    hr = data.even_crop(data.load_rkh("held_out", folder, bands), scale)  # the rows training never sees
     lr = data.degrade(hr, scale)
     return {
         "name": model.contract.name or Path(model_path).stem,
         "bands": bands,
-        "protocol": f"tile 29RKH, 10 m bands stored at 100 m, 100 m -> 200 m by {scale}x{scale} block mean "
-                    "(another area and a 10x coarser scale than training), single date",
+        "protocol": f"tile 29RKH below row {data.RKH_TRAIN_ROWS} (held out), 10 m bands stored at 100 m, "
+                    f"100 m -> 200 m by {scale}x{scale} block mean (another area, at a 10x coarser scale), single date",
         "bicubic": scores(upsample_opencv(lr, scale, "bicubic"), hr),
         "lanczos": scores(upsample_opencv(lr, scale, "lanczos"), hr),
         "model": scores(model(model.stack(lr, [])), hr),

@@ -50,6 +50,7 @@ class TrainConfig:
     blur_sigma: float = 0.0
     p_repeat: float = 0.15
     p_alone: float = 0.1
+    rkh_share: float = 0.0  # of the crops: from tile 29RKH's training rows (single date), see data.load_rkh
     seed: int = 0
     device: str = "auto"
     train_scenes: list = field(default_factory=lambda: list(data.TRAIN_SCENES))
@@ -119,8 +120,9 @@ def validate(network, hr_images, index: int, config: TrainConfig, mean, std, dev
     return out
 
 
-def train(config: TrainConfig, hr_images, log=print):
-    """Train on ``hr_images`` (a list of co-registered ``[bands, H, W]`` reflectance scenes).
+def train(config: TrainConfig, hr_images, log=print, single_dates=()):
+    """Train on ``hr_images`` (a list of co-registered ``[bands, H, W]`` reflectance scenes) and,
+    a share ``config.rkh_share`` of the crops, on ``single_dates`` (scenes of other areas, one date each).
 
     Returns ``(network, mean, std, history)``; the network is on the CPU, in eval mode.
     """
@@ -128,12 +130,12 @@ def train(config: TrainConfig, hr_images, log=print):
 
     deterministic = torch.are_deterministic_algorithms_enabled()
     try:
-        return _train(config, hr_images, log)
+        return _train(config, hr_images, log, single_dates)
     finally:  # the flag is process-wide: leave it as it was found
         torch.use_deterministic_algorithms(deterministic)
 
 
-def _train(config: TrainConfig, hr_images, log):
+def _train(config: TrainConfig, hr_images, log, single_dates=()):
     import torch
 
     seed_everything(config.seed)
@@ -152,7 +154,7 @@ def _train(config: TrainConfig, hr_images, log):
     multi = config.arch == "multiframe"
     sampler = data.PatchSampler(fit_images, revisits=config.revisits if multi else 1, patch=config.patch,
                                 blur_sigma=config.blur_sigma, p_repeat=config.p_repeat, p_alone=config.p_alone,
-                                seed=config.seed)
+                                seed=config.seed, single_dates=single_dates, p_single_dates=config.rkh_share)
     network = make_network(config, mean, std).to(device)
     optimiser = torch.optim.Adam(network.parameters(), lr=config.lr)
     total = config.epochs * config.steps_per_epoch
@@ -192,6 +194,9 @@ def training_data_text(config: TrainConfig, seconds: float) -> str:
             + (f"; stacks of {config.revisits} revisits: the reference (also the target) first, then the other "
                f"training scenes in random order, a slot repeating an earlier revisit with p={config.p_repeat}, the "
                f"reference alone in every slot with p={config.p_alone}" if config.arch == "multiframe" else "")
+            + (f"; a share {config.rkh_share} of the crops from the top {data.RKH_TRAIN_ROWS} rows of tile 29RKH "
+               f"(L2A BOA, 2020-02-19, its 10 m bands stored at 100 m, degraded to 200 m; single date, so in every "
+               f"slot), its rows below held out" if config.rkh_share else "")
             + f". L1 loss on reflectance, Adam, one-cycle lr {config.lr}, seed {config.seed}; "
             f"{seconds:.0f} s. Scene 4 (another date of the same area) is held out for evaluation only.")
 
@@ -234,7 +239,7 @@ def main(argv=None) -> int:
     defaults = TrainConfig()
     for name in ("revisits", "channels", "depth", "encoder_blocks", "epochs", "batch", "patch", "seed"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
-    for name in ("lr", "blur_sigma", "p_repeat", "p_alone"):
+    for name in ("lr", "blur_sigma", "p_repeat", "p_alone", "rkh_share"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     parser.add_argument("--steps-per-epoch", type=int, default=None,
                         help=f"default {MULTI_FRAME_STEPS} (multiframe: each step encodes every revisit) or "
@@ -253,7 +258,8 @@ def main(argv=None) -> int:
 
     hr_images = data.load_scenes(config.train_scenes, args.data)  # scene 4 is not read here
     started = time.time()
-    network, mean, std, history = train(config, hr_images)
+    single_dates = [data.load_rkh("train", args.data)] if config.rkh_share else []  # its held-out rows are not read
+    network, mean, std, history = train(config, hr_images, single_dates=single_dates)
     seconds = time.time() - started
     from models.networks import parameter_count
 

@@ -35,7 +35,8 @@ FORMATS = [
     ("geotiff", "GeoTIFF chips per date + label chips"),
     ("deepsatdata", "DeepSatData pickles (band names, doy, year, labels, ids, masks, ratios, distances)"),
 ]
-BAND_RESOLUTIONS = [("resample", "All bands on one grid"), ("native", "Native resolution per group (10/20/60 m)")]
+BAND_RESOLUTIONS = [("resample", "All bands on one grid"), ("native", "Native resolution per group (10/20/60 m)"),
+                    ("sharpened", "All bands at 10 m, the 20 m bands sharpened (shipped model)")]
 
 # The parameter that sets each option, for the help built from the options' own descriptions.
 PARAMETER_OF = {name: name.upper() for name, _ in ExportOptions.help_lines()}

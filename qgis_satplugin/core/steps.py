@@ -7,6 +7,7 @@ step does not load the others' dependencies.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import Callable
 
@@ -24,13 +25,24 @@ STEPS = {
 }
 
 
+# What a step takes from another step: step name -> {run keyword: (package, name)}. No step imports
+# another; the one that needs a service gets it here, where steps are run by name (imported
+# only when that step runs; the export uses it only with band_resolution "sharpened").
+SERVICES = {
+    "export": {"sharpener": ("superres", "ShippedSharpener")},
+}
+
+
 def step(name: str) -> tuple[type, Callable]:
-    """The options class and the ``run`` function of the step called ``name``."""
+    """The options class and the ``run`` function of the step called ``name`` (its services bound)."""
     if name not in STEPS:
         raise SatPluginError(f"There is no step {name!r}; the steps are {', '.join(STEPS)}.")
     package, options_class = STEPS[name]
     module = importlib.import_module(f".{package}", __package__)
-    return getattr(module, options_class), getattr(module, "run")
+    run = getattr(module, "run")
+    services = {keyword: getattr(importlib.import_module(f".{pkg}", __package__), attr)
+                for keyword, (pkg, attr) in SERVICES.get(name, {}).items()}
+    return getattr(module, options_class), functools.partial(run, **services) if services else run
 
 
 def warm_up_all() -> list[str]:

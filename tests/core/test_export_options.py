@@ -103,7 +103,7 @@ def _transformed(geometry, transformer):
     ({"max_cloud": -1}, r"^max_cloud is a percentage between 0 and 100, got -1\.0\.$"),  # a float field
     ({"format": "hdf5"}, r"^Unknown format 'hdf5'; choose one of npz, zarr, geotiff, deepsatdata\.$"),
     ({"split_ratios": (1, 0)}, r"^split_ratios must be three non-negative numbers"),
-    ({"band_resolution": "10m"}, r"^band_resolution must be 'resample' or 'native', got '10m'\.$"),
+    ({"band_resolution": "10m"}, r"^band_resolution must be 'resample', 'native' or 'sharpened', got '10m'\.$"),
     ({"labels": {"crop": "c.tif"}}, r"^Unknown label kinds \['crop'\]; use class, id, coverage, conflict, distance\.$"),
     ({"min_labelled": 0.2, "labels": {"id": "i.tif"}}, r"^min_labelled needs the class label raster"),
     ({"season_start": "2023-11-01"}, r"^The season start must look like MM-DD \(e\.g\. 11-01\), got '2023-11-01'\.$"),

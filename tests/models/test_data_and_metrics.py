@@ -59,6 +59,31 @@ def test_patch_sampler_alone_fills_every_slot_with_the_reference():
             np.testing.assert_array_equal(frame, stack[0])
 
 
+def test_single_date_scenes_of_another_area_take_their_share_with_the_reference_in_every_slot():
+    other = np.full((4, 60, 50), 0.7, np.float32) + np.linspace(0, 0.1, 50, dtype=np.float32)  # brighter than all
+    sampler = data.PatchSampler(_scenes(), revisits=4, patch=8, seed=3, single_dates=[other], p_single_dates=0.4)
+    lr, hr = sampler.sample(400)
+    from_other = hr.mean(axis=(1, 2, 3)) > 0.6
+    assert 0.33 < from_other.mean() < 0.47  # drawn with its share
+    np.testing.assert_allclose(lr[:, 0], np.stack([data.degrade(h) for h in hr]), atol=1e-6)
+    for stack in lr[from_other]:  # one date: the reference alone, in every slot
+        for frame in stack[1:]:
+            np.testing.assert_array_equal(frame, stack[0])
+    # Without single dates the samples are what they always were (same seed, same stream).
+    plain = data.PatchSampler(_scenes(), revisits=4, patch=8, seed=3).sample(8)
+    again = data.PatchSampler(_scenes(), revisits=4, patch=8, seed=3, single_dates=[other]).sample(8)
+    np.testing.assert_array_equal(plain[0], again[0])
+    with pytest.raises(ValueError, match="needs single_dates"):
+        data.PatchSampler(_scenes(), patch=8, p_single_dates=0.2)
+
+
+def test_the_29rkh_rows_that_train_and_those_held_out_do_not_overlap(real_data):
+    train, held_out = data.load_rkh("train", real_data), data.load_rkh("held_out", real_data)
+    full = data.read_single_band_files(real_data / data.RKH_FOLDER)
+    assert train.shape == (4, data.RKH_TRAIN_ROWS, 1098) and held_out.shape == (4, 274, 1098)
+    np.testing.assert_array_equal(np.concatenate([train, held_out], axis=1), full)
+
+
 def test_clearest_first_ranks_by_blue_brightness():
     dark, bright = np.full((4, 2, 2), 0.05, np.float32), np.full((4, 2, 2), 0.3, np.float32)
     assert data.clearest_first([7, 8, 9], [bright, dark, dark * 2]) == [8, 9, 7]

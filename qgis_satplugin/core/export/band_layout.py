@@ -1,10 +1,10 @@
 """Which bands go into a sample, and at which pixel size.
 
 ``resample``: every band on the image grid (one array [T, C, P, P]), what most models
-take. ``native``: bands grouped by their native Sentinel-2 resolution as DeepSatData
-keeps them (10 m at P, 20 m at P/2, 60 m at P/6 px). The download step writes every
-band on one grid, so the coarser groups are rebuilt here by averaging blocks of the
-image grid (2 x 2 for 20 m bands, 6 x 6 for 60 m bands on a 10 m grid), ignoring no-data
+take; ``sharpened`` is the same layout, its 20 m bands sharpened first (:mod:`.sharpening`).
+``native``: bands grouped by their native Sentinel-2 resolution as DeepSatData keeps them
+(10 m at P, 20 m at P/2, 60 m at P/6 px). The download step writes every band on one grid,
+so the coarser groups are rebuilt here by averaging blocks of the image grid (2 x 2 for 20 m bands, 6 x 6 for 60 m bands on a 10 m grid), ignoring no-data
 pixels. For bands that were resampled from their native grid, the block mean is close to
 (not bit-identical with) the original product's pixel; where the image grid's origin sits
 on the 60 m Sentinel-2 lattice the blocks coincide with the native pixels.
@@ -47,10 +47,10 @@ class BandLayout:
 
 
 def band_layout(bands: list[str], mode: str, pixel_size: float, patch_size: int, stride: int) -> BandLayout:
-    if mode == "resample":
+    if mode in ("resample", "sharpened"):  # sharpened: every band on the 10 m image grid too
         return BandLayout(tuple(bands), (BandGroup("images", tuple(bands), 1, tuple(range(len(bands)))),), mode)
     if mode != "native":
-        raise SatPluginError(f"band_resolution must be 'resample' or 'native', got {mode!r}.")
+        raise SatPluginError(f"band_resolution must be 'resample', 'native' or 'sharpened', got {mode!r}.")
     by_res: dict[int, list[int]] = {}
     for i, band in enumerate(bands):
         if band not in L1C_BANDS:  # spectral bands only: a mask is not an image band

@@ -21,13 +21,13 @@ from .stream import ChunkWork, read_chunk, write_samples
 
 
 class _Open:
-    def __init__(self, job: str, n_samples: int, max_dates: int):
+    def __init__(self, job: str, n_samples: int, max_dates: int, sources: list):
         import rasterio
 
         self.context = ExportContext.open(ExportOptions.from_json(job), Feedback())
         self.meta = self.context.meta(n_samples, max_dates)
         self.items_info = self.context.catalog_info(self.meta)
-        self.sources = [rasterio.open(im.path) for im in self.context.series.images]
+        self.sources = [rasterio.open(path) for path in sources]
         if self.context.label_set:
             self.context.label_set.open()
 
@@ -38,13 +38,15 @@ class _Open:
             self.context.label_set.close()
 
 
-def payload(job: str, n_samples: int, max_dates: int, staging: Path, work: ChunkWork) -> dict:
-    return {"job": job, "n_samples": n_samples, "max_dates": max_dates, "staging": str(staging), "chunk": work.to_dict()}
+def payload(job: str, n_samples: int, max_dates: int, staging: Path, work: ChunkWork, sources: list) -> dict:
+    """``sources``: the raster each date's pixels are read from (a sharpened copy, or the date's own file)."""
+    return {"job": job, "n_samples": n_samples, "max_dates": max_dates, "staging": str(staging), "chunk": work.to_dict(),
+            "sources": list(sources)}
 
 
 def export_chunk(task: dict):
     """Read, cut and write one chunk (see the module docstring)."""
-    opened = cached(task["run"], lambda: _Open(task["job"], task["n_samples"], task["max_dates"]))
+    opened = cached(task["run"], lambda: _Open(task["job"], task["n_samples"], task["max_dates"], task["sources"]))
     ctx, meta = opened.context, opened.meta
     staging = Path(task["staging"])
     work = ChunkWork.from_dict(task["chunk"])

@@ -122,7 +122,7 @@ def _markdown(card: dict) -> str:
         mean = "-" if s["mean"] is None else f"{s['mean']:.5f}"
         std = "-" if s["std"] is None else f"{s['std']:.5f}"
         lines.append(f"| {band} | {mean} | {std} | {s['pixels']} |")
-    lines += ["", f"Band resolution: {card['band_resolution']}.", "", "## Sources", "", "| date | file | product | mask |", "|---|---|---|---|"]
+    lines += ["", f"Band resolution: {card['band_resolution']}{_sharpening_line(card.get('sharpening'))}.", "", "## Sources", "", "| date | file | product | mask |", "|---|---|---|---|"]
     for src in card["sources"]:
         lines.append(f"| {src['datetime']} | {src['file']} | {src['product_id'] or '-'} | {src['mask'] or '-'} |")
     lines += ["", "## Labels", ""]
@@ -139,6 +139,18 @@ def _markdown(card: dict) -> str:
                   f"- `{card['files']['croissant']}`: Croissant (MLCommons) description of the files, fields and splits"]
     lines.append("")
     return "\n".join(lines)
+
+
+def _sharpening_line(sharpening) -> str:
+    if not sharpening:
+        return ""
+    unchanged = ", ".join(sharpening["not_sharpened"])
+    kept = sharpening["reflectance_preserved"]
+    on = "" if kept["preserved"] == kept["dates"] else (
+        f" on {kept['preserved']} of {kept['dates']} dates (the others' native pixels do not start at the grid's "
+        "origin: see the export's log)")
+    return (f" ({', '.join(sharpening['bands'])} sharpened to 10 m by `{sharpening['model']}`, each 20 m pixel keeping "
+            f"its value{on}" + (f"; {unchanged} as the images hold them" if unchanged else "") + ")")
 
 
 def source_rows(series) -> list:

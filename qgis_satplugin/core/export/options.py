@@ -24,7 +24,7 @@ STAC_COLLECTION_ID = "satplugin-patches"  # the default id of an export's STAC c
 LABEL_NAMES = ("class", "id", "coverage", "conflict", "distance")
 
 FORMATS = ("npz", "zarr", "geotiff", "deepsatdata")
-BAND_RESOLUTIONS = ("resample", "native")
+BAND_RESOLUTIONS = ("resample", "native", "sharpened")
 DEFAULT_BLOCK_PATCHES = 8  # split blocks of 8 x 8 patches unless split_block_size says otherwise
 
 
@@ -68,7 +68,11 @@ class ExportOptions(StepOptions):
     band_resolution: str = option("resample", help=(
         "resample: every band on the image grid, one array [T, C, P, P]; native: band groups as in DeepSatData "
         "(10 m bands at P, 20 m at P/2, 60 m at P/6 px, by no-data-aware block means; the patch size and stride "
-        "must be multiples of the factor)."))
+        "must be multiples of the factor); sharpened: as resample, on a 10 m grid, with the 20 m bands (B05, B06, B07, "
+        "B8A, B11, B12) sharpened by the shipped band-sharpening model (s2_sharpen_20m.onnx, as Super-resolve gives "
+        "them, each 20 m pixel keeping its value) on every date exported; the 60 m bands stay as the images hold "
+        "them. It needs the 10 m and 20 m bands in the images, and room beside the output for a sharpened copy of "
+        "each date while the export runs."))
     min_labelled: float = option(0.0, help=(
         "The share (0 to 1) of a patch's label pixels that must have a class; needs the class labels."))
     max_cloud: float = option(100.0, help=(
@@ -137,7 +141,7 @@ class ExportOptions(StepOptions):
             raise SatPluginError(f"Unknown format {self.format!r}; choose one of {', '.join(FORMATS)}.")
         self.ratios()
         if self.band_resolution not in BAND_RESOLUTIONS:
-            raise SatPluginError(f"band_resolution must be 'resample' or 'native', got {self.band_resolution!r}.")
+            raise SatPluginError(f"band_resolution must be 'resample', 'native' or 'sharpened', got {self.band_resolution!r}.")
         unknown = set(self.labels or {}) - set(LABEL_NAMES)
         if unknown:
             raise SatPluginError(f"Unknown label kinds {sorted(unknown)}; use {', '.join(LABEL_NAMES)}.")

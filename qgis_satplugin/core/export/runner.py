@@ -42,6 +42,7 @@ from .index_gpkg import NAME as INDEX_NAME
 from .index_gpkg import write_index
 from .options import ExportOptions
 from .plan import plan_patches
+from .sharpening import Sharpener, remove_folder, sharpening_folder
 from .samples_table import NAME as SAMPLES_NAME
 from .samples_table import write_samples_csv
 from .splits import SPLITS
@@ -52,6 +53,7 @@ from .staging import StagedFolder, export_lock, listing, prepare_target
 from .stream import DatasetTotals, SampleSink, chunk_works, stream_samples
 
 PLAN_SHARE = 0.15  # of the progress bar
+SHARPEN_SHARE = 0.45  # with band_resolution sharpened: the model's runs, after the plan
 
 
 @dataclass
@@ -72,10 +74,12 @@ class ExportResult:
         return plain(self)
 
 
-def run(options: ExportOptions, feedback: Feedback | None = None) -> ExportResult:
+def run(options: ExportOptions, feedback: Feedback | None = None, *, sharpener=None) -> ExportResult:
     """Cut ``options.images`` (a download folder or rasters, one date each) into patches.
 
     See :class:`ExportOptions` for every option and the package docstring for the outputs.
+    ``sharpener``: for ``band_resolution`` "sharpened", what makes the date sharpener from a
+    feedback (the super-resolution step's ``ShippedSharpener``; :mod:`.sharpening`).
     """
     feedback = Feedback.of(feedback)
     images, labels, fmt = options.images, options.labels, options.format
@@ -87,6 +91,7 @@ def run(options: ExportOptions, feedback: Feedback | None = None) -> ExportResul
         if fmt == "zarr":
             import_zarr()  # fail now, not after the planning pass
         ctx = ExportContext.open(options, feedback)
+        sharpening = Sharpener.check(ctx.series, sharpener, feedback) if options.band_resolution == "sharpened" else None
         grid = ctx.series.grid
         # Split areas come in any CRS; the blocks they are matched against are in the images'.
         split_polygons = None
@@ -95,7 +100,7 @@ def run(options: ExportOptions, feedback: Feedback | None = None) -> ExportResul
 
         # Every raster is read strip by strip or chunk by chunk; GDAL's default cache would grow with the AOI.
         with small_block_cache():
-            card = _plan_and_write(ctx, target, split_polygons, feedback)
+            card = _plan_and_write(ctx, target, split_polygons, sharpening, feedback)
         feedback.set_progress(1.0)
         per_split = {s: card["splits"][s]["samples"] for s in SPLITS}
         n_samples = card["n_samples"]
@@ -111,10 +116,13 @@ def run(options: ExportOptions, feedback: Feedback | None = None) -> ExportResul
         )
 
 
-def _plan_and_write(ctx: ExportContext, target, split_polygons, feedback: Feedback) -> dict:
-    """Plan (nothing written yet), then write everything into the staging folder; returns the card."""
+def _plan_and_write(ctx: ExportContext, target, split_polygons, sharpener: Sharpener | None,
+                    feedback: Feedback) -> dict:
+    """Plan (nothing written yet), sharpen the dates it keeps when asked, then write everything into the
+    staging folder; returns the card."""
     options, series, label_set = ctx.options, ctx.series, ctx.label_set
     scheduler = parse_scheduler(options.dask_scheduler)
+    sharpened_folder = None
     if label_set:
         label_set.open()
     try:
@@ -126,26 +134,34 @@ def _plan_and_write(ctx: ExportContext, target, split_polygons, feedback: Feedba
         )
         meta = ctx.meta(len(plan), plan.max_dates)
         works = chunk_works(series, plan, meta.patch_size)
+        start = PLAN_SHARE
+        reading = series  # the rasters the pixels are read from
+        if sharpener is not None:
+            sharpened_folder = sharpening_folder(target)
+            used = sorted({int(t) for dates in plan.dates for t in dates})
+            reading = sharpener.sharpen(series, used, sharpened_folder, feedback.sub_range(start, start + SHARPEN_SHARE))
+            start += SHARPEN_SHARE
         with StagedFolder(target) as temp:
             info = ctx.catalog_info(meta)
             writer = ctx.writer_class.create(temp, meta)
             totals = DatasetTotals(meta, writer, CatalogWriter(temp, info))
             # The last 3 % of the writing share is the tables, the catalog and the card.
-            writing = feedback.sub_range(PLAN_SHARE, PLAN_SHARE + (1 - PLAN_SHARE) * 0.97)
+            writing = feedback.sub_range(start, start + (1 - start) * 0.97)
             if scheduler is None:
                 sink = SampleSink(ctx.writer_class, temp, meta, ctx.class_nodata, totals, writing, ItemFiles(temp, info))
                 try:
-                    stream_samples(series, label_set, works, sink, writing)
+                    stream_samples(reading, label_set, works, sink, writing)
                 finally:
                     sink.close()
             else:
-                _write_on_cluster(scheduler, options, works, meta, temp, totals, writing)
+                _write_on_cluster(scheduler, options, works, meta, temp, totals, writing,
+                                  [str(im.path.absolute()) for im in reading.images])
             writer.close()
             _check_distinct_paths(totals.records)
             write_samples_csv(temp, totals.records)
             write_index(temp, totals.index_rows, meta.crs_wkt)
             summary = {"stats": totals.stats, "class_pixels": totals.class_pixels}
-            card = _card(ctx, plan, meta, options.card_parameters(series.bands), summary)
+            card = _card(ctx, plan, meta, options.card_parameters(series.bands), summary, sharpener)
             # The collection and the Croissant file come before the file list, so it names them too.
             totals.catalog.close(card)
             write_croissant(temp, card)
@@ -154,18 +170,22 @@ def _plan_and_write(ctx: ExportContext, target, split_polygons, feedback: Feedba
     finally:
         if label_set:
             label_set.close()
+        if sharpened_folder is not None:
+            remove_folder(sharpened_folder)
     return card
 
 
 def _write_on_cluster(scheduler, options: ExportOptions, works: list, meta, temp, totals: DatasetTotals,
-                      feedback: Feedback) -> None:
-    """One task per chunk on the Dask cluster; the results added up in chunk order."""
+                      feedback: Feedback, sources: list) -> None:
+    """One task per chunk on the Dask cluster; the results added up in chunk order.
+
+    ``sources``: the raster each date's pixels are read from (its sharpened copy, or its own file)."""
     from ..cluster.tasks import Task, dask_client, run_tasks
     from .chunk_task import export_chunk, payload
 
     job = _with_absolute_paths(options).to_json()  # workers start elsewhere
     staging = Path(os.path.abspath(temp))
-    tasks = [Task(f"chunk-{n:06d}", payload(job, meta.n_samples, meta.max_dates, staging, w),
+    tasks = [Task(f"chunk-{n:06d}", payload(job, meta.n_samples, meta.max_dates, staging, w, sources),
                   f"chunk {n + 1} of {len(works)} (image rows {w.row0}..{w.row1}, columns {w.col0}..{w.col1})")
              for n, w in enumerate(works)]
     with dask_client(scheduler, feedback) as client:
@@ -194,7 +214,7 @@ def _with_absolute_paths(options: ExportOptions) -> ExportOptions:
     return replace(options, images=images, labels=labels, output_folder=os.path.abspath(options.output_folder))
 
 
-def _card(ctx: ExportContext, plan, meta, params, summary) -> dict:
+def _card(ctx: ExportContext, plan, meta, params, summary, sharpener: Sharpener | None = None) -> dict:
     series, layout, fmt = ctx.series, ctx.layout, ctx.options.format
     grid = series.grid
     splits = {}
@@ -225,6 +245,7 @@ def _card(ctx: ExportContext, plan, meta, params, summary) -> dict:
         "stride": params["stride"],
         "label_scale": meta.label_scale,
         "band_resolution": meta.band_resolution,
+        "sharpening": sharpener.describe() if sharpener else None,
         "bands": list(series.bands),
         "band_groups": layout.describe(),
         "dtype": series.dtype,

@@ -91,7 +91,7 @@ def _class_hist(values: np.ndarray, nodata) -> dict:
 
 def _group_images(values: np.ndarray, meta: DatasetMeta, nodata) -> dict:
     """[T, C, P, P] on the image grid -> the arrays of each band group."""
-    if meta.band_resolution == "resample":
+    if meta.band_resolution != "native":
         return {meta.groups[0].key: values}
     return {g.key: block_mean(values[:, list(g.band_index)], g.factor, nodata) for g in meta.groups}
 

@@ -61,7 +61,9 @@ def build_tile(payload: dict, feedback: Feedback | None = None) -> dict:
     from ..download import DownloadOptions
     from ..download import run as download
     from ..export import ExportOptions
-    from ..export import run as export
+    from ..steps import step
+
+    export = step("export")[1]  # with the services it takes from other steps (band_resolution sharpened)
     from ..ground_truth import GroundTruthOptions
     from ..ground_truth import run as ground_truth
 

@@ -8,6 +8,7 @@ EXPORTS = {
     "ModelContract": "contract",
     "ModelContractError": "contract",
     "PROVIDER_CHOICES": "session",
+    "ShippedSharpener": "date_sharpener",
     "SuperResolveOptions": "options",
     "SuperResolveResult": "runner",
     "load_model": "session",
