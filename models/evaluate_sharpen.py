@@ -17,6 +17,9 @@ the two vectors of bands.
 
     .venv/bin/python models/evaluate_sharpen.py qgis_satplugin/core/resources/superres/s2_sharpen_20m.onnx
     .venv/bin/python models/evaluate_sharpen.py --consistency MODEL.onnx [MODEL.onnx ...]
+
+``--save-pairs DIR`` also writes each (input, output) pair of the consistency runs as an ``.npz``,
+for ``models/opensr_consistency.py`` to score with opensr-test in an environment of its own.
 """
 from __future__ import annotations
 
@@ -124,11 +127,12 @@ def real_scenes(folder: Path = None) -> list:
     return scenes
 
 
-def consistency(model_path, folder: Path = None) -> list:
+def consistency(model_path, folder: Path = None, save_pairs: Path = None) -> list:
     """Per scene: mean |D(output) - input| per band and the mean spectral angle, corrected and not.
 
     D is the 2 x 2 block mean; the input, what the output should degrade back to: the native
-    20 m values for band sharpening, the input pixels for a x2 model.
+    20 m values for band sharpening, the input pixels for a x2 model. ``save_pairs``: a folder
+    for each run's ``lr`` (that input) and ``sr`` (the output), one ``.npz`` per model, scene and run.
     """
     from models.evaluate import OnnxModel
     from qgis_satplugin.core.superres.contract import band_match_key
@@ -143,6 +147,11 @@ def consistency(model_path, folder: Path = None) -> list:
             row = {"scene": name}
             for key, preserve in (("corrected", True), ("uncorrected", False)):
                 out = run_model(model_path, raster, Path(tmp) / f"{key}.tif", preserve_reflectance=preserve)
+                if save_pairs is not None:
+                    slug = name.split(" (")[0].replace(" ", "_")
+                    Path(save_pairs).mkdir(parents=True, exist_ok=True)
+                    np.savez(Path(save_pairs) / f"{Path(model_path).stem}__{slug}__{key}.npz",
+                             lr=reference.astype(np.float32), sr=out.astype(np.float32))
                 degraded = data.degrade(out, 2).astype(np.float64)
                 row[key] = {"mean_abs": [float(v) for v in np.abs(degraded - reference).mean(axis=(1, 2))],
                             "spectral_angle_deg": spectral_angle(degraded, reference)}
@@ -167,11 +176,12 @@ def main(argv=None) -> int:
     parser.add_argument("models", nargs="+", help="exported .onnx models")
     parser.add_argument("--data", type=Path, default=None, help="real-data folder (default ../shared/data)")
     parser.add_argument("--consistency", action="store_true", help="consistency at full resolution on every real scene")
+    parser.add_argument("--save-pairs", type=Path, default=None, help="with --consistency: a folder for the pairs")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     for model in args.models:
         if args.consistency:
-            rows = consistency(model, args.data)
+            rows = consistency(model, args.data, args.save_pairs)
             if args.json:
                 print(json.dumps(rows, indent=1))
                 continue

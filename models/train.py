@@ -33,6 +33,8 @@ VERSION = "1.0.0"
 MULTI_FRAME_STEPS = 25  # default steps per epoch of the multi-frame network: ~4x the cost of a single step
 LICENSE = ("GPL-2.0-or-later (the weights, like the plugin). Trained on eo-learn example data (MIT, "
            "https://github.com/sentinel-hub/eo-learn), which contains modified Copernicus Sentinel data.")
+# Tile 29RKH's product, where a model also trains on it (--rkh-share, and the sharpening model).
+RKH_LICENSE = " Also trained on Copernicus Sentinel data 2020 (rio-tiler-pds test fixtures, Apache-2.0)."
 
 
 @dataclass
@@ -220,7 +222,7 @@ def export(network, config: TrainConfig, mean, std, path, metrics: dict, seconds
         output_units="reflectance",
         training_data=training_data_text(config, seconds),
         metrics=metrics,
-        license=LICENSE,
+        license=LICENSE + (RKH_LICENSE if config.rkh_share else ""),
         version=VERSION,
         name=f"s2_sr_x2_rgbn{'' if multi else '_single'}",
         description=(f"Sentinel-2 x2 super-resolution of B02, B03, B04, B08, {kind}"

@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from models import data, sharpen_data as sd  # noqa: E402
-from models.train import LICENSE, pick_device, seed_everything  # noqa: E402
+from models.train import LICENSE, RKH_LICENSE, pick_device, seed_everything  # noqa: E402
 
 VERSION = "1.0.0"
 NAME = "s2_sharpen_20m"
@@ -174,7 +174,7 @@ def export(network, config: SharpenConfig, mean, std, path, metrics: dict, scene
         output_units="reflectance",
         training_data=training_data_text(config, scenes, seconds),
         metrics=metrics,
-        license=LICENSE + " Also trained on Copernicus Sentinel data 2020 (rio-tiler-pds test fixtures, Apache-2.0).",
+        license=LICENSE + RKH_LICENSE,
         version=VERSION,
         name=NAME,
         description=("Sentinel-2 band sharpening: B05, B06, B07, B8A, B11, B12 (20 m) sharpened on the 10 m grid "
