@@ -40,9 +40,21 @@ def step(name: str) -> tuple[type, Callable]:
     package, options_class = STEPS[name]
     module = importlib.import_module(f".{package}", __package__)
     run = getattr(module, "run")
-    services = {keyword: getattr(importlib.import_module(f".{pkg}", __package__), attr)
-                for keyword, (pkg, attr) in SERVICES.get(name, {}).items()}
-    return getattr(module, options_class), functools.partial(run, **services) if services else run
+    services = {keyword: _lazy(pkg, attr) for keyword, (pkg, attr) in SERVICES.get(name, {}).items()}
+    if not services:
+        return getattr(module, options_class), run
+
+    @functools.wraps(run)  # still called run, with its docstring
+    def run_with_services(*args, **kwargs):
+        return run(*args, **{**services, **kwargs})
+    return getattr(module, options_class), run_with_services
+
+
+def _lazy(package: str, attribute: str) -> Callable:
+    """``package.attribute(...)``, imported only when called: naming a step loads no other step."""
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(f".{package}", __package__), attribute)(*args, **kwargs)
+    return call
 
 
 def warm_up_all() -> list[str]:

@@ -50,6 +50,16 @@ def test_every_step_is_named_once():
         step("rasterize")
 
 
+def test_the_export_step_takes_the_sharpener_from_superres_without_loading_it_until_asked():
+    """No step imports another: the steps table hands the export its sharpener, imported only when called."""
+    code = ("import sys; from satplugin.qgis_satplugin.core.steps import step; options, run = step('export'); "
+            "import inspect; print(run.__name__, inspect.signature(run.__wrapped__).parameters['sharpener'].kind.name, "
+            "any('core.superres' in m for m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": str(link_plugin_package())}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.split() == ["run", "KEYWORD_ONLY", "False"]
+
+
 def test_a_step_runs_in_a_child_and_streams_its_feedback(tmp_path):
     grid = PixelGrid.square("EPSG:32633", 500000.0, 5000000.0, 10.0, 200, 300)
     (tmp_path / "child").mkdir()
