@@ -183,3 +183,52 @@ def test_the_export_run_alone_says_where_the_sharpening_model_comes_from(source,
                                              r"model: run the export by its step name"):
         export(folder, tmp_path / "out", patch_size=PATCH, band_resolution="sharpened")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("dtype,scale,offset,nodata", [
+    ("uint16", 1e-4, 0.0, 0), ("uint16", 1e-4, -0.1, 0), ("int16", 1e-4, 0.3, -32768), ("float32", 1.0, 0.0, -9999.0),
+    ("float32", 1.0, 0.0, float("nan"))])
+def test_sharpened_reflectance_is_encoded_as_the_band_is(dtype, scale, offset, nodata):
+    from satplugin.qgis_satplugin.core.export.sharpening import _encode
+
+    dt = np.dtype(dtype)
+    reflectance = np.array([[0.1234567, -0.5, 7.0, np.nan, 0.2]], np.float32)
+    current = np.array([[100, 200, 300, 400, nodata]], dt)
+    if dt.kind == "f":
+        reflectance[0, 0] = nodata if np.isfinite(nodata) else 0.1234567  # a value exactly on no-data
+    dn = _encode(reflectance, current, scale, offset, dt, nodata)
+    assert dn.dtype == dt
+    assert dn[0, 3] == current[0, 3]  # no model value: the image's
+    assert dn[0, 4] == nodata or (np.isnan(nodata) and np.isnan(dn[0, 4]))  # no data stays no data
+    if dt.kind in "ui":
+        info = np.iinfo(dt)
+        expected = np.clip(np.rint((np.float64(reflectance[0, :3]) - offset) / scale), info.min, info.max)
+        expected[expected == nodata] = nodata + 1
+        np.testing.assert_array_equal(dn[0, :3], expected)
+        assert abs(dn[0, 0] * scale + offset - 0.1234567) <= scale / 2 + 1e-9  # half a DN step
+    else:
+        assert dn[0, 0] != nodata and np.isfinite(dn[0, 0]) and dn[0, 1] == -0.5 and dn[0, 2] == 7.0
+
+
+def test_an_output_under_home_or_behind_a_link_keeps_its_copies_beside_the_real_folder(source, tmp_path, monkeypatch):
+    folder, _ = source
+    monkeypatch.setenv("HOME", str(tmp_path))
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real, target_is_directory=True)
+    export_step(folder, "~/ds", patch_size=PATCH, band_resolution="sharpened", max_cloud=40)
+    assert json.loads((tmp_path / "ds" / "dataset.json").read_text())["band_resolution"] == "sharpened"
+    export_step(folder, str(tmp_path / "link" / "inside"), patch_size=PATCH, band_resolution="sharpened", max_cloud=40)
+    assert (real / "inside" / "dataset.json").is_file()
+    assert sorted(p.name for p in tmp_path.rglob(".*")) == []  # no copies left, beside either folder
+
+
+def test_without_onnx_runtime_the_sharpened_export_says_so_before_any_work(source, tmp_path, monkeypatch):
+    import sys
+
+    folder, _ = source
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as on a machine where it was never installed
+    with pytest.raises(SatPluginError, match=r"^BAND_RESOLUTION sharpened needs the Python package onnxruntime-gpu, "
+                                             r"which is not installed: .*, or use resample or native\.$"):
+        export_step(folder, tmp_path / "out", patch_size=PATCH, band_resolution="sharpened")
+    assert list(tmp_path.iterdir()) == []

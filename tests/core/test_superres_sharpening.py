@@ -256,3 +256,17 @@ def test_how_the_coarse_bands_lie_is_judged_on_data_not_on_nodata(tmp_path, shar
         logs = []
         resolve([path], tmp_path / f"{name}-out.tif", model=sharpener, tile_size=64, overlap=8, log=logs.append)
         assert any(expected in m for m in logs), (name, [m for m in logs if "coarse bands" in m])
+
+
+def test_a_few_blocks_of_data_are_not_enough_to_judge_by(tmp_path, sharpener):
+    """A flat tip of data in the first rows (it looks like whole blocks) does not decide; the rows below do."""
+    rng = np.random.default_rng(6)
+    height = 340
+    blurred = np.stack([bilinear_from(b, 2) for b in rng.uniform(0.03, 0.3, (2, height // 2, 10))])
+    reflectance = np.concatenate([blurred, rng.uniform(0.03, 0.3, (2, height, 20))])
+    reflectance[:, :300] = np.nan
+    reflectance[:, 10:14, 4:10] = 0.1  # 6 whole 2 x 2 blocks of one value
+    path = write_float(tmp_path / "tip.tif", reflectance, nodata=float("nan"))
+    logs = []
+    resolve([path], tmp_path / "out.tif", model=sharpener, tile_size=64, overlap=8, log=logs.append)
+    assert any("resampled onto the grid (bilinearly" in m for m in logs), [m for m in logs if "coarse bands" in m]

@@ -70,8 +70,9 @@ class ExportOptions(StepOptions):
         "(10 m bands at P, 20 m at P/2, 60 m at P/6 px, by no-data-aware block means; the patch size and stride "
         "must be multiples of the factor); sharpened: as resample, on a 10 m grid, with the 20 m bands (B05, B06, B07, "
         "B8A, B11, B12) sharpened by the shipped band-sharpening model (s2_sharpen_20m.onnx, as Super-resolve gives "
-        "them, each 20 m pixel keeping its value) on every date exported; the 60 m bands stay as the images hold "
-        "them. It needs the 10 m and 20 m bands in the images, and room beside the output for a sharpened copy of "
+        "them) on every date exported, each 20 m pixel keeping its value where the native pixels start at the "
+        "grid's origin (the download step's grids do; the log and the card say on how many dates it held); the "
+        "60 m bands stay as the images hold them. With DASK_SCHEDULER the model runs on the cluster too. It needs the 10 m and 20 m bands in the images, and room beside the output for a sharpened copy of "
         "each date while the export runs."))
     min_labelled: float = option(0.0, help=(
         "The share (0 to 1) of a patch's label pixels that must have a class; needs the class labels."))

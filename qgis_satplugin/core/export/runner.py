@@ -139,7 +139,8 @@ def _plan_and_write(ctx: ExportContext, target, split_polygons, sharpener: Sharp
         if sharpener is not None:
             sharpened_folder = sharpening_folder(target)
             used = sorted({int(t) for dates in plan.dates for t in dates})
-            reading = sharpener.sharpen(series, used, sharpened_folder, feedback.sub_range(start, start + SHARPEN_SHARE))
+            reading = sharpener.sharpen(series, used, sharpened_folder, feedback.sub_range(start, start + SHARPEN_SHARE),
+                                        options.dask_scheduler)
             start += SHARPEN_SHARE
         with StagedFolder(target) as temp:
             info = ctx.catalog_info(meta)

@@ -4,7 +4,9 @@ The model runs through the super-resolution runtime, one date at a time, on each
 plan keeps: ``date_sharpener`` is the super-resolution step's ``ShippedSharpener`` (handed
 in by whoever runs the export by its step name, ``core/steps.py``: no step imports another),
 so the sharpened bands are exactly what ``satplugin:superresolve`` gives with that model on
-the same raster, with its reflectance preservation (every 20 m pixel keeps its value).
+the same raster, with its reflectance preservation: every 20 m pixel keeps its value where the
+native pixels start at the raster's origin (the download step's grids do; the log and the card
+say on how many dates it held).
 
 Each sharpened date becomes a copy of the date's raster with its 20 m bands replaced, in
 the raster's own encoding (dtype, scale, offset, no-data): the rest of the export reads it
@@ -26,11 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dependencies import require
 from ..errors import SatPluginError
 from ..feedback import Feedback
 from ..image_series.reader import ImageSeries, open_image_series
 from ..locks import remove_leftovers
 from ..sentinel2 import NATIVE_RESOLUTION_M, canonical_band_name
+from .staging import resolved
 
 GRID_PIXEL_M = 10.0  # the model's grid: the 10 m bands' own
 PIXEL_TOLERANCE = 1e-3  # relative; resampled rasters often carry 9.9948 m pixels
@@ -66,6 +70,7 @@ class Sharpener:
                 raise SatPluginError(
                     f"BAND_RESOLUTION sharpened needs the images on a 10 m grid (the sharpening model's); these have "
                     f"{grid.pixel_width:g} x {abs(grid.pixel_height):g} m pixels. Use resample or native.")
+        require("BAND_RESOLUTION sharpened", "onnxruntime", "cv2", alternative="use resample or native")
         model = date_sharpener(feedback)
         # Every band of the files, not just the selected ones: the model reads the 10 m bands too.
         in_files = open_image_series([series.images[0].path], feedback=Feedback(), undated_ok=True).bands
@@ -86,8 +91,10 @@ class Sharpener:
                 "reflectance_preserved": {"dates": len(self.preserved), "preserved": sum(self.preserved)},
                 "encoding": "the images' own (dtype, scale, offset): integer DN round to half a DN step"}
 
-    def sharpen(self, series: ImageSeries, dates: list, folder: Path, feedback: Feedback) -> ImageSeries:
-        """``series`` with each of ``dates`` (indices) read from its sharpened copy in ``folder``."""
+    def sharpen(self, series: ImageSeries, dates: list, folder: Path, feedback: Feedback,
+                dask_scheduler: str | None = None) -> ImageSeries:
+        """``series`` with each of ``dates`` (indices) read from its sharpened copy in ``folder``; with
+        ``dask_scheduler`` the model runs on that cluster (the same bytes, see the super-resolution step)."""
         images = list(series.images)
         said = set()
 
@@ -100,14 +107,15 @@ class Sharpener:
             part = feedback.sub_range(n / len(dates), (n + 1) / len(dates))
             image = images[t]
             raw = folder / f"model-{t:04d}.tif"
-            preserved = self.model(image.path, raw, Feedback(part.sub_range(0.0, 0.9).set_progress, log, part.is_canceled))
+            preserved = self.model(image.path, raw, Feedback(part.sub_range(0.0, 0.9).set_progress, log, part.is_canceled),
+                                   dask_scheduler=dask_scheduler)
             self.preserved.append(preserved)
             copy = folder / f"date-{t:04d}.tif"
             _replace_bands(image.path, raw, copy, list(self.model.gives), part.sub_range(0.9, 1.0))
             raw.unlink()
             images[t] = replace(image, path=copy)
         kept = sum(self.preserved)
-        feedback.log(f"Sharpened {', '.join(self.bands)} to 10 m on {len(dates)} date{'s' if len(dates) > 1 else ''} "
+        feedback.log(f"Sharpened {', '.join(self.bands)} to 10 m on {len(dates)} date{'' if len(dates) == 1 else 's'} "
                      f"with {self.model.model_name}"
                      + ("" if kept == len(dates) else f" (each 20 m pixel's value kept on {kept} of {len(dates)})")
                      + (f"; {', '.join(self.kept)} as the images hold them." if self.kept else "."))
@@ -115,8 +123,10 @@ class Sharpener:
 
 
 def sharpening_folder(target: Path) -> Path:
-    """A new hidden folder beside the output for the sharpened copies (any a killed export left removed first)."""
-    target = Path(target).absolute()
+    """A new hidden folder beside the output for the sharpened copies (any a killed export left removed first).
+
+    Beside the real folder, as the staging folder is (a link is followed, ``~`` expanded)."""
+    target = resolved(target)
     remove_leftovers(target.parent, re.compile(rf"^\.{re.escape(target.name)}\.sharpened-[0-9a-f]{{8}}$"))
     folder = target.parent / f".{target.name}.sharpened-{uuid.uuid4().hex[:8]}"
     folder.mkdir()
@@ -168,4 +178,8 @@ def _encode(reflectance: np.ndarray, current: np.ndarray, scale: float, offset: 
         dn = np.clip(np.rint(np.where(keep, 0, dn)), info.min, info.max)
         if nodata is not None and info.min <= nodata <= info.max:  # a value that rounds to no-data is not no-data
             dn[dn == nodata] = nodata + 1 if nodata < info.max else nodata - 1
+    else:
+        dn = dn.astype(dtype)
+        if nodata is not None and np.isfinite(nodata):  # nor one that lands on it exactly
+            dn[dn == nodata] = np.nextafter(dtype.type(nodata), dtype.type(np.inf))
     return np.where(keep, current, dn.astype(dtype))

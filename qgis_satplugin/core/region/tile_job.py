@@ -61,12 +61,11 @@ def build_tile(payload: dict, feedback: Feedback | None = None) -> dict:
     from ..download import DownloadOptions
     from ..download import run as download
     from ..export import ExportOptions
+    from ..ground_truth import GroundTruthOptions
+    from ..ground_truth import run as ground_truth
     from ..steps import step
 
     export = step("export")[1]  # with the services it takes from other steps (band_resolution sharpened)
-    from ..ground_truth import GroundTruthOptions
-    from ..ground_truth import run as ground_truth
-
     feedback = Feedback.of(feedback)
     download(DownloadOptions.from_json(payload["download"]), feedback.sub_range(0.0, 0.5))
     Path(payload["labels"]).mkdir(parents=True, exist_ok=True)

@@ -31,16 +31,18 @@ class ShippedSharpener:
         """Raise, naming ``source``, when ``bands`` (a raster's) lack one the model reads."""
         self.loaded.contract.band_positions(bands, source)
 
-    def __call__(self, image: Path, output: Path, feedback: Feedback | None = None) -> bool:
-        """Sharpen ``image`` into ``output`` (float32 reflectance, the bands ``gives``); whether every
-        native 20 m pixel kept its value (PRESERVE_REFLECTANCE applied: see the runtime's log when not)."""
+    def __call__(self, image: Path, output: Path, feedback: Feedback | None = None,
+                 dask_scheduler: str | None = None) -> bool:
+        """Sharpen ``image`` into ``output`` (float32 reflectance, the bands ``gives``), on ``dask_scheduler``'s
+        cluster when given; whether every native 20 m pixel kept its value (PRESERVE_REFLECTANCE applied:
+        see the runtime's log when not)."""
         import rasterio
 
         from .options import SuperResolveOptions
         from .runner import run
 
         # Clouds are the caller's to judge: the model runs on the whole date whatever its cloud cover.
-        run(SuperResolveOptions(inputs=[str(image)], output=str(output), model=str(self.path), max_cloud=100),
-            feedback, loaded_model=self.loaded)
+        run(SuperResolveOptions(inputs=[str(image)], output=str(output), model=str(self.path), max_cloud=100,
+                                dask_scheduler=dask_scheduler), feedback, loaded_model=self.loaded)
         with rasterio.open(output) as ds:
             return ds.tags().get("PRESERVE_REFLECTANCE") == "yes"

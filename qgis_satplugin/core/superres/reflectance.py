@@ -55,6 +55,7 @@ from .contract import ModelContract, band_match_key
 INVERSE_TOLERANCE = 1e-8
 # How many rows of the reference :func:`coarse_resampling` looks at.
 RESAMPLING_SAMPLE_ROWS = 256
+RESAMPLING_MIN_BLOCKS = 256  # whole blocks of data to judge by, when the raster has them
 
 
 def reflectance_check(contract: ModelContract, wanted: bool, feedback: Feedback | None = None,
@@ -106,22 +107,28 @@ def coarse_resampling(series, chosen: list, positions: list, contract: ModelCont
 
 
 def _sample_with_data(ds, index: int, q: int, height: int, width: int) -> tuple:
-    """The first ``RESAMPLING_SAMPLE_ROWS`` rows (starting on a block) of band ``index`` that hold a
-    whole q x q block of data, and where it has data; (None, None) where no rows do.
+    """``RESAMPLING_SAMPLE_ROWS`` rows (starting on a block) of band ``index`` holding at least
+    ``RESAMPLING_MIN_BLOCKS`` whole q x q blocks of data (the first such rows; else those with the most),
+    and where it has data; (None, None) where no rows hold one.
 
-    Nodata (and NaN) would look like constant blocks, or break them: only blocks wholly of data count.
+    Nodata (and NaN) would look like constant blocks, or break them: only blocks wholly of data count,
+    and a few of them (the tip of a clipped area) are not enough to judge by.
     """
     rows, cols = min(height, RESAMPLING_SAMPLE_ROWS) // q * q, width // q * q
     if rows <= q or cols <= q:
         return None, None
     end = height // q * q
+    best, most = (None, None), 0
     for top in sorted({*range(0, end - rows + 1, rows), (end - rows) // q * q}):  # the last rows too
         window = ((top, top + rows), (0, cols))
         band = ds.read(index, window=window)
         valid = (ds.read_masks(index, window=window) > 0) & np.isfinite(band)
-        if valid.reshape(rows // q, q, cols // q, q).all(axis=(1, 3)).any():
-            return band, valid
-    return None, None
+        whole = int(valid.reshape(rows // q, q, cols // q, q).all(axis=(1, 3)).sum())
+        if whole > most:
+            best, most = (band, valid), whole
+        if most >= RESAMPLING_MIN_BLOCKS:
+            break
+    return best
 
 
 def _in_blocks(band: np.ndarray, valid: np.ndarray, q: int, dr: int, dc: int) -> bool | None:
