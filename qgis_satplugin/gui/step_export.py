@@ -36,6 +36,7 @@ class ExportPage(StepPage):
         self.min_labelled = self.add_row("Min labelled share", number_spin(ALGORITHM, "MIN_LABELLED"), "min_labelled")
         self.min_labelled.setSingleStep(0.05)
         self.max_cloud = self.add_row("Max cloud %", number_spin(ALGORITHM, "MAX_CLOUD"), "max_cloud")
+        self.band_resolution = self.add_row("Band resolution", enum_combo(ALGORITHM, "BAND_RESOLUTION"), "band_resolution")
         self.format = self.add_row("Format", enum_combo(ALGORITHM, "FORMAT"), "format")
         self.block = self.add_row("Split block (px)", number_spin(ALGORITHM, "SPLIT_BLOCK_SIZE"), "block")
         self.ratios = self.add_row("Splits train,val,test", QLineEdit(definition(ALGORITHM, "SPLIT_RATIOS").defaultValue()), "ratios")
@@ -62,6 +63,7 @@ class ExportPage(StepPage):
             "PATCH_SIZE": self.patch_size.value(),
             "MIN_LABELLED": self.min_labelled.value(),
             "MAX_CLOUD": self.max_cloud.value(),
+            "BAND_RESOLUTION": self.band_resolution.currentIndex(),
             "FORMAT": self.format.currentIndex(),
             "SPLIT_BLOCK_SIZE": self.block.value(),
             "SPLIT_RATIOS": self.ratios.text().strip(),

@@ -270,6 +270,7 @@ def test_the_whole_chain_from_the_map(dock, stac_world, qgis_iface, qgis_canvas,
     card = json.loads((dataset / "dataset.json").read_text())
     assert card["n_samples"] == outcome.results["SAMPLE_COUNT"] > 0
     assert card["bands"] == ["B02", "B03", "B04", "B08"] and len(card["dates"]) == 2
+    assert card["band_resolution"] == "resample" and dock.export.parameters()["BAND_RESOLUTION"] == 0
     (samples,) = layers_named("samples by split")
     assert samples.featureCount() == outcome.results["SAMPLE_COUNT"]
     split_style = samples.renderer()
@@ -434,6 +435,7 @@ def test_choices_persist_in_the_project_and_only_the_authcfg_id_is_stored(dock, 
     dock.download.bands.setCurrentIndex(1)
     dock.export.patch_size.setValue(48)
     dock.export.ratios.setText("0.8,0.1,0.1")
+    dock.export.band_resolution.setCurrentIndex(2)  # every band at 10 m, the 20 m ones sharpened
     project_file = tmp_path / "fields.qgs"
     assert QgsProject.instance().write(str(project_file))
 
@@ -445,6 +447,7 @@ def test_choices_persist_in_the_project_and_only_the_authcfg_id_is_stored(dock, 
     dock.search.max_cloud.setValue(90)
     dock.search.aoi_cloud.setChecked(False)
     dock.export.patch_size.setValue(16)
+    dock.export.band_resolution.setCurrentIndex(0)
     qgis_bot.open_project(project_file)
     assert dock.auth.configId() == config_id
     assert dock.search.backend.currentIndex() == 3 and dock.search.service_url.text() == "/data/sentinel2"
@@ -455,6 +458,7 @@ def test_choices_persist_in_the_project_and_only_the_authcfg_id_is_stored(dock, 
     assert dock.ground_truth.class_field.currentField() == "crop" and dock.ground_truth.pixel_size.value() == 2.5
     assert dock.download.bands.currentIndex() == 1
     assert dock.export.patch_size.value() == 48 and dock.export.ratios.text() == "0.8,0.1,0.1"
+    assert dock.export.band_resolution.currentText() == "All bands at 10 m, the 20 m bands sharpened (shipped model)"
     # The project holds the authentication config id, never the secret.
     text = project_file.read_text(encoding="utf-8")
     assert config_id in text and "dock-secret-value" not in text and "dock-client" not in text
