@@ -9,10 +9,12 @@ project's numba and rasterio builds do not take) and brings CLIP and LPIPS for i
 metrics; so the pairs are written by the project's environment and scored in one of its own:
 
     .venv/bin/python models/evaluate_sharpen.py --consistency --save-pairs /tmp/pairs MODEL.onnx [...]
-    python -m venv /tmp/osr && /tmp/osr/bin/pip install opensr-test==1.3.3   # torch + torchvision with it
+    python3 -m venv /tmp/osr && /tmp/osr/bin/pip install torch==2.14.1 torchvision==0.29.1 opensr-test==1.3.3
     /tmp/osr/bin/python models/opensr_consistency.py /tmp/pairs
 
-This file imports only numpy, torch and opensr_test: it runs in that environment alone.
+This file imports only numpy, torch and opensr_test: it runs in that environment alone. (That
+pair of torch and torchvision, several GB with its CUDA libraries, is what worked here: the
+torchvision 0.28.0 wheel for the project's CPU torch 2.13.0 is a CUDA build that does not load.)
 """
 from __future__ import annotations
 
