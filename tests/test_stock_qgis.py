@@ -176,6 +176,28 @@ def test_5_super_resolve_and_export_run_in_the_engine(stock, series, parcels, tm
         assert str(z["crs"]) == pyproj.CRS.from_epsg(32633).to_wkt("WKT1_GDAL")
 
 
+def test_5c_the_sharpened_export_runs_in_the_engine_like_the_developer_path(stock, tmp_path):
+    """BAND_RESOLUTION sharpened: the engine's steps table hands the export the super-resolution step's model."""
+    from datetime import datetime
+
+    from satplugin.qgis_satplugin.core.sentinel2 import L1C_BANDS
+
+    series = write_download_folder(tmp_path / "download", PixelGrid.square("EPSG:32633", 500040.0, 5000040.0, 10.0, 48, 40),
+                                   date_series(datetime(2023, 5, 1, 10, 0), 2), bands=L1C_BANDS, seed=5)
+    for runner, folder in ((stock.run_json, tmp_path / "engine"), (lambda *a: run_qgis_process("--json", *a)[1], tmp_path / "dev")):
+        answer = runner("run", "satplugin:exportpatches", "--", f"IMAGES={series}", "PATCH_SIZE=16", "BAND_RESOLUTION=2",
+                        "FORMAT=0", f"OUTPUT_FOLDER={folder}")
+        assert answer["results"]["SAMPLE_COUNT"] == 9  # 3 x 3 windows of 16 px over 48 x 40 (the last shifted in)
+    engine, dev = tmp_path / "engine", tmp_path / "dev"
+    patches = sorted(p.relative_to(engine) for p in engine.rglob("*.npz"))
+    assert patches == sorted(p.relative_to(dev) for p in dev.rglob("*.npz")) and len(patches) == 9
+    for name in patches + [Path("dataset.json"), Path("samples.csv")]:
+        assert _sha256(engine / name) == _sha256(dev / name), name
+    card = json.loads((engine / "dataset.json").read_text())
+    assert card["sharpening"]["bands"] == ["B05", "B06", "B07", "B8A", "B11", "B12"]
+    assert card["sharpening"]["reflectance_preserved"] == {"dates": 2, "preserved": 2}
+
+
 def test_5b_builddataset_runs_on_local_workers_of_the_managed_engine(stock, tmp_path):
     """Four MGRS tiles in two UTM zones, on two local workers started from the engine's own Python (not QGIS's)."""
     from satplugin.tests.fixtures.synthetic_region import write_region
