@@ -114,10 +114,10 @@ class Sharpener:
             _replace_bands(image.path, raw, copy, list(self.model.gives), part.sub_range(0.9, 1.0))
             raw.unlink()
             images[t] = replace(image, path=copy)
-        kept = sum(self.preserved)
+        held = sum(self.preserved)
         feedback.log(f"Sharpened {', '.join(self.bands)} to 10 m on {len(dates)} date{'' if len(dates) == 1 else 's'} "
                      f"with {self.model.model_name}"
-                     + ("" if kept == len(dates) else f" (each 20 m pixel's value kept on {kept} of {len(dates)})")
+                     + ("" if held == len(dates) else f" (each 20 m pixel's value kept on {held} of {len(dates)})")
                      + (f"; {', '.join(self.kept)} as the images hold them." if self.kept else "."))
         return replace(series, images=images)
 
