@@ -270,3 +270,17 @@ def test_a_few_blocks_of_data_are_not_enough_to_judge_by(tmp_path, sharpener):
     logs = []
     resolve([path], tmp_path / "out.tif", model=sharpener, tile_size=64, overlap=8, log=logs.append)
     assert any("resampled onto the grid (bilinearly" in m for m in logs), [m for m in logs if "coarse bands" in m]
+
+
+@pytest.mark.parametrize("nodata", [float("nan"), None])
+def test_nan_pixels_are_no_data_and_do_not_spread_through_the_network(tmp_path, sharpener, nodata):
+    """A NaN no-data value is equal to nothing, so NaN pixels were fed to the model: its 3 x 3 box spread them."""
+    rng = np.random.default_rng(9)
+    reflectance = np.concatenate([np.repeat(np.repeat(rng.uniform(0.03, 0.3, (2, 20, 24)), 2, 1), 2, 2),
+                                  rng.uniform(0.03, 0.3, (2, 40, 48))])
+    reflectance[:, 10:13, 20:25] = np.nan
+    path = write_float(tmp_path / "hole.tif", reflectance, nodata=nodata)
+    resolve([path], tmp_path / "out.tif", model=sharpener, tile_size=64, overlap=8)
+    out = read(tmp_path / "out.tif")[0]
+    assert [int(np.isnan(band).sum()) for band in out] == [15, 15]  # the hole, no wider
+    assert np.isnan(out[:, 10:13, 20:25]).all()

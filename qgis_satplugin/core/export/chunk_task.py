@@ -39,7 +39,7 @@ class _Open:
 
 
 def payload(job: str, n_samples: int, max_dates: int, staging: Path, work: ChunkWork, sources: list) -> dict:
-    """``sources``: the raster each date's pixels are read from (a sharpened copy, or the date's own file)."""
+    """``sources``: the raster each date's pixels are read from (its sharpened VRT, or the date's own file)."""
     return {"job": job, "n_samples": n_samples, "max_dates": max_dates, "staging": str(staging), "chunk": work.to_dict(),
             "sources": list(sources)}
 

@@ -72,8 +72,8 @@ class ExportOptions(StepOptions):
         "B8A, B11, B12) sharpened by the shipped band-sharpening model (s2_sharpen_20m.onnx, as Super-resolve gives "
         "them) on every date exported, each 20 m pixel keeping its value where the native pixels start at the "
         "grid's origin (the download step's grids do; the log and the card say on how many dates it held); the "
-        "60 m bands stay as the images hold them. With DASK_SCHEDULER the model runs on the cluster too. It needs the 10 m and 20 m bands in the images, and room beside the output for a sharpened copy of "
-        "each date while the export runs."))
+        "60 m bands stay as the images hold them. With DASK_SCHEDULER the model runs on the cluster too. It needs the 10 m and 20 m bands in the images, and room beside the output for the six sharpened "
+        "bands of each date while the export runs."))
     min_labelled: float = option(0.0, help=(
         "The share (0 to 1) of a patch's label pixels that must have a class; needs the class labels."))
     max_cloud: float = option(100.0, help=(

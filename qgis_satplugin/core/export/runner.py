@@ -180,7 +180,7 @@ def _write_on_cluster(scheduler, options: ExportOptions, works: list, meta, temp
                       feedback: Feedback, sources: list) -> None:
     """One task per chunk on the Dask cluster; the results added up in chunk order.
 
-    ``sources``: the raster each date's pixels are read from (its sharpened copy, or its own file)."""
+    ``sources``: the raster each date's pixels are read from (its sharpened VRT, or its own file)."""
     from ..cluster.tasks import Task, dask_client, run_tasks
     from .chunk_task import export_chunk, payload
 

@@ -8,9 +8,9 @@ the same raster, with its reflectance preservation: every 20 m pixel keeps its v
 native pixels start at the raster's origin (the download step's grids do; the log and the card
 say on how many dates it held).
 
-Each sharpened date becomes a copy of the date's raster with its 20 m bands replaced, in
-the raster's own encoding (dtype, scale, offset, no-data): the rest of the export reads it
-as it reads the original, and the card's scales and offsets still hold. Integer DN round
+Each sharpened date becomes its 20 m bands in the raster's own encoding (dtype, scale, offset,
+no-data) and a VRT that reads them, and every other band from the date's own file: the rest
+of the export reads it as it reads the original, and the card's scales and offsets still hold. Integer DN round
 the sharpened reflectance to half a DN step (5e-5 reflectance for Sentinel-2's 1e-4);
 a pixel the model gives no value for keeps the image's. The 60 m bands stay as the images
 hold them. The copies lie in a hidden folder beside the output (where a Dask export's
@@ -93,7 +93,7 @@ class Sharpener:
 
     def sharpen(self, series: ImageSeries, dates: list, folder: Path, feedback: Feedback,
                 dask_scheduler: str | None = None) -> ImageSeries:
-        """``series`` with each of ``dates`` (indices) read from its sharpened copy in ``folder``; with
+        """``series`` with each of ``dates`` (indices) read from its sharpened VRT in ``folder``; with
         ``dask_scheduler`` the model runs on that cluster (the same bytes, see the super-resolution step)."""
         images = list(series.images)
         said = set()
@@ -110,10 +110,10 @@ class Sharpener:
             preserved = self.model(image.path, raw, Feedback(part.sub_range(0.0, 0.9).set_progress, log, part.is_canceled),
                                    dask_scheduler=dask_scheduler)
             self.preserved.append(preserved)
-            copy = folder / f"date-{t:04d}.tif"
-            _replace_bands(image.path, raw, copy, list(self.model.gives), part.sub_range(0.9, 1.0))
+            vrt = _replace_bands(image.path, raw, folder / f"date-{t:04d}.tif", list(self.model.gives),
+                                 part.sub_range(0.9, 1.0))
             raw.unlink()
-            images[t] = replace(image, path=copy)
+            images[t] = replace(image, path=vrt)
         held = sum(self.preserved)
         feedback.log(f"Sharpened {', '.join(self.bands)} to 10 m on {len(dates)} date{'' if len(dates) == 1 else 's'} "
                      f"with {self.model.model_name}"
@@ -137,33 +137,55 @@ def remove_folder(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _replace_bands(original: Path, sharpened: Path, out: Path, names: list, feedback: Feedback) -> None:
-    """``original`` with the bands ``names`` taken from ``sharpened`` (float reflectance), in its encoding."""
+def _replace_bands(original: Path, sharpened: Path, out: Path, names: list, feedback: Feedback) -> Path:
+    """``original`` with the bands ``names`` taken from ``sharpened`` (float reflectance), in its encoding.
+
+    Only those bands are written (``out``, a GeoTIFF); the VRT beside it (returned) reads every
+    other band from ``original`` itself, so a copy costs the sharpened bands' disk, not the date's.
+    """
     import rasterio
 
     own = open_image_series([original], feedback=Feedback(), undated_ok=True)  # the scales the runtime read it with
     keys = [_key(b) for b in own.bands]
-    pairs = [(j + 1, keys.index(_key(b))) for j, b in enumerate(names)]
+    pairs = [(j + 1, keys.index(_key(b))) for j, b in enumerate(names)]  # (model band, 0-based file band)
     with rasterio.open(original) as src, rasterio.open(sharpened) as model_out:
         dtype, nodata = np.dtype(src.dtypes[0]), src.nodata
-        profile = {"driver": "GTiff", "width": src.width, "height": src.height, "count": src.count,
+        profile = {"driver": "GTiff", "width": src.width, "height": src.height, "count": len(pairs),
                    "dtype": src.dtypes[0], "crs": src.crs, "transform": src.transform, "nodata": nodata,
                    "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate", "zlevel": 1,
                    "BIGTIFF": "IF_SAFER"}
         with rasterio.open(out, "w", **profile) as dst:
-            dst.update_tags(**src.tags())
-            dst.descriptions, dst.scales, dst.offsets = src.descriptions, src.scales, src.offsets
-            for i in range(1, src.count + 1):
-                dst.update_tags(i, **src.tags(i))
             for r0 in range(0, src.height, STRIP_ROWS):
                 feedback.check_canceled()
                 window = ((r0, min(r0 + STRIP_ROWS, src.height)), (0, src.width))
-                data = src.read(window=window)
-                for j, i in pairs:
-                    data[i] = _encode(model_out.read(j, window=window), data[i], own.scales[0, i], own.offsets[0, i],
-                                      dtype, nodata)
-                dst.write(data, window=window)
+                for k, (j, i) in enumerate(pairs, start=1):
+                    dst.write(_encode(model_out.read(j, window=window), src.read(i + 1, window=window),
+                                      own.scales[0, i], own.offsets[0, i], dtype, nodata), k, window=window)
                 feedback.set_progress(min(r0 + STRIP_ROWS, src.height) / src.height)
+        vrt = out.with_suffix(".vrt")
+        replaced = {i + 1: k for k, (_, i) in enumerate(pairs, start=1)}  # file band -> band of ``out``
+        vrt.write_text(_vrt(src, original, out, replaced), encoding="utf-8")
+    return vrt
+
+
+def _vrt(src, original: Path, sharpened: Path, replaced: dict) -> str:
+    """A VRT of ``src``'s bands, each read from ``original``, or from ``sharpened`` where ``replaced`` says."""
+    from xml.sax.saxutils import escape
+
+    from rasterio.dtypes import dtype_rev, typename_fwd
+
+    kind = typename_fwd[dtype_rev[src.dtypes[0]]]
+    t = src.transform
+    nodata = "" if src.nodata is None else f"<NoDataValue>{src.nodata!r}</NoDataValue>"
+    bands = []
+    for i in range(1, src.count + 1):
+        path, band = (sharpened, replaced[i]) if i in replaced else (original, i)
+        bands.append(f'<VRTRasterBand dataType="{kind}" band="{i}">{nodata}'
+                     f'<SimpleSource><SourceFilename relativeToVRT="0">{escape(str(Path(path).absolute()))}'
+                     f"</SourceFilename><SourceBand>{band}</SourceBand></SimpleSource></VRTRasterBand>")
+    return (f'<VRTDataset rasterXSize="{src.width}" rasterYSize="{src.height}">'
+            f"<SRS>{escape(src.crs.to_wkt())}</SRS><GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}"
+            f"</GeoTransform>{''.join(bands)}</VRTDataset>\n")
 
 
 def _encode(reflectance: np.ndarray, current: np.ndarray, scale: float, offset: float, dtype: np.dtype,

@@ -93,7 +93,7 @@ class StripReader:
         norm, has_data, clear = {}, {}, {}
         for i in set(self.order):
             dn = self._images[i].read(self.file_bands, window=window)
-            has_data[i] = np.ones(dn.shape[1:], dtype=bool) if nodata is None else np.all(dn != nodata, axis=0)
+            has_data[i] = _has_data(dn, nodata)
             clear[i] = has_data[i]
             if i in self._masks:
                 clear[i] = has_data[i] & self._clear_of_cloud(i, a, b)
@@ -153,6 +153,15 @@ def _reflect_edges(array: np.ndarray, pad_rows: tuple, pad_cols: tuple) -> None:
         idx = _reflect_index(left, n_cols, right) + left
         edge = np.r_[0:left, left + n_cols:cols]
         array[..., edge] = array[..., idx[edge]]
+
+
+def _has_data(dn: np.ndarray, nodata) -> np.ndarray:
+    """[h, w]: where every band of ``dn`` [C, h, w] holds a value: not no-data, and (float DN) not NaN,
+    which no comparison with a NaN no-data value finds, and which would spread through the network."""
+    has = np.ones(dn.shape[1:], dtype=bool) if dn.dtype.kind != "f" else np.isfinite(dn).all(axis=0)
+    if nodata is not None and not np.isnan(nodata):
+        has &= np.all(dn != nodata, axis=0)
+    return has
 
 
 def _fill_from_stack(stack: np.ndarray, clear: np.ndarray, has_data: np.ndarray) -> np.ndarray:
