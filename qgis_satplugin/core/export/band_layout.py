@@ -4,7 +4,8 @@
 take; ``sharpened`` is the same layout, its 20 m bands sharpened first (:mod:`.sharpening`).
 ``native``: bands grouped by their native Sentinel-2 resolution as DeepSatData keeps them
 (10 m at P, 20 m at P/2, 60 m at P/6 px). The download step writes every band on one grid,
-so the coarser groups are rebuilt here by averaging blocks of the image grid (2 x 2 for 20 m bands, 6 x 6 for 60 m bands on a 10 m grid), ignoring no-data
+so the coarser groups are rebuilt here by averaging blocks of the image grid (2 x 2 for
+20 m bands, 6 x 6 for 60 m bands on a 10 m grid), ignoring no-data
 pixels. For bands that were resampled from their native grid, the block mean is close to
 (not bit-identical with) the original product's pixel; where the image grid's origin sits
 on the 60 m Sentinel-2 lattice the blocks coincide with the native pixels.

@@ -116,7 +116,7 @@ def run(options: ExportOptions, feedback: Feedback | None = None, *, sharpener=N
         )
 
 
-def _plan_and_write(ctx: ExportContext, target, split_polygons, sharpener: Sharpener | None,
+def _plan_and_write(ctx: ExportContext, target, split_polygons, sharpening: Sharpener | None,
                     feedback: Feedback) -> dict:
     """Plan (nothing written yet), sharpen the dates it keeps when asked, then write everything into the
     staging folder; returns the card."""
@@ -136,10 +136,10 @@ def _plan_and_write(ctx: ExportContext, target, split_polygons, sharpener: Sharp
         works = chunk_works(series, plan, meta.patch_size)
         start = PLAN_SHARE
         reading = series  # the rasters the pixels are read from
-        if sharpener is not None:
+        if sharpening is not None:
             sharpened_folder = sharpening_folder(target)
             used = sorted({int(t) for dates in plan.dates for t in dates})
-            reading = sharpener.sharpen(series, used, sharpened_folder, feedback.sub_range(start, start + SHARPEN_SHARE),
+            reading = sharpening.sharpen(series, used, sharpened_folder, feedback.sub_range(start, start + SHARPEN_SHARE),
                                         options.dask_scheduler)
             start += SHARPEN_SHARE
         with StagedFolder(target) as temp:
@@ -162,7 +162,7 @@ def _plan_and_write(ctx: ExportContext, target, split_polygons, sharpener: Sharp
             write_samples_csv(temp, totals.records)
             write_index(temp, totals.index_rows, meta.crs_wkt)
             summary = {"stats": totals.stats, "class_pixels": totals.class_pixels}
-            card = _card(ctx, plan, meta, options.card_parameters(series.bands), summary, sharpener)
+            card = _card(ctx, plan, meta, options.card_parameters(series.bands), summary, sharpening)
             # The collection and the Croissant file come before the file list, so it names them too.
             totals.catalog.close(card)
             write_croissant(temp, card)
@@ -215,7 +215,7 @@ def _with_absolute_paths(options: ExportOptions) -> ExportOptions:
     return replace(options, images=images, labels=labels, output_folder=os.path.abspath(options.output_folder))
 
 
-def _card(ctx: ExportContext, plan, meta, params, summary, sharpener: Sharpener | None = None) -> dict:
+def _card(ctx: ExportContext, plan, meta, params, summary, sharpening: Sharpener | None = None) -> dict:
     series, layout, fmt = ctx.series, ctx.layout, ctx.options.format
     grid = series.grid
     splits = {}
@@ -246,7 +246,7 @@ def _card(ctx: ExportContext, plan, meta, params, summary, sharpener: Sharpener 
         "stride": params["stride"],
         "label_scale": meta.label_scale,
         "band_resolution": meta.band_resolution,
-        "sharpening": sharpener.describe() if sharpener else None,
+        "sharpening": sharpening.describe() if sharpening else None,
         "bands": list(series.bands),
         "band_groups": layout.describe(),
         "dtype": series.dtype,

@@ -34,10 +34,10 @@ from ..feedback import Feedback
 from ..image_series.reader import ImageSeries, open_image_series
 from ..locks import remove_leftovers
 from ..sentinel2 import NATIVE_RESOLUTION_M, canonical_band_name
+from .band_layout import RESOLUTION_TOLERANCE
 from .staging import resolved
 
 GRID_PIXEL_M = 10.0  # the model's grid: the 10 m bands' own
-PIXEL_TOLERANCE = 1e-3  # relative; resampled rasters often carry 9.9948 m pixels
 STRIP_ROWS = 512  # rows copied at once (13 uint16 bands of a 10980 px tile: 150 MB)
 
 
@@ -66,7 +66,7 @@ class Sharpener:
                 "sharpener=superres.ShippedSharpener to export.run.")
         grid = series.grid
         for size in (grid.pixel_width, abs(grid.pixel_height)):
-            if abs(size - GRID_PIXEL_M) > PIXEL_TOLERANCE * GRID_PIXEL_M:
+            if abs(size - GRID_PIXEL_M) > RESOLUTION_TOLERANCE * GRID_PIXEL_M:
                 raise SatPluginError(
                     f"BAND_RESOLUTION sharpened needs the images on a 10 m grid (the sharpening model's); these have "
                     f"{grid.pixel_width:g} x {abs(grid.pixel_height):g} m pixels. Use resample or native.")
