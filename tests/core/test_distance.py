@@ -43,7 +43,7 @@ def test_distances_are_exact(block, cap):
     for shape in [(37, 53), (64, 91), (1, 30), (30, 1)]:
         ids = blocky_ids(rng, shape, block, (-1, 4))
         out = np.empty(ids.shape, np.float32)
-        distance_metres(ids, cap, 10.0, out)
+        distance_metres(ids, cap, 10.0, out, 0)
         np.testing.assert_array_equal(out, reference_metres(ids, 10.0, cap), err_msg=f"{shape} block {block}")
 
 
@@ -52,7 +52,7 @@ def test_one_large_parcel_is_measured_by_the_envelope_and_stays_exact():
     ids = np.zeros((70, 260), np.int32)
     ids[30:33, 100:140] = 1  # an inner parcel, so the distances are not just to the window's border
     out = np.empty(ids.shape, np.float32)
-    distance_metres(ids, DISTANCE_HALO, 10.0, out)
+    distance_metres(ids, DISTANCE_HALO, 10.0, out, 0)
     np.testing.assert_array_equal(out, reference_metres(ids, 10.0, DISTANCE_HALO))
     assert out.max() > 25 * 10  # deep enough that the outward search would have been costly
 

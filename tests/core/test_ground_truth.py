@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import rasterio
 import shapely
+import shapely.affinity
 from shapely.geometry import box
 
 from satplugin.qgis_satplugin.core.errors import Canceled, SatPluginError
@@ -129,6 +130,43 @@ def test_strip_size_does_not_change_outputs(tmp_path):
         np.testing.assert_array_equal(one_strip[name], many[name], err_msg=name)
 
 
+def test_one_thread_writes_every_raster_so_two_runs_under_a_full_cache_give_the_same_bytes(tmp_path, monkeypatch):
+    """GDAL's block cache flushes dirty tiles when it is full, from whichever thread needs room:
+    with writes from two threads, the order of tiles in a file, so its bytes, depended on timing."""
+    import hashlib
+    import threading
+
+    from satplugin.qgis_satplugin.core import gdal_cache
+    from satplugin.qgis_satplugin.core.ground_truth import writer
+    from satplugin.qgis_satplugin.core.ground_truth.distance import DISTANCE_CHUNK_ROWS
+
+    monkeypatch.setattr(gdal_cache, "GDAL_CACHE_MB", 1)  # a cache of a few tiles: flushed all the time
+    writers = []
+    real_write_rows = writer.write_rows
+
+    def recorded(dataset, row0, values):
+        writers.append((threading.get_ident(), dataset.descriptions[0], row0))
+        real_write_rows(dataset, row0, values)
+
+    monkeypatch.setattr(writer, "write_rows", recorded)
+    grid = PixelGrid.square(CRS, 500000.0, 5015000.0, 10.0, 300, 1500)  # several distance chunks
+    rng = np.random.default_rng(8)
+    centres = rng.uniform([500000, 5000000], [503000, 5015000], (400, 2))
+    geoms = list(shapely.buffer(shapely.points(centres), rng.uniform(10, 300, 400), quad_segs=3))
+    classes = rng.integers(1, 5, 400).tolist()
+    digests = []
+    for run_name in ("a", "b"):
+        (tmp_path / run_name).mkdir()
+        writers.clear()
+        burn(tmp_path / run_name, geoms, classes, grid=grid, strip_rows=64)
+        digests.append({f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in (tmp_path / run_name).iterdir()})
+        assert len({thread for thread, _, _ in writers}) == 1 and writers[0][0] != threading.get_ident()
+        # The distance rows come in chunks of DISTANCE_CHUNK_ROWS; every other raster in strips of 64.
+        assert [row0 for _, name, row0 in writers if name == "distance_m"] == list(range(0, 1500, DISTANCE_CHUNK_ROWS))
+        assert [row0 for _, name, row0 in writers if name == "parcel_id"] == list(range(0, 1500, 64))
+    assert digests[0] == digests[1]
+
+
 def test_progress_moves_by_strip_on_one_scale(tmp_path):
     grid = PixelGrid.square(CRS, 500000.0, 5003000.0, 10.0, 40, 300)
     seen = []
@@ -175,6 +213,18 @@ def test_invalid_geometry_is_repaired_and_counted(tmp_path):
     assert any("Repaired 1 invalid" in m for m in messages)
     # The repaired bow-tie is two triangles of 400 m2 each: 800 m2 = 8 pixels of cover.
     assert read(tmp_path / "v.tif").sum() == pytest.approx(8.0)
+
+
+def test_a_large_layer_checked_in_two_threads_finds_the_invalid_polygons_of_both_halves(tmp_path, monkeypatch):
+    from satplugin.qgis_satplugin.core.ground_truth import polygons
+
+    monkeypatch.setattr(polygons, "THREADED_MIN", 4)  # the threaded check, on a small scene
+    bowtie = shapely.Polygon([(500000, 5000080), (500040, 5000040), (500040, 5000080), (500000, 5000040)])
+    layer = [bowtie, px(5, 0, 6, 1), px(6, 0, 7, 1), px(7, 0, 8, 1), px(5, 5, 6, 6), px(6, 5, 7, 6), shapely.affinity.translate(bowtie, 0, -40)]
+    result = rasterize(layer, [1, 2, 2, 2, 2, 2, 3], CRS, GRID, OutputPaths(coverage_raster=tmp_path / "v.tif"), min_coverage=0.0)
+    assert result.n_repaired == 2  # the first polygon and the last, one in each half
+    # Two repaired bow-ties of 8 pixels of cover each, and five whole pixels.
+    assert read(tmp_path / "v.tif").sum() == pytest.approx(21.0)
 
 
 def test_reprojected_polygons_match_polygons_given_in_the_grid_crs(tmp_path):

@@ -199,14 +199,24 @@ def burn_strip(x0, y0, x1, y1, seg_start, f_row0, f_row1, f_col0, f_col1, rank, 
                 if s >= 1.0 - FULL_EPS:
                     full[p] = 1
     rows = row1 - row0
+    background_class, background_id = class_by_owner[0], id_by_owner[0]
+    zero = np.float32(0.0)
+    untouched = 0  # counted here, not per pixel in the count arrays: most pixels of a tile are untouched
     for r in range(rows):
         base = r * width
         for c in range(width):
             p = base + c
             value = best_share[p]
+            if value < 0:  # no polygon here (-1), so no state to clean either
+                out_class[r, c] = background_class
+                out_id[r, c] = background_id
+                out_coverage[r, c] = zero
+                out_conflict[r, c] = 0
+                untouched += 1
+                continue
             owner = 0
-            coverage = np.float32(0.0)
-            if value >= 0 and not value < min_share:  # -1: no polygon here
+            coverage = zero
+            if not value < min_share:
                 owner = best_rank[p] + 1
                 coverage = value
             code = 0
@@ -223,6 +233,8 @@ def burn_strip(x0, y0, x1, y1, seg_start, f_row0, f_row1, f_col0, f_col1, rank, 
             touch[p] = 0
             full[p] = 0
             mixed[p] = 0
+    pixel_counts[background_class] += untouched
+    conflict_counts[0] += untouched
 
 
 def new_scratch(rows: int, width: int):

@@ -30,26 +30,20 @@ def _column_distances(ids, cap):  # pragma: no cover - compiled
     h, w = ids.shape
     g = np.empty((h, w), np.int32)
     for y in range(h):
-        for x in range(w):
+        if y == 0 or y == h - 1:  # the window's first and last rows: every parcel pixel there is an edge
+            for x in range(w):
+                g[y, x] = 0 if ids[y, x] >= 0 else (cap if y == 0 else min(g[y - 1, x] + 1, cap))
+            continue
+        for x in (0, w - 1):
+            g[y, x] = 0 if ids[y, x] >= 0 else min(g[y - 1, x] + 1, cap)
+        # Inner pixels without branches (| and &, not or/and), so that the compiler vectorises the row.
+        for x in range(1, w - 1):
             v = ids[y, x]
-            edge = False
-            if v >= 0:
-                if y == 0 or y == h - 1 or x == 0 or x == w - 1:
-                    edge = True
-                elif ids[y - 1, x] != v or ids[y + 1, x] != v or ids[y, x - 1] != v or ids[y, x + 1] != v:
-                    edge = True
-            if edge:
-                g[y, x] = 0
-            elif y == 0:
-                g[y, x] = cap
-            else:
-                d = g[y - 1, x] + 1
-                g[y, x] = d if d < cap else cap
+            edge = (v >= 0) & ((ids[y - 1, x] != v) | (ids[y + 1, x] != v) | (ids[y, x - 1] != v) | (ids[y, x + 1] != v))
+            g[y, x] = 0 if edge else min(g[y - 1, x] + 1, cap)
     for y in range(h - 2, -1, -1):
         for x in range(w):
-            d = g[y + 1, x] + 1
-            if d < g[y, x]:
-                g[y, x] = d
+            g[y, x] = min(g[y, x], g[y + 1, x] + 1)
     return g
 
 
@@ -108,9 +102,12 @@ def _row_envelope(gy, squared, f, s, t):  # pragma: no cover - compiled
 
 
 @kernel
-def distance_metres(ids, cap, pixel_size, out):  # pragma: no cover - compiled
-    """Metres from each parcel pixel's centre to its parcel's edge into ``out`` (0 off parcels).
+def distance_metres(ids, cap, pixel_size, out, first_row):  # pragma: no cover - compiled
+    """Metres from each parcel pixel's centre to its parcel's edge (0 off parcels), for rows
+    [first_row, first_row + len(out)) of ``ids``, into ``out``.
 
+    Every row of ``ids`` counts for the column distances; only the rows asked for are
+    measured along the row (a chunk's halo rows are measured by their own chunk).
     Distances are capped at ``cap`` pixels; an edge pixel's centre lies half a pixel
     from the edge. The arithmetic after the exact squared distance is float32, as numpy
     would do it: sqrt, + 0.5, × pixel size.
@@ -124,7 +121,8 @@ def distance_metres(ids, cap, pixel_size, out):  # pragma: no cover - compiled
     limit = np.int64(cap) * cap
     half = np.float32(0.5)
     size = np.float32(pixel_size)
-    for y in range(h):
+    for r in range(out.shape[0]):
+        y = first_row + r
         effort = 0
         for x in range(w):
             if ids[y, x] >= 0:
@@ -135,8 +133,8 @@ def distance_metres(ids, cap, pixel_size, out):  # pragma: no cover - compiled
             _row_envelope(g[y], squared, f, s, t)
         for x in range(w):
             if ids[y, x] < 0:
-                out[y, x] = 0
+                out[r, x] = 0
             else:
                 d2 = squared[x] if squared[x] < limit else limit
-                out[y, x] = (np.float32(np.sqrt(np.float32(d2))) + half) * size
+                out[r, x] = (np.float32(np.sqrt(np.float32(d2))) + half) * size
     return out

@@ -19,7 +19,7 @@ from ..grid import PixelGrid
 from ..options import StepOptions, option
 
 INT32_MAX = int(np.iinfo(np.int32).max)
-# Rows per strip (see .strips): memory is about 74 bytes per pixel of a strip (~210 MB for a
+# Rows per strip (see .strips): memory is about 85 bytes per pixel of a strip (~240 MB for a
 # strip of a full 10980-pixel-wide tile), whatever the number of parcels or the grid's height.
 # Taller strips are not faster: their work arrays no longer stay in the CPU's caches.
 STRIP_ROWS = 256

@@ -32,6 +32,27 @@ def decode_polygons(polygons) -> np.ndarray:
         raise SatPluginError(f"A polygon is not valid WKB ({exc}).") from None
 
 
+# Below this many geometries a second thread costs more than it saves.
+THREADED_MIN = 10_000
+
+
+def _in_two_threads(function, geoms: np.ndarray) -> np.ndarray:
+    """``function(geoms)`` for a vectorised shapely function, its two halves computed at once.
+
+    GEOS releases the GIL, so the validity check of 100,000 parcels takes half the time on
+    two cores (it is the largest part of the preparation).
+    """
+    if len(geoms) < THREADED_MIN:
+        return function(geoms)
+    from concurrent.futures import ThreadPoolExecutor
+
+    half = len(geoms) // 2
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="satplugin-prepare") as pool:
+        first = pool.submit(function, geoms[:half])
+        second = function(geoms[half:])
+        return np.concatenate([first.result(), second])
+
+
 def prepare_polygons(polygons, source_crs, grid: PixelGrid, feedback: Feedback):
     """Repaired polygons in the grid's CRS. Returns (geoms, n_repaired, n_empty)."""
     geoms = decode_polygons(polygons)
@@ -41,7 +62,7 @@ def prepare_polygons(polygons, source_crs, grid: PixelGrid, feedback: Feedback):
     types = set(shapely.get_type_id(geoms[~missing]).tolist())
     if types - POLYGONAL_TYPES:
         raise SatPluginError("The input layer must contain polygons; found points or lines.")
-    invalid = ~missing & ~shapely.is_valid(geoms)
+    invalid = ~missing & ~_in_two_threads(shapely.is_valid, geoms)
     n_repaired = int(invalid.sum())
     if n_repaired:
         geoms[invalid] = [polygonal_part(g) for g in shapely.make_valid(geoms[invalid])]

@@ -13,11 +13,12 @@ from .distance import DISTANCE_CHUNK_ROWS, DISTANCE_HALO
 from .options import STRIP_ROWS
 
 # The burner's work arrays (52 bytes a pixel, see burn_kernel.new_scratch) and the four output
-# layers (11) of the strip being burnt and of the one being written.
-BYTES_PER_STRIP_PIXEL = 52 + 2 * 11
-# The distance lane: a chunk with its halo, as held labels, their joined copy, column distances
-# and metres, plus the label strips queued for it.
-DISTANCE_BYTES_PER_COLUMN = (DISTANCE_CHUNK_ROWS + 2 * DISTANCE_HALO) * 16 + DISTANCE_CHUNK_ROWS * 8
+# layers (11) of the strip being burnt, of the one being written and of the one queued.
+BYTES_PER_STRIP_PIXEL = 52 + 3 * 11
+# The distance lane: a chunk with its halo, as held labels, their joined copy and column
+# distances, plus the label strips queued for it and two chunks of metres (one measured,
+# one waiting for its turn to be written; see writer.StripWriter).
+DISTANCE_BYTES_PER_COLUMN = (DISTANCE_CHUNK_ROWS + 2 * DISTANCE_HALO) * 12 + DISTANCE_CHUNK_ROWS * (8 + 2 * 4)
 # Every output holds at most 4 bytes a pixel (class, id, coverage, conflict, distance).
 OUTPUT_BYTES_PER_PIXEL = 2 + 4 + 4 + 1 + 4
 # Wider grids get fewer rows per strip, so a strip stays under this.

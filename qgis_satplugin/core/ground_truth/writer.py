@@ -1,9 +1,9 @@
 """The output files: the rasters opened on the grid, strips written behind the computation, checks.
 
 Every raster is a tiled GeoTIFF on the grid (:meth:`PixelGrid.geotiff_profile`), ZSTD
-compressed, with its band description and tags. Strips are written on two background
-threads while the next ones are burnt; after the run each file is checked whole before it
-takes its final name.
+compressed, with its band description and tags. Strips are written by one background
+thread while the next ones are burnt and a second one measures distances; after the run
+each file is checked whole before it takes its final name.
 """
 from __future__ import annotations
 
@@ -29,45 +29,56 @@ SOURCE_TAG = "satplugin:rasterizegroundtruth"
 
 
 class StripWriter:
-    """Writes finished strips behind the computation, on two background threads.
+    """Writes finished strips behind the computation: one thread writes, another measures distances.
 
-    One writes the class, id, coverage and conflict rasters; the other measures and
-    writes distances, chunk by chunk. Compression, the distance transform and the
-    burning all release the GIL, so the three run at once. The rasters' thread
-    holds at most one strip; the distance thread at most a chunk's worth of them.
+    Every write goes through the one writing thread, in the same order every run: the
+    strips as they came, each distance chunk a fixed number of strips after the strip that
+    completes it. GDAL's block cache is shared
+    by all open rasters and flushes dirty tiles when it is full: were two threads writing,
+    which tile reached a file first would depend on their timing, and two runs would give
+    files with the same pixels but different bytes. Compression, the distance transform
+    and the burning all release the GIL, so the three run at once. The writing thread
+    holds at most a few strips; the distance thread at most a chunk's worth of them.
     """
 
     def __init__(self, datasets, pixel_size, strip_rows: int):
         self.datasets = datasets
         self.distance = DistanceWindow(pixel_size) if "distance" in datasets else None
-        self.rasters = _Lane("satplugin-writer", 1)
-        self.distances = _Lane("satplugin-distance", max(1, self.distance.chunk_rows // strip_rows) if self.distance else 1)
+        # A strip's distances are written this many strips later (a fixed place, so the same
+        # order every run), which gives the distance thread that long to measure a chunk.
+        self.lag = max(1, self.distance.chunk_rows // strip_rows) if self.distance else 1
+        self.measured: list = []  # futures of the distance chunks each strip completes, not yet queued
+        # A strip's rasters, then the distance chunks due (when distances are written).
+        self.rasters = _Lane("satplugin-writer", 2 if self.distance else 1)
+        self.distances = _Lane("satplugin-distance", self.lag)
 
     def submit(self, row0, layers):
         self.rasters.submit(self._write, row0, layers)
         if self.distance is not None:
-            self.distances.submit(self._measure, row0, layers["id"])
+            self.measured.append(self.distances.submit(self.distance.push, row0, layers["id"]))
+            if len(self.measured) > self.lag:
+                self.rasters.submit(self._write_distances, self.measured.pop(0))
 
     def _write(self, row0, layers):
         for name, values in layers.items():
             if name in self.datasets and name != "distance":
                 write_rows(self.datasets[name], row0, values)
 
-    def _measure(self, row0, ids):
-        for chunk in self.distance.push(row0, ids):
+    def _write_distances(self, measured):
+        for chunk in measured.result():  # waits for the distance thread if need be; re-raises its error
             write_rows(self.datasets["distance"], *chunk)
 
     def finish(self):
-        self.rasters.wait()
         if self.distance is not None:
-            self.distances.wait()
-            for chunk in self.distance.finish():
-                write_rows(self.datasets["distance"], *chunk)
+            self.measured.append(self.distances.submit(self.distance.finish))  # the rows left
+        while self.measured:
+            self.rasters.submit(self._write_distances, self.measured.pop(0))
+        self.rasters.wait()
 
     def close(self):
         """Stop and close everything, after success or failure alike."""
+        self.distances.close()  # first: a write waiting for a chunk not yet measured then ends at once
         self.rasters.close()
-        self.distances.close()
         for dataset in self.datasets.values():
             dataset.close()
 
@@ -81,9 +92,12 @@ class _Lane:
         self.pending: list = []
 
     def submit(self, fn, *args):
+        """Queue ``fn(*args)``, after waiting while the lane is full; returns its future."""
         while len(self.pending) >= self.depth:
             self.pending.pop(0).result()  # re-raises a write error (a full disk) in the caller
-        self.pending.append(self.pool.submit(fn, *args))
+        job = self.pool.submit(fn, *args)
+        self.pending.append(job)
+        return job
 
     def wait(self):
         while self.pending:
