@@ -18,7 +18,7 @@ from ..qgis_satplugin.core.region.options import BuildDatasetOptions
 from .base import SatPluginAlgorithm, core_errors, options_help
 from .download_products import BAND_CHOICES, BAND_LABELS
 from .export_patches import FORMATS
-from .polygon_input import PolygonLayerInput, remove_geopackage
+from .polygon_input import PolygonLayerInput, layer_field_name, remove_geopackage
 from .qgis_inputs import add_scheduler_parameter, number_parameter, scheduler_option, split_ratios_value
 from .search_products import BACKENDS, COLLECTIONS, STRATEGIES
 
@@ -101,8 +101,8 @@ class BuildDataset(PolygonLayerInput, SatPluginAlgorithm):
         source = self.parameterAsSource(parameters, "INPUT", context)
         if source is None or QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.PolygonGeometry:
             raise QgsProcessingException("INPUT must be a readable polygon layer.")
-        class_field = self.parameterAsString(parameters, "CLASS_FIELD", context)
-        id_field = self.parameterAsString(parameters, "ID_FIELD", context)
+        class_field = layer_field_name(source.fields(), "CLASS_FIELD", self.parameterAsString(parameters, "CLASS_FIELD", context))
+        id_field = layer_field_name(source.fields(), "ID_FIELD", self.parameterAsString(parameters, "ID_FIELD", context))
         backend = BACKENDS[self.parameterAsEnum(parameters, "BACKEND", context)][0]
         polygons_file, _, temporary = self.polygons_for_engine(source, parameters, context, feedback, class_field,
                                                                id_field, None)

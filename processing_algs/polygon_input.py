@@ -35,6 +35,20 @@ TEMPORARY_FIELDS = {"class": "satplugin_class", "id": "satplugin_parcel_id", "na
 WRITE_BATCH = 2000
 
 
+def layer_field_name(fields, label: str, name: str) -> str:
+    """The layer's own spelling of the field ``name``, found as QGIS finds fields: ignoring case.
+
+    QGIS accepts 'lulc_id' for a field 'LULC_ID'; the engine, which reads the file itself,
+    and QgsFields.field() need the name as the layer spells it.
+    """
+    if not name:
+        return name
+    index = fields.lookupField(name)
+    if index < 0:
+        raise QgsProcessingException(f"{label}: the layer has no field named '{name}'.")
+    return fields.at(index).name()
+
+
 class PolygonLayerInput:
     """For an algorithm with an INPUT polygon source and an optional FILTER expression."""
 

@@ -27,7 +27,7 @@ from .base import (
     crs_string,
     layer_file,
 )
-from .polygon_input import PolygonLayerInput, remove_geopackage
+from .polygon_input import PolygonLayerInput, layer_field_name, remove_geopackage
 from .qgis_inputs import grid_of_raster_layer
 
 INTEGER_TYPES = (QVariant.Int, QVariant.UInt, QVariant.LongLong, QVariant.ULongLong)
@@ -147,9 +147,10 @@ class RasterizeGroundTruth(PolygonLayerInput, SatPluginAlgorithm):
         class_field = self.parameterAsString(parameters, "CLASS_FIELD", context)
         id_field = self.parameterAsString(parameters, "ID_FIELD", context)
         name_field = self.parameterAsString(parameters, "CLASS_NAME_FIELD", context)
-        for label, field_name in (("CLASS_FIELD", class_field), ("ID_FIELD", id_field), ("CLASS_NAME_FIELD", name_field)):
-            if field_name and fields.lookupField(field_name) < 0:
-                raise QgsProcessingException(f"{label}: the layer has no field named '{field_name}'.")
+        class_field, id_field, name_field = (
+            layer_field_name(fields, label, name)
+            for label, name in (("CLASS_FIELD", class_field), ("ID_FIELD", id_field), ("CLASS_NAME_FIELD", name_field))
+        )
         if id_field and fields.field(id_field).type() not in INTEGER_TYPES:
             raise QgsProcessingException(f"ID_FIELD: '{id_field}' is not an integer field.")
         outputs = OutputPaths(

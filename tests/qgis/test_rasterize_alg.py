@@ -372,3 +372,26 @@ def test_field_names_that_would_clash_in_a_geopackage_work(satplugin_provider, t
     assert set(ids[classes == 5].tolist()) == {8}
     names = {row["class_id"]: row["name"] for row in json.loads((tmp_path / "classes.json").read_text())}
     assert names[4] == "wheat" and names[5] == "barley"
+
+
+@pytest.mark.parametrize("route", ["the engine reads the file", "QGIS reads the features"])
+def test_field_names_in_another_case_are_the_layers_fields(satplugin_provider, tmp_path, route):
+    """QGIS finds 'lulc_id' for a field 'LULC_ID'; so does the step, whoever reads the file."""
+    import geopandas as gpd
+    import shapely
+
+    path = tmp_path / "parcels.gpkg"
+    frame = gpd.GeoDataFrame({"LULC_ID": [3, 4], "Parcel": [70, 80]},
+                             geometry=[shapely.from_wkt(square(0, 0, 2)), shapely.from_wkt(square(3, 0, 3))], crs="EPSG:32633")
+    frame.to_file(path, driver="GPKG")
+    layer = QgsVectorLayer(str(path), "parcels", "ogr")
+    assert layer.isValid()
+    params = {"INPUT": layer, "CLASS_FIELD": "lulc_id", "ID_FIELD": "PARCEL", "OUTPUT_CLASS": str(tmp_path / "class.tif"),
+              "OUTPUT_ID": str(tmp_path / "id.tif")}
+    if route == "QGIS reads the features":
+        params["FILTER"] = '"LULC_ID" > 0'
+    result = run(params)
+    classes, _ = read(result["OUTPUT_CLASS"])
+    ids, _ = read(result["OUTPUT_ID"])
+    assert (classes == 3).sum() == 4 and (classes == 4).sum() == 9
+    assert set(ids[classes == 3].tolist()) == {70} and set(ids[classes == 4].tolist()) == {80}
