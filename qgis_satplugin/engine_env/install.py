@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,7 +198,8 @@ def _pip_wheel(plan: InstallPlan, staging: Path, feedback: Feedback) -> Path:
             release = json.load(answer)
         wheel = next(u for u in release["urls"] if u["packagetype"] == "bdist_wheel")
         target = staging / wheel["filename"]
-        with urllib.request.urlopen(wheel["url"], timeout=300) as answer:
+        # PyPI gives absolute addresses; a mirror of its JSON API may give them relative to the page.
+        with urllib.request.urlopen(urllib.parse.urljoin(PYPI_PIP, wheel["url"]), timeout=300) as answer:
             data = answer.read()
     except (OSError, ValueError, KeyError, StopIteration) as exc:  # URLError and timeouts are OSErrors
         raise SatPluginError(

@@ -146,6 +146,39 @@ def test_install_and_remove_keep_what_they_did_not_make(tmp_path):
     assert not (tmp_path / "engine.new").exists() and not plan.folder.exists()
 
 
+def test_pip_comes_from_the_pypi_json_api_also_where_a_mirror_gives_relative_addresses(tmp_path, monkeypatch):
+    """The installer without a wheelhouse fetches pip itself, checked against the published sha256."""
+    import hashlib
+
+    from satplugin.qgis_satplugin.engine_env import install
+    from tests.servers.files import RangeFileServer
+
+    wheel = b"PK a pip wheel, as far as the installer can tell"
+    site = tmp_path / "site"
+    (site / "pypi" / "pip").mkdir(parents=True)
+    (site / "packages").mkdir()
+    (site / "packages" / "pip-26.3-py3-none-any.whl").write_bytes(wheel)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    plan = install.InstallPlan(tmp_path / "engine", install.EngineSource(ROOT, __version__), "all")
+    for digest, expected in ((hashlib.sha256(wheel).hexdigest(), None), ("0" * 64, "does not match its published checksum")):
+        release = {"urls": [{"packagetype": "sdist", "url": "../../packages/pip-26.3.tar.gz", "filename": "pip-26.3.tar.gz"},
+                            {"packagetype": "bdist_wheel", "url": "../../packages/pip-26.3-py3-none-any.whl",
+                             "filename": "pip-26.3-py3-none-any.whl", "digests": {"sha256": digest}}]}
+        (site / "pypi" / "pip" / "json").write_text(json.dumps(release))
+        with RangeFileServer(site) as server:
+            monkeypatch.setattr(install, "PYPI_PIP", f"{server.url}/pypi/pip/json")
+            if expected is None:
+                got = install._pip_wheel(plan, staging, Feedback())
+                assert got == staging / "pip-26.3-py3-none-any.whl" and got.read_bytes() == wheel
+                assert [r.path for r in server.requests] == ["/pypi/pip/json", "/packages/pip-26.3-py3-none-any.whl"]
+            else:
+                (staging / "pip-26.3-py3-none-any.whl").unlink()
+                with pytest.raises(SatPluginError, match=expected):
+                    install._pip_wheel(plan, staging, Feedback())
+                assert list(staging.iterdir()) == []
+
+
 def test_an_engine_python_older_than_the_engine_needs_is_one_sentence(tmp_path):
     import tomllib
 

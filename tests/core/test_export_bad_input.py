@@ -41,7 +41,7 @@ def test_images_on_different_grids(folder, tmp_path):
     with rasterio.open(shifted, "w", **profile) as out:
         out.write(data)
     message = _fails(tmp_path, "different grids", [paths[1], shifted])
-    assert "20230501_shifted.tif" in message and "does not resample" in message
+    assert "20230501_shifted.tif" in message and "are not resampled here" in message
 
 
 def test_labels_that_do_not_overlap(folder, tmp_path):

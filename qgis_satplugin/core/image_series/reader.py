@@ -304,7 +304,7 @@ def open_image_series(images, bands=None, feedback: Feedback | None = None, unda
                 raise SatPluginError(
                     f"The images are on different grids: {path.name} is {_describe_grid(ds.crs.to_wkt(), ds.transform, ds.width, ds.height)}, "
                     f"{against} is {_describe_grid(grid.crs, grid.transform, grid.width, grid.height)}. "
-                    "The export does not resample: put every date on one grid first (the download step does, "
+                    "Images are not resampled here: put every date on one grid first (the download step does, "
                     "or gdalwarp with the same -te, -tr and -t_srs)."
                 )
             file_names = _band_names(ds, manifest)
