@@ -88,6 +88,17 @@ def test_polygon_beyond_the_grid_edge_only_counts_inside():
     assert sum(shares.values()) == pytest.approx(big.intersection(box(0, -4, 4, 0)).area)
 
 
+def test_an_edge_whose_rise_is_a_denormal_adds_nothing_and_spoils_nothing():
+    """Found by the property test below: y = -2.2e-308 at two vertices made the slope of their edge
+    overflow, and the NaN columns of its pieces cost the whole polygon its shares."""
+    tiny = -2.2250738585072014e-308
+    triangle = shapely.Polygon([(1.0, tiny), (0.5, tiny / 1.0526), (-0.6536436208636119, -0.7568024953079282)])
+    assert triangle.exterior.coords[0][1] != triangle.exterior.coords[1][1]  # not a horizontal edge
+    shares = engine_shares([triangle], 10, 10, strip_rows=1)
+    assert sum(shares.values()) == pytest.approx(triangle.intersection(box(0, -10, 10, 0)).area, abs=1e-12)
+    assert list(shares) == [(0, 0, 0)]
+
+
 ring_point = st.tuples(st.floats(0.5, 3.0), st.floats(0, 2 * np.pi))
 
 

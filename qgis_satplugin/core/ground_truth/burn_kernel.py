@@ -54,6 +54,10 @@ def _accumulate(x0, y0, x1, y1, s_lo, s_hi, row0, row1, width, area, dy_sum, has
         sign = 1.0 if ya1 > ya0 else -1.0
         xs = x0[s]
         slope = (x1[s] - xs) / (ya1 - ya0)
+        if not abs(slope) < np.inf:
+            # A rise so small that the slope overflows (near-zero coordinates, ~1e-308 apart): it
+            # adds no area, and its NaN columns would spoil the polygon's other pieces.
+            continue
         first_row = int(np.floor(a))
         last_row = max(int(np.ceil(b)), first_row + 1)
         for row in range(first_row, last_row):

@@ -13,7 +13,7 @@ from .distance import DISTANCE_CHUNK_ROWS, DISTANCE_HALO
 from .options import STRIP_ROWS
 
 # The burner's work arrays (52 bytes a pixel, see burn_kernel.new_scratch) and the four output
-# layers (11) of the strip being burnt, of the one being written and of the one queued.
+# layers (11) of the strip being burnt and of the two the writer holds (see writer.StripWriter).
 BYTES_PER_STRIP_PIXEL = 52 + 3 * 11
 # The distance lane: a chunk with its halo, as held labels, their joined copy and column
 # distances, plus the label strips queued for it and two chunks of metres (one measured,
