@@ -1,4 +1,5 @@
 """End-to-end export on synthetic download folders: pixels, labels, dates, filters."""
+import re
 import shutil
 import tracemalloc
 
@@ -264,4 +265,9 @@ def test_progress_rises_to_one_and_the_log_explains(folder, tmp_path):
            split_block_size=64, max_cloud=30)
     assert steps[-1] == 1.0 and all(b >= a for a, b in zip(steps, steps[1:])) and len(steps) > 5
     assert any(m.startswith("4 dates (2023-04-01T10:15:59Z .. 2023-05-01T10:15:59Z), 4 with a cloud mask") for m in messages)
-    assert any("patches kept" in m for m in messages) and messages[-1].startswith("Exported ")
+    kept = [m for m in messages if " patches kept" in m]
+    assert len(kept) == 1 and re.fullmatch(r"\d+ of \d+ patches kept(; \d+ dropped [^;]+)?\.", kept[0]), kept
+    assert messages[-1].startswith("Exported ")
+    one_date, messages = image_paths(src)[:1], []
+    export(one_date, tmp_path / "one", Feedback(log=messages.append), patch_size=32, split_block_size=64)
+    assert any(m.startswith("1 date (2023-04-01T10:15:59Z), 1 with a cloud mask") for m in messages), messages

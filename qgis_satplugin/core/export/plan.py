@@ -200,5 +200,6 @@ def plan_patches(series: ImageSeries, labels: LabelSet | None, pg: PatchGrid, *,
     for i, s in enumerate(SPLITS):
         if ratios[i] > 0 and not (plan.splits == i).any() and split_polygons is None:
             feedback.log(f"Warning: no patch went to the {s} split; use a smaller split_block_size or a larger area.")
-    feedback.log(f"{len(plan)} of {n} patches kept; " + ", ".join(f"{c} dropped {why}" for why, c in dropped.items() if c))
+    drops = ", ".join(f"{c} dropped {why}" for why, c in dropped.items() if c)
+    feedback.log(f"{len(plan)} of {n} patches kept" + (f"; {drops}." if drops else "."))
     return plan

@@ -343,7 +343,8 @@ def open_image_series(images, bands=None, feedback: Feedback | None = None, unda
         what = (f"{len(records)} rasters ({len(undated)} undated: all kept in the order given"
                 + (", the dated ones not sorted by date either)" if mixed else ")"))
     else:
-        what = f"{len(records)} dates ({iso_z(records[0].when)} .. {iso_z(records[-1].when)})"
+        what = (f"1 date ({iso_z(records[0].when)})" if len(records) == 1
+                else f"{len(records)} dates ({iso_z(records[0].when)} .. {iso_z(records[-1].when)})")
     feedback.log(f"{what}, {n_masks} with a cloud mask, "
                  f"{len(band_index)} bands, grid {grid.width} x {grid.height} px.")
     return ImageSeries(grid, [names[i - 1] for i in band_index], band_index, records, dtype, nodata,
