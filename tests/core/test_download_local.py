@@ -106,3 +106,35 @@ def test_a_missing_band_file_is_named(safes, tmp_path):
 def test_b10_is_refused_for_l2a(safes, tmp_path):
     with pytest.raises(SatPluginError, match="B10 .* only in L1C"):
         run_download(safes, s2_world.aoi_4326(), tmp_path, ["B10"])
+
+
+def _product_without_data(root, when):
+    """A COG product folder whose band holds only no-data: as over an area its footprint misses."""
+    folder, _ = s2_world.make_cog_product(root, when=when, baseline="05.09", bands=("B04",))
+    with rasterio.open(folder / "B04.tif") as src:
+        profile = src.profile
+        empty = np.zeros((src.height, src.width), src.dtypes[0])
+    profile.update(driver="GTiff")
+    with rasterio.open(folder / "B04.tif", "w", **profile) as dst:
+        dst.write(empty, 1)
+
+
+def test_a_date_without_data_over_the_area_is_not_written(tmp_path):
+    s2_world.make_cog_product(tmp_path / "src", when=OLD, baseline="05.09", bands=("B04",))
+    _product_without_data(tmp_path / "src", NEW)
+    lines = []
+    result = run_download(scan_folder(tmp_path / "src"), s2_world.aoi_4326(), tmp_path / "out", ["B04"], log=lines.append)
+    assert [f["path"] for f in result.files] == ["20210703T102021_S2B_T33TWM.tif"] == result.written
+    assert "20230612T101559_S2B_T33TWM.tif: the products have no data over the area; not written." in lines
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["20210703T102021_S2B_T33TWM.tif", "manifest.json"]
+
+
+def test_products_without_data_over_the_area_are_refused_and_the_folder_kept(tmp_path):
+    s2_world.make_cog_product(tmp_path / "src", when=OLD, baseline="05.09", bands=("B04",))
+    run_download(scan_folder(tmp_path / "src"), s2_world.aoi_4326(), tmp_path / "out", ["B04"])
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    _product_without_data(tmp_path / "elsewhere", NEW)
+    with pytest.raises(SatPluginError, match=r"None of the 1 products has data over the area \(1[45]\.\d{4}\.\.1[45]\.\d{4} E, "
+                                             r"4\d\.\d{4}\.\.4\d\.\d{4} N\); nothing was written\. Choose products from a search"):
+        run_download(scan_folder(tmp_path / "elsewhere"), s2_world.aoi_4326(), tmp_path / "out", ["B04"])
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before

@@ -188,6 +188,11 @@ def run(
 
         runner = _Runner(folder, grid, band_list, harmonize, pool, backend, entries, options.max_concurrent, feedback, messages)
         written = runner.run(todo, cancel_event)
+        if not any(e["kind"] == "image" for e in entries.values()):
+            raise SatPluginError(
+                f"None of the {len(products)} products has data over the area ({_describe_area(grid)}); nothing was "
+                "written. Choose products from a search of this area."
+            )
         manifest_path = write_manifest(folder, grid, band_list, harmonize, list(entries.values()), complete=True)
         feedback.set_progress(1.0)
         return DownloadResult(
@@ -201,6 +206,14 @@ def run(
             transferred_bytes=pool.stats.bytes,
             requests=pool.stats.requests,
         )
+
+
+def _describe_area(grid: PixelGrid) -> str:
+    """The grid's extent in degrees, as a user would check it against the products' tiles."""
+    from ..grid import transform_bounds
+
+    west, south, east, north = transform_bounds(grid.bounds, grid.crs, "EPSG:4326")
+    return f"{west:.4f}..{east:.4f} E, {south:.4f}..{north:.4f} N"
 
 
 def grid_for_aoi(aoi, pixel_size: float) -> PixelGrid:
@@ -323,7 +336,7 @@ class _Runner:
                     job = futures.pop(fut)
                     bands, window, data = fut.result()
                     job.staged.write(data, bands, window=window)
-                    job.has_data = job.has_data or bool(data.any())
+                    job.has_data = job.has_data or bool((data != job.staged.nodata).any())
                     job.remaining -= 1
                     done_units += 1
                     if job.remaining == 0:
@@ -383,6 +396,13 @@ class _Runner:
 
     def _publish(self, job: _Job) -> None:
         acq, entry = job.acq, job.entry
+        if not job.has_data:
+            # Not a file of no-data pixels: the products do not reach the area (their footprint
+            # misses it, or holds no data there). A rerun fetches them again to find out.
+            job.staged.discard()
+            job.staged = None
+            self.feedback.log(f"{entry['path']}: the products have no data over the area; not written.")
+            return
         tags = {
             "ACQUISITION_DATETIME": acq.iso_datetime,
             "PRODUCT_ID": ",".join(acq.product_ids),
@@ -409,15 +429,14 @@ class _Runner:
             tags["MASK"] = job.mask
             job.staged.finish(descriptions=[job.mask], tags=tags, resampling="NEAREST")
         job.staged = None
-        if job.mask is None and not job.has_data:
-            self.feedback.log(f"{entry['path']}: the products have no data over the area; the image is empty (all no-data).")
         self.entries[entry["path"]] = file_entry(self.folder, entry)
         self.written.append(entry["path"])
         write_manifest(self.folder, self.grid, self.band_list, self.harmonize, list(self.entries.values()), complete=False)
 
     def _log_acquisition(self, acq: Acquisition) -> None:
         names = [e["path"] for e in self.entries.values() if e["datetime"] == acq.iso_datetime and e["path"] in self.written]
-        self.feedback.log(f"{acq.iso_datetime} {acq.stem}: wrote {', '.join(sorted(names))}.")
+        if names:  # else each file already said why it was not written
+            self.feedback.log(f"{acq.iso_datetime} {acq.stem}: wrote {', '.join(sorted(names))}.")
 
     def _drain_messages(self) -> None:
         while True:
