@@ -138,3 +138,13 @@ def test_products_without_data_over_the_area_are_refused_and_the_folder_kept(tmp
                                              r"4\d\.\d{4}\.\.4\d\.\d{4} N\); nothing was written\. Choose products from a search"):
         run_download(scan_folder(tmp_path / "elsewhere"), s2_world.aoi_4326(), tmp_path / "out", ["B04"])
     assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
+
+
+@pytest.mark.parametrize("where", ["the product's folder", "inside it", "the folder that holds it"])
+def test_an_output_folder_among_the_products_is_refused_before_any_write(tmp_path, where):
+    folder, _ = s2_world.make_cog_product(tmp_path / "src", when=OLD, baseline="05.09", bands=("B04",))
+    out = {"the product's folder": folder, "inside it": folder / "out", "the folder that holds it": tmp_path / "src"}[where]
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(SatPluginError, match=r"and the product \S+ \(.+\) overlap; choose an output folder outside the products"):
+        run_download(scan_folder(tmp_path / "src"), s2_world.aoi_4326(), out, ["B04"])
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

@@ -143,6 +143,7 @@ def run(
         grid = grid_for_aoi(options.area.lonlat(), options.pixel_size)
     grid.check_size()
     check_download_memory(grid, band_list, products, options.max_concurrent, options.max_request_px)
+    refuse_folder_among_sources(options.output_folder, products)
     folder = prepare_folder(options.output_folder)
     harmonize = options.harmonize
     network = {"request_deadline": options.request_deadline, "run_deadline": options.run_deadline, **(client_options or {})}
@@ -228,6 +229,24 @@ def grid_for_aoi(aoi, pixel_size: float) -> PixelGrid:
         aoi = shapely.box(*aoi)
     geom = prepare_aoi(aoi)
     return utm_grid_for_bounds(geom.bounds, "EPSG:4326", float(pixel_size))
+
+
+def refuse_folder_among_sources(path, products) -> None:
+    """Refuse an output folder that is a local product's folder, lies inside one or holds one:
+    the download would write among the user's source files."""
+    if not path:
+        return  # prepare_folder says what is missing
+    out = Path(path).expanduser().resolve()
+    for product in products:
+        download = product.download or {}
+        if download.get("kind") != "local" or not download.get("path"):
+            continue
+        source = Path(str(download["path"]).removeprefix("/vsizip/")).expanduser().resolve()
+        if out == source or out.is_relative_to(source) or source.is_relative_to(out):
+            raise SatPluginError(
+                f"The output folder {out} and the product {product.product_id} ({source}) overlap; choose an "
+                "output folder outside the products' folders, so that the download never writes among them."
+            )
 
 
 def prepare_folder(path) -> Path:
