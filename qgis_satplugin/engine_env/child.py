@@ -7,13 +7,15 @@ engine handles as a cancel at its next check; a child that has not ended
 :data:`CANCEL_GRACE_S` later is killed. A child that dies (a segfault in a native library,
 the kernel's out-of-memory killer) becomes one :class:`EngineFailed` with the end of its
 error output; QGIS keeps running. Outputs are written atomically by the engine, so a
-killed child leaves the previous state.
+killed child leaves the previous state. A QGIS killed in a run leaves its job folder in the
+temporary folder; the next run removes it (:func:`remove_abandoned_jobs`).
 """
 from __future__ import annotations
 
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -25,6 +27,10 @@ from ..core.errors import Canceled, SatPluginError
 from ..core.feedback import Feedback, replay_event
 from .locate import child_environment
 
+JOB_PREFIX = "satplugin-job-"
+OWNER_FILE = "owner.pid"  # the QGIS process whose run the job folder is
+# A job folder this old whose owner has ended was left by a killed run (see remove_abandoned_jobs).
+ABANDONED_AFTER_S = 60
 # A canceled child ends within this (the engine checks for a cancel every few hundred ms).
 CANCEL_GRACE_S = 1.5
 POLL_S = 0.1
@@ -49,7 +55,9 @@ def run_in_engine(python: str, step: str, job_json: str, feedback: Feedback | No
     only (credentials: never in the job file or on a command line).
     """
     feedback = Feedback.of(feedback)
-    with tempfile.TemporaryDirectory(prefix="satplugin-job-") as folder:
+    remove_abandoned_jobs()
+    with tempfile.TemporaryDirectory(prefix=JOB_PREFIX) as folder:
+        (Path(folder) / OWNER_FILE).write_text(str(os.getpid()), encoding="utf-8")
         job = Path(folder) / "job.json"
         job.write_text(job_json, encoding="utf-8")
         errors_path = Path(folder) / "stderr.txt"
@@ -79,6 +87,43 @@ def run_in_engine(python: str, step: str, job_json: str, feedback: Feedback | No
     if canceled:
         raise Canceled("Canceled by the user; the engine was stopped and no output was written.")
     raise EngineFailed(_crash_sentence(process.returncode, error_text))
+
+
+def remove_abandoned_jobs(now=None) -> list:
+    """Remove the job folders of runs whose QGIS was killed (it had no chance to); returns them.
+
+    A folder is abandoned when the process named in its owner file has ended and it is older
+    than :data:`ABANDONED_AFTER_S` (a folder being set up has no owner file yet). Only folders
+    of this user, and only on systems where a process can be asked whether it lives (not
+    Windows, where signal 0 would be a Ctrl+C): there the system's cleaning of its
+    temporary folder has to do.
+    """
+    if os.name == "nt" or not hasattr(os, "getuid"):
+        return []
+    now = time.time() if now is None else now
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(JOB_PREFIX + "*"):
+        try:
+            info = folder.lstat()
+            if not folder.is_dir() or folder.is_symlink() or info.st_uid != os.getuid() or now - info.st_mtime < ABANDONED_AFTER_S:
+                continue
+            owner = int((folder / OWNER_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if owner != os.getpid() and not _alive(owner):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, and is someone else's
+        return True
+    return True
 
 
 def _working_folder():

@@ -57,6 +57,41 @@ def test_a_step_runs_in_the_child_with_progress_and_log(engine_python, tmp_path)
     assert any("pixels" in line or "polygon" in line for line in logs), logs
 
 
+def test_job_folders_left_by_a_killed_qgis_are_removed_by_the_next_run(engine_python, tmp_path, monkeypatch):
+    import subprocess
+    import tempfile
+
+    from satplugin.qgis_satplugin.engine_env import child
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    ended = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                               text=True, check=True).stdout)
+    living = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        folders = {}
+        for name, owner, age in (("killed", ended, 3600), ("starting", ended, 5), ("running", living.pid, 3600),
+                                 ("no owner", None, 3600)):
+            folder = temp / f"satplugin-job-{name.replace(' ', '')}"
+            folder.mkdir()
+            (folder / "job.json").write_text("{}")
+            if owner is not None:
+                (folder / "owner.pid").write_text(str(owner))
+            os.utime(folder, (time.time() - age, time.time() - age))
+            folders[name] = folder
+        unrelated = temp / "satplugin-other"
+        unrelated.mkdir()
+        os.utime(unrelated, (time.time() - 3600, time.time() - 3600))
+        child.run_in_engine(engine_python, "ground_truth", _job(tmp_path), Feedback())
+        assert not folders["killed"].exists()
+        assert all(folders[name].exists() for name in ("starting", "running", "no owner")) and unrelated.exists()
+        assert sorted(p.name for p in temp.glob("satplugin-job-*")) == sorted(f.name for n, f in folders.items() if n != "killed")
+    finally:
+        living.kill()
+        living.wait()
+
+
 def test_a_step_error_is_its_sentence(engine_python, tmp_path):
     job = json.loads(_job(tmp_path))
     job["min_coverage"] = 2.0
