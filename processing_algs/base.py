@@ -27,6 +27,7 @@ from ..qgis_satplugin.core.feedback import Feedback
 from ..qgis_satplugin.core.resources import resource_path
 from ..qgis_satplugin.engine_env.child import run_in_engine
 from ..qgis_satplugin.engine_env.locate import Engine, EngineMissing, find_engine
+from .raster_sidecars import no_new_sidecars
 
 # The Processing setting that names the engine's Python (Options > Processing > Providers).
 ENGINE_PYTHON_SETTING = "SATPLUGIN_ENGINE_PYTHON"
@@ -72,6 +73,12 @@ class SatPluginAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self):  # noqa: N802 (QGIS API)
         return type(self)()
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API)
+        # QGIS opens the input rasters here, before the run (see .raster_sidecars).
+        rasters = [parameters.get(d.name()) for d in self.parameterDefinitions() if d.type() in ("raster", "multilayer")]
+        with no_new_sidecars(rasters):
+            return super().checkParameterValues(parameters, context)
 
     def canExecute(self):  # noqa: N802 (QGIS API): checked before a run, and the dialog says why not
         try:

@@ -35,6 +35,7 @@ from .qgis_inputs import (
     credentials_from_authcfg,
     grid_of_raster_layer,
     network_options,
+    raster_layer,
 )
 
 PRESETS = [("rgbn_10m", "Preset: 10 m RGBN (B02 B03 B04 B08)"), ("l2a_all", "Preset: all L2A bands"), ("l1c_all", "Preset: all L1C bands")]
@@ -136,7 +137,7 @@ class DownloadProducts(SatPluginAlgorithm):
             aoi = aoi_geometry_4326(self, parameters, context)
         else:
             aoi = _footprints_union_4326(layer, context)
-        reference = self.parameterAsRasterLayer(parameters, "REFERENCE", context)
+        reference = raster_layer(self, parameters, "REFERENCE", context)
         bands = tuple(BAND_CHOICES[i] for i in self.parameterAsEnums(parameters, "BANDS", context))
         network = network_options(self, parameters, context)
         with core_errors():

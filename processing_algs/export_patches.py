@@ -25,6 +25,7 @@ from .qgis_inputs import (
     first_band_description,
     image_series_input,
     number_parameter,
+    raster_layers,
     scheduler_option,
     split_ratios_value,
 )
@@ -132,7 +133,7 @@ class ExportPatches(SatPluginAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
         images = image_series_input(self, parameters, "IMAGES", context)
-        labels = [layer.source() for layer in self.parameterAsLayerList(parameters, "LABELS", context)]
+        labels = [layer.source() for layer in raster_layers(self, parameters, "LABELS", context)]
         split_layer = self._split_layer(parameters, context)
         with core_errors():
             options = ExportOptions(

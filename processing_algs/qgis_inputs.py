@@ -1,4 +1,4 @@
-"""QGIS-side inputs several algorithms share: the area of interest, the credentials and the network limits.
+"""QGIS-side inputs several algorithms share: the area of interest, the credentials, the network limits, input rasters.
 
 Secrets are read from the QGIS authentication database at run time and handed to the
 core in memory only; parameters (and so saved models) hold just the authcfg id.
@@ -22,6 +22,7 @@ from ..qgis_satplugin.core.grid import PixelGrid
 from ..qgis_satplugin.core.http.limits import DEFAULT_REQUEST_DEADLINE_S
 from ..qgis_satplugin.core.http.credentials import Credentials
 from .base import core_errors, crs_string
+from .raster_sidecars import no_new_sidecars
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 # Decimals of the WKT an Area is given as: 17 reads back as the very same coordinates.
@@ -127,6 +128,18 @@ def network_options(algorithm, parameters, context) -> dict:
         "request_deadline": algorithm.parameterAsDouble(parameters, "REQUEST_DEADLINE", context),
         "run_deadline": algorithm.parameterAsDouble(parameters, "RUN_DEADLINE", context),
     }
+
+
+def raster_layer(algorithm, parameters, name, context):
+    """``parameterAsRasterLayer``, without leaving ``<file>.aux.xml`` beside the user's raster (see .raster_sidecars)."""
+    with no_new_sidecars([parameters.get(name)]):
+        return algorithm.parameterAsRasterLayer(parameters, name, context)
+
+
+def raster_layers(algorithm, parameters, name, context) -> list:
+    """``parameterAsLayerList`` for rasters, without new sidecar files (see .raster_sidecars)."""
+    with no_new_sidecars([parameters.get(name)]):
+        return algorithm.parameterAsLayerList(parameters, name, context)
 
 
 def grid_of_raster_layer(layer) -> PixelGrid:

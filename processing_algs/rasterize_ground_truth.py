@@ -28,7 +28,7 @@ from .base import (
     layer_file,
 )
 from .polygon_input import PolygonLayerInput, layer_field_name, remove_geopackage
-from .qgis_inputs import grid_of_raster_layer
+from .qgis_inputs import grid_of_raster_layer, raster_layer
 
 INTEGER_TYPES = (QVariant.Int, QVariant.UInt, QVariant.LongLong, QVariant.ULongLong)
 
@@ -165,7 +165,7 @@ class RasterizeGroundTruth(PolygonLayerInput, SatPluginAlgorithm):
             | {"OUTPUT_CLASS_TABLE": outputs.class_table},
             {
                 "INPUT": layer_file(self.parameterAsVectorLayer(parameters, "INPUT", context)),
-                "REFERENCE": layer_file(self.parameterAsRasterLayer(parameters, "REFERENCE", context)),
+                "REFERENCE": layer_file(raster_layer(self, parameters, "REFERENCE", context)),
             },
         )
 
@@ -203,7 +203,7 @@ class RasterizeGroundTruth(PolygonLayerInput, SatPluginAlgorithm):
         return results
 
     def _grid(self, parameters, context, source, extent) -> PixelGrid:
-        reference = self.parameterAsRasterLayer(parameters, "REFERENCE", context)
+        reference = raster_layer(self, parameters, "REFERENCE", context)
         pixel_size = self.parameterAsDouble(parameters, "PIXEL_SIZE", context)
         with core_errors():
             if reference is not None:

@@ -395,3 +395,20 @@ def test_field_names_in_another_case_are_the_layers_fields(satplugin_provider, t
     ids, _ = read(result["OUTPUT_ID"])
     assert (classes == 3).sum() == 4 and (classes == 4).sum() == 9
     assert set(ids[classes == 3].tolist()) == {70} and set(ids[classes == 4].tolist()) == {80}
+
+
+def test_a_reference_raster_opened_from_its_path_gets_no_sidecar_file(satplugin_provider, fields_layer, tmp_path):
+    """QGIS's raster layer computes a histogram for its style, which GDAL would save as reference.tif.aux.xml."""
+    import gc
+
+    reference = tmp_path / "inputs" / "reference.tif"
+    reference.parent.mkdir()
+    transform = rasterio.transform.Affine(10.0, 0, X0, 0, -10.0, Y0)
+    with rasterio.open(reference, "w", driver="GTiff", width=8, height=8, count=3, dtype="uint16", crs="EPSG:32633",
+                       transform=transform) as ds:
+        ds.write(np.arange(192, dtype="uint16").reshape(3, 8, 8))
+    result = run({"INPUT": fields_layer, "CLASS_FIELD": "crop", "REFERENCE": str(reference),
+                  "OUTPUT_CLASS": str(tmp_path / "class.tif")})
+    gc.collect()  # the run's context, and with it the layer, is gone
+    assert read(result["OUTPUT_CLASS"])[1].transform.almost_equals(transform)
+    assert sorted(p.name for p in reference.parent.iterdir()) == ["reference.tif"]
