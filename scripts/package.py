@@ -107,11 +107,13 @@ def engine_wheel(folder: Path, root: Path = ROOT) -> Path:
             shutil.copy2(root / name, source / name)
         shutil.copytree(root / "qgis_satplugin" / "core", source / "qgis_satplugin" / "core",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        subprocess.run(
+        built = subprocess.run(
             [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--disable-pip-version-check",
              "-w", str(folder), str(source)],
-            check=True,
         )
+        if built.returncode != 0:
+            sys.exit(f"package: building the engine wheel with {sys.executable} failed (pip said why, above); this "
+                     "Python needs pip, setuptools and wheel: run `make package`, which uses .venv/bin/python")
     wheels = sorted(folder.glob(f"satplugin_engine-{plugin_version(root)}-*.whl"))
     if not wheels:
         sys.exit(f"package: building the engine wheel left no satplugin_engine-{plugin_version(root)} wheel in {folder}")

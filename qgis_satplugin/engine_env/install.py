@@ -225,7 +225,18 @@ def _call(command: list, feedback: Feedback, what: str, progress=None) -> None:
     except OSError as exc:
         raise SatPluginError(f"The engine's installation could not start {command[0]} ({exc}); nothing was installed.") from None
     lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(raw) for raw in process.stdout] + [lines.put(None)], daemon=True).start()
+    reader = threading.Thread(target=lambda: [lines.put(raw) for raw in process.stdout] + [lines.put(None)], daemon=True)
+    reader.start()
+    try:
+        _follow_install_step(process, lines, feedback, what, progress)
+    finally:
+        reader.join(timeout=5)  # the process has ended: its output ends too
+        if not reader.is_alive():
+            process.stdout.close()
+
+
+def _follow_install_step(process, lines: queue.Queue, feedback: Feedback, what: str, progress) -> None:
+    """Log pip's lines as they come, cancel and time out the step; refuse a failed one."""
     deadline = time.monotonic() + STEP_TIMEOUT_S
     tail, count = [], 0
     while True:
