@@ -4,6 +4,7 @@ Every feature in file order, the feature id (GDAL's FID, which QGIS uses too) as
 parcel id, NULL as None, integer fields as integers even where GDAL hands a column with
 NULLs over as floats. The result is the inline job the QGIS side would have sent, so the
 rest of the step cannot tell the two apart (tests/qgis/test_rasterize_alg.py compares them).
+A plain GeoPackage is read without GDAL, to the same values (``geopackage``).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import math
 from dataclasses import replace
 
 from ..errors import SatPluginError
+from .geopackage import read_plain_geopackage
 from .options import GroundTruthOptions, PolygonFile
 
 
@@ -26,11 +28,27 @@ def with_polygons_read(options: GroundTruthOptions) -> GroundTruthOptions:
 
 def read_polygons(spec: PolygonFile) -> dict:
     """The file's features as the inline job holds them (``polygons`` as WKB hex, ``class_values``,
-    ``parcel_ids``, ``class_names``), and ``crs``, the file's CRS as WKT (None when it has none)."""
+    ``parcel_ids``, ``class_names``), and ``crs``, the file's CRS as GDAL reports it ('EPSG:<code>' or WKT; None when it has none)."""
+    wanted = list(dict.fromkeys(f for f in (spec.class_field, spec.id_field, spec.name_field) if f))
+    found = read_plain_geopackage(spec.path, spec.layer, wanted) or _read_with_gdal(spec, wanted)
+    values, wkb = found["columns"], found["wkb"]
+    ids = values[spec.id_field] if spec.id_field else found["fids"]
+    if any(i is None for i in ids):
+        raise SatPluginError(f"ID_FIELD: some features have no value in '{spec.id_field}'.")
+    return {
+        "polygons": tuple(None if g is None else g.hex() for g in wkb),
+        "class_values": tuple(values[spec.class_field]),
+        "parcel_ids": tuple(ids),
+        "class_names": tuple(None if n is None else str(n) for n in values[spec.name_field]) if spec.name_field else None,
+        "crs": found["crs"],
+    }
+
+
+def _read_with_gdal(spec: PolygonFile, wanted: list) -> dict:
+    """What ``read_plain_geopackage`` gives, for any file GDAL reads."""
     import pyogrio.raw
     from pyogrio.errors import DataLayerError, DataSourceError, FieldError
 
-    wanted = list(dict.fromkeys(f for f in (spec.class_field, spec.id_field, spec.name_field) if f))
     try:
         meta, fids, wkb, columns = pyogrio.raw.read(spec.path, layer=spec.layer, columns=wanted, return_fids=True)
     except (DataSourceError, DataLayerError, FieldError) as exc:
@@ -40,16 +58,7 @@ def read_polygons(spec: PolygonFile) -> dict:
     if missing:
         raise SatPluginError(f"The polygon file has no field named '{missing[0]}'.")
     values = {name: _plain(column, dtype) for name, column, dtype in zip(names, columns, meta["dtypes"])}
-    ids = values[spec.id_field] if spec.id_field else [int(fid) for fid in fids]
-    if any(i is None for i in ids):
-        raise SatPluginError(f"ID_FIELD: some features have no value in '{spec.id_field}'.")
-    return {
-        "polygons": tuple(None if g is None else g.hex() for g in wkb),
-        "class_values": tuple(values[spec.class_field]),
-        "parcel_ids": tuple(ids),
-        "class_names": tuple(None if n is None else str(n) for n in values[spec.name_field]) if spec.name_field else None,
-        "crs": meta.get("crs"),
-    }
+    return {"fids": [int(fid) for fid in fids], "wkb": wkb, "columns": values, "crs": meta.get("crs")}
 
 
 def _plain(column, dtype: str) -> list:
