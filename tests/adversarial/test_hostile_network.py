@@ -331,7 +331,7 @@ def test_a_long_wait_is_logged_first_and_cancel_stops_it_quickly(satplugin_provi
             message, elapsed = refused("searchproducts", search_params(server.url, tmp_path), feedback)
         finally:
             timer.cancel()
-    waits = [line for line in feedback.lines if "HTTP 429 from" in line]
+    waits = [line for line in feedback.lines if "(HTTP 429); retrying" in line]
     assert waits and "retrying in" in waits[0] and "s of waiting for this request in all" in waits[0]
     assert "Canceled" in message
     assert elapsed < 0.7 + 2.0

@@ -104,9 +104,32 @@ def test_connection_refused_is_retried_then_reported():
         port = sock.getsockname()[1]
     # Nothing listens on the port now.
     c = client(max_attempts=3, timeout=2)
-    with pytest.raises(SatPluginError, match="ConnectionError"):
+    with pytest.raises(SatPluginError) as info:
         c.get(f"http://127.0.0.1:{port}/x")
+    assert str(info.value) == (
+        f"Gave up on http://127.0.0.1:{port}/x after 3 attempts (last problem: ConnectionError: the connection "
+        "was refused). Nothing answers at that address: check the service URL; the service may also be down."
+    )
     assert len(c._sleep) == 2
+
+
+def test_a_host_name_that_does_not_resolve_says_to_check_the_connection_not_that_the_service_is_down(monkeypatch):
+    # Offline, the resolver fails: socket.getaddrinfo raises what it raises then (EAI_NONAME).
+    def offline(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", offline)
+    lines = []
+    c = client(max_attempts=2, timeout=2, feedback=Feedback(log=lines.append))
+    with pytest.raises(SatPluginError) as info:
+        c.get("https://services.sentinel-hub.com/api/v1/catalog/1.0.0/search")
+    assert lines[0].startswith("No usable answer from https://services.sentinel-hub.com/api/v1/catalog/1.0.0/search "
+                               "(ConnectionError: the host name does not resolve); retrying in ")
+    assert str(info.value) == (
+        "Gave up on https://services.sentinel-hub.com/api/v1/catalog/1.0.0/search after 2 attempts (last problem: "
+        "ConnectionError: the host name does not resolve). Check that this computer is online, and QGIS's proxy "
+        "settings where it needs a proxy."
+    )
 
 
 def test_401_is_not_retried_and_says_how_to_fix(server):

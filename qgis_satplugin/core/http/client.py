@@ -401,6 +401,34 @@ def new_session() -> requests.Session:
 # --- the client -----------------------------------------------------------------------
 
 
+NOT_RESOLVED = "the host name does not resolve"
+REFUSED = "the connection was refused"
+# What to do when every attempt failed so, in place of "the service may be down".
+GIVE_UP_ADVICE = {
+    NOT_RESOLVED: "Check that this computer is online, and QGIS's proxy settings where it needs a proxy.",
+    REFUSED: "Nothing answers at that address: check the service URL; the service may also be down.",
+}
+
+
+def connection_problem(exc: Exception) -> str:
+    """A failed connection in words: the error's class and, where the cause tells more, what happened.
+
+    requests wraps urllib3's error, which wraps the socket's; offline, the socket's is a name
+    resolution failure, which "the service may be down" would misdescribe.
+    """
+    name = type(exc).__name__
+    seen, cause = set(), exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror):
+            return f"{name}: {NOT_RESOLVED}"
+        if isinstance(cause, ConnectionRefusedError):
+            return f"{name}: {REFUSED}"
+        inner = getattr(cause, "reason", None) or (cause.args[0] if cause.args else None)
+        cause = cause.__cause__ or cause.__context__ or (inner if isinstance(inner, BaseException) else None)
+    return name
+
+
 @dataclass
 class _Retry:
     problem: str
@@ -494,7 +522,7 @@ class JsonClient:
                 self.retry_later(where, last_problem, delay, attempt, budget)
         raise SatPluginError(
             f"Gave up on {where} after {self.max_attempts} attempts (last problem: {last_problem}). "
-            "The service may be down; try again later."
+            + GIVE_UP_ADVICE.get(last_problem.partition(": ")[2], "The service may be down; try again later.")
         )
 
     def _attempt(self, method, url, where, read, budget, sends_secret, json, data, params, headers):
@@ -511,7 +539,7 @@ class JsonClient:
                 ) from None
             except _TRANSIENT_ERRORS as exc:
                 self._raise_if_stopped(watch, where, budget)
-                return _Retry(type(exc).__name__)
+                return _Retry(connection_problem(exc))
             except requests.RequestException as exc:
                 self._raise_if_stopped(watch, where, budget)
                 raise SatPluginError(f"Could not send the request to {where} ({type(exc).__name__}).") from None
@@ -542,7 +570,7 @@ class JsonClient:
                     return result
                 except (*_TRANSIENT_ERRORS, BadAnswer) as exc:
                     self._raise_if_stopped(watch, where, budget)
-                    return _Retry(str(exc) if isinstance(exc, BadAnswer) else type(exc).__name__)
+                    return _Retry(str(exc) if isinstance(exc, BadAnswer) else connection_problem(exc))
             except Exception:
                 # A body cut short by the watchdog reads as any error: say what really happened.
                 self._raise_if_stopped(watch, where, budget)
@@ -664,8 +692,8 @@ class JsonClient:
                 raise deadline.wait_refused_error(where, delay, problem)
         total = budget.add_wait(delay) if budget is not None else delay
         self.feedback.log(
-            f"{problem} from {where}; retrying in {delay:.1f} s (attempt {attempt + 1} of {self.max_attempts}; "
-            f"{total:.0f} s of waiting for this request in all)."
+            f"No usable answer from {where} ({problem}); retrying in {delay:.1f} s "
+            f"(attempt {attempt + 1} of {self.max_attempts}; {total:.0f} s of waiting for this request in all)."
         )
         self._wait(delay, budget)
 
