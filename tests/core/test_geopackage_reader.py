@@ -238,3 +238,102 @@ def test_the_file_is_read_only_nothing_beside_it_changes(tmp_path):
 
 def _files(folder):
     return {p.name: (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest()) for p in folder.iterdir()}
+
+
+# --- malformed and unusual files: the plain reader declines, or gives exactly GDAL's values --------------------
+
+HEADER = b"GP\x00\x01" + (32633).to_bytes(4, "little")  # little-endian, no envelope
+SQUARE_WKB = shapely.to_wkb(shapely.box(0, 0, 10, 10))
+
+
+def _raw(path, *statements):
+    """SQL run on the file by SQLite itself, the GeoPackage's R-tree triggers dropped first."""
+    with sqlite3.connect(path) as db:
+        for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+            db.execute(f'DROP TRIGGER "{name}"')
+        for statement in statements:
+            db.execute(statement)
+
+
+def _one_geometry(path, blob):
+    write_layer(path, [(SQUARE, {"crop": 1}), (SQUARE, {"crop": 2})], _fields(("crop", "int64")))
+    _raw(path, f"UPDATE parcels SET geom = X'{blob.hex()}' WHERE fid = 1")
+
+
+def _multi(*members):
+    return b"\x01\x06\x00\x00\x00" + len(members).to_bytes(4, "little") + b"".join(members)
+
+
+def _own_table(path, create, rows, srs_id=4326):
+    """A table GDAL did not write, registered as the GeoPackage's feature layer 'parcels'."""
+    from osgeo import ogr
+
+    ogr.GetDriverByName("GPKG").CreateDataSource(str(path)).FlushCache()
+    blob = (HEADER + SQUARE_WKB).hex()
+    _raw(path, create, *(f"INSERT INTO parcels VALUES ({row.format(blob=blob)})" for row in rows),
+         f"INSERT INTO gpkg_contents (table_name, data_type, identifier, srs_id) VALUES ('parcels', 'features', "
+         f"'parcels', {srs_id})",
+         f"INSERT INTO gpkg_geometry_columns VALUES ('parcels', 'geom', 'POLYGON', {srs_id}, 0, 0)")
+
+
+def _srs(path, epsg, *statements):
+    write_layer(path, [(SQUARE, {"crop": 1})], _fields(("crop", "int64")), epsg=epsg)
+    _raw(path, *statements)
+
+
+MALFORMED = {
+    "bytes after the wkb": lambda p: _one_geometry(p, HEADER + SQUARE_WKB + bytes(4)),
+    "big-endian member": lambda p: _one_geometry(p, HEADER + _multi(shapely.to_wkb(SQUARE, byte_order=0))),
+    "3d member": lambda p: _one_geometry(p, HEADER + _multi(shapely.to_wkb(
+        shapely.Polygon([(0, 0, 1), (1, 0, 1), (1, 1, 1), (0, 0, 1)]), flavor="iso"))),
+    "linestring member": lambda p: _one_geometry(p, HEADER + _multi(shapely.to_wkb(shapely.LineString([(0, 0), (1, 1)])))),
+    "cut short": lambda p: _one_geometry(p, HEADER + SQUARE_WKB[:20]),
+    "ring count past the end": lambda p: _one_geometry(p, HEADER + b"\x01\x03\x00\x00\x00\xff\xff\xff\xff"),
+    "envelope longer than the blob": lambda p: _one_geometry(p, b"GP\x00\x03" + bytes(4) + SQUARE_WKB[:20]),
+    "empty member": lambda p: _one_geometry(p, HEADER + _multi(b"\x01\x03\x00\x00\x00" + bytes(4))),
+    "big-endian header": lambda p: _one_geometry(p, b"GP\x00\x00" + (32633).to_bytes(4, "big") + SQUARE_WKB),
+    "int64 past 2**53 beside a null": lambda p: write_layer(p, [(SQUARE, {"crop": 2**53 + 1}), (SQUARE, {"crop": None})],
+                                                            _fields(("crop", "int64"))),
+    "text with a nul": lambda p: (write_layer(p, [(SQUARE, {"crop": "a"})], _fields(("crop", "text"))),
+                                  _raw(p, "UPDATE parcels SET crop = 'ab' || char(0) || 'cd'")),
+    "an attribute table beside": lambda p: (write_layer(p, [(SQUARE, {"crop": 1})], _fields(("crop", "int64"))),
+                                            _raw(p, "CREATE TABLE aaa (fid INTEGER PRIMARY KEY, crop INTEGER)",
+                                                 "INSERT INTO aaa VALUES (1, 99)",
+                                                 "INSERT INTO gpkg_contents (table_name, data_type, identifier) "
+                                                 "VALUES ('aaa', 'attributes', 'aaa')")),
+    "epsg code under another srs_id": lambda p: _srs(
+        p, 32633, "INSERT INTO gpkg_spatial_ref_sys VALUES ('utm', 100000, 'EPSG', 32633, 'undefined', NULL)",
+        "UPDATE gpkg_geometry_columns SET srs_id = 100000", "UPDATE gpkg_contents SET srs_id = 100000"),
+    "srs labelled with another code": lambda p: _srs(  # GDAL reads the definition: EPSG:4326
+        p, 32633, "UPDATE gpkg_spatial_ref_sys SET organization_coordsys_id = 4326, definition = (SELECT definition "
+                  "FROM gpkg_spatial_ref_sys WHERE srs_id = 4326) WHERE srs_id = 32633"),
+    "epsg code unknown to proj": lambda p: _srs(
+        p, 32633, "INSERT INTO gpkg_spatial_ref_sys SELECT 'x', 999999, 'EPSG', 999999, definition, NULL "
+                  "FROM gpkg_spatial_ref_sys WHERE srs_id = 32633",
+        "UPDATE gpkg_geometry_columns SET srs_id = 999999", "UPDATE gpkg_contents SET srs_id = 999999"),
+    "composite key": lambda p: _own_table(p, "CREATE TABLE parcels (pid INTEGER, part TEXT, geom POLYGON, crop INTEGER, "
+                                             "PRIMARY KEY (pid, part))", ["50, 'a', X'{blob}', 1", "10, 'b', X'{blob}', 2"]),
+    "key declared desc": lambda p: _own_table(p, "CREATE TABLE parcels (fid INTEGER PRIMARY KEY DESC, geom POLYGON, "
+                                                 "crop INTEGER)", ["50, X'{blob}', 1", "10, X'{blob}', 2"]),
+    "without rowid": lambda p: _own_table(p, "CREATE TABLE parcels (fid INTEGER PRIMARY KEY, geom POLYGON, crop INTEGER) "
+                                             "WITHOUT ROWID", ["50, X'{blob}', 1", "10, X'{blob}', 2"]),
+    "rowid key written out of order": lambda p: _own_table(p, "CREATE TABLE parcels (fid INTEGER PRIMARY KEY, "
+                                                              "geom POLYGON, crop INTEGER)",
+                                                           ["50, X'{blob}', 1", "10, X'{blob}', 2"]),
+}
+
+
+@pytest.mark.filterwarnings("ignore:More than one layer found", "ignore:Unable to parse srs_id")  # pyogrio's
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_a_malformed_or_unusual_file_is_declined_or_read_exactly_as_gdal_reads_it(tmp_path, case):
+    path = tmp_path / "case.gpkg"
+    MALFORMED[case](path)
+    found = read_plain_geopackage(str(path), None, ["crop"])
+    try:
+        expected = gdal_values(PolygonFile(str(path), "crop"), ["crop"])
+    except Exception as exc:  # what GDAL refuses, the plain reader must not read
+        assert found is None, f"GDAL refuses the file ({exc}), the plain reader read it"
+        return
+    assert found is None or found == expected
+    if case in ("empty member", "big-endian header", "rowid key written out of order"):
+        assert found == expected  # plain after all: read here, in GDAL's order
