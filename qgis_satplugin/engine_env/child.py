@@ -17,11 +17,18 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: abandoned job folders are left to the system (remove_abandoned_jobs)
+    fcntl = None
 
 from ..core.errors import Canceled, SatPluginError
 from ..core.feedback import Feedback, replay_event
@@ -56,8 +63,7 @@ def run_in_engine(python: str, step: str, job_json: str, feedback: Feedback | No
     """
     feedback = Feedback.of(feedback)
     remove_abandoned_jobs()
-    with tempfile.TemporaryDirectory(prefix=JOB_PREFIX) as folder:
-        (Path(folder) / OWNER_FILE).write_text(str(os.getpid()), encoding="utf-8")
+    with tempfile.TemporaryDirectory(prefix=JOB_PREFIX) as folder, _owned(Path(folder) / OWNER_FILE):
         job = Path(folder) / "job.json"
         job.write_text(job_json, encoding="utf-8")
         errors_path = Path(folder) / "stderr.txt"
@@ -89,13 +95,27 @@ def run_in_engine(python: str, step: str, job_json: str, feedback: Feedback | No
     raise EngineFailed(_crash_sentence(process.returncode, error_text))
 
 
+@contextmanager
+def _owned(owner_file: Path):
+    """The job folder marked as this process's while the run lasts: its process id and host in
+    ``owner_file``, which stays locked (POSIX) until the run ends or the process dies."""
+    with open(owner_file, "w", encoding="utf-8") as f:
+        f.write(f"{os.getpid()} {socket.gethostname()}")
+        f.flush()
+        if fcntl is not None:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def remove_abandoned_jobs(now=None) -> list:
     """Remove the job folders of runs whose QGIS was killed (it had no chance to); returns them.
 
-    A folder is abandoned when the process named in its owner file has ended and it is older
-    than :data:`ABANDONED_AFTER_S` (a folder being set up has no owner file yet). Only folders
-    of this user, and only on systems where a process can be asked whether it lives (not
-    Windows, where signal 0 would be a Ctrl+C): there the system's cleaning of its
+    A folder is abandoned when the process named in its owner file, on this host, has ended,
+    nothing holds the file's lock, and the folder is older than :data:`ABANDONED_AFTER_S` (a
+    folder being set up has no owner file yet). The host and the lock keep a temporary folder
+    shared with other machines or containers (whose process ids mean nothing here) safe. Only
+    folders of this user, and only on systems where a process can be asked whether it lives
+    (not Windows, where signal 0 would be a Ctrl+C): there the system's cleaning of its
     temporary folder has to do.
     """
     if os.name == "nt" or not hasattr(os, "getuid"):
@@ -107,13 +127,25 @@ def remove_abandoned_jobs(now=None) -> list:
             info = folder.lstat()
             if not folder.is_dir() or folder.is_symlink() or info.st_uid != os.getuid() or now - info.st_mtime < ABANDONED_AFTER_S:
                 continue
-            owner = int((folder / OWNER_FILE).read_text(encoding="utf-8"))
+            pid, _, host = (folder / OWNER_FILE).read_text(encoding="utf-8").partition(" ")
+            owner = int(pid)
         except (OSError, ValueError):
             continue
-        if owner != os.getpid() and not _alive(owner):
+        # An owner file without a host is an earlier version's, written on this host.
+        if host in ("", socket.gethostname()) and owner != os.getpid() and not _alive(owner) and not _locked(folder / OWNER_FILE):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
+
+
+def _locked(owner_file: Path) -> bool:
+    """Whether a run holds the owner file's lock (or it cannot be told)."""
+    try:
+        with open(owner_file, "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # BlockingIOError: held
+        return True
+    return False
 
 
 def _alive(pid: int) -> bool:

@@ -6,6 +6,7 @@ faults, small programs that behave as a crashing or deaf engine would.
 """
 import json
 import os
+import socket
 import stat
 import sys
 import time
@@ -69,27 +70,41 @@ def test_job_folders_left_by_a_killed_qgis_are_removed_by_the_next_run(engine_py
     ended = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                                text=True, check=True).stdout)
     living = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    here = socket.gethostname()
+    # A run whose process id means nothing here (another container on this kernel) still holds its lock.
+    holder = temp / "satplugin-job-locked" / "owner.pid"
+    holder.parent.mkdir()
+    holder.write_text(f"{ended} {here}")
+    locking = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1]); "
+                                "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)", str(holder)],
+                               stdout=subprocess.PIPE, text=True)
+    assert locking.stdout.readline().strip() == "locked"
     try:
-        folders = {}
-        for name, owner, age in (("killed", ended, 3600), ("starting", ended, 5), ("running", living.pid, 3600),
-                                 ("no owner", None, 3600)):
+        folders = {"locked": holder.parent}
+        for name, owner, age in (("killed", f"{ended} {here}", 3600), ("killed earlier version", str(ended), 3600),
+                                 ("starting", f"{ended} {here}", 5), ("running", f"{living.pid} {here}", 3600),
+                                 ("other host", f"{ended} not-{here}", 3600), ("no owner", None, 3600)):
             folder = temp / f"satplugin-job-{name.replace(' ', '')}"
             folder.mkdir()
             (folder / "job.json").write_text("{}")
             if owner is not None:
-                (folder / "owner.pid").write_text(str(owner))
-            os.utime(folder, (time.time() - age, time.time() - age))
+                (folder / "owner.pid").write_text(owner)
             folders[name] = folder
+        for folder in folders.values():
+            os.utime(folder, (time.time() - 3600, time.time() - 3600))
+        os.utime(folders["starting"], (time.time() - 5, time.time() - 5))
         unrelated = temp / "satplugin-other"
         unrelated.mkdir()
         os.utime(unrelated, (time.time() - 3600, time.time() - 3600))
         child.run_in_engine(engine_python, "ground_truth", _job(tmp_path), Feedback())
-        assert not folders["killed"].exists()
-        assert all(folders[name].exists() for name in ("starting", "running", "no owner")) and unrelated.exists()
-        assert sorted(p.name for p in temp.glob("satplugin-job-*")) == sorted(f.name for n, f in folders.items() if n != "killed")
+        removed = ("killed", "killed earlier version")
+        assert sorted(p.name for p in temp.glob("satplugin-job-*")) == sorted(
+            f.name for n, f in folders.items() if n not in removed)
+        assert unrelated.exists()
     finally:
-        living.kill()
-        living.wait()
+        for process in (living, locking):
+            process.kill()
+            process.wait()
 
 
 def test_a_step_error_is_its_sentence(engine_python, tmp_path):
