@@ -48,23 +48,26 @@ class StripWriter:
         # order every run), which gives the distance thread that long to measure a chunk.
         self.lag = max(1, self.distance.chunk_rows // strip_rows) if self.distance else 1
         self.measured: list = []  # futures of the distance chunks each strip completes, not yet queued
-        # Jobs of two strips at most: each strip's rasters, then the distance chunks due (when
-        # distances are written). A second strip waiting keeps the burning going while the
-        # writer waits for a chunk (4.0 s against 4.2 s for a full tile, 25 MB more).
-        self.rasters = _Lane("satplugin-writer", 4 if self.distance else 2)
+        # Two strips at most, each job a strip's rasters and then the distance chunks due. A
+        # second strip waiting keeps the burning going while the writer waits for a chunk
+        # (4.0 s against 4.2 s for a full tile, 25 MB more).
+        self.rasters = _Lane("satplugin-writer", 2)
         self.distances = _Lane("satplugin-distance", self.lag)
 
     def submit(self, row0, layers):
-        self.rasters.submit(self._write, row0, layers)
+        due = None
         if self.distance is not None:
             self.measured.append(self.distances.submit(self.distance.push, row0, layers["id"]))
             if len(self.measured) > self.lag:
-                self.rasters.submit(self._write_distances, self.measured.pop(0))
+                due = self.measured.pop(0)
+        self.rasters.submit(self._write, row0, layers, due)
 
-    def _write(self, row0, layers):
+    def _write(self, row0, layers, due=None):
         for name, values in layers.items():
             if name in self.datasets and name != "distance":
                 write_rows(self.datasets[name], row0, values)
+        if due is not None:
+            self._write_distances(due)
 
     def _write_distances(self, measured):
         for chunk in measured.result():  # waits for the distance thread if need be; re-raises its error
