@@ -108,9 +108,9 @@ def test_b10_is_refused_for_l2a(safes, tmp_path):
         run_download(safes, s2_world.aoi_4326(), tmp_path, ["B10"])
 
 
-def _product_without_data(root, when):
-    """A COG product folder whose band holds only no-data: as over an area its footprint misses."""
-    folder, _ = s2_world.make_cog_product(root, when=when, baseline="05.09", bands=("B04",))
+def _product_without_data(root, when, bands=("B04",)):
+    """A COG product folder whose B04 holds only no-data: as over an area its footprint misses."""
+    folder, _ = s2_world.make_cog_product(root, when=when, baseline="05.09", bands=bands)
     with rasterio.open(folder / "B04.tif") as src:
         profile = src.profile
         empty = np.zeros((src.height, src.width), src.dtypes[0])
@@ -127,6 +127,23 @@ def test_a_date_without_data_over_the_area_is_not_written(tmp_path):
     assert [f["path"] for f in result.files] == ["20210703T102021_S2B_T33TWM.tif"] == result.written
     assert "20230612T101559_S2B_T33TWM.tif: the products have no data over the area; not written." in lines
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["20210703T102021_S2B_T33TWM.tif", "manifest.json"]
+
+
+def test_a_mask_is_written_only_beside_its_dates_image(tmp_path):
+    """A date whose image has no data over the area gets no mask either, even where its mask has values."""
+    s2_world.make_cog_product(tmp_path / "src", when=OLD, baseline="05.09", bands=("B04", "SCL"))
+    _product_without_data(tmp_path / "src", NEW, bands=("B04", "SCL"))
+    lines = []
+    result = run_download(scan_folder(tmp_path / "src"), s2_world.aoi_4326(), tmp_path / "out", ["B04"], log=lines.append)
+    kept = ["20210703T102021_S2B_T33TWM.tif", "20210703T102021_S2B_T33TWM_SCL.tif"]
+    assert sorted(f["path"] for f in result.files) == sorted(result.written) == kept
+    assert "20230612T101559_S2B_T33TWM_SCL.tif: its date's image has no data over the area; not written." in lines
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [*kept, "manifest.json"]
+    # Only such dates: nothing at all is written, as the error says.
+    _product_without_data(tmp_path / "elsewhere", NEW, bands=("B04", "SCL"))
+    with pytest.raises(SatPluginError, match="None of the 1 products has data over the area .*; nothing was written"):
+        run_download(scan_folder(tmp_path / "elsewhere"), s2_world.aoi_4326(), tmp_path / "out2", ["B04"])
+    assert not list((tmp_path / "out2").glob("*.tif"))
 
 
 def test_products_without_data_over_the_area_are_refused_and_the_folder_kept(tmp_path):

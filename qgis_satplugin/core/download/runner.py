@@ -325,6 +325,7 @@ class _Runner:
         self.feedback = feedback
         self.messages = messages
         self.written: list[str] = []
+        self.dates_without_data: set = set()  # acquisitions (their ids) whose image had no data over the area
 
     def run(self, todo: list[_Job], cancel_event) -> list[str]:
         if not todo:
@@ -359,8 +360,8 @@ class _Runner:
                     job.remaining -= 1
                     done_units += 1
                     if job.remaining == 0:
-                        self._publish(job)
-                        open_jobs.remove(job)
+                        for settled in self._settle(job, open_jobs):
+                            open_jobs.remove(settled)
                         done_units += 1
                         if not any(j.acq is job.acq for j in open_jobs):
                             self._log_acquisition(job.acq)
@@ -413,14 +414,40 @@ class _Runner:
         job.remaining = len(job.tasks)
         job.staged = StagedRaster(self.folder / job.entry["path"], self.grid, count, dtype, nodata)
 
+    def _settle(self, job: _Job, open_jobs: list) -> list:
+        """Publish a finished file, or hold it; returns the jobs settled (published or dropped).
+
+        A mask is kept only beside its date's image: it waits while the image is still being
+        fetched, and is dropped when the image had no data over the area.
+        """
+        key = id(job.acq)
+        if job.mask is not None:
+            if key in self.dates_without_data:
+                self._drop(job, "its date's image has no data over the area")
+                return [job]
+            if any(j.acq is job.acq and j.mask is None for j in open_jobs):
+                return []
+            self._publish(job)
+            return [job]
+        self._publish(job)
+        if not job.has_data:
+            self.dates_without_data.add(key)
+        held = [j for j in open_jobs if j.acq is job.acq and j.mask is not None and j.remaining == 0]
+        for mask in held:
+            self._settle(mask, [])
+        return [job, *held]
+
+    def _drop(self, job: _Job, why: str) -> None:
+        job.staged.discard()
+        job.staged = None
+        self.feedback.log(f"{job.entry['path']}: {why}; not written.")
+
     def _publish(self, job: _Job) -> None:
         acq, entry = job.acq, job.entry
         if not job.has_data:
             # Not a file of no-data pixels: the products do not reach the area (their footprint
             # misses it, or holds no data there). A rerun fetches them again to find out.
-            job.staged.discard()
-            job.staged = None
-            self.feedback.log(f"{entry['path']}: the products have no data over the area; not written.")
+            self._drop(job, "the products have no data over the area")
             return
         tags = {
             "ACQUISITION_DATETIME": acq.iso_datetime,
