@@ -27,6 +27,7 @@ from ..qgis_satplugin.core.feedback import Feedback
 from ..qgis_satplugin.core.resources import resource_path
 from ..qgis_satplugin.engine_env.child import run_in_engine
 from ..qgis_satplugin.engine_env.locate import Engine, EngineMissing, find_engine
+from .network_proxy import proxy_address, proxy_environment, qgis_http_proxy
 from .raster_sidecars import no_new_sidecars
 
 # The Processing setting that names the engine's Python (Options > Processing > Providers).
@@ -93,7 +94,8 @@ class SatPluginAlgorithm(QgsProcessingAlgorithm):
         The engine is a child process of the engine's Python (see ``engine_env.locate``), or
         this process when QGIS's own Python has the engine's packages. ``credentials`` (from
         QGIS's authentication database) reach a child through its environment only
-        (SH_CLIENT_ID, SH_CLIENT_SECRET), never a file or a command line.
+        (SH_CLIENT_ID, SH_CLIENT_SECRET), never a file or a command line; so does QGIS's
+        HTTP proxy (``network_proxy``).
         """
         engine = current_engine()
         lines = ConsoleLines(feedback)
@@ -109,8 +111,13 @@ class SatPluginAlgorithm(QgsProcessingAlgorithm):
                 # Through JSON, so a result reads the same from this process as from a child.
                 return json.loads(json.dumps(run(options, core_feedback, **live).to_dict()))
             lines.info(f"Running in the engine: {engine.python} ({engine.origin})")
-            secrets = {"SH_CLIENT_ID": credentials.client_id, "SH_CLIENT_SECRET": credentials.client_secret} if credentials else None
-            return run_in_engine(engine.python, step, options.to_json(), core_feedback, extra_env=secrets)
+            proxy = qgis_http_proxy()
+            environment = proxy_environment(proxy)
+            if proxy is not None:
+                lines.info(f"The engine goes through QGIS's proxy, {proxy_address(proxy)}.")
+            if credentials:
+                environment.update(SH_CLIENT_ID=credentials.client_id, SH_CLIENT_SECRET=credentials.client_secret)
+            return run_in_engine(engine.python, step, options.to_json(), core_feedback, extra_env=environment)
 
 
 def current_engine() -> Engine:

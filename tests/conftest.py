@@ -72,3 +72,20 @@ def real_cluster(tmp_path_factory):
     cluster = RealCluster(tmp_path_factory.mktemp("real-cluster"))
     yield cluster
     cluster.close()
+
+
+def shell_program(folder: Path, name: str, body: str) -> str:
+    """An executable shell script ``folder/name`` running ``body``."""
+    path = folder / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(path.stat().st_mode | 0o111)
+    return str(path)
+
+
+@pytest.fixture
+def engine_python(tmp_path):
+    """A 'python' that runs the checkout's core as satplugin_engine (what an installed engine does)."""
+    link = tmp_path / "site"
+    link.mkdir()
+    (link / "satplugin_engine").symlink_to(ROOT / "qgis_satplugin" / "core", target_is_directory=True)
+    return shell_program(tmp_path, "engine-python", f'PYTHONPATH={link} exec {sys.executable} "$@"\n')

@@ -55,6 +55,9 @@ class InstallPlan:
     wheelhouse: Optional[Path] = None
     wheel_bytes: int = 0  # of the wheelhouse's wheels that will be installed (0: from PyPI)
     packages: list = field(default_factory=list)
+    # Variables for the downloads (QGIS's proxy, processing_algs/network_proxy.py), given to pip's
+    # environment only; none: the process's own environment decides.
+    environment: dict = field(default_factory=dict)
 
     def describe(self) -> str:
         where = f"from the wheelhouse {self.wheelhouse}" if self.wheelhouse else "from PyPI (https://pypi.org)"
@@ -146,7 +149,8 @@ def _install(plan: InstallPlan, feedback: Feedback, base_python: Optional[Path])
             command.remove("--only-binary=:all:")
             command += ["--only-binary=numpy,shapely,rasterio,pyproj,pyogrio,pandas,numba,llvmlite,onnxruntime,onnxruntime-gpu"]
         feedback.log(f"Installing satplugin-engine {plan.source.version} with {plan.extra_label()}")
-        _call(command + [str(pip_wheel), requirement], feedback, "installing the engine's packages", progress=(0.1, 0.9))
+        _call(command + [str(pip_wheel), requirement], feedback, "installing the engine's packages", progress=(0.1, 0.9),
+              environment=plan.environment)
         forget_versions()
         found = engine_version(str(python))
         if found != plan.source.version:
@@ -193,13 +197,16 @@ def _pip_wheel(plan: InstallPlan, staging: Path, feedback: Feedback) -> Path:
             raise SatPluginError(f"The wheelhouse {plan.wheelhouse} has no pip wheel; nothing was installed.")
         return max(wheels, key=_version_key)
     feedback.log(f"Fetching pip from {PYPI_PIP}")
+    proxies = {scheme: plan.environment[f"{scheme.upper()}_PROXY"] for scheme in ("http", "https")
+               if f"{scheme.upper()}_PROXY" in plan.environment}
+    opener = urllib.request.build_opener(*([urllib.request.ProxyHandler(proxies)] if proxies else []))
     try:
-        with urllib.request.urlopen(PYPI_PIP, timeout=60) as answer:
+        with opener.open(PYPI_PIP, timeout=60) as answer:
             release = json.load(answer)
         wheel = next(u for u in release["urls"] if u["packagetype"] == "bdist_wheel")
         target = staging / wheel["filename"]
         # PyPI gives absolute addresses; a mirror of its JSON API may give them relative to the page.
-        with urllib.request.urlopen(urllib.parse.urljoin(PYPI_PIP, wheel["url"]), timeout=300) as answer:
+        with opener.open(urllib.parse.urljoin(PYPI_PIP, wheel["url"]), timeout=300) as answer:
             data = answer.read()
     except (OSError, ValueError, KeyError, StopIteration) as exc:  # URLError and timeouts are OSErrors
         raise SatPluginError(
@@ -217,11 +224,12 @@ def _version_key(wheel: Path) -> tuple:
     return tuple(int(part) if part.isdigit() else 0 for part in wheel.name.split("-")[1].split("."))
 
 
-def _call(command: list, feedback: Feedback, what: str, progress=None) -> None:
-    """Run one install command, its output as log lines; cancel kills it."""
+def _call(command: list, feedback: Feedback, what: str, progress=None, environment=None) -> None:
+    """Run one install command, its output as log lines; cancel kills it. ``environment`` adds variables."""
     try:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   env=child_environment({"PIP_NO_CACHE_DIR": "1"}), **no_console_window())
+                                   env=child_environment({"PIP_NO_CACHE_DIR": "1", **(environment or {})}),
+                                   **no_console_window())
     except OSError as exc:
         raise SatPluginError(f"The engine's installation could not start {command[0]} ({exc}); nothing was installed.") from None
     lines: queue.Queue = queue.Queue()

@@ -7,7 +7,6 @@ faults, small programs that behave as a crashing or deaf engine would.
 import json
 import os
 import socket
-import stat
 import sys
 import time
 from pathlib import Path
@@ -22,26 +21,10 @@ from satplugin.qgis_satplugin.core.grid import PixelGrid
 from satplugin.qgis_satplugin.core.ground_truth.options import GroundTruthOptions, OutputPaths
 from satplugin.qgis_satplugin.engine_env import locate
 from satplugin.qgis_satplugin.engine_env.child import EngineFailed, run_in_engine
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shell_program
 
 GRID = PixelGrid.square("EPSG:32633", 500000.0, 5000000.0, 10.0, 20, 20)
 SQUARE = shapely.to_wkb(shapely.box(500050.0, 4999850.0, 500150.0, 4999950.0), hex=True)
-
-
-def _program(folder: Path, name: str, body: str) -> str:
-    path = folder / name
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(path.stat().st_mode | stat.S_IEXEC)
-    return str(path)
-
-
-@pytest.fixture
-def engine_python(tmp_path):
-    """A 'python' that runs the checkout's core as satplugin_engine (what an installed engine does)."""
-    link = tmp_path / "site"
-    link.mkdir()
-    (link / "satplugin_engine").symlink_to(ROOT / "qgis_satplugin" / "core", target_is_directory=True)
-    return _program(tmp_path, "engine-python", f'PYTHONPATH={link} exec {sys.executable} "$@"\n')
 
 
 def _job(folder: Path) -> str:
@@ -116,7 +99,7 @@ def test_a_step_error_is_its_sentence(engine_python, tmp_path):
 
 
 def test_a_crash_is_one_clear_error(tmp_path):
-    crashing = _program(tmp_path, "python", 'echo \'{"progress": 0.5}\'\necho "Fatal Python error: Segmentation fault" >&2\nkill -SEGV $$\n')
+    crashing = shell_program(tmp_path, "python", 'echo \'{"progress": 0.5}\'\necho "Fatal Python error: Segmentation fault" >&2\nkill -SEGV $$\n')
     seen = []
     with pytest.raises(EngineFailed) as caught:
         run_in_engine(crashing, "ground_truth", _job(tmp_path), Feedback(progress=seen.append))
@@ -127,7 +110,7 @@ def test_a_crash_is_one_clear_error(tmp_path):
 
 
 def test_cancel_ends_a_deaf_child_within_two_seconds(tmp_path):
-    deaf = _program(tmp_path, "python", "trap '' TERM\necho '{\"log\": \"working\"}'\nsleep 60\n")
+    deaf = shell_program(tmp_path, "python", "trap '' TERM\necho '{\"log\": \"working\"}'\nsleep 60\n")
     started = time.monotonic()
     cancel_at = started + 0.5
     with pytest.raises(Canceled):
@@ -136,7 +119,7 @@ def test_cancel_ends_a_deaf_child_within_two_seconds(tmp_path):
 
 
 def test_secrets_reach_the_child_through_its_environment_only(tmp_path):
-    spy = _program(tmp_path, "python", f'env > {tmp_path}/env.txt\ncat "$5" > {tmp_path}/job.txt\n'
+    spy = shell_program(tmp_path, "python", f'env > {tmp_path}/env.txt\ncat "$5" > {tmp_path}/job.txt\n'
                    'echo \'{"result": {"ok": true}}\'\n')
     assert run_in_engine(spy, "search", "{}", extra_env={"SH_CLIENT_SECRET": "s3cr3t-value"}) == {"ok": True}
     assert "SH_CLIENT_SECRET=s3cr3t-value" in (tmp_path / "env.txt").read_text()
@@ -227,6 +210,39 @@ def test_pip_comes_from_the_pypi_json_api_also_where_a_mirror_gives_relative_add
                 with pytest.raises(SatPluginError, match=expected):
                     install._pip_wheel(plan, staging, Feedback())
                 assert list(staging.iterdir()) == []
+
+
+def test_the_installers_downloads_go_through_the_proxy_it_is_given(tmp_path, monkeypatch):
+    """QGIS's proxy (processing_algs/network_proxy.py) reaches the pip download and pip's environment."""
+    import base64
+    import hashlib
+
+    from satplugin.qgis_satplugin.engine_env import install
+    from tests.servers.files import RangeFileServer
+
+    wheel = b"PK a pip wheel, as far as the installer can tell"
+    site = tmp_path / "site"
+    (site / "pypi" / "pip").mkdir(parents=True)
+    (site / "pypi" / "pip" / "json").write_text(json.dumps({"urls": [{
+        "packagetype": "bdist_wheel", "url": "http://files.satplugin.test/pip-26.3-py3-none-any.whl",
+        "filename": "pip-26.3-py3-none-any.whl", "digests": {"sha256": hashlib.sha256(wheel).hexdigest()}}]}))
+    (site / "pip-26.3-py3-none-any.whl").write_bytes(wheel)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    with RangeFileServer(site) as proxy:  # it answers what a proxy is asked for, as the origin would
+        address = proxy.url.replace("http://", "http://jane:pw%40x@")
+        plan = install.InstallPlan(tmp_path / "engine", install.EngineSource(ROOT, __version__), "all",
+                                   environment={"HTTP_PROXY": address, "HTTPS_PROXY": address})
+        monkeypatch.setattr(install, "PYPI_PIP", "http://pypi.satplugin.test/pypi/pip/json")
+        assert install._pip_wheel(plan, staging, Feedback()).read_bytes() == wheel
+    assert [(r.headers["host"], r.path) for r in proxy.requests] == [
+        ("pypi.satplugin.test", "/pypi/pip/json"), ("files.satplugin.test", "/pip-26.3-py3-none-any.whl")]
+    assert {r.headers["proxy-authorization"] for r in proxy.requests} == {"Basic " + base64.b64encode(b"jane:pw@x").decode()}
+    # pip runs with the same variables.
+    spy = shell_program(tmp_path, "spy", f"env > {tmp_path}/env.txt\n")
+    install._call([spy], Feedback(), "spying", environment=plan.environment)
+    seen = dict(line.split("=", 1) for line in (tmp_path / "env.txt").read_text().splitlines() if "=" in line)
+    assert seen["HTTP_PROXY"] == seen["HTTPS_PROXY"] == address
 
 
 def test_an_engine_python_older_than_the_engine_needs_is_one_sentence(tmp_path):

@@ -113,6 +113,23 @@ def test_connection_refused_is_retried_then_reported():
     assert len(c._sleep) == 2
 
 
+def test_a_proxy_that_refuses_says_to_check_the_proxy(monkeypatch):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")  # nothing listens there
+    c = client(max_attempts=2, timeout=2)
+    with pytest.raises(SatPluginError) as info:
+        c.get("https://services.example.com/api/v1/search")
+    assert str(info.value) == (
+        "Gave up on https://services.example.com/api/v1/search after 2 attempts (last problem: ProxyError: the proxy "
+        "could not be reached). Check the proxy in QGIS's settings (Settings > Options > Network) or the HTTPS_PROXY "
+        "variable."
+    )
+
+
 def test_a_host_name_that_does_not_resolve_says_to_check_the_connection_not_that_the_service_is_down(monkeypatch):
     # Offline, the resolver fails: socket.getaddrinfo raises what it raises then (EAI_NONAME).
     def offline(*args, **kwargs):
@@ -127,8 +144,8 @@ def test_a_host_name_that_does_not_resolve_says_to_check_the_connection_not_that
                                "(ConnectionError: the host name does not resolve); retrying in ")
     assert str(info.value) == (
         "Gave up on https://services.sentinel-hub.com/api/v1/catalog/1.0.0/search after 2 attempts (last problem: "
-        "ConnectionError: the host name does not resolve). Check that this computer is online, and QGIS's proxy "
-        "settings where it needs a proxy."
+        "ConnectionError: the host name does not resolve). Check that this computer is online, that the service URL "
+        "is spelled right, and QGIS's proxy settings where it needs a proxy."
     )
 
 

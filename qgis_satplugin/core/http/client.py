@@ -403,10 +403,13 @@ def new_session() -> requests.Session:
 
 NOT_RESOLVED = "the host name does not resolve"
 REFUSED = "the connection was refused"
+NO_PROXY = "the proxy could not be reached"
 # What to do when every attempt failed so, in place of "the service may be down".
 GIVE_UP_ADVICE = {
-    NOT_RESOLVED: "Check that this computer is online, and QGIS's proxy settings where it needs a proxy.",
+    NOT_RESOLVED: "Check that this computer is online, that the service URL is spelled right, and QGIS's proxy "
+                  "settings where it needs a proxy.",
     REFUSED: "Nothing answers at that address: check the service URL; the service may also be down.",
+    NO_PROXY: "Check the proxy in QGIS's settings (Settings > Options > Network) or the HTTPS_PROXY variable.",
 }
 
 
@@ -417,6 +420,8 @@ def connection_problem(exc: Exception) -> str:
     resolution failure, which "the service may be down" would misdescribe.
     """
     name = type(exc).__name__
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return f"{name}: {NO_PROXY}"  # whatever its cause: the proxy's address is the one to check
     seen, cause = set(), exc
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
