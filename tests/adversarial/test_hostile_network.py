@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsVectorLayer
+from qgis.core import QgsProcessingException, QgsVectorLayer
 
 from satplugin.qgis_satplugin.core.search.catalog import CatalogBackend
 from satplugin.qgis_satplugin.core.search.footprints_gpkg import write_footprints_gpkg
 from satplugin.qgis_satplugin.core.http.client import origin
 from satplugin.qgis_satplugin.core.search.stac import product_from_stac_item
 from tests.adversarial.conftest import sha256_tree
+from tests.fixtures.processing_feedback import KeptLines as Feedback
 from tests.servers import s2_world
 from tests.servers.hostile import CatchServer, TrickleServer, endless_json, zip_bomb
 from tests.servers.items import catalog_item, stac_item
@@ -40,25 +41,6 @@ UTC = timezone.utc
 TILE_AOI = "-11.5,-11.4,24.5,24.6 [EPSG:4326]"  # inside tile 29RKH of the generated items
 SECRET = "s3cr3t-d0-not-leak"
 WHEN = datetime(2023, 6, 12, 10, 15, 59, tzinfo=UTC)
-
-
-class Feedback(QgsProcessingFeedback):
-    """Keeps every line the algorithm shows the user."""
-
-    def __init__(self):
-        super().__init__()
-        self.lines: list[str] = []
-
-    def pushInfo(self, info):  # noqa: N802 (QGIS API)
-        self.lines.append(info)
-        super().pushInfo(info)
-
-    def reportError(self, error, fatalError=False):  # noqa: N802 (QGIS API)
-        self.lines.append(error)
-        super().reportError(error, fatalError)
-
-    def text(self) -> str:
-        return "\n".join(self.lines)
 
 
 def run(alg, params, feedback=None):

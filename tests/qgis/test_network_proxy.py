@@ -10,11 +10,12 @@ import base64
 from urllib.parse import urlsplit
 
 import pytest
-from qgis.core import QgsNetworkAccessManager, QgsProcessingFeedback, QgsVectorLayer
+from qgis.core import QgsNetworkAccessManager, QgsVectorLayer
 from qgis.PyQt.QtNetwork import QNetworkProxy
 
 from satplugin.processing_algs.network_proxy import proxy_environment, qgis_http_proxy
 from satplugin.qgis_satplugin.engine_env import locate
+from tests.fixtures.processing_feedback import KeptLines
 from tests.servers.items import stac_item
 from tests.servers.stac_api import StacApiServer
 
@@ -33,18 +34,6 @@ def qgis_proxy(qgis_app):
 
     yield set_proxy
     manager.setFallbackProxyAndExcludes(*saved)
-
-
-class Lines(QgsProcessingFeedback):
-    def __init__(self):
-        super().__init__()
-        self.lines: list[str] = []
-
-    def pushInfo(self, info):  # noqa: N802 (QGIS API)
-        self.lines.append(info)
-
-    def reportError(self, error, fatalError=False):  # noqa: N802 (QGIS API)
-        self.lines.append(error)
 
 
 def test_an_http_proxy_of_qgis_becomes_the_engines_proxy_variables(qgis_proxy):
@@ -72,7 +61,7 @@ def test_a_search_in_the_engine_goes_through_qgiss_proxy_with_its_credentials(
     with StacApiServer([stac_item()], prefix="/v1") as server:
         port = urlsplit(server.url).port
         qgis_proxy(QNetworkProxy(QNetworkProxy.HttpProxy, "127.0.0.1", port, "jane", PASSWORD))
-        feedback = Lines()
+        feedback = KeptLines()
         result = processing.run("satplugin:searchproducts", {
             "BACKEND": 2, "SERVICE_URL": "http://stac.satplugin.test/v1", "AOI": TILE_AOI, "START_DATE": "2020-02-01",
             "END_DATE": "2020-02-28", "OUTPUT": str(tmp_path / "products.gpkg")}, feedback=feedback)
