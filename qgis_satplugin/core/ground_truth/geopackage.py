@@ -53,7 +53,7 @@ def read_plain_geopackage(path: str, layer: str | None, columns: list) -> dict |
     if Path(path).suffix.lower() != ".gpkg" or not _closed_rollback_database(Path(path)):
         return None
     try:
-        with _read_only(path) as db:
+        with _ReadOnly(path) as db:
             return _read(db, layer, columns)
     except (sqlite3.Error, ValueError):
         return None  # not SQLite, locked, or not a GeoPackage layout: GDAL says what is wrong
@@ -74,7 +74,7 @@ def _closed_rollback_database(path: Path) -> bool:
         j.exists() for j in journals)
 
 
-class _read_only:
+class _ReadOnly:
     """An SQLite connection that cannot write (a journal in WAL mode included), closed on exit."""
 
     def __init__(self, path):
@@ -187,10 +187,12 @@ def _plain_wkbs(blobs):
 
 
 def _blob_wkb(blob):
-    """The WKB behind a standard GeoPackage blob's header; None for any other blob."""
+    """The WKB behind a standard GeoPackage blob's header; None for any other value (SQLite keeps any type)."""
+    if not isinstance(blob, bytes):
+        return None
     if blob[:4] == COMMON_HEADER:
         return blob[40:]
-    if not isinstance(blob, bytes) or len(blob) < 8 or blob[:2] != b"GP" or blob[2] != 0:
+    if len(blob) < 8 or blob[:2] != b"GP" or blob[2] != 0:
         return None
     flags = blob[3]
     envelope = ENVELOPE_BYTES.get((flags >> 1) & 0b111)
