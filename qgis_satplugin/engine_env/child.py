@@ -132,7 +132,8 @@ def remove_abandoned_jobs(now=None) -> list:
         except (OSError, ValueError):
             continue
         # An owner file without a host is an earlier version's, written on this host.
-        if host in ("", socket.gethostname()) and owner != os.getpid() and not _alive(owner) and not _locked(folder / OWNER_FILE):
+        ours_here = host in ("", socket.gethostname()) and owner != os.getpid()
+        if ours_here and not _alive(owner) and not _locked(folder / OWNER_FILE):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed

@@ -30,7 +30,6 @@ def write_layer(path, features, fields, epsg=32633, layer="parcels", geometry_ty
     """A GeoPackage layer written by GDAL: ``features`` are (geometry or None, {field: value}), in FID order."""
     from osgeo import ogr, osr
 
-    ogr.UseExceptions()
     exists = Path(path).exists()
     ds = ogr.Open(str(path), 1) if exists else ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
     srs = osr.SpatialReference()

@@ -28,7 +28,8 @@ def with_polygons_read(options: GroundTruthOptions) -> GroundTruthOptions:
 
 def read_polygons(spec: PolygonFile) -> dict:
     """The file's features as the inline job holds them (``polygons`` as WKB hex, ``class_values``,
-    ``parcel_ids``, ``class_names``), and ``crs``, the file's CRS as GDAL reports it ('EPSG:<code>' or WKT; None when it has none)."""
+    ``parcel_ids``, ``class_names``), and ``crs``, the file's CRS as GDAL reports it ('EPSG:<code>'
+    or WKT; None when it has none)."""
     wanted = list(dict.fromkeys(f for f in (spec.class_field, spec.id_field, spec.name_field) if f))
     found = read_plain_geopackage(spec.path, spec.layer, wanted) or _read_with_gdal(spec, wanted)
     values, wkb = found["columns"], found["wkb"]
