@@ -194,6 +194,7 @@ def _follow(process: subprocess.Popen, feedback: Feedback):
             _kill(process)  # its own children too: one left alive would hold the output open
             kill_at = None
     process.wait()
+    process.stdout.close()  # the reader has seen its end
     return final, canceled
 
 

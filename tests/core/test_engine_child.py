@@ -90,6 +90,17 @@ def test_job_folders_left_by_a_killed_qgis_are_removed_by_the_next_run(engine_py
             process.wait()
 
 
+def test_a_run_leaves_no_file_of_the_child_open(engine_python, tmp_path):
+    import gc
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        run_in_engine(engine_python, "ground_truth", _job(tmp_path), Feedback())
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
 def test_a_step_error_is_its_sentence(engine_python, tmp_path):
     job = json.loads(_job(tmp_path))
     job["min_coverage"] = 2.0
