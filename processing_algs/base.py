@@ -27,7 +27,7 @@ from ..qgis_satplugin.core.feedback import Feedback
 from ..qgis_satplugin.core.resources import resource_path
 from ..qgis_satplugin.engine_env.child import run_in_engine
 from ..qgis_satplugin.engine_env.locate import Engine, EngineMissing, find_engine
-from .network_proxy import proxy_address, proxy_environment, qgis_http_proxy
+from .network_proxy import proxy_address, proxy_environment, proxy_notice, qgis_http_proxy
 from .raster_sidecars import no_new_sidecars
 
 # The Processing setting that names the engine's Python (Options > Processing > Providers).
@@ -115,6 +115,8 @@ class SatPluginAlgorithm(QgsProcessingAlgorithm):
             environment = proxy_environment(proxy)
             if proxy is not None:
                 lines.info(f"The engine goes through QGIS's proxy, {proxy_address(proxy)}.")
+            elif proxy_notice():
+                lines.info(proxy_notice())
             if credentials:
                 environment.update(SH_CLIENT_ID=credentials.client_id, SH_CLIENT_SECRET=credentials.client_secret)
             return run_in_engine(engine.python, step, options.to_json(), core_feedback, extra_env=environment)

@@ -21,7 +21,7 @@ from ..qgis_satplugin.core.feedback import Feedback
 from ..qgis_satplugin.engine_env.install import engine_source, install_engine, installed_version, plan_install, remove_engine
 from ..qgis_satplugin.engine_env.locate import managed_folder, venv_python
 from .base import ConsoleLines, SatPluginAlgorithm, core_errors
-from .network_proxy import proxy_address, proxy_environment, qgis_http_proxy
+from .network_proxy import proxy_address, proxy_environment, proxy_notice, qgis_http_proxy
 
 PLUGIN_FOLDER = Path(__file__).resolve().parent.parent
 
@@ -78,6 +78,8 @@ class InstallEngine(SatPluginAlgorithm):
             lines.info(plan.describe())
             if proxy is not None and plan.wheelhouse is None:
                 lines.info(f"The downloads go through QGIS's proxy, {proxy_address(proxy)}.")
+            elif proxy_notice() and plan.wheelhouse is None:
+                lines.info(proxy_notice())
             version = install_engine(
                 plan, Feedback(progress=lambda f: lines.progress(100.0 * f), log=lines.info, is_canceled=feedback.isCanceled)
             )

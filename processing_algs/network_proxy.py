@@ -5,11 +5,13 @@ which knows only the environment. So where QGIS has an HTTP proxy of its own, th
 gets HTTP_PROXY, HTTPS_PROXY and NO_PROXY (in both cases: Python prefers the lower-case
 ones, which a user's shell may set). A system proxy ("use system proxy settings") reaches
 the engine as it reaches any program: the environment, or Windows' settings, which Python
-reads itself. QGIS's SOCKS proxies are not passed on (requests would need PySocks).
+reads itself. QGIS's SOCKS proxies are not passed on (requests would need PySocks): the log
+says so. QGIS's exclusions are URL prefixes; the engine's NO_PROXY can only exclude whole
+hosts, so an excluded prefix excludes its host.
 """
 from urllib.parse import quote, urlsplit
 
-from qgis.core import QgsNetworkAccessManager
+from qgis.core import QgsNetworkAccessManager, QgsProcessingException
 from qgis.PyQt.QtNetwork import QNetworkProxy
 
 HTTP_PROXY_TYPES = (QNetworkProxy.HttpProxy, QNetworkProxy.HttpCachingProxy)
@@ -22,7 +24,26 @@ def qgis_http_proxy():
     proxy = manager.fallbackProxy()
     if manager.useSystemProxy() or proxy.type() not in HTTP_PROXY_TYPES or not proxy.hostName():
         return None
+    for what, value in (("user", proxy.user()), ("password", proxy.password())):
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            # requests sends Basic credentials in Latin-1 and fails on anything else.
+            raise QgsProcessingException(
+                f"The {what} of QGIS's proxy (Settings > Options > Network) has characters outside Latin-1, which "
+                "the engine's HTTP client cannot send; use one without them, or set HTTPS_PROXY for QGIS yourself."
+            ) from None
     return proxy
+
+
+def proxy_notice() -> str:
+    """A line for the log where QGIS's proxy is one the engine cannot use (SOCKS); else ''."""
+    manager = QgsNetworkAccessManager.instance()
+    proxy = manager.fallbackProxy()
+    if manager.useSystemProxy() or proxy.type() != QNetworkProxy.Socks5Proxy or not proxy.hostName():
+        return ""
+    return (f"QGIS's proxy {proxy_address(proxy)} is a SOCKS proxy, which the engine cannot use: it connects "
+            "directly, or through HTTPS_PROXY where that is set.")
 
 
 def proxy_environment(proxy) -> dict:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import random
 import socket
+import threading
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -128,6 +130,42 @@ def test_a_proxy_that_refuses_says_to_check_the_proxy(monkeypatch):
         "could not be reached). Check the proxy in QGIS's settings (Settings > Options > Network) or the HTTPS_PROXY "
         "variable."
     )
+
+
+class _ProxyAsking(BaseHTTPRequestHandler):
+    """A proxy that wants credentials the client did not bring: 407 to plain requests and to CONNECT."""
+
+    def _refuse(self):
+        self.send_response(407, "Proxy Authentication Required")
+        self.send_header("Proxy-Authenticate", 'Basic realm="corp"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = do_CONNECT = _refuse
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_proxy_that_refuses_the_credentials_says_so_at_once(monkeypatch, scheme):
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _ProxyAsking)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(f"{scheme.upper()}_PROXY", f"http://jane:wrong@127.0.0.1:{proxy.server_address[1]}")
+        c = client(max_attempts=3, timeout=2)
+        with pytest.raises(SatPluginError) as info:
+            c.get(f"{scheme}://services.example.com/api/v1/search")
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert str(info.value) == (
+        f"The proxy refused its credentials (HTTP 407 for {scheme}://services.example.com/api/v1/search). Check the "
+        "proxy's user and password in QGIS's settings (Settings > Options > Network) or in HTTPS_PROXY."
+    )
+    assert c._sleep == []  # not retried: waiting does not change the credentials
 
 
 def test_a_host_name_that_does_not_resolve_says_to_check_the_connection_not_that_the_service_is_down(monkeypatch):

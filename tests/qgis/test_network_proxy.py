@@ -10,10 +10,10 @@ import base64
 from urllib.parse import urlsplit
 
 import pytest
-from qgis.core import QgsNetworkAccessManager, QgsVectorLayer
+from qgis.core import QgsNetworkAccessManager, QgsProcessingException, QgsVectorLayer
 from qgis.PyQt.QtNetwork import QNetworkProxy
 
-from satplugin.processing_algs.network_proxy import proxy_environment, qgis_http_proxy
+from satplugin.processing_algs.network_proxy import proxy_environment, proxy_notice, qgis_http_proxy
 from satplugin.qgis_satplugin.engine_env import locate
 from tests.fixtures.processing_feedback import KeptLines
 from tests.servers.items import stac_item
@@ -47,10 +47,25 @@ def test_an_http_proxy_of_qgis_becomes_the_engines_proxy_variables(qgis_proxy):
     }
     qgis_proxy(QNetworkProxy(QNetworkProxy.HttpProxy, "::1", 8080))
     assert proxy_environment(qgis_http_proxy())["HTTPS_PROXY"] == "http://[::1]:8080"
-    # No proxy, and SOCKS (which requests cannot use without PySocks): the engine keeps its environment.
+    assert proxy_notice() == ""
+    # No proxy, and SOCKS (which requests cannot use without PySocks): the engine keeps its environment,
+    # and the log says so for SOCKS.
     for kind in (QNetworkProxy.NoProxy, QNetworkProxy.Socks5Proxy):
         qgis_proxy(QNetworkProxy(kind, "proxy.corp.example", 1080))
         assert qgis_http_proxy() is None and proxy_environment(None) == {}
+    assert proxy_notice() == ("QGIS's proxy proxy.corp.example:1080 is a SOCKS proxy, which the engine cannot use: "
+                              "it connects directly, or through HTTPS_PROXY where that is set.")
+
+
+def test_proxy_credentials_the_engine_cannot_send_are_one_sentence_before_any_work(qgis_proxy):
+    qgis_proxy(QNetworkProxy(QNetworkProxy.HttpProxy, "proxy.corp.example", 3128, "bob", "pä#?ss"))
+    assert proxy_environment(qgis_http_proxy())["HTTPS_PROXY"] == "http://bob:p%C3%A4%23%3Fss@proxy.corp.example:3128"
+    qgis_proxy(QNetworkProxy(QNetworkProxy.HttpProxy, "proxy.corp.example", 3128, "bob", "p€ss"))
+    with pytest.raises(QgsProcessingException) as info:
+        qgis_http_proxy()
+    assert str(info.value) == (
+        "The password of QGIS's proxy (Settings > Options > Network) has characters outside Latin-1, which the "
+        "engine's HTTP client cannot send; use one without them, or set HTTPS_PROXY for QGIS yourself.")
 
 
 def test_a_search_in_the_engine_goes_through_qgiss_proxy_with_its_credentials(

@@ -411,6 +411,7 @@ GIVE_UP_ADVICE = {
     REFUSED: "Nothing answers at that address: check the service URL; the service may also be down.",
     NO_PROXY: "Check the proxy in QGIS's settings (Settings > Options > Network) or the HTTPS_PROXY variable.",
 }
+PROXY_HELP = "Check the proxy's user and password in QGIS's settings (Settings > Options > Network) or in HTTPS_PROXY."
 
 
 def connection_problem(exc: Exception) -> str:
@@ -544,6 +545,9 @@ class JsonClient:
                 ) from None
             except _TRANSIENT_ERRORS as exc:
                 self._raise_if_stopped(watch, where, budget)
+                if isinstance(exc, requests.exceptions.ProxyError) and " 407 " in str(exc):
+                    # The proxy refused the credentials of an HTTPS tunnel: waiting does not change them.
+                    raise SatPluginError(f"The proxy refused its credentials (HTTP 407 for {where}). {PROXY_HELP}") from None
                 return _Retry(connection_problem(exc))
             except requests.RequestException as exc:
                 self._raise_if_stopped(watch, where, budget)
@@ -554,6 +558,8 @@ class JsonClient:
                     raise CredentialsRefused(
                         f"The server refused the credentials (HTTP 401 from {where}). {CREDENTIALS_HELP}"
                     )
+                if status == 407:
+                    raise SatPluginError(f"The proxy refused its credentials (HTTP 407 for {where}). {PROXY_HELP}")
                 if status == 429 or status >= 500:
                     delay = parse_retry_after(response.headers.get("Retry-After"), self.retry_after_unit, self._now())
                     if delay is not None and delay > self.max_retry_after:
