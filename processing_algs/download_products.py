@@ -122,21 +122,34 @@ class DownloadProducts(SatPluginAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("FILES_WRITTEN", "Files written by this run"))
         self.addOutput(QgsProcessingOutputNumber("FILES_SKIPPED", "Files already complete (resumed)"))
 
+    def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
+        """Read the products layer here, in QGIS's main thread: it is a project layer the map may be
+        drawing, and a run from the toolbox or the panel calls processAlgorithm in a worker thread.
+        Errors wait for processAlgorithm, which raises them with their own message."""
+        try:
+            layer = self.parameterAsVectorLayer(parameters, "PRODUCTS", context)
+            if layer is None:
+                raise QgsProcessingException("PRODUCTS is not a readable layer; give the output of 'Search products'.")
+            rows = _product_rows(layer)
+            footprints = None
+            if not (parameters.get("AOI") or parameters.get("AOI_LAYER")):
+                footprints = _footprints_union_4326(layer, context)
+            self._products = (rows, footprints)
+        except QgsProcessingException as exc:
+            self._products = exc
+        return True
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
-        layer = self.parameterAsVectorLayer(parameters, "PRODUCTS", context)
-        if layer is None:
-            raise QgsProcessingException("PRODUCTS is not a readable layer; give the output of 'Search products'.")
-        rows = _product_rows(layer)
+        if isinstance(self._products, Exception):
+            raise self._products
+        rows, footprints = self._products
         feedback.pushInfo(f"{len(rows)} product(s) to download.")
         service_url = self.parameterAsString(parameters, "SERVICE_URL", context) or None
         with core_errors():
             # Before any request: the layer is a data file anyone could have edited (the engine checks too).
             if engine_checks():
                 check_references(as_products(rows), service_url)
-        if parameters.get("AOI") or parameters.get("AOI_LAYER"):
-            aoi = aoi_geometry_4326(self, parameters, context)
-        else:
-            aoi = _footprints_union_4326(layer, context)
+        aoi = footprints if footprints is not None else aoi_geometry_4326(self, parameters, context)
         reference = raster_layer(self, parameters, "REFERENCE", context)
         bands = tuple(BAND_CHOICES[i] for i in self.parameterAsEnums(parameters, "BANDS", context))
         network = network_options(self, parameters, context)

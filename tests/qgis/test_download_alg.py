@@ -123,3 +123,37 @@ def test_planetary_computer_search_then_download_signs_every_read(satplugin_prov
     assert reads and all(pc.valid(r.query.get("sig", [None])[0]) for r in reads)
     stored = (tmp_path / "pc.gpkg").read_bytes() + (tmp_path / "series" / "manifest.json").read_bytes()
     assert tokens and not any(t.encode() in stored for t in tokens)
+
+
+def test_a_background_run_reads_the_products_layer_in_the_main_thread(products_layer, tmp_path, monkeypatch):
+    """The panel and the toolbox run algorithms as tasks: processAlgorithm in a worker thread, while
+    the map may be drawing the products layer. The layer is read in prepareAlgorithm (main thread)."""
+    import threading
+
+    from pytest_qgis.utils import wait_until
+    from qgis.core import QgsApplication, QgsProcessingAlgRunnerTask, QgsProcessingContext, QgsProcessingFeedback
+
+    from satplugin.processing_algs import download_products
+
+    threads = []
+
+    def recording(read):
+        def wrapper(*args):
+            threads.append(threading.current_thread() is threading.main_thread())
+            return read(*args)
+        return wrapper
+
+    monkeypatch.setattr(download_products, "_product_rows", recording(download_products._product_rows))
+    monkeypatch.setattr(download_products, "_footprints_union_4326", recording(download_products._footprints_union_4326))
+    algorithm = QgsApplication.processingRegistry().algorithmById("satplugin:downloadproducts")
+    context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+    context.setProject(QgsProject.instance())
+    params = {"PRODUCTS": products_layer.id(), "BANDS": [0], "OUTPUT_FOLDER": str(tmp_path / "series")}
+    task = QgsProcessingAlgRunnerTask(algorithm, params, context, feedback)
+    results = []
+    task.executed.connect(lambda ok, outputs: results.append((ok, outputs)))
+    QgsApplication.taskManager().addTask(task)
+    assert wait_until(lambda: bool(results), timeout_milliseconds=120_000)
+    ok, outputs = results[0]
+    assert ok and outputs["DATE_COUNT"] == 3
+    assert threads == [True, True]  # the rows, then the footprints' union (no AOI given)
