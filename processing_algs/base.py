@@ -27,7 +27,7 @@ from ..qgis_satplugin.core.feedback import Feedback
 from ..qgis_satplugin.core.resources import resource_path
 from ..qgis_satplugin.engine_env.child import run_in_engine
 from ..qgis_satplugin.engine_env.locate import Engine, EngineMissing, find_engine
-from .network_proxy import proxy_address, proxy_environment, proxy_notice, qgis_http_proxy
+from .network_proxy import proxy_for_child
 from .raster_sidecars import no_new_sidecars
 
 # The Processing setting that names the engine's Python (Options > Processing > Providers).
@@ -111,12 +111,7 @@ class SatPluginAlgorithm(QgsProcessingAlgorithm):
                 # Through JSON, so a result reads the same from this process as from a child.
                 return json.loads(json.dumps(run(options, core_feedback, **live).to_dict()))
             lines.info(f"Running in the engine: {engine.python} ({engine.origin})")
-            proxy = qgis_http_proxy()
-            environment = proxy_environment(proxy)
-            if proxy is not None:
-                lines.info(f"The engine goes through QGIS's proxy, {proxy_address(proxy)}.")
-            elif proxy_notice():
-                lines.info(proxy_notice())
+            environment = proxy_for_child(lines.info, "The engine goes")
             if credentials:
                 environment.update(SH_CLIENT_ID=credentials.client_id, SH_CLIENT_SECRET=credentials.client_secret)
             return run_in_engine(engine.python, step, options.to_json(), core_feedback, extra_env=environment)

@@ -21,7 +21,7 @@ from ..qgis_satplugin.core.feedback import Feedback
 from ..qgis_satplugin.engine_env.install import engine_source, install_engine, installed_version, plan_install, remove_engine
 from ..qgis_satplugin.engine_env.locate import managed_folder, venv_python
 from .base import ConsoleLines, SatPluginAlgorithm, core_errors
-from .network_proxy import proxy_address, proxy_environment, proxy_notice, qgis_http_proxy
+from .network_proxy import proxy_for_child
 
 PLUGIN_FOLDER = Path(__file__).resolve().parent.parent
 
@@ -73,13 +73,10 @@ class InstallEngine(SatPluginAlgorithm):
         lines = ConsoleLines(feedback)
         with core_errors():
             plan = plan_install(folder, engine_source(PLUGIN_FOLDER, __version__), Path(wheelhouse) if wheelhouse else None)
-            proxy = qgis_http_proxy()
-            plan.environment = proxy_environment(proxy)
             lines.info(plan.describe())
-            if proxy is not None and plan.wheelhouse is None:
-                lines.info(f"The downloads go through QGIS's proxy, {proxy_address(proxy)}.")
-            elif proxy_notice() and plan.wheelhouse is None:
-                lines.info(proxy_notice())
+            # A wheelhouse install downloads nothing: no line about the proxy then.
+            plan.environment = proxy_for_child(lines.info if plan.wheelhouse is None else (lambda line: None),
+                                               "The downloads go")
             version = install_engine(
                 plan, Feedback(progress=lambda f: lines.progress(100.0 * f), log=lines.info, is_canceled=feedback.isCanceled)
             )

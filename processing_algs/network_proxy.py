@@ -46,6 +46,17 @@ def proxy_notice() -> str:
             "directly, or through HTTPS_PROXY where that is set.")
 
 
+def proxy_for_child(log, who_goes: str) -> dict:
+    """The proxy variables for an engine or installer child, after a log line that says the
+    proxy ``who_goes`` ("The engine goes", "The downloads go") through, or that QGIS's cannot be used."""
+    proxy = qgis_http_proxy()
+    if proxy is not None:
+        log(f"{who_goes} through QGIS's proxy, {proxy_address(proxy)}.")
+    elif proxy_notice():
+        log(proxy_notice())
+    return proxy_environment(proxy)
+
+
 def proxy_environment(proxy) -> dict:
     """The engine's proxy variables for ``proxy`` (from :func:`qgis_http_proxy`); {} for None.
 
