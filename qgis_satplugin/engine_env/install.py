@@ -12,6 +12,7 @@ else the CPU build (a wheelhouse decides by what it holds).
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import platform
@@ -197,9 +198,7 @@ def _pip_wheel(plan: InstallPlan, staging: Path, feedback: Feedback) -> Path:
             raise SatPluginError(f"The wheelhouse {plan.wheelhouse} has no pip wheel; nothing was installed.")
         return max(wheels, key=_version_key)
     feedback.log(f"Fetching pip from {PYPI_PIP}")
-    proxies = {scheme: plan.environment[f"{scheme.upper()}_PROXY"] for scheme in ("http", "https")
-               if f"{scheme.upper()}_PROXY" in plan.environment}
-    opener = urllib.request.build_opener(*([urllib.request.ProxyHandler(proxies)] if proxies else []))
+    opener = _opener_as_pip_goes(plan.environment)
     try:
         with opener.open(PYPI_PIP, timeout=60) as answer:
             release = json.load(answer)
@@ -217,6 +216,46 @@ def _pip_wheel(plan: InstallPlan, staging: Path, feedback: Feedback) -> Path:
         raise SatPluginError("The pip wheel from PyPI does not match its published checksum; nothing was installed.")
     target.write_bytes(data)
     return target
+
+
+def _opener_as_pip_goes(environment: dict):
+    """urllib's opener for the pip download, through the proxy that ``environment`` gives pip.
+
+    Without proxy variables there, the process's own settings hold, as they do for pip.
+    """
+    proxies = {scheme: environment[f"{scheme.upper()}_PROXY"] for scheme in ("http", "https")
+               if f"{scheme.upper()}_PROXY" in environment}
+    if not proxies:
+        return urllib.request.build_opener()
+    return urllib.request.build_opener(_ProxyAsPipUses(proxies, environment.get("NO_PROXY", "")))
+
+
+class _ProxyAsPipUses(urllib.request.ProxyHandler):
+    """urllib's proxy handler with pip's (requests') rules, so that a proxy that lets pip through
+    lets this download through too: the user and password are sent encoded in Latin-1 (urllib
+    sends UTF-8, which a proxy checks as another password), and the hosts excluded are those of
+    the given NO_PROXY, not of this process's environment."""
+
+    def __init__(self, proxies: dict, no_proxy: str):
+        self.no_proxy = no_proxy
+        self.authorization = {}
+        bare = {}
+        for scheme, url in proxies.items():
+            parts = urllib.parse.urlsplit(url)
+            if parts.username is not None:
+                user_pass = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+                # network_proxy refuses credentials outside Latin-1 before the installer runs.
+                self.authorization[scheme] = "Basic " + base64.b64encode(user_pass.encode("latin-1")).decode("ascii")
+            bare[scheme] = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        super().__init__(bare)
+
+    def proxy_open(self, req, proxy, type):  # noqa: A002 (urllib's signature)
+        if req.host and urllib.request.proxy_bypass_environment(req.host, {"no": self.no_proxy}):
+            return None  # straight to the host
+        if type in self.authorization:  # urllib moves it to the CONNECT request of an HTTPS tunnel
+            req.add_header("Proxy-Authorization", self.authorization[type])
+        req.set_proxy(urllib.parse.urlsplit(proxy).netloc, "http")  # network_proxy's proxies are http://
+        return None  # the HTTP(S) handler then opens the request through the proxy
 
 
 def _version_key(wheel: Path) -> tuple:

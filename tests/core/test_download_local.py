@@ -6,6 +6,7 @@ Two L2A products with the same underlying reflectance, one of baseline 03.01 and
 
 from __future__ import annotations
 
+import subprocess
 from datetime import datetime, timezone
 
 import numpy as np
@@ -165,3 +166,27 @@ def test_an_output_folder_among_the_products_is_refused_before_any_write(tmp_pat
     with pytest.raises(SatPluginError, match=r"and the product \S+ \(.+\) overlap; choose an output folder outside the products"):
         run_download(scan_folder(tmp_path / "src"), s2_world.aoi_4326(), out, ["B04"])
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_an_output_folder_that_names_a_products_folder_another_way_is_refused(tmp_path, engine_python):
+    """A second name of the product's folder that resolve() does not undo, as a case-insensitive
+    volume (macOS, Windows) or a bind mount gives: the file system's identity still refuses it.
+    Here a bind mount, in a user and mount namespace of its own (unshare), so nothing outside changes."""
+    folder, _ = s2_world.make_cog_product(tmp_path / "src", when=OLD, baseline="05.09", bands=("B04",))
+    alias = tmp_path / "alias"
+    alias.mkdir()
+    mount_then = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", mount_then, "sh", tmp_path / "src", alias, "true"],
+                           capture_output=True, text=True)
+    if probe.returncode:
+        pytest.skip(f"no mount namespace here: {probe.stderr.strip()}")
+    check = ("import sys; from satplugin_engine.search.local import scan_folder; "
+             "from satplugin_engine.download.runner import refuse_folder_among_sources; "
+             "refuse_folder_among_sources(sys.argv[2], scan_folder(sys.argv[1]))")
+    for out in (alias / folder.name / "out", alias / folder.name, tmp_path / "src" / folder.name / "new"):
+        run = subprocess.run(["unshare", "-rm", "sh", "-c", mount_then, "sh", tmp_path / "src", alias,
+                              engine_python, "-c", check, tmp_path / "src", out], capture_output=True, text=True)
+        assert run.returncode == 1 and "overlap; choose an output folder outside the products" in run.stderr, (out, run.stderr)
+    elsewhere = subprocess.run(["unshare", "-rm", "sh", "-c", mount_then, "sh", tmp_path / "src", alias,
+                                engine_python, "-c", check, tmp_path / "src", tmp_path / "out"], capture_output=True, text=True)
+    assert elsewhere.returncode == 0, elsewhere.stderr

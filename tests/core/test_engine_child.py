@@ -225,9 +225,11 @@ def test_pip_comes_from_the_pypi_json_api_also_where_a_mirror_gives_relative_add
 
 
 def test_the_installers_downloads_go_through_the_proxy_it_is_given(tmp_path, monkeypatch):
-    """QGIS's proxy (processing_algs/network_proxy.py) reaches the pip download and pip's environment."""
-    import base64
+    """QGIS's proxy (processing_algs/network_proxy.py) reaches the pip download and pip's environment,
+    with pip's rules: credentials in Latin-1, as requests sends them, and NO_PROXY's hosts direct."""
     import hashlib
+
+    from pip._vendor.requests.auth import _basic_auth_str
 
     from satplugin.qgis_satplugin.engine_env import install
     from tests.servers.files import RangeFileServer
@@ -242,14 +244,17 @@ def test_the_installers_downloads_go_through_the_proxy_it_is_given(tmp_path, mon
     staging = tmp_path / "staging"
     staging.mkdir()
     with RangeFileServer(site) as proxy:  # it answers what a proxy is asked for, as the origin would
-        address = proxy.url.replace("http://", "http://jane:pw%40x@")
+        address = proxy.url.replace("http://", "http://jane:p%C3%A4%40x@")  # as network_proxy quotes "pä@x"
+        here = proxy.url.removeprefix("http://")
         plan = install.InstallPlan(tmp_path / "engine", install.EngineSource(ROOT, __version__), "all",
-                                   environment={"HTTP_PROXY": address, "HTTPS_PROXY": address})
-        monkeypatch.setattr(install, "PYPI_PIP", "http://pypi.satplugin.test/pypi/pip/json")
+                                   environment={"HTTP_PROXY": address, "HTTPS_PROXY": address, "NO_PROXY": here})
+        monkeypatch.setattr(install, "PYPI_PIP", f"{proxy.url}/pypi/pip/json")  # excluded: asked directly
+        monkeypatch.setenv("no_proxy", "files.satplugin.test")  # this process's own exclusions do not count
         assert install._pip_wheel(plan, staging, Feedback()).read_bytes() == wheel
-    assert [(r.headers["host"], r.path) for r in proxy.requests] == [
-        ("pypi.satplugin.test", "/pypi/pip/json"), ("files.satplugin.test", "/pip-26.3-py3-none-any.whl")]
-    assert {r.headers["proxy-authorization"] for r in proxy.requests} == {"Basic " + base64.b64encode(b"jane:pw@x").decode()}
+    asked = [(r.headers["host"], r.path, r.headers.get("proxy-authorization")) for r in proxy.requests]
+    assert asked == [(here, "/pypi/pip/json", None),
+                     ("files.satplugin.test", "/pip-26.3-py3-none-any.whl", _basic_auth_str("jane", "pä@x"))]
+    assert asked[1][2] == "Basic amFuZTpw5EB4"  # base64 of b"jane:p\xe4@x", which pip sends as well
     # pip runs with the same variables.
     spy = shell_program(tmp_path, "spy", f"env > {tmp_path}/env.txt\n")
     install._call([spy], Feedback(), "spying", environment=plan.environment)

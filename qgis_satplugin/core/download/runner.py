@@ -242,11 +242,32 @@ def refuse_folder_among_sources(path, products) -> None:
         if download.get("kind") != "local" or not download.get("path"):
             continue
         source = Path(str(download["path"]).removeprefix("/vsizip/")).expanduser().resolve()
-        if out == source or out.is_relative_to(source) or source.is_relative_to(out):
+        if _is_or_lies_in(out, source) or _is_or_lies_in(source, out):
             raise SatPluginError(
                 f"The output folder {out} and the product {product.product_id} ({source}) overlap; choose an "
                 "output folder outside the products' folders, so that the download never writes among them."
             )
+
+
+def _is_or_lies_in(path: Path, folder: Path) -> bool:
+    """Whether ``path`` (which need not exist yet) is ``folder`` or lies inside it.
+
+    By name, and by the file system's own identity of the folders that exist: a
+    case-insensitive volume (macOS, Windows) or a bind mount gives one folder several names.
+    """
+    if path.is_relative_to(folder):
+        return True
+    try:
+        target = folder.stat()
+    except OSError:
+        return False
+    for candidate in (path, *path.parents):
+        try:
+            if os.path.samestat(candidate.stat(), target):
+                return True
+        except OSError:
+            continue  # not created yet
+    return False
 
 
 def prepare_folder(path) -> Path:
