@@ -79,6 +79,22 @@ def test_output_equal_to_an_input_is_refused_before_any_work(satplugin_provider,
     assert sha256_tree(tmp_path / "revisits") == before and no_partials(tmp_path)
 
 
+def test_output_on_the_cloud_mask_beside_an_input_is_refused(satplugin_provider, tmp_path, model):
+    """The mask is an input the user did not name: S2_20230511_SCL.tif pairs with S2_20230511.tif."""
+    rng = np.random.default_rng(6)
+    (tmp_path / "masked").mkdir()
+    scls = [np.full((40, 52), 4, np.uint8) for _ in range(2)]
+    images = dated_series(tmp_path / "masked", [rng.integers(200, 3000, (4, 40, 52)) for _ in range(2)], scls=scls)
+    mask = images[1].with_name(images[1].stem + "_SCL.tif")
+    assert mask.is_file()
+    before = sha256_tree(tmp_path / "masked")
+    message = refused({"INPUT": [str(p) for p in images], "MODEL": str(model), "OUTPUT": str(mask)},
+                      r"OUTPUT \(.*\) would overwrite the input INPUT's cloud mask \(S2_20230511_SCL.tif\); "
+                      r"choose another output path. Nothing was changed.")
+    assert message.count("would overwrite") == 1
+    assert sha256_tree(tmp_path / "masked") == before and no_partials(tmp_path)
+
+
 def test_output_inside_the_download_folder_is_refused(satplugin_provider, tmp_path, series, model):
     before = sha256_tree(series)
     refused({"INPUT": [str(series)], "MODEL": str(model), "OUTPUT": str(series / "sr.tif")},

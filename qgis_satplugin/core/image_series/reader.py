@@ -113,6 +113,12 @@ def input_paths(images, param: str) -> dict:
     return {f"{param} ({Path(p).name})": p for p in images or []}
 
 
+def mask_inputs(series, param: str) -> dict:
+    """The cloud masks paired with the series' images: inputs an output must not overwrite either,
+    though the user named only the images (``<image>_SCL.tif`` beside a raster given by path)."""
+    return {f"{param}'s cloud mask ({Path(r.mask_path).name})": r.mask_path for r in series.images if r.mask_path}
+
+
 def absolute_inputs(images):
     """A download folder or rasters given by path, as absolute paths (for workers that start elsewhere)."""
     if isinstance(images, (str, Path)):

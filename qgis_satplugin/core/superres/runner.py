@@ -34,7 +34,7 @@ from ..grid import PixelGrid
 from ..locks import remove_leftovers
 from ..cluster.scheduler import parse_scheduler
 from ..image_series.manifest import sha256_of
-from ..image_series.reader import ImageSeries, absolute_inputs, input_paths, input_read_errors, open_image_series
+from ..image_series.reader import ImageSeries, absolute_inputs, input_paths, input_read_errors, mask_inputs, open_image_series
 from ..options import plain
 from .contract import ModelContract
 from .input_strips import StripReader
@@ -104,6 +104,7 @@ def run(options: SuperResolveOptions, feedback: Feedback | None = None, *,
         batch_size = options.batch_size or auto_batch_size(loaded.provider)
         plan = plan_tiles(options, contract, feedback)
         series, layout, margin, overlap = plan.series, plan.layout, plan.layout.margin, plan.layout.overlap
+        check_output_paths({"OUTPUT": output}, mask_inputs(series, "INPUT"))  # found beside the images just now
         stack = describe_revisits(series, plan.chosen)
         feedback.log("Revisits fed, in order: " + "; ".join(
             f"{r['datetime'] or 'undated ' + Path(r['path']).name} "
