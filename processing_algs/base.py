@@ -8,7 +8,7 @@ import json
 import re
 import signal
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from qgis.core import (
     QgsApplication,
@@ -26,6 +26,7 @@ from ..qgis_satplugin.core.errors import Canceled, SatPluginError
 from ..qgis_satplugin.core.feedback import Feedback
 from ..qgis_satplugin.core.resources import resource_path
 from ..qgis_satplugin.engine_env.child import run_in_engine
+from ..qgis_satplugin.engine_env.install import running_in
 from ..qgis_satplugin.engine_env.locate import Engine, EngineMissing, find_engine
 from .network_proxy import proxy_for_child
 from .raster_sidecars import no_new_sidecars
@@ -114,7 +115,8 @@ class SatPluginAlgorithm(QgsProcessingAlgorithm):
             environment = proxy_for_child(lines.info, "The engine goes")
             if credentials:
                 environment.update(SH_CLIENT_ID=credentials.client_id, SH_CLIENT_SECRET=credentials.client_secret)
-            return run_in_engine(engine.python, step, options.to_json(), core_feedback, extra_env=environment)
+            with running_in(engine.managed_folder) if engine.managed_folder else nullcontext():
+                return run_in_engine(engine.python, step, options.to_json(), core_feedback, extra_env=environment)
 
 
 def current_engine() -> Engine:

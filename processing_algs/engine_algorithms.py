@@ -88,8 +88,10 @@ class RemoveEngine(SatPluginAlgorithm):
     DISPLAY_NAME = "Remove the engine"
     GROUP = "engine"
     HELP = (
-        "<p>Removes the managed engine (the environment Install engine made in the QGIS profile) and frees its "
-        "disk space. The plugin's steps then need an engine again. An environment of your own is never touched.</p>"
+        "<p>Removes the managed engine (the environment Install engine made in the QGIS profile), and what an "
+        "installation that did not finish left beside it, and frees their disk space. It is refused while a step "
+        "runs in the engine. The plugin's steps then need an engine again. An environment of your own is never "
+        "touched.</p>"
         "<p><b>Example</b> (command line):<br/><code>qgis_process run satplugin:removeengine</code></p>"
     )
 
@@ -105,5 +107,10 @@ class RemoveEngine(SatPluginAlgorithm):
             removed = remove_engine(folder)
         except (SatPluginError, OSError) as exc:
             raise QgsProcessingException(f"The engine at {folder} could not be removed: {exc}") from exc
-        feedback.pushInfo(f"Removed the engine at {folder}." if removed else f"There was no engine at {folder}.")
-        return {"REMOVED": int(removed)}
+        if folder in removed:
+            feedback.pushInfo(f"Removed the engine at {folder}.")
+        else:
+            feedback.pushInfo(f"There was no engine at {folder}.")
+        for leftover in (path for path in removed if path != folder):
+            feedback.pushInfo(f"Removed {leftover}, left by an installation that did not finish.")
+        return {"REMOVED": int(folder in removed)}

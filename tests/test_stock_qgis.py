@@ -12,6 +12,7 @@ import csv
 import hashlib
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -216,6 +217,51 @@ def test_5b_builddataset_runs_on_local_workers_of_the_managed_engine(stock, tmp_
     assert len(patches) == engine["SAMPLE_COUNT"]
     for name in patches:  # the same pixels, labels, dates and CRS text in either environment
         assert _sha256(tmp_path / "engine" / name) == _sha256(tmp_path / "dev" / name), name
+
+
+def test_5d_the_engine_is_neither_removed_nor_updated_while_a_step_runs_in_it(stock, tmp_path):
+    """A search held by its loopback STAC server runs in the engine while another qgis_process tries to
+    remove and to update the engine: both refuse at once with one sentence; the step then ends well."""
+    import threading
+
+    from tests.servers.items import stac_item
+    from tests.servers.stac_api import StacApiServer
+
+    release = threading.Event()
+
+    class HeldStac(StacApiServer):
+        def handle(self, req):
+            release.wait(300)  # until the test has tried to remove the engine
+            return super().handle(req)
+
+    with HeldStac([stac_item()], prefix="/v1") as server:
+        step = subprocess.Popen(
+            [str(QGIS_PROCESS), "run", "satplugin:searchproducts", "--", "BACKEND=2", f"SERVICE_URL={server.stac_url}",
+             "AOI=-11.5,-11.4,24.5,24.6 [EPSG:4326]", "START_DATE=2020-02-01", "END_DATE=2020-02-28",
+             f"OUTPUT={tmp_path / 'products.gpkg'}"], env=stock.env, cwd=stock.folder, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            for _ in range(1200):  # the search reaches the server from the engine's process only
+                if server.requests or step.poll() is not None:
+                    break
+                time.sleep(0.1)
+            assert server.requests, step.communicate()[0] if step.poll() is not None else "no search came"
+            engine_files = sorted(p.relative_to(stock.engine_python.parents[1]) for p in stock.engine_python.parents[1].rglob("*.py"))
+            for args, what in ((("run", "satplugin:removeengine"), "remove it"),
+                               (("run", "satplugin:installengine", "--", f"WHEELHOUSE={WHEELHOUSE}"), "install")):
+                proc = stock.run(*args)
+                assert proc.returncode != 0, proc.stdout
+                assert (f"A step is running in the engine at {stock.engine_python.parents[1]} (in this or another QGIS or "
+                        f"qgis_process); wait for it to end, or cancel it, then {what} again. The engine was left as it "
+                        "was.") in proc.stdout + proc.stderr
+            assert sorted(p.relative_to(stock.engine_python.parents[1])
+                          for p in stock.engine_python.parents[1].rglob("*.py")) == engine_files
+            assert not stock.engine_python.parents[1].with_name("satplugin-engine.new").exists()
+        finally:
+            release.set()
+            output = step.communicate(timeout=300)[0]
+    assert step.returncode == 0, output[-3000:]
+    assert "The search returned 1 product(s)." in output and "PRODUCT_COUNT:\t1" in output, output[-3000:]
 
 
 def test_6_removeengine_removes_it(stock, parcels, tmp_path):

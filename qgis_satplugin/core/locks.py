@@ -79,17 +79,9 @@ class OutputLock:
         self._held: list[tuple[int, str]] = []
 
     def __enter__(self) -> "OutputLock":
-        folder = _lock_folder()
         try:
             for key in self.keys:
-                name = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32] + ".lock"
-                try:
-                    fd = os.open(folder / name, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
-                except OSError as exc:
-                    raise SatPluginError(
-                        f"Cannot create a lock file in {folder} ({exc.strerror or exc}); "
-                        "free some space in the temporary folder and run again."
-                    ) from None
+                fd = _open_lock_file(key)
                 if not _try_lock(fd):
                     holder = _read_holder(fd)
                     os.close(fd)
@@ -117,6 +109,55 @@ class OutputLock:
                 _unlock(fd)
             finally:
                 os.close(fd)
+
+
+class InUse:
+    """``path`` marked as in use while a ``with`` block runs: a program is running from it.
+
+    Any number of users hold it at once (a shared lock); with ``exclusive``, what replaces
+    or removes ``path`` holds it alone, and refuses at once while anyone uses it. Either
+    side that cannot have it raises :class:`SatPluginError` with ``refusal``. POSIX only:
+    on Windows it holds nothing (msvcrt has no shared locks), and Windows itself refuses to
+    delete a program that is running.
+    """
+
+    def __init__(self, path, refusal: str, *, exclusive: bool = False):
+        self.key = lock_key(path) + "#in-use"  # not the key of an OutputLock on the same path
+        self.refusal = refusal
+        self.exclusive = exclusive
+        self._fd = None
+
+    def __enter__(self) -> "InUse":
+        if os.name == "nt":  # pragma: no cover - only Linux is tested here
+            return self
+        fd = _open_lock_file(self.key)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise SatPluginError(self.refusal) from None
+        self._fd = fd
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+        return False
+
+
+def _open_lock_file(key: str) -> int:
+    """The lock file of ``key`` in the lock folder, opened (created if need be)."""
+    folder = _lock_folder()
+    name = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32] + ".lock"
+    try:
+        return os.open(folder / name, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as exc:
+        raise SatPluginError(
+            f"Cannot create a lock file in {folder} ({exc.strerror or exc}); "
+            "free some space in the temporary folder and run again."
+        ) from None
 
 
 def _try_lock(fd: int) -> bool:

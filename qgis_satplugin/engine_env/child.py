@@ -89,6 +89,7 @@ def run_in_engine(python: str, step: str, job_json: str, feedback: Feedback | No
     if final is not None and "error" in final:
         if canceled or process.returncode == 3:
             raise Canceled(final["error"])
+        _log_error_output(error_text, feedback)
         raise SatPluginError(final["error"])
     if canceled:
         raise Canceled("Canceled by the user; the engine was stopped and no output was written.")
@@ -232,6 +233,18 @@ def _kill(process: subprocess.Popen) -> None:
             os.killpg(process.pid, signal.SIGKILL)
     except OSError:  # already gone
         pass
+
+
+def _log_error_output(error_text: str, feedback: Feedback) -> None:
+    """The end of the traceback the engine printed for a defect, in the log: its error sentence
+    points to it, and the file goes with the job folder. Nothing for the errors it expects."""
+    start = error_text.rfind("Traceback (most recent call last)")
+    if start < 0:
+        return
+    tail = [line for line in error_text[start:].rstrip().splitlines() if line.strip()][-ERROR_TAIL_LINES:]
+    feedback.log("The end of the engine's error output:")
+    for line in tail:
+        feedback.log("  " + line)
 
 
 def _crash_sentence(returncode: int, error_text: str) -> str:

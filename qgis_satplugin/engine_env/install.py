@@ -30,12 +30,16 @@ from typing import Optional
 
 from ..core.errors import Canceled, SatPluginError
 from ..core.feedback import Feedback
-from ..core.locks import OutputLock
+from ..core.locks import InUse, OutputLock
 from .locate import base_interpreter, child_environment, engine_version, forget_versions, no_console_window, venv_python
 
 MARKER = "satplugin-engine.json"  # written last into an environment this module made
 PYPI_PIP = "https://pypi.org/pypi/pip/json"
 STEP_TIMEOUT_S = 3600.0
+# What an install or a removal says while a step runs in the engine, and a step while the engine changes.
+STEP_RUNNING = ("A step is running in the engine at {folder} (in this or another QGIS or qgis_process); wait for it "
+                "to end, or cancel it, then {what} again. The engine was left as it was.")
+ENGINE_CHANGING = "The engine at {folder} is being updated or removed; run the step again once that has finished."
 
 
 @dataclass(frozen=True)
@@ -120,18 +124,31 @@ def nvidia_gpu_present() -> bool:
     return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
 
 
+def running_in(folder: Path) -> InUse:
+    """Held while a step runs in the managed engine at ``folder``: no install or removal replaces it meanwhile
+    (Python would import half of one engine and half of the other, or nothing)."""
+    return InUse(folder, ENGINE_CHANGING.format(folder=folder))
+
+
+def _no_step_running(folder: Path, what: str) -> InUse:
+    return InUse(folder, STEP_RUNNING.format(folder=folder, what=what), exclusive=True)
+
+
 def install_engine(plan: InstallPlan, feedback: Feedback | None = None, base_python: Optional[Path] = None) -> str:
     """Build the environment of ``plan`` beside the old one, check it, swap it in; return its version.
 
-    One install (or removal) of a folder at a time: a second one refuses at once.
+    One install (or removal) of a folder at a time: a second one refuses at once. So does an
+    install while a step runs in the engine, before any work and again at the swap.
     """
     with OutputLock([plan.folder], what="engine installation"):
+        with _no_step_running(plan.folder, "install"):
+            pass  # refused now rather than after the download
         return _install(plan, Feedback.of(feedback), base_python)
 
 
 def _install(plan: InstallPlan, feedback: Feedback, base_python: Optional[Path]) -> str:
     folder = plan.folder
-    staging = folder.with_name(folder.name + ".new")
+    staging = _leftovers(folder)[0]
     _remove_ours(staging, allow_unmarked=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -160,7 +177,8 @@ def _install(plan: InstallPlan, feedback: Feedback, base_python: Optional[Path])
         _call([str(python), "-m", "satplugin_engine", "warm-up"], feedback, "compiling the engine's kernels", progress=(0.9, 0.98))
         (staging / MARKER).write_text(json.dumps({"version": found, "extra": plan.extra,
                                                   "wheelhouse": str(plan.wheelhouse or ""), "installed": time.time()}))
-        _swap(staging, folder)
+        with _no_step_running(folder, "install"):
+            _swap(staging, folder)
     except OSError as exc:
         _remove_ours(staging, allow_unmarked=True)
         raise SatPluginError(f"The engine could not be installed in {folder} ({exc}); the previous state was kept.") from None
@@ -173,14 +191,28 @@ def _install(plan: InstallPlan, feedback: Feedback, base_python: Optional[Path])
     return found
 
 
-def remove_engine(folder: Path) -> bool:
-    """Remove the managed engine at ``folder`` (only a folder this module made); True if one was there."""
-    with OutputLock([folder], what="engine installation"):
-        if not folder.exists():
-            return False
-        _remove_ours(folder, allow_unmarked=False)
+def remove_engine(folder: Path) -> list:
+    """Remove the managed engine at ``folder`` (only a folder this module made) and what a killed
+    install left beside it (``.new``, ``.old``); the paths removed.
+
+    Refused while a step runs in the engine.
+    """
+    removed = []
+    with OutputLock([folder], what="engine installation"), _no_step_running(folder, "remove it"):
+        if folder.exists():
+            _remove_ours(folder, allow_unmarked=False)
+            removed.append(folder)
+        for leftover in _leftovers(folder):  # the lock says no install is running: these are a killed one's
+            if leftover.exists():
+                _remove_ours(leftover, allow_unmarked=True)
+                removed.append(leftover)
     forget_versions()
-    return True
+    return removed
+
+
+def _leftovers(folder: Path) -> list:
+    """Where an install builds the new environment, and where the old one waits during the swap."""
+    return [folder.with_name(folder.name + ".new"), folder.with_name(folder.name + ".old")]
 
 
 def installed_version(folder: Path) -> Optional[str]:
@@ -313,7 +345,7 @@ def _follow_install_step(process, lines: queue.Queue, feedback: Feedback, what: 
 
 def _swap(staging: Path, folder: Path) -> None:
     """Put the new environment in place of the old one (renames; the old one goes last)."""
-    old = folder.with_name(folder.name + ".old")
+    old = _leftovers(folder)[1]
     _remove_ours(old, allow_unmarked=True)
     if folder.exists():
         if not (folder / MARKER).exists():

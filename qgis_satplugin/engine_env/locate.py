@@ -49,6 +49,7 @@ class Engine:
 
     python: Optional[str]
     origin: str  # says where the choice came from, for the log
+    managed_folder: Optional[Path] = None  # the managed engine's folder, held in use while a step runs there
 
     @property
     def in_process(self) -> bool:
@@ -78,7 +79,7 @@ def find_engine(expected_version: str, *, setting: str = "", profile_folder: str
         managed = venv_python(managed_folder(profile_folder))
         if managed.exists():
             check_engine(str(managed), expected_version, "the managed engine")
-            return Engine(str(managed), "the managed engine")
+            return Engine(str(managed), "the managed engine", managed_folder(profile_folder))
     if all(importlib.util.find_spec(name) is not None for name in IN_PROCESS_PACKAGES):
         return Engine(None, "QGIS's own Python, which has the engine's packages")
     raise EngineMissing(f"{NOT_INSTALLED}: {INSTALL_ADVICE}.")
@@ -108,12 +109,13 @@ def engine_version(python: str, timeout_s: float = 60.0) -> str:
 
 
 def check_engine(python: str, expected_version: str, origin: str) -> None:
+    advice = INSTALL_ADVICE if origin == "the managed engine" else _chosen_advice(origin, expected_version)
     if not Path(python).is_file():
-        raise EngineMissing(f"The engine's Python set by {origin}, {python}, does not exist; {INSTALL_ADVICE}.")
+        raise EngineMissing(f"The engine's Python set by {origin}, {python}, does not exist; {advice}.")
     try:
         found = engine_version(python)
     except EngineMissing as exc:
-        raise EngineMissing(f"The Python set by {origin} cannot run the engine: {exc}; {INSTALL_ADVICE}.") from None
+        raise EngineMissing(f"The Python set by {origin} cannot run the engine: {exc}; {advice}.") from None
     except (OSError, ValueError, KeyError, subprocess.SubprocessError) as exc:
         raise EngineMissing(f"The engine's Python set by {origin}, {python}, does not answer ({exc}).") from None
     if found != expected_version:
@@ -125,6 +127,14 @@ def check_engine(python: str, expected_version: str, origin: str) -> None:
                if origin != "the managed engine" else "")
             + "."
         )
+
+
+def _chosen_advice(origin: str, expected_version: str) -> str:
+    """What to do when the interpreter the user chose has no engine: install it there, or stop choosing it."""
+    stop = (f"unset {ENGINE_PYTHON_VARIABLE}" if ENGINE_PYTHON_VARIABLE in origin else
+            "clear Options > Processing > Providers > Sentinel-2 ML datasets > Engine Python interpreter")
+    return (f"pip install the plugin's engine_wheel/satplugin_engine-{expected_version}-*.whl[all] into that "
+            f"environment, or {stop} to use the managed engine (qgis_process run satplugin:installengine)")
 
 
 def forget_versions() -> None:

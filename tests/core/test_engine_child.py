@@ -145,8 +145,14 @@ def test_the_engine_choice_and_its_sentences(engine_python, tmp_path, monkeypatc
     chosen = locate.find_engine(__version__, setting=engine_python, profile_folder=tmp_path)
     assert chosen.python == engine_python and "Processing setting" in chosen.origin
     monkeypatch.setenv(locate.ENGINE_PYTHON_VARIABLE, str(tmp_path / "nowhere" / "python"))
-    with pytest.raises(locate.EngineMissing, match="does not exist; install it with"):
+    with pytest.raises(locate.EngineMissing, match=rf"does not exist; pip install the plugin's engine_wheel/satplugin_engine-"
+                                                   rf"{__version__}-\*\.whl\[all\] into that environment, or unset "
+                                                   r"SATPLUGIN_ENGINE_PYTHON to use the managed engine \(qgis_process"):
         locate.find_engine(__version__, setting=engine_python)
+    monkeypatch.delenv(locate.ENGINE_PYTHON_VARIABLE)
+    with pytest.raises(locate.EngineMissing, match=r"cannot run the engine: .*; pip install .* or clear Options > Processing "
+                                                   r"> Providers > Sentinel-2 ML datasets > Engine Python interpreter to"):
+        locate.find_engine(__version__, setting=shell_program(tmp_path, "python3", "echo 'No module named satplugin_engine' >&2\nexit 1\n"))
     monkeypatch.setenv(locate.ENGINE_PYTHON_VARIABLE, engine_python)
     with pytest.raises(locate.EngineMissing, match=f"is version {__version__}, but this plugin is version 9.9.9: update it"):
         locate.find_engine("9.9.9")
@@ -189,6 +195,59 @@ def test_install_and_remove_keep_what_they_did_not_make(tmp_path):
     with pytest.raises(SatPluginError, match="has no pip wheel; nothing was installed"):
         install.install_engine(offline, base_python=Path(sys.executable))
     assert not (tmp_path / "engine.new").exists() and not plan.folder.exists()
+
+
+def test_remove_takes_a_killed_installs_leftovers_and_waits_for_no_running_step(tmp_path):
+    """What a killed install left (the .new environment, 900 MB) goes with the engine; nothing goes
+    while a step runs in the engine (``running_in``, held by every step run there)."""
+    from satplugin.qgis_satplugin.engine_env import install
+
+    folder = tmp_path / "satplugin-engine"
+    for path, mark in ((folder, install.MARKER), (tmp_path / "satplugin-engine.new", "pyvenv.cfg")):
+        (path / "lib").mkdir(parents=True)
+        (path / mark).write_text("{}")
+    with install.running_in(folder):
+        with pytest.raises(SatPluginError, match=r"^A step is running in the engine at .*satplugin-engine \(in this or "
+                                                 r"another QGIS or qgis_process\); wait for it to end, or cancel it, then "
+                                                 r"remove it again\. The engine was left as it was\.$"):
+            install.remove_engine(folder)
+        assert (folder / install.MARKER).exists() and (tmp_path / "satplugin-engine.new" / "pyvenv.cfg").exists()
+        plan = install.InstallPlan(folder, install.EngineSource(ROOT, __version__), "all")
+        with pytest.raises(SatPluginError, match="then install again"):
+            install.install_engine(plan, base_python=Path(sys.executable))
+        assert (folder / install.MARKER).exists()
+        with install.running_in(folder):  # any number of steps at once
+            pass
+    assert install.remove_engine(folder) == [folder, tmp_path / "satplugin-engine.new"]
+    assert sorted(tmp_path.iterdir()) == []
+    assert install.remove_engine(folder) == []
+    # And a step does not start while the engine is being removed or replaced.
+    with install._no_step_running(folder, "remove it"):
+        with pytest.raises(SatPluginError, match=r"^The engine at .* is being updated or removed; run the step again"):
+            with install.running_in(folder):
+                pass
+
+
+def test_a_defect_in_the_engine_shows_the_end_of_its_traceback_in_the_log(tmp_path):
+    engine = shell_program(tmp_path, "engine", "\n".join([
+        "echo 'UserWarning: a warning of a library' >&2",
+        "echo 'Traceback (most recent call last):' >&2",
+        "echo '  File \"satplugin_engine/export/runner.py\", line 9, in run' >&2",
+        "echo \"ModuleNotFoundError: No module named 'pyogrio'\" >&2",
+        "echo '{\"error\": \"The engine failed unexpectedly (ModuleNotFoundError)\"}'",
+        "exit 1", ""]))
+    logs = []
+    with pytest.raises(SatPluginError, match=r"^The engine failed unexpectedly \(ModuleNotFoundError\)$"):
+        run_in_engine(engine, "export", "{}", Feedback(log=logs.append))
+    assert logs == ["The end of the engine's error output:", "  Traceback (most recent call last):",
+                    '    File "satplugin_engine/export/runner.py", line 9, in run',
+                    "  ModuleNotFoundError: No module named 'pyogrio'"]
+    # An error the engine expects (bad input) has no traceback: nothing more in the log.
+    quiet = shell_program(tmp_path, "quiet", "echo 'UserWarning: noise' >&2\necho '{\"error\": \"Choose a folder.\"}'\nexit 2\n")
+    logs.clear()
+    with pytest.raises(SatPluginError, match="^Choose a folder.$"):
+        run_in_engine(quiet, "export", "{}", Feedback(log=logs.append))
+    assert logs == []
 
 
 def test_pip_comes_from_the_pypi_json_api_also_where_a_mirror_gives_relative_addresses(tmp_path, monkeypatch):
