@@ -97,6 +97,9 @@ def check_parent_folder(path: Path) -> None:
     path = Path(path)
     folder = path.resolve().parent
     if not folder.is_dir():
+        blocking = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if blocking is not None and not blocking.is_dir():
+            raise SatPluginError(f"Cannot write {path}: {blocking} is a file, not a folder; choose another place.")
         raise SatPluginError(f"Cannot write {path}: the folder {folder} does not exist; create it or choose another.")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise SatPluginError(f"Cannot write {path}: the folder {folder} is not writable; choose a folder you can write to.")

@@ -129,7 +129,31 @@ def check_target(target) -> None:
     if target.exists():
         if not target.is_dir():
             raise SatPluginError(f"{target} exists and is a file; choose a folder for the dataset.")
+        if is_mount_point(target):
+            raise SatPluginError(
+                f"{target} is the root of a volume of its own (a mount point), which the export cannot replace "
+                f"as a whole; choose a folder inside it, such as {target / 'dataset'}. Nothing was changed."
+            )
         _refuse_foreign(target, target)
+
+
+def is_mount_point(folder: Path) -> bool:
+    """A volume's root: a disk, a USB stick, a network share, a bind mount (a Docker volume).
+
+    The dataset is staged beside the target and renamed onto it, and no folder can be
+    renamed onto a mount point (EBUSY), or across volumes. ``os.path.ismount`` misses a
+    bind mount of a folder of the same file system; Linux lists those in mountinfo.
+    """
+    if os.path.ismount(folder):
+        return True
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as info:
+            points = [line.split(" ")[4] for line in info if line.count(" ") >= 4]
+    except OSError:
+        return False
+    # mountinfo writes a space, tab, newline and backslash in a path as an octal escape.
+    unescaped = {re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), point) for point in points}
+    return str(folder) in unescaped
 
 
 def _leftover_pattern(target: Path, kind: str) -> re.Pattern:
