@@ -19,7 +19,8 @@ from satplugin.qgis_satplugin.core.export import ExportedDataset
 from satplugin.qgis_satplugin.core.export.samples_table import read_samples_csv
 from satplugin.qgis_satplugin.core.grid import PixelGrid
 
-from .test_export_helpers import CRS, X0, Y0, export, image_paths, make_folder, parcel_labels, read_window
+from .test_export_helpers import (CRS, X0, Y0, export, image_paths, make_folder, parcel_labels, read_window,
+                                  write_label)
 
 K = 2  # label pixels per image pixel
 PATCH = 32
@@ -135,6 +136,74 @@ def test_zarr_stores_of_the_earlier_layout_still_read_back(source, tmp_path):
         np.testing.assert_array_equal(got["images"], want["images"])
         for name in ("class", "id"):
             np.testing.assert_array_equal(got["labels"][name], want["labels"][name])
+
+
+def _without_nodata(paths: list, folder, zero_cols: int = 3) -> list:
+    """Copies of ``paths`` that declare no no-data value, their first ``zero_cols`` columns real zeros."""
+    import rasterio
+
+    folder.mkdir()
+    out = []
+    for p in paths:
+        with rasterio.open(p) as ds:
+            data, profile, tags, descriptions = ds.read(), ds.profile, ds.tags(), ds.descriptions
+        data[:, :, :zero_cols] = 0
+        profile.update(nodata=None)
+        target = folder / p.name
+        with rasterio.open(target, "w", **profile) as dst:
+            dst.write(data)
+            dst.update_tags(**tags)
+            dst.descriptions = descriptions
+        out.append(target)
+    return out
+
+
+def test_zarr_declares_a_fill_value_only_for_inputs_with_no_data(source, tmp_path):
+    """Without a no-data value in the inputs, xarray must not turn real zeros (images or labels) into NaN."""
+    xr = pytest.importorskip("xarray")
+    zarr = pytest.importorskip("zarr")
+    src, _, _, tmp = source
+    images = _without_nodata(image_paths(src), tmp_path / "images")
+    grid = PixelGrid.square(CRS, X0, Y0, 10.0, 120, 96)
+    coverage = np.zeros((96, 120), dtype=np.uint8)
+    coverage[:, 60:] = 100  # a coverage-like label, 0 a real value, no no-data declared
+    cov = write_label(tmp_path / "id.tif", coverage.astype(np.int32), grid)
+    out = tmp_path / "zarr"
+    export(images, out, labels={"id": cov}, patch_size=PATCH, format="zarr", split_block_size=1000)
+    group = zarr.open_consolidated(str(out / "dataset.zarr"), mode="r")
+    assert group["images"].fill_value is None and group["label_id"].fill_value is None
+    ds = xr.open_zarr(out / "dataset.zarr", chunks=None)
+    assert "_FillValue" not in ds["images"].encoding and "_FillValue" not in ds["label_id"].encoding
+    first = ds["images"].sel(sample="r00000_c00000").values
+    assert ds["images"].dtype == np.uint16 and (first[..., :3] == 0).all()  # real zeros stay zeros
+    np.testing.assert_array_equal(first[0], read_window(images[0], 0, 0, PATCH))
+    ids = ds["label_id"].sel(sample="r00000_c00000").values  # columns 0..31: coverage 0
+    assert ds["label_id"].dtype == np.int32 and (ids == 0).all()
+    assert (ds["label_id"].sel(sample="r00000_c00064").values == 100).all()
+    card = json.loads((out / "dataset.json").read_text())
+    assert card["nodata"] is None and card["labels"]["id"]["nodata"] is None
+    # The same rasters with no-data 0 (the download step's): fill value 0, masked as NaN by xarray.
+    masked_out = tmp_path / "masked"
+    export(src, masked_out, patch_size=PATCH, format="zarr", split_block_size=1000)
+    assert zarr.open_consolidated(str(masked_out / "dataset.zarr"), mode="r")["images"].fill_value == 0
+    assert xr.open_zarr(masked_out / "dataset.zarr", chunks=None)["images"].encoding["_FillValue"] == 0
+
+
+def test_geotiff_chips_declare_no_data_only_when_the_inputs_do(source, tmp_path):
+    import rasterio
+
+    src, _, _, _ = source
+    images = _without_nodata(image_paths(src), tmp_path / "images")
+    grid = PixelGrid.square(CRS, X0, Y0, 10.0, 120, 96)
+    ids = write_label(tmp_path / "id.tif", np.zeros((96, 120), dtype=np.int32), grid)
+    out = tmp_path / "geotiff"
+    export(images, out, labels={"id": ids}, patch_size=PATCH, format="geotiff", split_block_size=1000)
+    folder = out / ExportedDataset(out).rows[0]["path"]
+    chips = sorted(folder.glob("*.tif"))
+    assert len(chips) > 1
+    for chip in chips:
+        with rasterio.open(chip) as ds:
+            assert ds.nodata is None, chip.name
 
 
 # --- STAC ----------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """End-to-end export on synthetic download folders: pixels, labels, dates, filters."""
+import json
 import re
 import shutil
 import tracemalloc
@@ -170,11 +171,11 @@ def test_min_labelled_keeps_patches_with_enough_labelled_pixels(folder, tmp_path
     # Columns 0 and 32 in every row; column 64 (exactly half labelled) except in row 0 (no-data rows).
     assert kept == expected and len(kept) == 14
     assert res.dropped["under min_labelled=0.5 labelled share"] == 35 - 14
-    counts = {"0": 0, "3": 0}
+    # Label pixels under the kept patches, each once (rows 96 and 118, shifted inward, overlap).
+    covered = np.zeros(classes.shape, dtype=bool)
     for r, c in kept:
-        window = classes[r : r + 32, c : c + 32]
-        counts["0"] += int((window == 0).sum())
-        counts["3"] += int((window == 3).sum())
+        covered[r : r + 32, c : c + 32] = True
+    counts = {"0": int((covered & (classes == 0)).sum()), "3": int((covered & (classes == 3)).sum())}
     assert res.class_pixels["train"] == counts
 
 
@@ -271,3 +272,50 @@ def test_progress_rises_to_one_and_the_log_explains(folder, tmp_path):
     one_date, messages = image_paths(src)[:1], []
     export(one_date, tmp_path / "one", Feedback(log=messages.append), patch_size=32, split_block_size=64)
     assert any(m.startswith("1 date (2023-04-01T10:15:59Z), 1 with a cloud mask") for m in messages), messages
+
+
+def test_native_band_resolution_says_which_edge_pixels_no_window_covers(tmp_path):
+    """100 px is 16 whole 60 m pixels and 4 px: the last window ends at 96, on the 60 m lattice, and the log says so."""
+    src, grid, _ = make_folder(tmp_path, width=100, height=100, n_dates=2, bands=("B02", "B05", "B01", "B08"))
+    messages = []
+    res = export(src, tmp_path / "out", Feedback(log=messages.append), patch_size=24, band_resolution="native",
+                 split_block_size=ONE_BLOCK)
+    ds = ExportedDataset(tmp_path / "out")
+    assert res.n_samples == 16 and sorted({r["col"] for r in ds.rows}) == [0, 24, 48, 72]
+    note = [m for m in messages if "in no patch" in m]
+    assert len(note) == 1 and "whole 60 m pixel" in note[0] and "last 4 rows and 4 columns" in note[0], messages
+    # 30 px patches: 0, 30, 60 and the inward-shifted window at 66 (not 70: 70 is off the 60 m lattice).
+    messages = []
+    export(src, tmp_path / "out30", Feedback(log=messages.append), patch_size=30, band_resolution="native",
+           split_block_size=ONE_BLOCK)
+    assert sorted({r["col"] for r in ExportedDataset(tmp_path / "out30").rows}) == [0, 30, 60, 66]
+    assert any("last 4 rows and 4 columns" in m for m in messages)
+    # Without 60 m bands the factor is 2 and 100 px ends on the 20 m lattice: the edge window ends at the edge.
+    messages = []
+    export(src, tmp_path / "out20", Feedback(log=messages.append), patch_size=24, band_resolution="native",
+           bands=["B02", "B05"], split_block_size=ONE_BLOCK)
+    assert sorted({r["col"] for r in ExportedDataset(tmp_path / "out20").rows}) == [0, 24, 48, 72, 76]
+    assert not any("in no patch" in m for m in messages)
+
+
+def test_class_pixels_count_each_label_pixel_once_per_split_with_overlapping_patches(folder, tmp_path):
+    src, grid, _ = folder
+    classes = np.random.default_rng(4).choice([0, 1, 2, 255], size=(150, 200), p=[0.3, 0.4, 0.2, 0.1]).astype(np.uint8)
+    cls = write_label(tmp_path / "class.tif", classes, grid, nodata=255)
+    res = export(src, tmp_path / "out", labels={"class": cls}, patch_size=32, stride=16, split_block_size=64,
+                 split_ratios=(0.6, 0.2, 0.2), seed=2)
+    ds = ExportedDataset(tmp_path / "out")
+    card = json.loads((tmp_path / "out" / "dataset.json").read_text())
+    per_patch = {s: {} for s in ("train", "val", "test")}
+    for split in per_patch:
+        covered = np.zeros(classes.shape, dtype=bool)
+        for r in ds.rows:
+            if r["split"] == split:
+                covered[r["row"] : r["row"] + 32, r["col"] : r["col"] + 32] = True
+        values, counts = np.unique(classes[covered & (classes != 255)], return_counts=True)
+        expected = {str(v): int(n) for v, n in zip(values.tolist(), counts.tolist())}
+        assert res.class_pixels[split] == expected and card["splits"][split]["class_pixels"] == expected, split
+    # Overlapping patches: counting per patch would be about 3 times as many.
+    assert sum(sum(v.values()) for v in res.class_pixels.values()) <= int((classes != 255).sum())
+    md = (tmp_path / "out" / "dataset.md").read_text()
+    assert "each label pixel counted once per split" in md

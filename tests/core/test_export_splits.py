@@ -1,4 +1,6 @@
 """Spatially blocked splits: balanced, deterministic, and leak-free (no pixel in two splits)."""
+import json
+
 import numpy as np
 import pytest
 import shapely
@@ -33,7 +35,7 @@ def test_balanced_assignment_meets_the_ratios_per_class_and_is_deterministic():
     classes = _block_classes()
     blocks = BlockGrid.cover(*classes.shape, 32)
     hist = BlockHistogram(blocks)
-    hist.add_rows(0, classes.shape[0], classes.shape[1], classes, 1, 255)
+    hist.add_rows(0, classes.shape[0], classes, 1, 255)
     matrix = hist.matrix()
     assert matrix.shape == (64, 4) and matrix[:, 0].sum() == classes.size
     ratios = np.array([0.7, 0.15, 0.15])
@@ -115,3 +117,52 @@ def test_unknown_split_name_is_refused(tmp_path):
         export(src, tmp_path / "out", patch_size=32,
                split_areas=split_areas([(shapely.box(X0, Y0 - 640, X0 + 640, Y0), "holdout")]))
     assert not (tmp_path / "out").exists()
+
+
+def test_the_last_block_of_a_row_or_column_absorbs_the_leftover_strip():
+    # 100 px in blocks of 32 with 16 px patches: [0, 32), [32, 64), [64, 100); no 4 px block at the edge.
+    blocks = BlockGrid.cover(100, 100, 32, 16)
+    assert (blocks.n_rows, blocks.n_cols, len(blocks)) == (3, 3, 9)
+    assert blocks.row_edges().tolist() == [0, 32, 64, 100] and blocks.col_edges().tolist() == [0, 32, 64, 100]
+    assert BlockGrid.cover(96, 20, 32).col_edges().tolist() == [0, 20]  # smaller than a block: one block
+    # A strip that holds a patch stays a block of its own (a small area keeps blocks for every split).
+    wide = BlockGrid.cover(307, 100, 256, 32)
+    assert wide.row_edges().tolist() == [0, 256, 307] and wide.col_edges().tolist() == [0, 100]
+    assert BlockGrid.cover(307, 307, 256, 52).row_edges().tolist() == [0, 307]
+    assert wide.row_of([255, 256, 306]).tolist() == [0, 1, 1]
+    hist = BlockHistogram(blocks)
+    hist.add_rows(0, 100, np.ones((100, 100), dtype=np.uint8), 1, 255)
+    assert hist.matrix()[:, 0].tolist() == [32 * 32, 32 * 32, 32 * 36] * 2 + [36 * 32, 36 * 32, 36 * 36]
+    # Every window of 16 px, the shifted-inward edge one (84) included, lies in one block, whatever the splits.
+    codes = np.arange(9, dtype=np.int8) % 3
+    starts = axis_starts(100, 16, 16)
+    assert starts.tolist() == [0, 16, 32, 48, 64, 80, 84]
+    rows, cols = np.repeat(starts, starts.size), np.tile(starts, starts.size)
+    got = patch_splits(codes, blocks, rows, cols, 16)
+    assert (got != NO_SPLIT).all()
+    expected = codes.reshape(3, 3)[np.minimum(rows // 32, 2), np.minimum(cols // 32, 2)]
+    assert got.tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("patch,n_side", [(16, 7), (32, 4)])
+def test_edge_windows_are_kept_when_the_block_size_does_not_divide_the_grid(tmp_path, patch, n_side):
+    """The tester's case: 5 dates of 100 x 100 px, blocks of 32 px; the edge windows used to cross a 4 px block."""
+    src, grid, _ = make_folder(tmp_path, width=100, height=100, n_dates=5)
+    classes = np.kron(np.random.default_rng(0).choice([1, 2, 3], size=(4, 4)).astype(np.uint8),
+                      np.ones((25, 25), dtype=np.uint8))
+    cls = write_label(tmp_path / "class.tif", classes, grid, nodata=255)
+    res = export(src, tmp_path / "out", labels={"class": cls}, patch_size=patch, split_block_size=32, seed=0)
+    assert res.n_candidates == n_side * n_side
+    assert res.n_samples == n_side * n_side and res.dropped["across two split blocks"] == 0
+    card = json.loads((tmp_path / "out" / "dataset.json").read_text())
+    assert card["split_method"]["blocks"] == 9 and sum(card["split_method"]["blocks_per_split"].values()) == 9
+    ds = ExportedDataset(tmp_path / "out")
+    assert sorted({r["col"] for r in ds.rows})[-1] == 100 - patch  # the shifted-inward window is there
+    assert len({r["split"] for r in ds.rows}) > 1  # several splits, so blocks of two splits meet
+    # A patch takes the split of its block (the last one of a row or column reaching the edge) ...
+    split_of_block = {}
+    for r in ds.rows:
+        block = (min(r["row"] // 32, 2), min(r["col"] // 32, 2))
+        assert split_of_block.setdefault(block, r["split"]) == r["split"]
+    # ... and no pixel is in two splits.
+    assert not np.isin(_split_map(ds, (100, 100), patch), [3, 5, 6, 7]).any()

@@ -53,6 +53,7 @@ class ExportContext:
                              options.patch_stride)
         label_set = LabelSet(options.labels, grid, options.label_scale) if options.labels else None
         pg = patch_grid(grid.height, grid.width, options.patch_size, options.patch_stride, layout.align)
+        _log_uncovered_edge(pg, grid, layout, feedback)
         return cls(options, series, layout, label_set, pg)
 
     @property
@@ -89,3 +90,22 @@ class ExportContext:
     def catalog_info(self, meta: DatasetMeta) -> dict:
         return catalog_info(self.options.format, meta, self.layout, self.crs_name(), self.class_table,
                             self.options.stac_collection_id)
+
+
+def _log_uncovered_edge(pg: PatchGrid, grid, layout: BandLayout, feedback: Feedback) -> None:
+    """Say so when native-resolution windows leave the grid's last rows or columns out.
+
+    The edge window is shifted inward to end at the edge, but with native band groups its
+    start must stay on the coarsest group's lattice (:func:`.windows.axis_starts`), so it
+    ends at the last whole coarse pixel: the fewer than ``align`` image pixels after it
+    would be a part of a coarse pixel, and are in no patch.
+    """
+    rows_left = grid.height - int(pg.row_starts[-1]) - pg.size
+    cols_left = grid.width - int(pg.col_starts[-1]) - pg.size
+    if rows_left or cols_left:
+        coarse_m = layout.align * grid.pixel_width
+        feedback.log(
+            f"With band_resolution='native' windows start on the {coarse_m:g} m lattice, so the last window of a row "
+            f"or column ends at the last whole {coarse_m:g} m pixel: the last {rows_left} rows and {cols_left} columns "
+            f"of the {grid.width} x {grid.height} px grid are in no patch."
+        )

@@ -2,7 +2,7 @@
 
 It records where the data came from (products, dates, bands, scale/offset, grid), how it
 was cut (every export parameter, what each filter dropped, how splits were made), what
-it holds (samples and label pixels per class and split) and the normalisation
+it holds (samples, and label pixels per class and split, each pixel once) and the normalisation
 statistics a model needs. Statistics come from the train split only, so validation and
 test data never leak into preprocessing. It also lists every file the export wrote
 (``contents``), which is what lets a later export replace them and nothing else. The
@@ -103,13 +103,17 @@ def _markdown(card: dict) -> str:
         "",
         "## Splits",
         "",
-        "| split | samples | labelled pixels per class |",
+        "| split | samples | label pixels per class |",
         "|---|---|---|",
     ]
     for name, info in card["splits"].items():
         classes = ", ".join(f"{k}: {v}" for k, v in info["class_pixels"].items()) or "-"
         lines.append(f"| {name} | {info['samples']} | {classes} |")
-    lines += ["", f"Splits: {card['split_method']['method']}, blocks of {card['split_method']['block_size']} px; "
+    lines += ["", "Label pixels per class: the class raster's pixels (no-data left out) under the split's patches, "
+              "each label pixel counted once per split however many overlapping patches hold it; the per-sample "
+              "histograms in `index.gpkg` count per patch.",
+              "", f"Splits: {card['split_method']['method']}, blocks of {card['split_method']['block_size']} px "
+              "(the last block of a row or column also takes a strip left at the grid's edge that is narrower than a patch); "
               "a patch is kept only when every block it touches has the same split, so no pixel is in two splits.", ""]
     if any(card["dropped"].values()):
         lines += [f"Of {card['candidates']} candidate patches:"]
@@ -127,7 +131,8 @@ def _markdown(card: dict) -> str:
         lines.append(f"| {src['datetime']} | {src['file']} | {src['product_id'] or '-'} | {src['mask'] or '-'} |")
     lines += ["", "## Labels", ""]
     if card["labels"]:
-        lines += [f"- `{name}`: {spec['file']} ({spec['dtype']}, no-data {spec['nodata']})" for name, spec in card["labels"].items()]
+        lines += [f"- `{name}`: {spec['file']} ({spec['dtype']}, {_nodata_text(spec['nodata'])})"
+                  for name, spec in card["labels"].items()]
         lines.append(f"- label scale: {card['label_scale']} (label pixels per image pixel along each axis)")
     else:
         lines.append("No labels.")
@@ -159,3 +164,7 @@ def source_rows(series) -> list:
          "mask": im.mask_path.name if im.mask_path else None}
         for im in series.images
     ]
+
+
+def _nodata_text(value) -> str:
+    return "no no-data value" if value is None else f"no-data {value}"

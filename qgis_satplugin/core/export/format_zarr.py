@@ -11,11 +11,14 @@ Every array names its dimensions (``_ARRAY_DIMENSIONS``, the convention xarray r
 Arrays (N samples, T = most dates in a sample, C bands, P patch px, k label scale):
 
 * ``images`` [sample, time, band, y, x] (N, T, C, P, P), source dtype, Zstd level 1,
-  padding filled with the image no-data. With native band resolution one array per
+  padding filled with the image no-data, which is also the array's fill value; inputs
+  without a no-data value get no fill value (so xarray keeps their zeros) and 0 as
+  padding. With native band resolution one array per
   group instead, each with its own band and size dimensions: ``images_10m``
   [sample, time, band_10m, y, x], ``images_20m`` [sample, time, band_20m, y_20m, x_20m]...
   (``y``/``x`` is always the image grid, factor 1);
-* ``label_<name>`` [sample, y, x] (k = 1) or [sample, y_label, x_label] (kP x kP);
+* ``label_<name>`` [sample, y, x] (k = 1) or [sample, y_label, x_label] (kP x kP), the
+  label raster's no-data value as fill value, none if it declares none;
 * ``date_index``, ``cloud`` [sample, time]; ``n_dates``, ``split`` (0 train, 1 val,
   2 test; CF ``flag_values``) [sample]; ``transform`` [sample, affine] (the patch's 6
   affine coefficients); ``pixel`` [sample, row_col];
@@ -27,7 +30,7 @@ names), ``date`` [sample, time] (acquisition times, CF-encoded seconds since 197
 padding), ``x_coord`` [sample, x] and ``y_coord`` [sample, y] (pixel centres in the CRS;
 ``x_coord_20m``... and ``x_coord_label``... for the other grids), and ``spatial_ref``
 (CF grid mapping with ``crs_wkt``, which rioxarray and GDAL read). xarray masks the
-no-data (and padding) as NaN by default; ``open_zarr(..., mask_and_scale=False)`` keeps
+no-data (and padding, where there is a no-data value) as NaN by default; ``open_zarr(..., mask_and_scale=False)`` keeps
 the integer DN.
 
 zarr is imported only here, and only when this format is chosen: the other formats
@@ -67,6 +70,11 @@ def import_zarr():
     return zarr, numcodecs
 
 
+def time_padding(meta: DatasetMeta):
+    """The images' value after a sample's last date: the no-data value, else 0 (unmasked; ``n_dates`` says)."""
+    return meta.nodata if meta.nodata is not None else 0
+
+
 def _suffix(key: str) -> str:
     return key[len("images"):]  # "" or "_20m"
 
@@ -97,7 +105,9 @@ class ZarrWriter(SampleWriter):
         n, t = meta.n_samples, meta.max_dates
         self.group = zarr.open_group(path, mode="w")
         compressor = numcodecs.Zstd(level=1)
-        fill = meta.nodata if meta.nodata is not None else 0
+        # xarray masks an array's fill value (_FillValue) as NaN: only a no-data value the inputs
+        # declare may be one, or real zeros would read as NaN (as in the GeoTIFF chips' no-data).
+        fill = meta.nodata
         coords = "date spatial_ref"
         for g in meta.groups:
             side = meta.patch_size // g.factor
@@ -112,7 +122,7 @@ class ZarrWriter(SampleWriter):
         y, x = label_dims(meta.label_scale)
         for name, spec in meta.labels.items():
             arr = self.group.create_dataset(f"label_{name}", shape=(n, kp, kp), chunks=(1, kp, kp), dtype=spec["dtype"],
-                                            compressor=compressor, fill_value=spec["nodata"])
+                                            compressor=compressor, fill_value=spec["nodata"])  # None: none declared
             arr.attrs.update({DIMS: ["sample", y, x], "grid_mapping": "spatial_ref",
                               "coordinates": f"spatial_ref {y.replace('y', 'y_coord', 1)} {x.replace('x', 'x_coord', 1)}"})
         self.small = {
@@ -134,7 +144,7 @@ class ZarrWriter(SampleWriter):
         t = len(s.dates)
         for g in self.meta.groups:
             arr = self.group[g.key]
-            block = np.full(arr.shape[1:], arr.fill_value, dtype=arr.dtype)
+            block = np.full(arr.shape[1:], time_padding(self.meta), dtype=arr.dtype)
             block[:t] = s.images[g.key]
             arr[s.index] = block
         for name, values in s.labels.items():

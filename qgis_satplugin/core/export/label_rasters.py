@@ -59,12 +59,20 @@ class LabelRaster:
     name: str
     path: Path
     dtype: np.dtype
-    nodata: float
+    nodata: float  # what fills pixels the raster does not cover: its no-data value, else 0
     row_off: int  # label-grid row of the raster's first row (image origin = 0)
     col_off: int
     height: int
     width: int
     class_table: list | None = None
+    declares_nodata: bool = True  # False: ``nodata`` is the 0 above, not a value of the raster's
+
+    @property
+    def declared_nodata(self):
+        """The raster's own no-data value as a JSON number, or None: what the outputs declare as no-data."""
+        if not self.declares_nodata:
+            return None
+        return float(self.nodata) if self.dtype.kind == "f" else int(self.nodata)
 
 
 class LabelSet:
@@ -112,7 +120,7 @@ class LabelSet:
                     )
                 raster = LabelRaster(
                     name, path, np.dtype(ds.dtypes[0]), ds.nodata if ds.nodata is not None else 0,
-                    int(round(row)), int(round(col)), ds.height, ds.width,
+                    int(round(row)), int(round(col)), ds.height, ds.width, declares_nodata=ds.nodata is not None,
                 )
                 if name in ("class", "id") and raster.dtype.kind not in "ui":
                     raise SatPluginError(f"The {name} labels ({path.name}) hold {raster.dtype.name}; they must be integers.")
@@ -164,7 +172,7 @@ class LabelSet:
 
     def describe(self) -> dict:
         return {
-            name: {"file": r.path.name, "dtype": r.dtype.name, "nodata": float(r.nodata) if r.dtype.kind == "f" else int(r.nodata)}
+            name: {"file": r.path.name, "dtype": r.dtype.name, "nodata": r.declared_nodata}
             for name, r in self.rasters.items()
         }
 

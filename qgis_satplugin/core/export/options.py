@@ -92,7 +92,8 @@ class ExportOptions(StepOptions):
         "doy, year, labels, ids, masks, ratios, distances)."))
     split_block_size: Optional[int] = option(None, help=(
         "The side of the square split blocks, in image pixels; unset (0): 8 patches (1 patch with split areas). "
-        "Whole blocks go to one split and a patch that would straddle two splits is dropped, so no pixel is in two "
+        "The last block of a row or column also takes a strip left at the grid's edge that is narrower than a patch, so the edge patches "
+        "stay in one block. Whole blocks go to one split and a patch that would straddle two splits is dropped, so no pixel is in two "
         "splits."))
     split_ratios: tuple[float, ...] = option((0.7, 0.15, 0.15), help=(
         "The shares of train, val and test the blocks are assigned toward, for every class at once "

@@ -52,6 +52,7 @@ class Plan:
     n_candidates: int
     dropped: dict = field(default_factory=dict)  # reason -> count, in filter order
     split_info: dict = field(default_factory=dict)
+    class_pixels: dict = field(default_factory=dict)  # split -> {class: label pixels under its patches, each once}
 
     def __len__(self) -> int:
         return self.rows.size
@@ -96,7 +97,7 @@ def _labelled_fractions(labels: LabelSet, pg: PatchGrid, hist: BlockHistogram, w
             out[np.searchsorted(pg.row_starts, r)] = _window_sums(part, pg.col_starts * k, size * k) / float((size * k) ** 2)
         new_from = max(top, counted_to)
         if new_from < bottom:
-            hist.add_rows(new_from, bottom - new_from, width, classes[(new_from - top) * k :], k, nodata)
+            hist.add_rows(new_from, bottom - new_from, classes[(new_from - top) * k :], k, nodata)
             counted_to = bottom
     return out.ravel()
 
@@ -135,6 +136,40 @@ def _cloud_percent(series: ImageSeries, pg: PatchGrid, feedback: Feedback) -> tu
     return cloud, empty
 
 
+def _class_pixels(labels: LabelSet, plan: Plan, size: int, height: int, width: int, feedback: Feedback) -> dict:
+    """Label pixels per split and class (no-data left out) under the kept patches, each pixel once.
+
+    Overlapping patches (a stride under the patch size, the inward-shifted edge windows)
+    share pixels; summing per-patch histograms would count those pixels again, so a
+    class's share would lean toward wherever patches overlap most and not match the
+    raster. As no pixel is in two splits, the three splits' counts add up to the label
+    pixels the dataset holds. Read strip by strip, like the other planning passes.
+    """
+    k = labels.scale
+    nodata = labels.rasters["class"].nodata
+    rows, cols, splits = plan.rows, plan.cols, plan.splits
+    totals = {s: {} for s in SPLITS}
+    step = max(size, PLAN_READ_ROWS // k)
+    for top in range(0, min(int(rows.max()) + size, height), step):
+        bottom = min(top + step, height)
+        here = np.flatnonzero((rows < bottom) & (rows + size > top))
+        if not here.size:
+            continue
+        feedback.check_canceled()
+        owner = np.full((bottom - top, width), NO_SPLIT, dtype=np.int8)  # split of each image pixel of the strip
+        for i in here.tolist():
+            owner[max(rows[i] - top, 0) : rows[i] + size - top, cols[i] : cols[i] + size] = splits[i]
+        classes = labels.read("class", top, bottom, 0, width)
+        if k > 1:
+            owner = np.repeat(np.repeat(owner, k, axis=0), k, axis=1)
+        valid = classes != nodata
+        for code, split in enumerate(SPLITS):
+            values, counts = np.unique(classes[valid & (owner == code)], return_counts=True)
+            for value, count in zip(values.tolist(), counts.tolist()):
+                totals[split][value] = totals[split].get(value, 0) + count
+    return totals
+
+
 def plan_patches(series: ImageSeries, labels: LabelSet | None, pg: PatchGrid, *, min_labelled: float, max_cloud: float,
                  min_dates: int, max_dates, block_size: int, ratios: np.ndarray, seed: int, split_polygons,
                  feedback: Feedback) -> Plan:
@@ -142,13 +177,13 @@ def plan_patches(series: ImageSeries, labels: LabelSet | None, pg: PatchGrid, *,
     grid = series.grid
     n = len(pg)
     rows, cols = pg.rows, pg.cols
-    blocks = BlockGrid.cover(grid.height, grid.width, block_size)
+    blocks = BlockGrid.cover(grid.height, grid.width, block_size, pg.size)
     hist = BlockHistogram(blocks)
     has_class = labels is not None and "class" in labels
     if has_class:
         frac = _labelled_fractions(labels, pg, hist, grid.width, feedback)
     else:
-        hist.add_rows(0, grid.height, grid.width, None, 1, None)
+        hist.add_rows(0, grid.height, None, 1, None)
         frac = np.full(n, np.nan)
     feedback.set_progress(0.2)
     cloud, empty = _cloud_percent(series, pg, feedback.sub_range(0.2, 0.9))
@@ -191,12 +226,14 @@ def plan_patches(series: ImageSeries, labels: LabelSet | None, pg: PatchGrid, *,
 
     keep = np.flatnonzero(alive)
     plan = Plan(rows[keep], cols[keep], codes[keep], [date_lists[i] for i in keep], cloud[keep], n, dropped, split_info)
-    feedback.set_progress(1.0)
     if not len(plan):
         details = "; ".join(f"{count} {why}" for why, count in dropped.items() if count)
         raise SatPluginError(
             f"Every one of the {n} patches was filtered out ({details}). Relax that filter and run again."
         )
+    plan.class_pixels = (_class_pixels(labels, plan, pg.size, grid.height, grid.width, feedback) if has_class
+                         else {s: {} for s in SPLITS})
+    feedback.set_progress(1.0)
     for i, s in enumerate(SPLITS):
         if ratios[i] > 0 and not (plan.splits == i).any() and split_polygons is None:
             feedback.log(f"Warning: no patch went to the {s} split; use a smaller split_block_size or a larger area.")

@@ -66,7 +66,7 @@ class ExportResult:
     dropped: dict
     dates: list
     bands: list
-    class_pixels: dict = field(default_factory=dict)  # split -> {class id: label pixels}
+    class_pixels: dict = field(default_factory=dict)  # split -> {class id: label pixels, each once per split}
     normalisation: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
 
@@ -161,7 +161,7 @@ def _plan_and_write(ctx: ExportContext, target, split_polygons, sharpening: Shar
             _check_distinct_paths(totals.records)
             write_samples_csv(temp, totals.records)
             write_index(temp, totals.index_rows, meta.crs_wkt)
-            summary = {"stats": totals.stats, "class_pixels": totals.class_pixels}
+            summary = {"stats": totals.stats}
             card = _card(ctx, plan, meta, options.card_parameters(series.bands), summary, sharpening)
             # The collection and the Croissant file come before the file list, so it names them too.
             totals.catalog.close(card)
@@ -222,7 +222,7 @@ def _card(ctx: ExportContext, plan, meta, params, summary, sharpening: Sharpener
     for i, s in enumerate(SPLITS):
         splits[s] = {
             "samples": int((plan.splits == i).sum()),
-            "class_pixels": {str(c): int(n) for c, n in sorted(summary["class_pixels"][s].items())},
+            "class_pixels": {str(c): int(n) for c, n in sorted(plan.class_pixels[s].items())},
         }
     return {
         "format": FORMAT,

@@ -6,6 +6,14 @@ into square blocks, whole blocks go to splits, and a patch is kept only when eve
 it touches has the same split. Patches straddling two splits are dropped (and counted),
 so no pixel of one split is inside a patch of another.
 
+Blocks start at the grid's origin every ``size`` px. Where ``size`` does not divide the
+grid and the strip left at the right or bottom edge is narrower than a patch, the last
+block of each row and column takes that strip too: a block of its own there would hold no
+patch, yet every window shifted inward to end at the edge (:mod:`.windows`) would cross
+into it and be dropped whenever its split differed from its neighbour's, and it would
+count as a whole block toward the ratios. A strip as wide as a patch stays a block of its
+own (a small area keeps more than one block, so every split can get some).
+
 Blocks are assigned greedily toward the target ratios of every class at once: each block
 (largest class shares first, ties in a seeded random order) goes to the split whose
 remaining need for that block's classes it fills best. A column of plain pixel counts
@@ -45,18 +53,55 @@ def split_code(name) -> int:
 
 @dataclass(frozen=True)
 class BlockGrid:
+    """Blocks of ``size`` px over a ``height`` x ``width`` grid; an edge strip narrower than
+    ``patch`` px belongs to the last block of its row or column (module docstring)."""
+
     size: int
-    n_rows: int
-    n_cols: int
+    height: int
+    width: int
+    patch: int = 1
 
     @classmethod
-    def cover(cls, height: int, width: int, size: int) -> "BlockGrid":
+    def cover(cls, height: int, width: int, size: int, patch: int = 1) -> "BlockGrid":
         if size < 1:
             raise SatPluginError(f"split_block_size must be at least 1 pixel, got {size}.")
-        return cls(int(size), -(-height // size), -(-width // size))
+        return cls(int(size), int(height), int(width), int(patch))
+
+    @property
+    def n_rows(self) -> int:
+        return _count(self.height, self.size, self.patch)
+
+    @property
+    def n_cols(self) -> int:
+        return _count(self.width, self.size, self.patch)
+
+    def row_edges(self) -> np.ndarray:
+        """``n_rows + 1`` pixel rows: block row ``i`` is rows ``edges[i]..edges[i + 1]``."""
+        return _edges(self.n_rows, self.size, self.height)
+
+    def col_edges(self) -> np.ndarray:
+        return _edges(self.n_cols, self.size, self.width)
+
+    def row_of(self, pixel_rows) -> np.ndarray:
+        """Block row of each pixel row (the edge strip's rows are in the last block row)."""
+        return np.minimum(np.asarray(pixel_rows) // self.size, self.n_rows - 1)
+
+    def col_of(self, pixel_cols) -> np.ndarray:
+        return np.minimum(np.asarray(pixel_cols) // self.size, self.n_cols - 1)
 
     def __len__(self) -> int:
         return self.n_rows * self.n_cols
+
+
+def _count(length: int, size: int, patch: int) -> int:
+    """Blocks along an axis: the whole ones, and the edge strip when a patch fits in it."""
+    return max(1, length // size + (length % size >= patch))
+
+
+def _edges(n: int, size: int, length: int) -> np.ndarray:
+    edges = np.arange(n + 1, dtype=np.int64) * size
+    edges[-1] = length  # the last block reaches the edge
+    return edges
 
 
 class BlockHistogram:
@@ -67,23 +112,25 @@ class BlockHistogram:
         self.area = np.zeros(len(blocks), dtype=np.int64)
         self.counts: dict = {}  # class id -> int64 array over blocks
 
-    def add_rows(self, row0: int, n_rows: int, width: int, classes: np.ndarray | None, k: int, nodata):
+    def add_rows(self, row0: int, n_rows: int, classes: np.ndarray | None, k: int, nodata):
         """Image rows ``row0..row0+n_rows`` (all columns); ``classes`` are their label pixels.
 
         Counted block by block with ``bincount``: memory stays at one block's slice.
         """
-        b, n_cols = self.blocks.size, self.blocks.n_cols
-        widths = np.minimum(np.arange(1, n_cols + 1) * b, width) - np.arange(n_cols) * b
+        blocks = self.blocks
+        n_cols = blocks.n_cols
+        row_edges, col_edges = blocks.row_edges(), blocks.col_edges()
+        widths = np.diff(col_edges)
         top = row0
         while top < row0 + n_rows:
-            block_row = top // b
-            bottom = min((block_row + 1) * b, row0 + n_rows)
+            block_row = int(blocks.row_of(top))
+            bottom = min(int(row_edges[block_row + 1]), row0 + n_rows)
             base = block_row * n_cols
             self.area[base : base + n_cols] += (bottom - top) * widths
             if classes is not None:
                 rows = classes[(top - row0) * k : (bottom - row0) * k]
                 for bc in range(n_cols):
-                    part = rows[:, bc * b * k : (bc * b + widths[bc]) * k]
+                    part = rows[:, col_edges[bc] * k : col_edges[bc + 1] * k]
                     values = part.ravel()
                     if values.dtype.kind != "u":  # signed rasters: negatives cannot be counted by bincount
                         values = values[values > 0]
@@ -140,12 +187,12 @@ def assign_blocks_from_polygons(polygons, grid, blocks: BlockGrid) -> tuple[np.n
         raise SatPluginError("split_polygons is empty; give polygons with a split field, or leave it out.")
     geoms = np.asarray([g for g, _ in pairs], dtype=object)
     codes_of = np.asarray([split_code(s) for _, s in pairs])
-    b = blocks.size
     bi, bj = np.divmod(np.arange(len(blocks)), blocks.n_cols)
-    x0 = grid.x_min + bj * b * grid.pixel_width
-    x1 = grid.x_min + np.minimum((bj + 1) * b, grid.width) * grid.pixel_width
-    y1 = grid.y_max - bi * b * grid.pixel_height
-    y0 = grid.y_max - np.minimum((bi + 1) * b, grid.height) * grid.pixel_height
+    rows, cols = blocks.row_edges(), blocks.col_edges()
+    x0 = grid.x_min + cols[bj] * grid.pixel_width
+    x1 = grid.x_min + cols[bj + 1] * grid.pixel_width
+    y1 = grid.y_max - rows[bi] * grid.pixel_height
+    y0 = grid.y_max - rows[bi + 1] * grid.pixel_height
     boxes = shapely.box(x0, y0, x1, y1)
     tree = shapely.STRtree(geoms)
     blk, poly = tree.query(boxes, predicate="intersects")
@@ -162,9 +209,8 @@ def assign_blocks_from_polygons(polygons, grid, blocks: BlockGrid) -> tuple[np.n
 
 def patch_splits(block_codes: np.ndarray, blocks: BlockGrid, rows: np.ndarray, cols: np.ndarray, size: int) -> np.ndarray:
     """Split code per patch: the one split of every block it touches, else NO_SPLIT."""
-    b = blocks.size
-    r0, r1 = rows // b, (rows + size - 1) // b
-    c0, c1 = cols // b, (cols + size - 1) // b
+    r0, r1 = blocks.row_of(rows), blocks.row_of(rows + size - 1)
+    c0, c1 = blocks.col_of(cols), blocks.col_of(cols + size - 1)
     grid_codes = block_codes.reshape(blocks.n_rows, blocks.n_cols)
     out = np.empty(rows.size, dtype=np.int8)
     for i in range(rows.size):

@@ -4,7 +4,7 @@ A chunk (:func:`windows.read_chunks`) is a window of the images and the patches 
 :class:`ChunkWork` is its plain data; :func:`read_chunk` reads the window of every needed
 date once and cuts each patch's slice into its own array; :func:`write_samples` hands the
 samples to the format's writer, writes their STAC items and returns a :class:`ChunkResult`
-(table rows, class counts, train statistics). :class:`DatasetTotals` adds the results up
+(table rows, train statistics). :class:`DatasetTotals` adds the results up
 in chunk order. In the engine process (:class:`SampleSink`) one background thread writes
 a chunk while the main thread reads the next (GDAL's decoding and the file writes both
 release the GIL, so on two cores they overlap); at most one chunk waits for it, and each
@@ -77,8 +77,7 @@ class ChunkResult:
     """What one chunk's samples add to the dataset-wide files."""
 
     records: list  # samples.csv rows
-    index_rows: list  # index.gpkg rows
-    class_pixels: dict  # split -> {class id: label pixels}
+    index_rows: list  # index.gpkg rows (each with the sample's own class histogram)
     stats: BandStatistics  # of the train samples
     items: ItemsWritten | None  # the STAC items written
     extras: list  # the format writer's (SampleWriter.take_extras)
@@ -136,23 +135,19 @@ def write_samples(samples: list, writer, meta: DatasetMeta, class_nodata, items:
                   feedback: Feedback) -> ChunkResult:
     """Write the samples' files (``writer``: a ``SampleWriter.for_task``) and their items; return what the tables need."""
     stats = BandStatistics(meta.bands)
-    class_pixels = {s: defaultdict(int) for s in SPLITS}
     records, index_rows = [], []
     for sample in samples:
         if feedback.is_canceled():
             raise Canceled()
         path = writer.write(sample)
         hist = _class_hist(sample.labels["class"], class_nodata) if "class" in sample.labels else {}
-        for cls, n in hist.items():
-            class_pixels[sample.split][cls] += n
         if sample.split == "train":
             for g in meta.groups:
                 stats.add(sample.images[g.key], g.band_index, sample.scale, sample.offset, meta.nodata)
         records.append(record(sample, path))
         index_rows.append(index_row(sample, path, hist, meta.patch_size))
     written = items.write(index_rows) if items is not None else None
-    return ChunkResult(records, index_rows, {s: dict(v) for s, v in class_pixels.items()}, stats, written,
-                       writer.take_extras())
+    return ChunkResult(records, index_rows, stats, written, writer.take_extras())
 
 
 class DatasetTotals:
@@ -162,15 +157,11 @@ class DatasetTotals:
         self.writer = writer  # SampleWriter.create
         self.catalog = catalog  # stac_catalog.CatalogWriter
         self.stats = BandStatistics(meta.bands)
-        self.class_pixels = {s: defaultdict(int) for s in SPLITS}
         self.records, self.index_rows = [], []
 
     def add(self, result: ChunkResult) -> None:
         self.records += result.records
         self.index_rows += result.index_rows
-        for split, counts in result.class_pixels.items():
-            for cls, n in counts.items():
-                self.class_pixels[split][cls] += n
         self.stats.merge(result.stats)
         self.writer.absorb(result.extras)
         if self.catalog is not None:
