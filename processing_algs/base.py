@@ -29,6 +29,7 @@ from ..qgis_satplugin.engine_env.child import run_in_engine
 from ..qgis_satplugin.engine_env.install import running_in
 from ..qgis_satplugin.engine_env.locate import Engine, EngineMissing, find_engine
 from .network_proxy import proxy_for_child
+from .number_values import number_problem
 from .raster_sidecars import no_new_sidecars
 
 # The Processing setting that names the engine's Python (Options > Processing > Providers).
@@ -77,6 +78,10 @@ class SatPluginAlgorithm(QgsProcessingAlgorithm):
         return type(self)()
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API)
+        for definition in self.parameterDefinitions():
+            problem = number_problem(definition, parameters.get(definition.name()))
+            if problem:  # said with the allowed range (QGIS: "Incorrect parameter value for X")
+                return False, problem
         # QGIS opens the input rasters here, before the run (see .raster_sidecars).
         rasters = [parameters.get(d.name()) for d in self.parameterDefinitions() if d.type() in ("raster", "multilayer")]
         with no_new_sidecars(rasters):
