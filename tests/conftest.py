@@ -74,6 +74,18 @@ def real_cluster(tmp_path_factory):
     cluster.close()
 
 
+def with_bind_mount(source: Path, target: Path, *command) -> subprocess.CompletedProcess:
+    """Run ``command`` where ``target`` is a bind mount of ``source`` (a second name of one folder, as a
+    Docker volume or a case-insensitive volume gives), in a user and mount namespace of its own
+    (``unshare``), so nothing outside changes. Skips the test where namespaces are not allowed."""
+    mount_then = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
+    run = ["unshare", "-rm", "sh", "-c", mount_then, "sh", str(source), str(target)]
+    probe = subprocess.run([*run, "true"], capture_output=True, text=True)
+    if probe.returncode:
+        pytest.skip(f"no mount namespace here: {probe.stderr.strip()}")
+    return subprocess.run([*run, *map(str, command)], capture_output=True, text=True)
+
+
 def shell_program(folder: Path, name: str, body: str) -> str:
     """An executable shell script ``folder/name`` running ``body``."""
     path = folder / name

@@ -6,7 +6,6 @@ Two L2A products with the same underlying reflectance, one of baseline 03.01 and
 
 from __future__ import annotations
 
-import subprocess
 from datetime import datetime, timezone
 
 import numpy as np
@@ -15,6 +14,7 @@ import rasterio
 
 from satplugin.qgis_satplugin.core.errors import SatPluginError
 from satplugin.qgis_satplugin.core.search.local import scan_folder
+from tests.conftest import with_bind_mount
 from tests.servers import s2_world
 from tests.servers.download_checks import assert_only_complete_files
 from satplugin.tests.fixtures.step_runs import run_download
@@ -175,18 +175,11 @@ def test_an_output_folder_that_names_a_products_folder_another_way_is_refused(tm
     folder, _ = s2_world.make_cog_product(tmp_path / "src", when=OLD, baseline="05.09", bands=("B04",))
     alias = tmp_path / "alias"
     alias.mkdir()
-    mount_then = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", mount_then, "sh", tmp_path / "src", alias, "true"],
-                           capture_output=True, text=True)
-    if probe.returncode:
-        pytest.skip(f"no mount namespace here: {probe.stderr.strip()}")
     check = ("import sys; from satplugin_engine.search.local import scan_folder; "
              "from satplugin_engine.download.runner import refuse_folder_among_sources; "
              "refuse_folder_among_sources(sys.argv[2], scan_folder(sys.argv[1]))")
     for out in (alias / folder.name / "out", alias / folder.name, tmp_path / "src" / folder.name / "new"):
-        run = subprocess.run(["unshare", "-rm", "sh", "-c", mount_then, "sh", tmp_path / "src", alias,
-                              engine_python, "-c", check, tmp_path / "src", out], capture_output=True, text=True)
+        run = with_bind_mount(tmp_path / "src", alias, engine_python, "-c", check, tmp_path / "src", out)
         assert run.returncode == 1 and "overlap; choose an output folder outside the products" in run.stderr, (out, run.stderr)
-    elsewhere = subprocess.run(["unshare", "-rm", "sh", "-c", mount_then, "sh", tmp_path / "src", alias,
-                                engine_python, "-c", check, tmp_path / "src", tmp_path / "out"], capture_output=True, text=True)
+    elsewhere = with_bind_mount(tmp_path / "src", alias, engine_python, "-c", check, tmp_path / "src", tmp_path / "out")
     assert elsewhere.returncode == 0, elsewhere.stderr

@@ -1,11 +1,10 @@
 """Output places refused before any work, with the reason a user can act on (core/atomic.py, export/staging.py)."""
-import subprocess
-
 import pytest
 
 from satplugin.qgis_satplugin.core.atomic import check_parent_folder
 from satplugin.qgis_satplugin.core.errors import SatPluginError
 from satplugin.qgis_satplugin.core.export.staging import check_target
+from tests.conftest import with_bind_mount
 
 
 def test_an_output_under_a_file_is_refused_naming_the_file(tmp_path):
@@ -26,16 +25,10 @@ def test_an_export_onto_a_mount_point_is_refused_before_any_work(tmp_path, engin
     after all the work. A bind mount (as a Docker volume is), in a user and mount namespace of its own."""
     (tmp_path / "volume").mkdir()
     (tmp_path / "mnt").mkdir()
-    mount_then = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", mount_then, "sh", tmp_path / "volume", tmp_path / "mnt", "true"],
-                           capture_output=True, text=True)
-    if probe.returncode:
-        pytest.skip(f"no mount namespace here: {probe.stderr.strip()}")
     check = "import sys; from satplugin_engine.export.staging import check_target; check_target(sys.argv[1])"
 
     def check_in_namespace(target):
-        return subprocess.run(["unshare", "-rm", "sh", "-c", mount_then, "sh", tmp_path / "volume", tmp_path / "mnt",
-                               engine_python, "-c", check, target], capture_output=True, text=True)
+        return with_bind_mount(tmp_path / "volume", tmp_path / "mnt", engine_python, "-c", check, target)
 
     refused = check_in_namespace(tmp_path / "mnt")
     assert refused.returncode == 1
