@@ -226,9 +226,13 @@ class RasterizeGroundTruth(PolygonLayerInput, SatPluginAlgorithm):
             return utm_grid_for_bounds(_bounds(extent), crs_string(source.sourceCrs()), pixel_size)
 
 
+# Fewer polygons than this may well each have a class of their own (a selection of a few fields).
+ID_LIKE_MIN_POLYGONS = 10
+
+
 def class_count_warning(n_classes: int, n_features: int, class_field: str):
     """A warning when the class field looks like an id (one class per polygon) or is too fine."""
-    if n_features > 1 and n_classes == n_features:
+    if n_features >= ID_LIKE_MIN_POLYGONS and n_classes == n_features:
         return (
             f"CLASS_FIELD '{class_field}' gives every one of the {n_features} polygons its own class; "
             "it looks like an id field. Choose the field that holds the crop or land-cover class."

@@ -77,6 +77,8 @@ class SuperResolve(SatPluginAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Super-resolved raster"))
         self.addOutput(QgsProcessingOutputString("PROVIDER_USED", "Execution provider that ran"))
         self.addOutput(QgsProcessingOutputNumber("REVISITS_USED", "Revisits fed to the model"))
+        self.addOutput(QgsProcessingOutputNumber(
+            "IMAGES_USED", "Distinct images among them (fewer when the model takes more revisits than there are)"))
         self.addOutput(QgsProcessingOutputNumber("SCALE", "Upsampling factor"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API)
@@ -98,5 +100,6 @@ class SuperResolve(SatPluginAlgorithm):
             "OUTPUT": result["output"],
             "PROVIDER_USED": result["provider"],
             "REVISITS_USED": len(result["revisits"]),
+            "IMAGES_USED": len({revisit["path"] for revisit in result["revisits"]}),
             "SCALE": result["scale"],
         }

@@ -54,5 +54,12 @@ class SuperResolvePage(StepPage):
     def show_results(self, results):
         layer = add_raster(results["OUTPUT"], Path(results["OUTPUT"]).stem, "Super-resolved")
         style_true_colour(layer)
-        return (f"x{int(results['SCALE'])} from {int(results['REVISITS_USED'])} revisit(s), "
-                f"run on {results['PROVIDER_USED']}.")
+        return f"x{int(results['SCALE'])} from {revisits_said(results)}, run on {results['PROVIDER_USED']}."
+
+
+def revisits_said(results) -> str:
+    """What the model was fed, in words: a date repeated to fill its inputs is one image, not several."""
+    fed, images = int(results["REVISITS_USED"]), int(results["IMAGES_USED"])
+    if images < fed:
+        return f"{images} image(s), repeated to fill the model's {fed} revisit inputs"
+    return f"{fed} revisit(s)"

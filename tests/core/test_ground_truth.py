@@ -192,6 +192,33 @@ def test_text_classes_map_to_sorted_ids_and_table(tmp_path):
         assert json.loads(ds.tags(1)["CLASS_TABLE"])[2]["pixel_count"] == 10
 
 
+def test_shared_parcel_ids_and_class_zero_are_said_in_the_log(tmp_path):
+    """Allowed, but they change what the rasters mean: an id given to two crops, pieces of one parcel,
+    polygons of class 0 (the background), which still win the pixels they cover."""
+    geoms = [px(0, 0, 2, 2), px(3, 0, 5, 2), px(6, 0, 8, 2), px(8, 0, 10, 2), px(0, 3, 6, 8), px(1, 4, 3, 6)]
+    lines = []
+    result, out = burn(tmp_path, geoms, ["wheat", "maize", "rye", "rye", "wheat", "maize"], ids=[6, 6, 7, 7, 8, 9],
+                       log=lines.append)
+    assert ("Warning: 1 parcel ids are each given to polygons of different classes (6: maize, wheat). Their pixels "
+            "share one id in the id raster, so per-parcel series and exports keyed on it mix those classes; give each "
+            "parcel its own id (or leave ID_FIELD empty to number the polygons).") in lines
+    assert "1 parcel ids are each given to several polygons of one class (such as 7): each is taken as one parcel in pieces." in lines
+    assert (out["id"][0, :5] == [6, 6, -1, 6, 6]).all() and result.n_rasterized == 6
+    # Integer classes with a 0: background where it wins, the id kept; the polygon inside it loses its pixels.
+    lines.clear()
+    _, out = burn(tmp_path, [px(0, 0, 6, 6), px(1, 1, 3, 3)], [0, 9], ids=[1, 2], log=lines.append)
+    assert [line for line in lines if "class 0" in line] == [
+        "Warning: 1 polygons have class 0, which is the class raster's background: their pixels are labelled "
+        "background (the id raster keeps their parcel ids) and, as any polygon does, they win the pixels they cover "
+        "most from polygons that overlap them. Filter them out if they are not meant as background."]
+    assert not any("parcel ids are each given" in line for line in lines)
+    assert (out["class"][:6, :6] == 0).all() and (out["id"][:6, :6] == 1).all()
+    # Nothing to say: no line.
+    lines.clear()
+    burn(tmp_path, [px(0, 0, 2, 2), px(3, 0, 5, 2)], [1, 2], ids=[1, 1 + 1], log=lines.append)
+    assert not any("parcel ids are each given" in line or "class 0" in line for line in lines)
+
+
 def test_min_coverage_threshold(tmp_path):
     geoms = [px(0, 0, 1.3, 1)]
     outputs = OutputPaths(class_raster=tmp_path / "c.tif", coverage_raster=tmp_path / "v.tif")

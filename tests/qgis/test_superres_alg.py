@@ -33,6 +33,7 @@ def test_processing_run_writes_a_georeferenced_raster(satplugin_provider, tmp_pa
     result = run({"INPUT": [str(p) for p in paths], "MODEL": str(model), "PROVIDER": 0, "TILE_SIZE": 24,
                   "OVERLAP": 8, "BATCH_SIZE": 2, "MAX_CLOUD": 50, "OUTPUT": str(tmp_path / "sr.tif")})
     assert result["PROVIDER_USED"] == "CPU" and result["REVISITS_USED"] == 2 and result["SCALE"] == 2
+    assert result["IMAGES_USED"] == 2
     layer = QgsRasterLayer(result["OUTPUT"], "sr")
     assert layer.isValid() and layer.bandCount() == 4
     assert (layer.width(), layer.height()) == (104, 80)
@@ -43,6 +44,19 @@ def test_processing_run_writes_a_georeferenced_raster(satplugin_provider, tmp_pa
     # The clearest date (the second, 0 % cloud) is the reference, upsampled by nearest neighbour.
     expected = np.repeat(np.repeat(stacks[1], 2, axis=1), 2, axis=2) * 1e-4
     np.testing.assert_allclose(out, expected, rtol=0, atol=2e-6)
+
+
+def test_a_model_fed_one_date_repeated_says_one_image(satplugin_provider, tmp_path, revisits):
+    """A model of 4 fixed revisits given 2 usable dates: 4 inputs fed, 2 images, and the panel says so."""
+    from satplugin.qgis_satplugin.gui.step_superres import revisits_said
+
+    paths, _ = revisits
+    model = make_model(tmp_path / "four.onnx", fixed_revisits=4)
+    result = run({"INPUT": [str(p) for p in paths], "MODEL": str(model), "TILE_SIZE": 24, "OVERLAP": 8,
+                  "MAX_CLOUD": 50, "OUTPUT": str(tmp_path / "sr.tif")})
+    assert (result["REVISITS_USED"], result["IMAGES_USED"]) == (4, 2)
+    assert revisits_said(result) == "2 image(s), repeated to fill the model's 4 revisit inputs"
+    assert revisits_said({"REVISITS_USED": 3, "IMAGES_USED": 3}) == "3 revisit(s)"
 
 
 def test_bad_input_is_one_clear_message(satplugin_provider, tmp_path, revisits):

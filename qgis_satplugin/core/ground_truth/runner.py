@@ -26,6 +26,7 @@ from ..grid import PixelGrid
 from ..options import plain
 from .burn_kernel import burn_strip, new_scratch
 from .edges import kernel_edges
+from .input_notes import note_background_class, note_shared_parcel_ids
 from .options import GroundTruthOptions, OutputPaths
 from .polygon_file import with_polygons_read
 from .polygons import clip_to_grid, prepare_polygons
@@ -108,6 +109,9 @@ def run(options: GroundTruthOptions, feedback: Feedback | None = None) -> Ground
         )
     keep = np.flatnonzero(inside)
     class_of, ids = class_of[keep], ids[keep]
+    if options.parcel_ids is not None:
+        note_shared_parcel_ids(ids, class_of, table, feedback)
+    note_background_class(class_of, feedback)
     rank = feature_ranks(ids, class_of)
     # Indexed by a strip's owner (1 + rank); the leading row maps "no winner" to background and nodata.
     class_by_owner = np.zeros(len(keep) + 1, dtype=table.dtype)
