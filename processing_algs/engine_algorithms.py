@@ -9,6 +9,7 @@ from pathlib import Path
 
 from qgis.core import (
     QgsApplication,
+    QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -30,10 +31,22 @@ def managed_engine_folder() -> Path:
     return managed_folder(QgsApplication.qgisSettingsDirPath())
 
 
-class InstallEngine(SatPluginAlgorithm):
+class _EngineAlgorithm(SatPluginAlgorithm):
+    """What the two share: they run without an engine (that is how there comes to be one), and once,
+    not as a batch (the dialog offers no "Run as Batch Process…")."""
+
+    GROUP = "engine"
+
+    def canExecute(self):  # noqa: N802 (QGIS API)
+        return True, ""
+
+    def flags(self):
+        return super().flags() & ~QgsProcessingAlgorithm.FlagSupportsBatch
+
+
+class InstallEngine(_EngineAlgorithm):
     NAME = "installengine"
     DISPLAY_NAME = "Install or update the engine"
-    GROUP = "engine"
 
     def shortHelpString(self):  # noqa: N802 (QGIS API): says what, how big and where, for this profile
         folder = managed_engine_folder()
@@ -54,9 +67,6 @@ class InstallEngine(SatPluginAlgorithm):
             "own instead, set its Python in Options &gt; Processing &gt; Providers &gt; Sentinel-2 ML datasets.</p>"
             "<p><b>Example</b> (command line):<br/><code>qgis_process run satplugin:installengine -- WHEELHOUSE=/media/usb/wheels</code></p>"
         )
-
-    def canExecute(self):  # noqa: N802 (QGIS API): this is how there comes to be an engine
-        return True, ""
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
         self.addParameter(
@@ -83,10 +93,9 @@ class InstallEngine(SatPluginAlgorithm):
         return {"ENGINE_PYTHON": str(venv_python(folder)), "VERSION": version}
 
 
-class RemoveEngine(SatPluginAlgorithm):
+class RemoveEngine(_EngineAlgorithm):
     NAME = "removeengine"
     DISPLAY_NAME = "Remove the engine"
-    GROUP = "engine"
     HELP = (
         "<p>Removes the managed engine (the environment Install engine made in the QGIS profile), and what an "
         "installation that did not finish left beside it, and frees their disk space. It is refused while a step "
@@ -94,9 +103,6 @@ class RemoveEngine(SatPluginAlgorithm):
         "touched.</p>"
         "<p><b>Example</b> (command line):<br/><code>qgis_process run satplugin:removeengine</code></p>"
     )
-
-    def canExecute(self):  # noqa: N802 (QGIS API)
-        return True, ""
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
         self.addOutput(QgsProcessingOutputNumber("REMOVED", "1 if an engine was removed, 0 if there was none"))

@@ -42,7 +42,7 @@ class SatPlugin:
         from .gui.dock import TITLE, SatPluginDock
 
         window = self.iface.mainWindow()
-        self.dock = SatPluginDock(self.iface, window)
+        self.dock = SatPluginDock(self.iface, window, offer_engine=self.offer_engine)
         self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
         self.dock.hide()  # shown from its action, then QGIS remembers where the user left it
         self.action = QAction(QIcon(str(ICON)), TITLE, window)
@@ -58,6 +58,7 @@ class SatPlugin:
     def offer_engine(self):
         """Without a usable engine, a message bar that says so, with Install engine… (the installer's dialog)."""
         from qgis.core import Qgis, QgsProcessingException
+        from qgis.PyQt import sip
         from qgis.PyQt.QtWidgets import QPushButton
 
         from ..processing_algs.base import current_engine
@@ -67,6 +68,8 @@ class SatPlugin:
             current_engine()
         except QgsProcessingException as exc:
             bar = self.iface.messageBar()
+            if self.engine_message is not None and not sip.isdeleted(self.engine_message):
+                bar.popWidget(self.engine_message)  # one such message at a time, however often a step asks
             text = str(exc)
             if text.startswith(NOT_INSTALLED):  # the usual first start: the button says the rest
                 text = "its steps need the plugin's engine, which is not installed yet (about 250 MB, into the QGIS profile)."

@@ -8,7 +8,7 @@ progress and cancel), and each step's outputs become the next step's inputs:
     download folder   ──► export IMAGES, super-resolve INPUT; first image ──► ground-truth grid
     ground truth      ──► export LABELS
 """
-from qgis.core import QgsProject
+from qgis.core import QgsProcessingException, QgsProject
 from qgis.gui import QgsAuthConfigSelect, QgsDockWidget, QgsFileWidget
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
@@ -24,6 +24,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from . import messages
+from ...processing_algs.base import current_engine
 from .algorithm_task import AlgorithmRunner, python_command
 from .project_choices import ProjectChoices
 from .step_download import DownloadPage
@@ -48,10 +49,11 @@ def _scrolled(page):
 
 
 class SatPluginDock(QgsDockWidget):
-    def __init__(self, iface, parent=None):
+    def __init__(self, iface, parent=None, offer_engine=None):
         super().__init__(TITLE, parent)
         self.setObjectName("SatPluginDock")  # QGIS saves dock positions by object name
         self.iface = iface
+        self.offer_engine = offer_engine  # the plugin's message bar with Install engine…
         self.choices = ProjectChoices()
         self.runner = AlgorithmRunner(self)
 
@@ -137,6 +139,8 @@ class SatPluginDock(QgsDockWidget):
         if self.runner.is_running():
             messages.warning(self.iface, "A step is still running: wait for it to finish or cancel it.")
             return
+        if not self._engine_ready(page):
+            return
         try:
             parameters = page.parameters()
             page.prepare()
@@ -147,6 +151,19 @@ class SatPluginDock(QgsDockWidget):
         messages.log(python_command(page.ALGORITHM, parameters))
         self._page = page
         self.runner.run(page.ALGORITHM, parameters, on_success=page.show_results)
+
+    def _engine_ready(self, page) -> bool:
+        """Without an engine a step stops here, before its parameters make any folder, with the
+        plugin's message bar that offers Install engine… (not a long error that hides it)."""
+        try:
+            current_engine()
+        except QgsProcessingException as exc:
+            if self.offer_engine is not None:
+                self.offer_engine()
+            else:
+                messages.warning(self.iface, f"{page.TITLE}: {exc}")
+            return False
+        return True
 
     def _started(self, name):
         self.progress.setValue(0)
@@ -168,7 +185,9 @@ class SatPluginDock(QgsDockWidget):
             # the algorithm says so in its log, the message bar must say it too.
             for text in self._page.warnings(outcome.results):
                 messages.warning(self.iface, f"{title}: {text}")
-        elif outcome.status == "canceled":
+            return
+        self._page.after_failure()
+        if outcome.status == "canceled":
             self.progress.setValue(0)
             self.status.setText(f"{title}: canceled.")
             messages.warning(self.iface, f"{title} was canceled; nothing partial was kept.")

@@ -51,6 +51,7 @@ class GroundTruthPage(StepPage):
 
     def __init__(self, iface, workspace, choices, parent=None):
         super().__init__(iface, workspace, choices, parent)
+        self._folder = None  # the last run's output folder (parameters() makes it)
         self.polygons = QgsMapLayerComboBox()
         self.polygons.setFilters(QgsMapLayerProxyModel.PolygonLayer)
         self.add_row("Polygons", self.polygons, "layer")
@@ -99,7 +100,8 @@ class GroundTruthPage(StepPage):
         if not self.class_field.currentField():
             raise StepInputError("Choose the class field: the field that holds each polygon's class (crop, land cover).")
         folder = Path(self.workspace.new_path("ground_truth"))
-        folder.mkdir(parents=True)
+        folder.mkdir(parents=True)  # the algorithm's outputs go into it: it must exist
+        self._folder = folder
         reference = self.reference.currentLayer()
         # What the algorithm will read, to judge its class count when it is done.
         self._submitted = (self.class_field.currentField(),
@@ -129,6 +131,15 @@ class GroundTruthPage(StepPage):
         self.labels_ready.emit([classes, ids, conflicts])
         return (f"{int(results['LABELLED_PIXELS'])} pixels labelled in {int(results['CLASSES'])} classes "
                 f"from {int(results['RASTERIZED_FEATURES'])} polygons; {int(results['CONFLICT_PIXELS'])} in conflict.")
+
+    def after_failure(self):
+        """The run's folder goes again when nothing was written into it (a failed run writes nothing)."""
+        if self._folder is None:
+            return
+        try:
+            self._folder.rmdir()  # only an empty folder: never anything of the user's
+        except OSError:
+            pass
 
     def warnings(self, results):
         class_field, n_features = self._submitted

@@ -64,3 +64,6 @@ class StepPage(QWidget):
     def warnings(self, results) -> list:
         """Sentences for the message bar about a run that succeeded but looks wrong; none by default."""
         return []
+
+    def after_failure(self):
+        """A run that failed or was canceled: undo what ``parameters`` made for it; nothing by default."""

@@ -119,13 +119,19 @@ def test_classes_that_look_like_ids_or_exceed_255_are_warned_in_the_bar_and_the_
     assert "3 classes from 4 polygons" in dock.status.text()
     assert messages(qgis_iface, Qgis.Warning) == []
 
-    # The parcel id as class field: every parcel its own class.
+    # The parcel id as class field: 4 polygons with 4 classes may be a few fields of 4 crops, no warning;
+    # 12 polygons with 12 classes look like ids.
     gt.class_field.setField("pid")
     outcome = run_step(dock, gt)
     assert outcome.status == "success", outcome.error
-    assert outcome.results["CLASSES"] == 4
-    one_per_parcel = class_count_warning(4, 4, "pid")
-    assert "looks like an id field" in one_per_parcel
+    assert outcome.results["CLASSES"] == 4 and messages(qgis_iface, Qgis.Warning) == []
+    gt.polygons.setLayer(squares_layer(12, lambda i: 100 + i))
+    gt.class_field.setField("crop_code")
+    outcome = run_step(dock, gt)
+    assert outcome.status == "success", outcome.error
+    assert outcome.results["CLASSES"] == 12
+    one_per_parcel = class_count_warning(12, 12, "crop_code")
+    assert "gives every one of the 12 polygons its own class; it looks like an id field" in one_per_parcel
     assert messages(qgis_iface, Qgis.Warning) == [bar(f"{GT_TITLE}: {one_per_parcel}")]
 
     # 260 classes over 520 squares: not one per parcel, but more than a byte holds.
@@ -141,6 +147,25 @@ def test_classes_that_look_like_ids_or_exceed_255_are_warned_in_the_bar_and_the_
     warnings = [text for level, text in satplugin_log if level == Qgis.Warning]
     assert warnings == [f"{GT_TITLE}: {one_per_parcel}", f"{GT_TITLE}: {too_many}"]
     assert too_many in outcome.log
+
+
+def test_a_failed_ground_truth_leaves_no_empty_run_folder(dock, qgis_iface, tmp_path):
+    """The page makes the run's folder for the outputs; a run that fails (a NULL class) writes nothing
+    into it, and the folder goes again. A folder something was written into stays."""
+    gt = dock.ground_truth
+    dock.folder.setFilePath(str(tmp_path / "work"))
+    layer = squares_layer(3, lambda i: None if i == 1 else 5)
+    gt.polygons.setLayer(layer)
+    gt.class_field.setField("crop_code")
+    outcome = run_step(dock, gt)
+    assert outcome.status == "failed" and "no class value (NULL)" in outcome.error
+    assert list((tmp_path / "work").iterdir()) == []
+    gt.polygons.setLayer(squares_layer(3, lambda i: 5))
+    gt.class_field.setField("crop_code")
+    outcome = run_step(dock, gt)
+    assert outcome.status == "success", outcome.error
+    (folder,) = (tmp_path / "work").iterdir()
+    assert sorted(p.name for p in folder.iterdir()) == ["class.tif", "classes.csv", "conflict.tif", "parcel_id.tif"]
 
 
 def test_with_no_work_folder_the_outputs_go_to_a_lasting_folder_and_the_dock_says_where(

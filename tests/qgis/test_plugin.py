@@ -1,5 +1,5 @@
 """The plugin object as QGIS Desktop (initGui) and qgis_process (iface=None) start it."""
-from qgis.core import QgsApplication
+from qgis.core import QgsApplication, QgsProcessingAlgorithm
 
 
 def _remove_registered():
@@ -85,6 +85,16 @@ def test_without_an_engine_desktop_offers_install_engine(qgis_iface, qgis_proces
         buttons[0].click()
         assert opened == ["satplugin:installengine"]
         assert qgis_iface.messageBar().currentItem() is item  # the dialog was closed without an engine
+        # A step run from the panel stops before it makes anything, with that same bar, once.
+        work = tmp_path / "work"
+        plugin.dock.folder.setFilePath(str(work))
+        for page in (plugin.dock.search, plugin.dock.ground_truth, plugin.dock.search):
+            plugin.dock.run_step(page)
+        assert not work.exists() and not plugin.dock.runner.is_running()
+        offers = [i for i in qgis_iface.messageBar().items()
+                  if [b.text() for b in i.findChildren(QPushButton)] == ["Install engine…"]]
+        assert len(offers) == 1 and f"{missing}, does not exist" in offers[0].text()
+        item = offers[0]
         # A step cannot start, and says the same sentence where the dialog shows it.
         algorithm = QgsApplication.processingRegistry().algorithmById("satplugin:rasterizegroundtruth")
         can, why = algorithm.canExecute()
@@ -92,6 +102,10 @@ def test_without_an_engine_desktop_offers_install_engine(qgis_iface, qgis_proces
         # The installer's dialog tells what, how big and where, before anything is done.
         installer = QgsApplication.processingRegistry().algorithmById("satplugin:installengine")
         assert installer.canExecute()[0]
+        # Installed once, not as a batch: no "Run as Batch Process…" (the other steps keep it).
+        for alg_id, batch in (("installengine", False), ("removeengine", False), ("exportpatches", True)):
+            flags = QgsApplication.processingRegistry().algorithmById(f"satplugin:{alg_id}").flags()
+            assert bool(flags & QgsProcessingAlgorithm.FlagSupportsBatch) is batch, alg_id
         text = installer.shortHelpString()
         assert f"{QgsApplication.qgisSettingsDirPath()}" in text and "satplugin-engine" in text and "MB" in text
         monkeypatch.setattr(qgis_iface, "browserModel", lambda: None, raising=False)  # the fake iface has none
