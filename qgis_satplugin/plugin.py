@@ -71,8 +71,8 @@ class SatPlugin:
             if self.engine_message is not None and not sip.isdeleted(self.engine_message):
                 bar.popWidget(self.engine_message)  # one such message at a time, however often a step asks
             text = str(exc)
-            if text.startswith(NOT_INSTALLED):  # the usual first start: the button says the rest
-                text = "its steps need the plugin's engine, which is not installed yet (about 250 MB, into the QGIS profile)."
+            if text.startswith(NOT_INSTALLED):  # the usual first start: one line, the button and its dialog say the rest
+                text = "its steps need an engine, not installed yet (about 250 MB)."
             message = bar.createMessage("Sentinel-2 ML datasets", text)
             button = QPushButton(INSTALL_ENGINE_LABEL, message)
             button.clicked.connect(self.open_installer)
