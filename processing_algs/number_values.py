@@ -19,17 +19,16 @@ def number_problem(definition, value) -> str:
     or not a plain number (an expression, a layer property: QGIS evaluates and checks those)."""
     if not isinstance(definition, QgsProcessingParameterNumber) or value is None or isinstance(value, bool):
         return ""
-    if isinstance(value, str):
-        if not value.strip():
-            return ""
-        try:
-            number = float(value)
-        except ValueError:
-            return ""  # not a number at all: QGIS's own message names the parameter
-    elif isinstance(value, (int, float)):
-        number = float(value)
-    else:
+    if isinstance(value, str) and not value.strip():
         return ""
+    if not isinstance(value, (str, int, float)):
+        return ""
+    try:
+        number = float(value)
+    except ValueError:
+        return ""  # not a number at all: QGIS's own message names the parameter
+    except OverflowError:  # an int beyond any double
+        number = math.inf
     name = definition.name()
     if not math.isfinite(number):
         return f"{name} must be a finite number; got {value}."

@@ -83,7 +83,8 @@ def main(argv=None, stdout=None) -> int:
     except Exception as exc:  # a defect: still one line the parent can show, the traceback on stderr
         traceback.print_exc()
         return answer({"error": f"The engine failed unexpectedly ({type(exc).__name__}: {exc}); "
-                                "the traceback is in its error output (the plugin's log shows its end)."}, EXIT_ERROR)
+                                "the traceback is in its error output (the plugin shows its end in the log).",
+                       "defect": True}, EXIT_ERROR)
     finally:
         for signum, handler in previous.items():
             # None: a handler installed from C (an embedding host); the default is the safe return.

@@ -71,11 +71,15 @@ def run_in_engine(python: str, step: str, job_json: str, feedback: Feedback | No
         # works in QGIS's, so that relative paths in the job mean what they mean to QGIS.
         workdir = ["--workdir", _working_folder()] if _working_folder() else []
         with open(errors_path, "w+b") as errors:
-            process = subprocess.Popen(
-                [python, "-m", "satplugin_engine", "run", step, str(job), *workdir],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, cwd=folder,
-                env=child_environment(extra_env), **_own_process_group(),
-            )
+            try:
+                process = subprocess.Popen(
+                    [python, "-m", "satplugin_engine", "run", step, str(job), *workdir],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, cwd=folder,
+                    env=child_environment(extra_env), **_own_process_group(),
+                )
+            except OSError as exc:  # removed since it was checked, or not a program
+                raise EngineFailed(f"The engine's Python {python} could not be started ({exc.strerror or exc}); "
+                                   "nothing was run. Check that the engine is installed, then run the step again.") from None
             try:
                 final, canceled = _follow(process, feedback)
             finally:  # whatever went wrong here, the child does not outlive the run
@@ -89,7 +93,8 @@ def run_in_engine(python: str, step: str, job_json: str, feedback: Feedback | No
     if final is not None and "error" in final:
         if canceled or process.returncode == 3:
             raise Canceled(final["error"])
-        _log_error_output(error_text, feedback)
+        if final.get("defect"):
+            _log_error_output(error_text, feedback)
         raise SatPluginError(final["error"])
     if canceled:
         raise Canceled("Canceled by the user; the engine was stopped and no output was written.")
@@ -236,8 +241,8 @@ def _kill(process: subprocess.Popen) -> None:
 
 
 def _log_error_output(error_text: str, feedback: Feedback) -> None:
-    """The end of the traceback the engine printed for a defect, in the log: its error sentence
-    points to it, and the file goes with the job folder. Nothing for the errors it expects."""
+    """The end of the traceback the engine printed for a defect (an error it did not expect), in the
+    log: its error sentence points to it, and the file goes with the job folder."""
     start = error_text.rfind("Traceback (most recent call last)")
     if start < 0:
         return

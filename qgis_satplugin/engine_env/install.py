@@ -13,6 +13,7 @@ else the CPU build (a wheelhouse decides by what it holds).
 from __future__ import annotations
 
 import base64
+import glob
 import hashlib
 import json
 import platform
@@ -24,6 +25,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -34,6 +36,7 @@ from ..core.locks import InUse, OutputLock
 from .locate import base_interpreter, child_environment, engine_version, forget_versions, no_console_window, venv_python
 
 MARKER = "satplugin-engine.json"  # written last into an environment this module made
+TRASH = ".removing-"  # in the hidden name a folder has while it is being deleted
 PYPI_PIP = "https://pypi.org/pypi/pip/json"
 STEP_TIMEOUT_S = 3600.0
 # What an install or a removal says while a step runs in the engine, and a step while the engine changes.
@@ -149,9 +152,10 @@ def install_engine(plan: InstallPlan, feedback: Feedback | None = None, base_pyt
 def _install(plan: InstallPlan, feedback: Feedback, base_python: Optional[Path]) -> str:
     folder = plan.folder
     staging = _leftovers(folder)[0]
-    _remove_ours(staging, allow_unmarked=True)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     try:
+        _refuse_link(folder)  # before any download
+        _clear_leftovers(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
         base = Path(base_python) if base_python else base_interpreter()
         feedback.log(f"Creating the engine's environment with {base} in {staging}")
         _call([str(base), "-m", "venv", "--without-pip", str(staging)], feedback, "creating the environment")
@@ -197,22 +201,38 @@ def remove_engine(folder: Path) -> list:
 
     Refused while a step runs in the engine.
     """
-    removed = []
     with OutputLock([folder], what="engine installation"), _no_step_running(folder, "remove it"):
-        if folder.exists():
+        removed = _clear_leftovers(folder)
+        if folder.exists() or folder.is_symlink():
             _remove_ours(folder, allow_unmarked=False)
-            removed.append(folder)
-        for leftover in _leftovers(folder):  # the lock says no install is running: these are a killed one's
-            if leftover.exists():
-                _remove_ours(leftover, allow_unmarked=True)
-                removed.append(leftover)
+            removed.insert(0, folder)
     forget_versions()
     return removed
 
 
+def _clear_leftovers(folder: Path) -> list:
+    """Remove what killed installs and removals left beside ``folder``; the paths removed. Call it
+    holding the install lock: then no install is running, so these are a killed one's. A previous
+    engine that a swap killed between its two renames left as ``.old`` goes back in place first."""
+    new, old, *trash = _leftovers(folder)
+    if not folder.exists() and not folder.is_symlink() and not old.is_symlink() and (old / MARKER).is_file():
+        old.rename(folder)
+    removed = []
+    for leftover in (new, old, *trash):
+        if leftover.exists() or leftover.is_symlink():
+            if TRASH in leftover.name and not leftover.is_symlink():
+                shutil.rmtree(leftover)  # renamed away by _remove_ours after its check
+            else:
+                _remove_ours(leftover, allow_unmarked=True)
+            removed.append(leftover)
+    return removed
+
+
 def _leftovers(folder: Path) -> list:
-    """Where an install builds the new environment, and where the old one waits during the swap."""
-    return [folder.with_name(folder.name + ".new"), folder.with_name(folder.name + ".old")]
+    """Where an install builds the new environment, where the old one waits during the swap, and
+    the trash folders of removals that were killed (:func:`_remove_ours`)."""
+    trash = sorted(folder.parent.glob(f".{glob.escape(folder.name)}*{TRASH}*")) if folder.parent.is_dir() else []
+    return [folder.with_name(folder.name + ".new"), folder.with_name(folder.name + ".old"), *trash]
 
 
 def installed_version(folder: Path) -> Optional[str]:
@@ -284,8 +304,10 @@ class _ProxyAsPipUses(urllib.request.ProxyHandler):
     def proxy_open(self, req, proxy, type):  # noqa: A002 (urllib's signature)
         if req.host and urllib.request.proxy_bypass_environment(req.host, {"no": self.no_proxy}):
             return None  # straight to the host
-        if type in self.authorization:  # urllib moves it to the CONNECT request of an HTTPS tunnel
-            req.add_header("Proxy-Authorization", self.authorization[type])
+        if type in self.authorization:
+            # Unredirected: a redirect to a host in NO_PROXY must not carry the proxy's password there
+            # (requests drops it too). urllib moves it to the CONNECT request of an HTTPS tunnel.
+            req.add_unredirected_header("Proxy-Authorization", self.authorization[type])
         req.set_proxy(urllib.parse.urlsplit(proxy).netloc, "http")  # network_proxy's proxies are http://
         return None  # the HTTP(S) handler then opens the request through the proxy
 
@@ -360,11 +382,29 @@ def _swap(staging: Path, folder: Path) -> None:
     _remove_ours(old, allow_unmarked=True)
 
 
+def _refuse_link(path: Path) -> None:
+    if path.is_symlink():
+        raise SatPluginError(
+            f"{path} is a link; the installer moves and deletes its folders by name and will not follow a link. "
+            "Remove the link (the folder it points to stays), or use an environment of your own (Options > "
+            "Processing > Providers > Sentinel-2 ML datasets > Engine Python interpreter)."
+        )
+
+
 def _remove_ours(path: Path, *, allow_unmarked: bool) -> None:
-    """Remove a folder the installer made: marked, or (staging folders) holding a pyvenv.cfg or nothing."""
+    """Remove a folder the installer made: marked, or (staging folders) holding a pyvenv.cfg or nothing.
+
+    Renamed away first, in one step, then deleted: a removal killed half-way leaves no half
+    engine under the real name (its marker perhaps gone, so that nothing would remove it), only
+    a hidden trash folder that the next install or removal takes (:func:`_leftovers`). Windows
+    refuses the rename while a program of the folder runs, so a running engine stays whole.
+    """
+    _refuse_link(path)
     if not path.exists():
         return
     ours = (path / MARKER).exists() or (allow_unmarked and ((path / "pyvenv.cfg").exists() or not any(path.iterdir())))
     if not ours:
         raise SatPluginError(f"{path} was not made by the plugin's installer; it was left alone.")
-    shutil.rmtree(path)
+    trash = path.with_name(f".{path.name}{TRASH}{uuid.uuid4().hex[:8]}")
+    path.rename(trash)
+    shutil.rmtree(trash)

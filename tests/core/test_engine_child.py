@@ -228,13 +228,51 @@ def test_remove_takes_a_killed_installs_leftovers_and_waits_for_no_running_step(
                 pass
 
 
+def test_an_engine_python_that_cannot_start_is_one_sentence(tmp_path):
+    gone = tmp_path / "satplugin-engine" / "bin" / "python"
+    with pytest.raises(EngineFailed, match=rf"^The engine's Python {gone} could not be started \(No such file or "
+                                           r"directory\); nothing was run\. Check that the engine is installed"):
+        run_in_engine(str(gone), "export", "{}", Feedback())
+
+
+def test_killed_removals_and_swaps_are_mended_and_links_are_not_followed(tmp_path):
+    from satplugin.qgis_satplugin.engine_env import install
+
+    folder = tmp_path / "satplugin-engine"
+
+    def engine(path):
+        (path / "bin").mkdir(parents=True)
+        (path / install.MARKER).write_text("{}")
+        return path
+
+    # A removal killed while deleting left its hidden trash folder (the engine had been renamed away whole).
+    trash = tmp_path / ".satplugin-engine.removing-0123abcd"
+    (trash / "lib").mkdir(parents=True)
+    # A swap killed between its two renames left the previous engine as .old: it goes back in place.
+    engine(tmp_path / "satplugin-engine.old")
+    assert install._clear_leftovers(folder) == [trash]
+    assert (folder / install.MARKER).is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["satplugin-engine"]
+    assert install.remove_engine(folder) == [folder] and list(tmp_path.iterdir()) == []
+    # An engine folder that is a link (to another disk): neither removed nor replaced, said at once.
+    target = engine(tmp_path / "elsewhere" / "engine")
+    folder.symlink_to(target, target_is_directory=True)
+    link_refusal = rf"^{folder} is a link; the installer moves and deletes its folders by name and will not follow a link\."
+    with pytest.raises(SatPluginError, match=link_refusal):
+        install.remove_engine(folder)
+    plan = install.InstallPlan(folder, install.EngineSource(ROOT, __version__), "all")
+    with pytest.raises(SatPluginError, match=link_refusal):
+        install.install_engine(plan, base_python=Path(sys.executable))
+    assert folder.is_symlink() and (target / install.MARKER).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "satplugin-engine"]
+
+
 def test_a_defect_in_the_engine_shows_the_end_of_its_traceback_in_the_log(tmp_path):
     engine = shell_program(tmp_path, "engine", "\n".join([
         "echo 'UserWarning: a warning of a library' >&2",
         "echo 'Traceback (most recent call last):' >&2",
         "echo '  File \"satplugin_engine/export/runner.py\", line 9, in run' >&2",
         "echo \"ModuleNotFoundError: No module named 'pyogrio'\" >&2",
-        "echo '{\"error\": \"The engine failed unexpectedly (ModuleNotFoundError)\"}'",
+        "echo '{\"error\": \"The engine failed unexpectedly (ModuleNotFoundError)\", \"defect\": true}'",
         "exit 1", ""]))
     logs = []
     with pytest.raises(SatPluginError, match=r"^The engine failed unexpectedly \(ModuleNotFoundError\)$"):
@@ -242,8 +280,10 @@ def test_a_defect_in_the_engine_shows_the_end_of_its_traceback_in_the_log(tmp_pa
     assert logs == ["The end of the engine's error output:", "  Traceback (most recent call last):",
                     '    File "satplugin_engine/export/runner.py", line 9, in run',
                     "  ModuleNotFoundError: No module named 'pyogrio'"]
-    # An error the engine expects (bad input) has no traceback: nothing more in the log.
-    quiet = shell_program(tmp_path, "quiet", "echo 'UserWarning: noise' >&2\necho '{\"error\": \"Choose a folder.\"}'\nexit 2\n")
+    # An error the engine expects (bad input): nothing more in the log, even where a library printed
+    # (and handled) a traceback of its own.
+    quiet = shell_program(tmp_path, "quiet", "echo 'Traceback (most recent call last):' >&2\n"
+                          "echo '{\"error\": \"Choose a folder.\"}'\nexit 1\n")
     logs.clear()
     with pytest.raises(SatPluginError, match="^Choose a folder.$"):
         run_in_engine(quiet, "export", "{}", Feedback(log=logs.append))
@@ -286,6 +326,7 @@ def test_pip_comes_from_the_pypi_json_api_also_where_a_mirror_gives_relative_add
 def test_the_installers_downloads_go_through_the_proxy_it_is_given(tmp_path, monkeypatch):
     """QGIS's proxy (processing_algs/network_proxy.py) reaches the pip download and pip's environment,
     with pip's rules: credentials in Latin-1, as requests sends them, and NO_PROXY's hosts direct."""
+    import base64
     import hashlib
 
     from pip._vendor.requests.auth import _basic_auth_str
@@ -319,6 +360,15 @@ def test_the_installers_downloads_go_through_the_proxy_it_is_given(tmp_path, mon
     install._call([spy], Feedback(), "spying", environment=plan.environment)
     seen = dict(line.split("=", 1) for line in (tmp_path / "env.txt").read_text().splitlines() if "=" in line)
     assert seen["HTTP_PROXY"] == seen["HTTPS_PROXY"] == address
+    # A redirect from the proxied host to an excluded one does not take the proxy's password there.
+    with RangeFileServer(site) as origin, RangeFileServer(site) as proxy:
+        plan.environment = {"HTTP_PROXY": proxy.url.replace("http://", "http://jane:pw@"),
+                            "NO_PROXY": origin.url.removeprefix("http://")}
+        proxy.script(302, headers={"Location": f"{origin.url}/pypi/pip/json"}, path="/pypi/pip/json")
+        monkeypatch.setattr(install, "PYPI_PIP", "http://pypi.satplugin.test/pypi/pip/json")
+        install._pip_wheel(plan, staging, Feedback())
+    assert [r.headers.get("proxy-authorization") for r in proxy.requests] == ["Basic " + base64.b64encode(b"jane:pw").decode()] * 2
+    assert [(r.path, r.headers.get("proxy-authorization")) for r in origin.requests] == [("/pypi/pip/json", None)]
 
 
 def test_an_engine_python_older_than_the_engine_needs_is_one_sentence(tmp_path):

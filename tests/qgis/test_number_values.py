@@ -35,6 +35,8 @@ def test_values_in_range_and_expressions_pass_this_check(satplugin_provider):
     assert [number_problem(patch, v) for v in (16, "16", 16.0, "", None, QgsProperty.fromExpression("8 * 2"))] == [""] * 6
     assert number_problem(alg.parameterDefinition("SEED"), -12345) == ""  # no lower bound
     assert number_problem(patch, "1") == "PATCH_SIZE must be at least 2; got 1."
+    assert number_problem(patch, 10**400).startswith("PATCH_SIZE must be a finite number; got 1000")
+    assert number_problem(patch, "sixteen") == ""  # QGIS's own check names it
 
 
 def test_qgis_process_says_the_range_too(tmp_path):
