@@ -298,20 +298,22 @@ def test_native_band_resolution_says_which_edge_pixels_no_window_covers(tmp_path
     assert not any("in no patch" in m for m in messages)
 
 
-def test_class_pixels_count_each_label_pixel_once_per_split_with_overlapping_patches(folder, tmp_path):
+@pytest.mark.parametrize("k", [1, 2])
+def test_class_pixels_count_each_label_pixel_once_per_split_with_overlapping_patches(folder, tmp_path, k):
     src, grid, _ = folder
-    classes = np.random.default_rng(4).choice([0, 1, 2, 255], size=(150, 200), p=[0.3, 0.4, 0.2, 0.1]).astype(np.uint8)
-    cls = write_label(tmp_path / "class.tif", classes, grid, nodata=255)
-    res = export(src, tmp_path / "out", labels={"class": cls}, patch_size=32, stride=16, split_block_size=64,
-                 split_ratios=(0.6, 0.2, 0.2), seed=2)
+    classes = np.random.default_rng(4).choice([0, 1, 2, 255], size=(150 * k, 200 * k),
+                                              p=[0.3, 0.4, 0.2, 0.1]).astype(np.uint8)
+    cls = write_label(tmp_path / "class.tif", classes, grid, scale=k, nodata=255)
+    res = export(src, tmp_path / "out", labels={"class": cls}, label_scale=k, patch_size=32, stride=16,
+                 split_block_size=64, split_ratios=(0.6, 0.2, 0.2), seed=2)
     ds = ExportedDataset(tmp_path / "out")
     card = json.loads((tmp_path / "out" / "dataset.json").read_text())
     per_patch = {s: {} for s in ("train", "val", "test")}
     for split in per_patch:
-        covered = np.zeros(classes.shape, dtype=bool)
+        covered = np.zeros(classes.shape, dtype=bool)  # label pixels, k x k per image pixel
         for r in ds.rows:
             if r["split"] == split:
-                covered[r["row"] : r["row"] + 32, r["col"] : r["col"] + 32] = True
+                covered[r["row"] * k : (r["row"] + 32) * k, r["col"] * k : (r["col"] + 32) * k] = True
         values, counts = np.unique(classes[covered & (classes != 255)], return_counts=True)
         expected = {str(v): int(n) for v, n in zip(values.tolist(), counts.tolist())}
         assert res.class_pixels[split] == expected and card["splits"][split]["class_pixels"] == expected, split
