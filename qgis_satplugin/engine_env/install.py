@@ -196,8 +196,8 @@ def _install(plan: InstallPlan, feedback: Feedback, base_python: Optional[Path])
 
 
 def remove_engine(folder: Path) -> list:
-    """Remove the managed engine at ``folder`` (only a folder this module made) and what a killed
-    install left beside it (``.new``, ``.old``); the paths removed.
+    """Remove the managed engine at ``folder`` (only a folder this module made) and what killed
+    installs and removals left beside it (:func:`_leftovers`); the paths removed.
 
     Refused while a step runs in the engine.
     """
