@@ -120,8 +120,9 @@ class SatPluginAlgorithm(QgsProcessingAlgorithm):
             environment = proxy_for_child(lines.info, "The engine goes")
             if credentials:
                 environment.update(SH_CLIENT_ID=credentials.client_id, SH_CLIENT_SECRET=credentials.client_secret)
-            with running_in(engine.managed_folder) if engine.managed_folder else nullcontext():
-                return run_in_engine(engine.python, step, options.to_json(), core_feedback, extra_env=environment)
+            with running_in(engine.managed_folder) if engine.managed_folder else nullcontext() as in_use:
+                return run_in_engine(engine.python, step, options.to_json(), core_feedback, extra_env=environment,
+                                     held=(in_use,) if in_use else ())
 
 
 def current_engine() -> Engine:

@@ -101,6 +101,10 @@ class OutputLock:
         self.release()
         return False
 
+    @property
+    def fds(self) -> tuple:
+        return tuple(fd for fd, _ in self._held)
+
     def release(self) -> None:
         while self._held:
             fd, _ = self._held.pop()
@@ -139,12 +143,27 @@ class InUse:
         self._fd = fd
         return self
 
+    @property
+    def fds(self) -> tuple:
+        return () if self._fd is None else (self._fd,)
+
     def __exit__(self, exc_type, exc, tb):
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
         return False
+
+
+def held_by_child(*locks) -> dict:
+    """Popen arguments that give a child the locks' files, so that they stay held while it runs
+    even when this process is killed first (a child in a session of its own outlives it).
+
+    An ``flock`` belongs to the open file, which the child then shares; this process still
+    releases it, after waiting for the child. POSIX only (Windows has no ``pass_fds``).
+    """
+    fds = tuple(fd for lock in locks for fd in lock.fds)
+    return {"pass_fds": fds} if fds and os.name != "nt" else {}
 
 
 def _open_lock_file(key: str) -> int:

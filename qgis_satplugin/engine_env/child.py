@@ -32,6 +32,7 @@ except ImportError:  # Windows: abandoned job folders are left to the system (re
 
 from ..core.errors import Canceled, SatPluginError
 from ..core.feedback import Feedback, replay_event
+from ..core.locks import held_by_child
 from .locate import child_environment
 
 JOB_PREFIX = "satplugin-job-"
@@ -54,12 +55,15 @@ class EngineFailed(SatPluginError):
     """The engine process ended without an answer (a crash, a kill)."""
 
 
-def run_in_engine(python: str, step: str, job_json: str, feedback: Feedback | None = None, *, extra_env=None) -> dict:
+def run_in_engine(python: str, step: str, job_json: str, feedback: Feedback | None = None, *, extra_env=None,
+                  held=()) -> dict:
     """The result (as JSON values) of ``step`` run by the engine of ``python`` on ``job_json``.
 
     Raises the step's error as :class:`SatPluginError`, a cancel as :class:`Canceled`, and a
     crash as :class:`EngineFailed`. ``extra_env`` adds variables to the child's environment
-    only (credentials: never in the job file or on a command line).
+    only (credentials: never in the job file or on a command line). ``held`` are locks the child
+    keeps held while it lives (the engine's in-use lock: a child that outlives a killed QGIS
+    still keeps the engine from being removed under it).
     """
     feedback = Feedback.of(feedback)
     remove_abandoned_jobs()
@@ -75,7 +79,7 @@ def run_in_engine(python: str, step: str, job_json: str, feedback: Feedback | No
                 process = subprocess.Popen(
                     [python, "-m", "satplugin_engine", "run", step, str(job), *workdir],
                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, cwd=folder,
-                    env=child_environment(extra_env), **_own_process_group(),
+                    env=child_environment(extra_env), **_own_process_group(), **held_by_child(*held),
                 )
             except OSError as exc:  # removed since it was checked, or not a program
                 raise EngineFailed(f"The engine's Python {python} could not be started ({exc.strerror or exc}); "

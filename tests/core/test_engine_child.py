@@ -266,6 +266,60 @@ def test_killed_removals_and_swaps_are_mended_and_links_are_not_followed(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "satplugin-engine"]
 
 
+PARENT_HOLDING_A_LOCK = """
+import sys
+from pathlib import Path
+from satplugin.qgis_satplugin.core.feedback import Feedback
+from satplugin.qgis_satplugin.core.locks import OutputLock
+from satplugin.qgis_satplugin.engine_env import install
+from satplugin.qgis_satplugin.engine_env.child import run_in_engine
+folder, program, kind = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+if kind == "step":  # a step in the managed engine (processing_algs/base.run_step)
+    with install.running_in(folder) as in_use:
+        run_in_engine(program, "search", "{}", held=(in_use,))
+else:  # an install running pip
+    with OutputLock([folder], what="engine installation") as lock:
+        install._call([program], Feedback(), "installing", held=lock)
+"""
+
+
+@pytest.mark.parametrize("kind", ["step", "install"])
+def test_a_child_that_outlives_a_killed_qgis_keeps_its_lock(tmp_path, kind):
+    """The engine child (its own session) and pip outlive a SIGKILLed QGIS until their next write.
+    Meanwhile nothing may remove the engine under the step, nor clear the folder pip writes into."""
+    import signal
+    import subprocess
+
+    from satplugin.qgis_satplugin.core.locks import OutputLock
+    from satplugin.qgis_satplugin.engine_env import install
+
+    folder = tmp_path / "satplugin-engine"
+    child = shell_program(tmp_path, "child", f"touch {tmp_path}/started\nsleep 2\ntouch {tmp_path}/ended\n")
+    parent = subprocess.Popen([sys.executable, "-c", PARENT_HOLDING_A_LOCK, str(folder), child, kind],
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    for _ in range(200):
+        if (tmp_path / "started").exists():
+            break
+        time.sleep(0.05)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+
+    def take():
+        return install._no_step_running(folder, "remove it") if kind == "step" else OutputLock([folder], "removal")
+
+    with pytest.raises(SatPluginError, match="A step is running in the engine" if kind == "step" else "is writing to"):
+        with take():
+            pass
+    assert not (tmp_path / "ended").exists()
+    for _ in range(200):  # free once the child has ended
+        try:
+            with take():
+                break
+        except SatPluginError:
+            time.sleep(0.05)
+    assert (tmp_path / "ended").exists()
+
+
 def test_a_defect_in_the_engine_shows_the_end_of_its_traceback_in_the_log(tmp_path):
     engine = shell_program(tmp_path, "engine", "\n".join([
         "echo 'UserWarning: a warning of a library' >&2",
