@@ -250,9 +250,8 @@ def _log_error_output(error_text: str, feedback: Feedback) -> None:
     start = error_text.rfind("Traceback (most recent call last)")
     if start < 0:
         return
-    tail = [line for line in error_text[start:].rstrip().splitlines() if line.strip()][-ERROR_TAIL_LINES:]
     feedback.log("The end of the engine's error output:")
-    for line in tail:
+    for line in _last_lines(error_text[start:]):
         feedback.log("  " + line)
 
 
@@ -261,6 +260,11 @@ def _crash_sentence(returncode: int, error_text: str) -> str:
         how = f"signal {-returncode}: {SIGNAL_NAMES.get(-returncode, 'ended by a signal')}"
     else:
         how = f"exit status {returncode}"
-    tail = [line for line in error_text.strip().splitlines() if line.strip()][-ERROR_TAIL_LINES:]
+    tail = _last_lines(error_text)
     details = ("; its last error output: " + " | ".join(tail)) if tail else ""
     return f"The engine stopped unexpectedly ({how}) without finishing; outputs are left as they were{details}."
+
+
+def _last_lines(text: str) -> list:
+    """The last ERROR_TAIL_LINES lines of ``text`` that are not blank."""
+    return [line for line in text.splitlines() if line.strip()][-ERROR_TAIL_LINES:]

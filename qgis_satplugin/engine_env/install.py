@@ -158,7 +158,7 @@ def _install(plan: InstallPlan, feedback: Feedback, base_python: Optional[Path],
         folder.parent.mkdir(parents=True, exist_ok=True)
         base = Path(base_python) if base_python else base_interpreter()
         feedback.log(f"Creating the engine's environment with {base} in {staging}")
-        _call([str(base), "-m", "venv", "--without-pip", str(staging)], feedback, "creating the environment", held=lock)
+        _call([str(base), "-m", "venv", "--without-pip", str(staging)], feedback, "creating the environment", held=(lock,))
         feedback.set_progress(0.05)
         pip_wheel = _pip_wheel(plan, staging, feedback)
         python = venv_python(staging)
@@ -172,14 +172,14 @@ def _install(plan: InstallPlan, feedback: Feedback, base_python: Optional[Path],
             command += ["--only-binary=numpy,shapely,rasterio,pyproj,pyogrio,pandas,numba,llvmlite,onnxruntime,onnxruntime-gpu"]
         feedback.log(f"Installing satplugin-engine {plan.source.version} with {plan.extra_label()}")
         _call(command + [str(pip_wheel), requirement], feedback, "installing the engine's packages", progress=(0.1, 0.9),
-              environment=plan.environment, held=lock)
+              environment=plan.environment, held=(lock,))
         forget_versions()
         found = engine_version(str(python))
         if found != plan.source.version:
             raise SatPluginError(f"The new engine reports version {found}, not {plan.source.version}; the old engine was kept.")
         feedback.log("Compiling the rasterizer's kernels (once, so that the first ground truth does not wait for it)")
         _call([str(python), "-m", "satplugin_engine", "warm-up"], feedback, "compiling the engine's kernels",
-              progress=(0.9, 0.98), held=lock)
+              progress=(0.9, 0.98), held=(lock,))
         (staging / MARKER).write_text(json.dumps({"version": found, "extra": plan.extra,
                                                   "wheelhouse": str(plan.wheelhouse or ""), "installed": time.time()}))
         with _no_step_running(folder, "install"):
@@ -318,14 +318,14 @@ def _version_key(wheel: Path) -> tuple:
     return tuple(int(part) if part.isdigit() else 0 for part in wheel.name.split("-")[1].split("."))
 
 
-def _call(command: list, feedback: Feedback, what: str, progress=None, environment=None, held=None) -> None:
+def _call(command: list, feedback: Feedback, what: str, progress=None, environment=None, held=()) -> None:
     """Run one install command, its output as log lines; cancel kills it. ``environment`` adds variables;
-    ``held`` is the install's lock, which the command keeps held: a pip that outlives a killed QGIS still
+    ``held`` are locks the command keeps held (the install's): a pip that outlives a killed QGIS still
     keeps the next install from deleting the folder it writes into."""
     try:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    env=child_environment({"PIP_NO_CACHE_DIR": "1", **(environment or {})}),
-                                   **no_console_window(), **(held_by_child(held) if held else {}))
+                                   **no_console_window(), **held_by_child(*held))
     except OSError as exc:
         raise SatPluginError(f"The engine's installation could not start {command[0]} ({exc}); nothing was installed.") from None
     lines: queue.Queue = queue.Queue()

@@ -279,7 +279,7 @@ if kind == "step":  # a step in the managed engine (processing_algs/base.run_ste
         run_in_engine(program, "search", "{}", held=(in_use,))
 else:  # an install running pip
     with OutputLock([folder], what="engine installation") as lock:
-        install._call([program], Feedback(), "installing", held=lock)
+        install._call([program], Feedback(), "installing", held=(lock,))
 """
 
 
